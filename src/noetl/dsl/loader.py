@@ -1,0 +1,411 @@
+"""Load and validate playbooks. Every problem names the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from noetl.dsl.model import (
+    COMMON_STEP_KEYS,
+    SAVE_KINDS,
+    STEP_TYPES,
+    TOOL_KEYS,
+    Edge,
+    Playbook,
+    RetryPolicy,
+    Step,
+)
+from noetl.dsl.yamlsrc import LineDict, load_yaml, plain
+from noetl.errors import PlaybookError, Problem
+
+TOP_KEYS = frozenset({"apiVersion", "kind", "metadata", "workload", "workbook", "workflow",
+                      "name", "path", "description"})
+RETRY_KEYS = frozenset({"max_attempts", "initial_delay", "backoff_multiplier", "max_delay",
+                        "jitter", "retry_when", "stop_when"})
+
+
+def _line(obj: Any, key: str | None = None) -> int | None:
+    if isinstance(obj, LineDict):
+        return obj.line_of(key) if key else obj.line
+    return getattr(obj, "line", None)
+
+
+class _Checker:
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def error(self, where: str, message: str, line: int | None) -> None:
+        self.problems.append(Problem(where, message, line))
+
+    def warn(self, where: str, message: str, line: int | None) -> None:
+        at = f" (line {line})" if line else ""
+        self.warnings.append(f"{self.source}: {where}{at}: {message}")
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookError(str(p), [Problem("file", f"cannot read: {exc.strerror}")]) from exc
+    return parse_playbook(text, source=str(p))
+
+
+def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
+    try:
+        doc = load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        msg = getattr(exc, "problem", None) or str(exc)
+        raise PlaybookError(source, [Problem("yaml", f"syntax error: {msg}", line)]) from exc
+    return build_playbook(doc, source)
+
+
+def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
+    c = _Checker(source)
+    if not isinstance(doc, dict):
+        raise PlaybookError(source, [Problem("document", "a playbook must be a YAML mapping", 1)])
+    if not isinstance(doc, LineDict):  # plain dict (from JSON/API): no line numbers
+        doc = _to_linedict(doc)
+    for key in doc:
+        if key not in TOP_KEYS:
+            c.warn(key, "unknown top-level key (ignored)", doc.line_of(key))
+    if "apiVersion" not in doc:
+        c.error("apiVersion", "missing (expected 'noetl.io/v1')", doc.line)
+    kind = doc.get("kind")
+    if kind is None:
+        c.error("kind", "missing (expected 'Playbook')", doc.line)
+    elif str(kind).lower() != "playbook":
+        c.error("kind", f"expected 'Playbook', got {kind!r}", doc.line_of("kind"))
+    meta = doc.get("metadata")
+    if meta is None:
+        meta = LineDict()
+        if "name" not in doc and "path" not in doc:
+            c.error("metadata", "missing (needs 'name' or 'path')", doc.line)
+    elif not isinstance(meta, dict):
+        c.error("metadata", "must be a mapping", doc.line_of("metadata"))
+        meta = LineDict()
+    name = meta.get("name") or doc.get("name")
+    path = meta.get("path") or doc.get("path") or name
+    if meta and not name and not meta.get("path"):
+        c.error("metadata", "needs 'name' or 'path'", _line(meta))
+    workload = doc.get("workload") or {}
+    if not isinstance(workload, dict):
+        c.error("workload", "must be a mapping", doc.line_of("workload"))
+        workload = {}
+    workbook = _check_workbook(c, doc.get("workbook"), doc.line_of("workbook"))
+    steps = _check_workflow(c, doc.get("workflow"), doc.line_of("workflow"), workbook)
+    if c.problems:
+        raise PlaybookError(source, c.problems)
+    version = meta.get("version")
+    return Playbook(
+        path=str(path), name=str(name or path), version=None if version is None else str(version),
+        workload=plain(workload), workbook=workbook, steps=steps, raw=plain(doc), source=source,
+        warnings=tuple(c.warnings), description=meta.get("description") or doc.get("description"),
+    )
+
+
+def _to_linedict(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = LineDict({str(k): _to_linedict(v) for k, v in value.items()})
+        return out
+    if isinstance(value, list):
+        return [_to_linedict(v) for v in value]
+    return value
+
+
+def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if wb is None:
+        return out
+    if not isinstance(wb, list):
+        c.error("workbook", "must be a list of named tasks", line)
+        return out
+    for i, task in enumerate(wb):
+        where = f"workbook[{i}]"
+        if not isinstance(task, dict):
+            c.error(where, "must be a mapping with 'name' and 'type'", _line(wb) or line)
+            continue
+        name = task.get("name")
+        if not name:
+            c.error(where, "missing 'name'", _line(task))
+            continue
+        where = f"workbook '{name}'"
+        ttype = task.get("type", task.get("tool"))
+        if ttype is None:
+            ttype = "python"
+        if not isinstance(ttype, str) or ttype.lower() not in STEP_TYPES:
+            c.error(where, f"unknown type {ttype!r}", _line(task, "type"))
+        elif ttype.lower() == "workbook":
+            c.error(where, "a workbook task cannot itself be of type 'workbook'", _line(task, "type"))
+        if name in out:
+            c.error(where, "duplicate workbook task name", _line(task, "name"))
+        _check_retry(c, where, task)
+        _check_save(c, where, task)
+        out[str(name)] = plain(task)
+    return out
+
+
+def _check_workflow(c: _Checker, wf: Any, line: int | None,
+                    workbook: dict[str, dict[str, Any]]) -> dict[str, Step]:
+    steps: dict[str, Step] = {}
+    if not isinstance(wf, list) or not wf:
+        c.error("workflow", "missing or empty (needs a list of steps)", line)
+        return steps
+    raw_steps: list[LineDict] = []
+    for i, s in enumerate(wf):
+        if not isinstance(s, dict):
+            c.error(f"workflow[{i}]", "a step must be a mapping", _line(wf))
+            continue
+        name = s.get("step")
+        if not name or not isinstance(name, str):
+            c.error(f"workflow[{i}]", "missing 'step' (the step name)", _line(s))
+            continue
+        if any(str(r.get("step")) == name for r in raw_steps):
+            c.error(f"step '{name}'", "duplicate step name", _line(s, "step"))
+            continue
+        raw_steps.append(s)
+    names = {str(s["step"]) for s in raw_steps}
+    starts = [n for n in names if n.lower() == "start"]
+    if not starts:
+        c.error("workflow", "no step named 'start'", line)
+    elif len(starts) > 1:
+        c.error("workflow", f"more than one start step: {sorted(starts)}", line)
+    for s in raw_steps:
+        step = _check_step(c, s, names, workbook)
+        if step is not None:
+            steps[step.name] = step
+    return steps
+
+
+def _step_type(c: _Checker, where: str, s: LineDict) -> str | None:
+    if "type" in s and "tool" in s and s["type"] != s["tool"]:
+        c.error(where, "both 'type' and 'tool' given with different values", _line(s, "tool"))
+    ttype = s.get("type", s.get("tool"))
+    if ttype is None:
+        return None
+    if isinstance(ttype, dict):  # v2-style tool: {kind: ...}
+        ttype = ttype.get("kind")
+    if not isinstance(ttype, str) or ttype.lower() not in STEP_TYPES:
+        key = "type" if "type" in s else "tool"
+        c.error(where, f"unknown type {ttype!r} (known: {', '.join(sorted(STEP_TYPES))})",
+                _line(s, key))
+        return None
+    return ttype.lower()
+
+
+def _step_args(c: _Checker, where: str, s: LineDict) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for alias in ("payload", "input", "with"):
+        v = s.get(alias)
+        if isinstance(v, dict):
+            args.update(plain(v))
+    v = s.get("args")
+    if isinstance(v, dict):
+        args.update(plain(v))
+    elif v is not None and not isinstance(v, str):
+        c.error(where + " → args", "must be a mapping (or a template string)", _line(s, "args"))
+    elif isinstance(v, str):
+        args["__whole__"] = v  # a template rendering to the whole args mapping
+    if "args" not in s and isinstance(s.get("data"), dict) and _step_type_raw(s) != "http":
+        for k, val in plain(s["data"]).items():
+            args.setdefault(k, val)
+    return args
+
+
+def _step_type_raw(s: dict[str, Any]) -> Any:
+    return s.get("type", s.get("tool"))
+
+
+def _check_step(c: _Checker, s: LineDict, names: set[str],
+                workbook: dict[str, dict[str, Any]]) -> Step | None:
+    name = str(s["step"])
+    where = f"step '{name}'"
+    ttype = _step_type(c, where, s)
+    allowed = set(COMMON_STEP_KEYS)
+    for keys in TOOL_KEYS.values():
+        allowed |= keys
+    for key in s:
+        if key not in allowed:
+            c.warn(where, f"unknown key '{key}' (ignored)", _line(s, key))
+    if ttype is None and s.get("name") and s.get("name") in workbook:
+        ttype = "workbook"  # NoETL's planner: a step with 'name' and no type is a workbook call
+    if ttype == "workbook":
+        ref = s.get("name") or s.get("task")
+        if not ref:
+            c.error(where, "a workbook step needs 'name' (the workbook task)", _line(s))
+        elif ref not in workbook:
+            c.error(where + " → name", f"unknown workbook task '{ref}'", _line(s, "name"))
+    if ttype == "python" and not (s.get("code") or s.get("code_b64")):
+        c.error(where, "a python step needs 'code' defining main()", _line(s))
+    if ttype == "iterator":
+        if "collection" not in s and "data" not in s:
+            c.error(where, "an iterator needs 'collection'", _line(s))
+        task = s.get("task")
+        if not isinstance(task, dict):
+            c.error(where + " → task", "an iterator needs a 'task' mapping", _line(s, "task"))
+        else:
+            tt = task.get("type", task.get("tool"))
+            if tt is None or str(tt).lower() not in STEP_TYPES:
+                c.error(where + " → task", f"unknown task type {tt!r}", _line(task))
+            elif str(tt).lower() == "workbook" and task.get("name") not in workbook:
+                c.error(where + " → task → name", f"unknown workbook task {task.get('name')!r}",
+                        _line(task, "name"))
+            _check_retry(c, where + " → task", task)
+            _check_save(c, where + " → task", task)
+        mode = s.get("mode", "sequential")
+        if str(mode).lower() not in ("sequential", "async", "parallel"):
+            c.error(where + " → mode", f"must be sequential or async, got {mode!r}", _line(s, "mode"))
+    if ttype == "playbook" and not (s.get("path") or s.get("resource_path")
+                                    or s.get("playbook_path") or s.get("content")):
+        c.error(where, "a playbook step needs 'path'", _line(s))
+    retry = _check_retry(c, where, s)
+    _check_save(c, where, s)
+    timeout = s.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or timeout <= 0):
+        c.error(where + " → timeout", "must be a positive number of seconds", _line(s, "timeout"))
+        timeout = None
+    edges = _check_next(c, where, s, names)
+    return Step(
+        name=name, type=ttype, args=_step_args(c, where, s), next=tuple(edges), config=plain(s),
+        save=plain(s["save"]) if isinstance(s.get("save"), dict) else None, retry=retry,
+        timeout=float(timeout) if timeout else None, desc=s.get("desc") or s.get("description"),
+        line=_line(s),
+    )
+
+
+def _edge_args(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("with", "data", "args"):
+        v = item.get(key)
+        if isinstance(v, dict):
+            out.update(plain(v))
+    return out
+
+
+def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[Edge]:
+    nxt = s.get("next")
+    if nxt is None:
+        return []
+    items = nxt if isinstance(nxt, list) else [nxt]
+    edges: list[Edge] = []
+
+    def target(item: Any, w: str, line: int | None, when: str | None, is_else: bool,
+               extra: dict[str, Any] | None = None) -> None:
+        if isinstance(item, str):
+            name, args = item, dict(extra or {})
+        elif isinstance(item, dict) and isinstance(item.get("step"), str):
+            name, args = item["step"], {**(extra or {}), **_edge_args(item)}
+            line = _line(item) or line
+        else:
+            c.error(w, "an edge needs 'step' (the target step name)", line)
+            return
+        if name not in names:
+            near = [n for n in names if n.lower() == name.lower()]
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            c.error(w, f"unknown step '{name}'{hint}", line)
+            return
+        edges.append(Edge(target=name, when=when, args=args, is_else=is_else, line=line))
+
+    for i, item in enumerate(items):
+        w = f"{where} → next[{i}]"
+        line = _line(item) or _line(s, "next")
+        if isinstance(item, dict) and "else" in item:
+            for j, t in enumerate(item["else"] if isinstance(item["else"], list) else [item["else"]]):
+                target(t, f"{w} → else[{j}]", line, None, True)
+        elif isinstance(item, dict) and "then" in item:
+            when = item.get("when")
+            if when is not None and not isinstance(when, str | bool):
+                c.error(w + " → when", "must be a template string", line)
+                continue
+            thens = item["then"] if isinstance(item["then"], list) else [item["then"]]
+            for j, t in enumerate(thens):
+                target(t, f"{w} → then[{j}]", line, None if when is None else str(when), False,
+                       _edge_args(item))
+        else:
+            when = item.get("when") if isinstance(item, dict) else None
+            if when is not None and not isinstance(when, str | bool):
+                c.error(w + " → when", "must be a template string", line)
+                continue
+            target(item, w, line, None if when is None else str(when), False)
+    return edges
+
+
+def _check_retry(c: _Checker, where: str, s: dict[str, Any]) -> RetryPolicy | None:
+    r = s.get("retry")
+    if r is None or r is False:
+        return None
+    w = where + " → retry"
+    line = _line(s, "retry")
+    if r is True:
+        return RetryPolicy()
+    if isinstance(r, int) and not isinstance(r, bool):
+        if r < 1:
+            c.error(w, "must be at least 1 attempt", line)
+            return None
+        return RetryPolicy(max_attempts=r)
+    if not isinstance(r, dict):
+        c.error(w, "must be true, a number of attempts, or a mapping", line)
+        return None
+    kw: dict[str, Any] = {}
+    for key, val in r.items():
+        if key not in RETRY_KEYS:
+            c.error(w, f"unknown key '{key}' (known: {', '.join(sorted(RETRY_KEYS))})", _line(r, key))
+            continue
+        if key in ("retry_when", "stop_when"):
+            if not isinstance(val, str):
+                c.error(f"{w} → {key}", "must be a template string", _line(r, key))
+                continue
+            kw[key] = val
+        elif key == "jitter":
+            if not isinstance(val, bool):
+                c.error(f"{w} → jitter", "must be true or false", _line(r, key))
+                continue
+            kw[key] = val
+        elif key == "max_attempts":
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                c.error(f"{w} → max_attempts", "must be a whole number ≥ 1", _line(r, key))
+                continue
+            kw[key] = val
+        else:
+            if isinstance(val, bool) or not isinstance(val, int | float) or val < 0:
+                c.error(f"{w} → {key}", "must be a non-negative number", _line(r, key))
+                continue
+            kw[key] = float(val)
+    return RetryPolicy(**kw)
+
+
+def save_kind(save: dict[str, Any]) -> Any:
+    storage = save.get("storage")
+    if isinstance(storage, dict):
+        return storage.get("type", storage.get("tool", storage.get("kind")))
+    return storage if storage is not None else save.get("type", save.get("tool", "event"))
+
+
+def _check_save(c: _Checker, where: str, s: dict[str, Any]) -> None:
+    sv = s.get("save")
+    if sv is None:
+        return
+    w = where + " → save"
+    line = _line(s, "save")
+    if not isinstance(sv, dict):
+        c.error(w, "must be a mapping with 'storage'", line)
+        return
+    kind = save_kind(sv)
+    if not isinstance(kind, str) or kind.lower() not in SAVE_KINDS:
+        c.error(w + " → storage", f"unknown storage {kind!r} (known: {', '.join(sorted(SAVE_KINDS))})",
+                _line(sv, "storage") or line)
+        return
+    data = sv.get("data", sv.get("args"))
+    if data is not None and not isinstance(data, dict | str):
+        c.error(w + " → data", "must be a mapping or a template string", _line(sv) or line)
+    if kind.lower() == "postgres":
+        st = sv.get("storage") if isinstance(sv.get("storage"), dict) else {}
+        if not (sv.get("table") or sv.get("statement") or st.get("table") or st.get("statement")):
+            c.error(w, "a postgres save needs 'table' or 'statement'", _line(sv) or line)

@@ -1,0 +1,1 @@
+"""Execution engine: records events and reacts to them (orchestration), store-agnostic."""

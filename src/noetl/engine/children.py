@@ -1,0 +1,143 @@
+"""Sub-playbooks: the parent step waits, without a worker slot, for its child execution."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from noetl.dsl.loader import build_playbook
+from noetl.engine.executions import create_execution
+from noetl.engine.records import Job, JobStatus, Status, StepRow, now
+from noetl.errors import NoetlError
+from noetl.ids import new_id
+from noetl.plan import PlanStep, compile_plan
+from noetl.templates import render
+
+if TYPE_CHECKING:
+    from noetl.engine.session import Session
+
+
+def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | None,
+            item_ctx: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    from noetl.engine.loops import item_context
+
+    action = ps.task if index is not None and ps.task else ps.action
+    extra: dict[str, Any] = {"args": args, "input": args}
+    if index is not None and item_ctx is not None:
+        loop = session.row(ps.name).loop
+        job = Job(queue_id=0, execution_id=session.eid, step=ps.name, run=0, kind="item",
+                  index=index, payload=item_ctx)
+        extra.update(item_context(ps, job, loop))
+    ctx = session.ctx(ps.refs, extra)
+    where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
+    cfg = render({k: v for k, v in action.items() if k not in ("next", "save", "retry")}, ctx,
+                 where)
+    child_args = dict(ps.args) if index is None else dict(action.get("args") or {})
+    child_args = render(child_args, ctx, where + " → args")
+    child_args.update(args if index is None else {})
+    child_args.pop("__whole__", None)
+    return cfg, child_args
+
+
+def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any],
+                index: int | None, item_ctx: dict[str, Any] | None,
+                job: Job | None = None) -> None:
+    kind = "item" if index is not None else "step"
+    if job is None:
+        job = Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
+                  kind=kind, index=index, payload={"args": args, **(item_ctx or {})},
+                  status=JobStatus.CHILD, available_at=now())
+        session.jobs.append(job)
+    else:
+        job.status = JobStatus.CHILD
+        session.update_job(job)
+    try:
+        cfg, child_args = _target(session, ps, args, index, item_ctx)
+        path = cfg.get("path") or cfg.get("resource_path") or cfg.get("playbook_path")
+        version = cfg.get("version")
+        if version in (None, "", "latest"):
+            version = None
+        tx = session.tx
+        if cfg.get("content"):
+            plan = compile_plan(build_playbook(cfg["content"] if isinstance(cfg["content"], dict)
+                                               else _parse(cfg["content"]), f"step '{ps.name}'"))
+            catalog_id, ver = None, None
+        else:
+            entry = tx.get_catalog(path=str(path), version=int(version) if version else None)
+            if entry is None:
+                raise NoetlError(f"step '{ps.name}': playbook '{path}'"
+                                 + (f" version {version}" if version else "")
+                                 + " is not in the catalog")
+            plan = compile_plan(build_playbook(entry.payload, entry.path))
+            catalog_id, ver = entry.catalog_id, str(entry.version)
+    except NoetlError as exc:
+        job.status = JobStatus.DEAD
+        session.update_job(job)
+        from noetl.engine.session import error_info
+
+        session.step_failed(ps, error_info(str(exc), type(exc).__name__, step=ps.name), 0)
+        return
+    from noetl.engine.session import Session
+
+    child = create_execution(tx, plan, child_args, merge=True, catalog_id=catalog_id,
+                             version=ver, parent_execution_id=session.eid,
+                             parent_job_id=job.queue_id, return_step=cfg.get("return_step"))
+    job.payload["child"] = str(child.execution_id)
+    cs = Session(tx, child, plan)
+    cs.parent_session = session
+    cs.begin()
+    session.after.append(cs)
+    if child.terminal:
+        _apply_child_outcome(session, job, cs)
+
+
+def start_child_for_job(session: Session, ps: PlanStep, r: StepRow, job: Job) -> None:
+    start_child(session, ps, r, job.payload.get("args") or {}, job.index,
+                {"item": job.payload.get("item")}, job=job)
+
+
+def _parse(text: str) -> Any:
+    from noetl.dsl.yamlsrc import load_yaml
+
+    return load_yaml(text)
+
+
+def child_outcome(cs: Session) -> dict[str, Any]:
+    ex = cs.ex
+    if ex.status == Status.COMPLETED:
+        rs = ex.state.get("return_step")
+        data = cs.results({rs}).get(rs) if rs else ex.result
+        return {"data": data, "envelope": {"status": "success", "data": data,
+                                           "meta": {"child_execution_id": str(ex.execution_id)}}}
+    err = ex.error or {}
+    return {"final": True, "error": {
+        "message": f"child execution {ex.execution_id} {str(ex.status).lower()}: "
+                   f"{err.get('message', '')}",
+        "type": err.get("type") or "ChildFailed", "traceback": err.get("traceback")},
+        "envelope": {"status": "error", "meta": {"child_execution_id": str(ex.execution_id)}}}
+
+
+def _apply_child_outcome(parent: Session, job: Job, cs: Session) -> None:
+    outcome = child_outcome(cs)
+    job.attempts = max(job.attempts, 1)
+    if cs.ex.status == Status.COMPLETED:
+        parent.job_succeeded(job, outcome)
+    else:
+        parent.job_failed(job, outcome)
+
+
+def notify_parent(cs: Session) -> None:
+    ex = cs.ex
+    if ex.parent_job_id is None or ex.parent_execution_id is None:
+        return
+    if cs.parent_session is not None:
+        return  # the parent session started (or is cancelling) this child and handles it
+    from noetl.engine.session import Session
+
+    tx = cs.tx
+    pex = tx.get_execution(ex.parent_execution_id, lock=True)
+    job = tx.get_job(ex.parent_job_id, lock=True)
+    if pex is None or job is None or job.status != JobStatus.CHILD:
+        return
+    parent = Session(tx, pex)
+    _apply_child_outcome(parent, job, cs)
+    cs.after.append(parent)

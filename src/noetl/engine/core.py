@@ -1,0 +1,277 @@
+"""The engine's public operations. Each runs in one store transaction.
+
+Used in-process by the embedded runner and by the API server on behalf of remote workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from noetl.dsl.loader import build_playbook, parse_playbook
+from noetl.dsl.model import Playbook
+from noetl.dsl.yamlsrc import plain
+from noetl.engine.executions import create_execution
+from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
+from noetl.engine.session import Session, error_info
+from noetl.engine.status import describe
+from noetl.engine.work import build_work
+from noetl.errors import Conflict, LeaseLost, NotFound
+from noetl.plan import compile_plan, plan_from_raw
+from noetl.store.base import Store, Tx
+
+T = TypeVar("T")
+DEFAULT_LEASE_SECONDS = float(os.environ.get("NOETL_LEASE_SECONDS", "10"))
+MAX_LEASE_EXPIRIES = int(os.environ.get("NOETL_MAX_LEASE_EXPIRIES", "3"))
+
+
+class Engine:
+    def __init__(self, store: Store, lease_seconds: float = DEFAULT_LEASE_SECONDS):
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self.listeners: list[Callable[[], None]] = []
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _tx(self, fn: Callable[[Tx], T]) -> T:
+        retry = getattr(self.store, "retryable", None)
+        for attempt in range(20):
+            try:
+                with self.store.transaction() as tx:
+                    return fn(tx)
+            except Exception as exc:
+                if retry is None or not retry(exc) or attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _after(self, sessions: list[Session]) -> None:
+        if any(s.wake for s in sessions):
+            self.store.notify_work()
+        for cb in self.listeners:
+            cb()
+
+    # -- catalog -----------------------------------------------------------------------------
+    def register(self, content: str, source: str = "<playbook>") -> CatalogEntry:
+        pb = parse_playbook(content, source)
+        return self._tx(lambda tx: tx.register(pb.path, content, pb.raw))
+
+    # -- executions ---------------------------------------------------------------------------
+    def start(self, playbook: Playbook | None = None, *, path: str | None = None,
+              version: int | str | None = None, catalog_id: int | None = None,
+              args: dict[str, Any] | None = None, merge: bool = False) -> ExecutionRow:
+        """Validate, plan, persist and begin an execution; return its row."""
+        holder: list[Session] = []
+
+        def go(tx: Tx) -> ExecutionRow:
+            cat_id, ver = None, None
+            if playbook is not None:
+                pb = playbook
+            else:
+                v = None if version in (None, "", "latest") else int(version)  # type: ignore[arg-type]
+                entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
+                if entry is None:
+                    what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"
+                    raise NotFound(f"{what}" + (f" version {v}" if v else "") + " not found")
+                pb = build_playbook(entry.payload, entry.path)
+                cat_id, ver = entry.catalog_id, str(entry.version)
+            plan = compile_plan(pb)
+            ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
+                                  catalog_id=cat_id, version=ver)
+            s = Session(tx, ex, plan)
+            s.begin()
+            s.flush()
+            holder.append(s)
+            return ex
+
+        ex = self._tx(go)
+        self._after(holder)
+        return ex
+
+    def cancel(self, execution_id: int) -> ExecutionRow:
+        holder: list[Session] = []
+
+        def go(tx: Tx) -> ExecutionRow:
+            ex = tx.get_execution(execution_id, lock=True)
+            if ex is None:
+                raise NotFound(f"execution {execution_id} not found")
+            s = Session(tx, ex)
+            s.cancel_execution()
+            s.flush()
+            holder.append(s)
+            return ex
+
+        ex = self._tx(go)
+        self._after(holder)
+        return ex
+
+    # -- the queue, on behalf of workers ----------------------------------------------------
+    def lease(self, worker_id: str, limit: int = 1,
+              lease_seconds: float | None = None) -> list[dict[str, Any]]:
+        ttl = lease_seconds or self.lease_seconds
+        expired: list[Session] = []
+
+        def go(tx: Tx) -> list[dict[str, Any]]:
+            t = now()
+            works: list[dict[str, Any]] = []
+            execs: dict[int, ExecutionRow | None] = {}
+            for job, prev in tx.lease_jobs(worker_id, ttl, limit, t):
+                if job.execution_id not in execs:
+                    execs[job.execution_id] = tx.get_execution(job.execution_id)
+                ex = execs[job.execution_id]
+                if ex is None or ex.terminal:
+                    job.status = JobStatus.CANCELLED
+                    tx.update_job(job)
+                    continue
+                plan = plan_from_raw(ex.playbook)
+                ps = plan.step(job.step)
+                s = Session(tx, ex, plan)
+                if prev == JobStatus.LEASED:
+                    n = int(job.payload.get("expiries", 0)) + 1
+                    job.payload["expiries"] = n
+                    s.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts - 1,
+                           current_index=job.index,
+                           context={"reason": "lease_expired", "next_attempt": job.attempts,
+                                    "lease_expiries": n})
+                    if n > MAX_LEASE_EXPIRIES:
+                        lock = tx.get_execution(job.execution_id, lock=True)
+                        s = Session(tx, lock or ex, plan)
+                        s.job_failed(job, {"final": True, "error": {
+                            "message": f"lease expired {n} times (workers lost mid-step)",
+                            "type": "LeaseExpired"}})
+                        s.flush()
+                        execs.pop(job.execution_id, None)
+                        expired.append(s)
+                        continue
+                    tx.update_job(job)
+                s.emit("action_started", "RUNNING", job.step, ps.type, attempt=job.attempts,
+                       current_index=job.index, worker_id=worker_id,
+                       context={"attempt": job.attempts, "worker_id": worker_id})
+                tx.add_events(s.events)
+                if job.kind == "step":
+                    tx.mark_step_running(job.execution_id, job.step)
+                works.append(build_work(tx, ex, plan, job))
+            return works
+
+        works = self._tx(go)
+        if expired:
+            self._after(expired)
+        return works
+
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        """Record a job's outcome (``outcome['status']`` is ``ok`` or ``error``) and react.
+
+        Idempotent: a report repeated with the same ``report_id`` is acknowledged once."""
+        holder: list[Session] = []
+
+        def go(tx: Tx) -> str:
+            job = tx.get_job(job_id, lock=True)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            rid = outcome.get("report_id")
+            if rid and job.payload.get("report_id") == rid:
+                return "duplicate"
+            if job.status != JobStatus.LEASED or (worker_id and job.worker_id != worker_id):
+                if job.status == JobStatus.CANCELLED:
+                    return "cancelled"
+                raise LeaseLost(f"job {job_id} is {job.status}"
+                                + (f" (leased by {job.worker_id})" if job.worker_id else ""))
+            ex = tx.get_execution(job.execution_id, lock=True)
+            if ex is None:
+                raise NotFound(f"execution {job.execution_id} not found")
+            if rid:
+                job.payload["report_id"] = rid
+            s = Session(tx, ex)
+            if outcome.get("status") == "ok":
+                s.job_succeeded(job, outcome)
+            else:
+                s.job_failed(job, outcome)
+            s.flush()
+            holder.append(s)
+            return "ok"
+
+        res = self._tx(go)
+        self._after(holder)
+        return res
+
+    def heartbeat(self, job_id: int, worker_id: str,
+                  extend_seconds: float | None = None) -> dict[str, Any]:
+        def go(tx: Tx) -> dict[str, Any]:
+            job = tx.get_job(job_id, lock=True)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            if job.status == JobStatus.CANCELLED:
+                return {"status": "cancelled", "cancelled": True}
+            if job.status != JobStatus.LEASED or job.worker_id != worker_id:
+                raise LeaseLost(f"job {job_id} is not leased by {worker_id}")
+            t = now()
+            job.last_heartbeat = t
+            job.lease_until = t + (extend_seconds or self.lease_seconds)
+            tx.update_job(job)
+            return {"status": "ok", "cancelled": False, "lease_until": job.lease_until}
+
+        return self._tx(go)
+
+    def release(self, job_id: int, worker_id: str) -> None:
+        """Give a leased job back unrun (graceful shutdown); the attempt is not counted."""
+        def go(tx: Tx) -> None:
+            job = tx.get_job(job_id, lock=True)
+            if job is None or job.status != JobStatus.LEASED or job.worker_id != worker_id:
+                raise Conflict(f"job {job_id} is not leased by {worker_id}")
+            job.status = JobStatus.QUEUED
+            job.attempts = max(0, job.attempts - 1)
+            job.worker_id = None
+            job.lease_until = None
+            job.available_at = now()
+            tx.update_job(job)
+
+        self._tx(go)
+        self.store.notify_work()
+
+    # -- reading -----------------------------------------------------------------------------
+    def describe(self, execution_id: int, with_steps: bool = True) -> dict[str, Any]:
+        with self.store.read() as tx:
+            return describe(tx, execution_id, with_steps)
+
+    def is_terminal(self, execution_id: int) -> bool:
+        with self.store.read() as tx:
+            ex = tx.get_execution(execution_id)
+            if ex is None:
+                raise NotFound(f"execution {execution_id} not found")
+            return ex.terminal
+
+    def next_wakeup(self) -> float | None:
+        with self.store.read() as tx:
+            return tx.next_available_at()
+
+
+__all__ = ["Engine", "Status", "error_info"]
+
+
+class LocalBackend:
+    """The engine as a worker backend, in-process (embedded mode)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.lease_seconds = engine.lease_seconds
+
+    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+        return self.engine.lease(worker_id, limit)
+
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        return self.engine.report(job_id, worker_id, outcome)
+
+    def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
+        return self.engine.heartbeat(job_id, worker_id)
+
+    def release(self, job_id: int, worker_id: str) -> None:
+        self.engine.release(job_id, worker_id)
+
+    def work_version(self) -> int:
+        return self.engine.store.work_version()
+
+    def wait_for_work(self, seen: int, timeout: float) -> None:
+        nxt = self.engine.next_wakeup()
+        if nxt is not None:
+            timeout = max(0.0, min(timeout, nxt - now() + 0.001))
+        if timeout > 0:
+            self.engine.store.wait_for_work(seen, timeout)

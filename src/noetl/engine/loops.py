@@ -1,0 +1,171 @@
+"""Iterator loops: every item is its own job; results are kept in input order.
+
+The loop counts as one unit of active work until its last item finishes; then its result (the
+list of item results, read once in index order) is recorded and its edges fire.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import TYPE_CHECKING, Any
+
+from noetl.engine.records import Job, JobStatus, StepRow, now
+from noetl.errors import NoetlError
+from noetl.ids import new_id
+from noetl.plan import PlanStep
+from noetl.templates import evaluate, render
+
+if TYPE_CHECKING:
+    from noetl.engine.session import Session
+
+DEFAULT_ASYNC_CONCURRENCY = 16
+
+
+def _as_list(value: Any, element: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return [value]
+    if isinstance(value, dict):
+        for key in (element, f"{element}s", f"{element}_list", f"{element}_items", "items",
+                    "values", "collection", "data", "result"):
+            if isinstance(value.get(key), list):
+                return list(value[key])
+        if len(value) == 1:
+            only = next(iter(value.values()))
+            if isinstance(only, list):
+                return list(only)
+        return [value]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def collection(session: Session, ps: PlanStep, args: dict[str, Any]) -> tuple[list[Any], str]:
+    action = ps.action
+    element = str(action.get("element") or action.get("iterator") or "item")
+    where = f"step '{ps.name}'"
+    ctx = session.ctx(ps.refs, {"args": args, "input": args})
+    raw = action.get("collection", action.get("data"))
+    items = _as_list(render(raw, ctx, f"{where} → collection"), element)
+    if action.get("where"):
+        items = [x for x in items
+                 if evaluate(action["where"], {**ctx, element: x}, f"{where} → where")]
+    if action.get("order_by"):
+        key = action["order_by"]
+        items = sorted(items, key=lambda x: _sort_key(render(
+            key if "{{" in str(key) else "{{ " + str(key) + " }}", {**ctx, element: x},
+            f"{where} → order_by")))
+    if action.get("limit") is not None:
+        items = items[: int(render(action["limit"], ctx, f"{where} → limit"))]
+    chunk = action.get("chunk")
+    if chunk:
+        size = int(render(chunk, ctx, f"{where} → chunk"))
+        if size < 1:
+            raise NoetlError(f"{where} → chunk: must be at least 1")
+        items = [items[i:i + size] for i in range(0, len(items), size)]
+    return items, element
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    if v is None:
+        return (0, 0)
+    if isinstance(v, int | float):
+        return (1, v)
+    return (2, str(v))
+
+
+def start_loop(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]) -> None:
+    items, element = collection(session, ps, args)
+    mode = str(ps.action.get("mode") or "sequential").lower()
+    if mode in ("async", "parallel"):
+        conc = int(ps.action.get("concurrency") or DEFAULT_ASYNC_CONCURRENCY)
+    else:
+        conc = 1
+    conc = max(1, conc)
+    r.loop = {"run": r.runs, "total": len(items), "done": 0, "concurrency": conc,
+              "element": element, "failed": False, "mode": mode}
+    session.touch(r)
+    if not items:
+        session.step_done(ps, r.runs, [], {"status": "success", "data": []}, 0)
+        return
+    t = now()
+    max_attempts = ps.item_retry.max_attempts if ps.item_retry else 1
+    task = ps.task or {}
+    if task.get("type") == "playbook":
+        from noetl.engine.children import start_child
+
+        for i, item in enumerate(items[:conc]):
+            start_child(session, ps, r, args, index=i, item_ctx={"item": item})
+        if len(items) > conc:
+            session.jobs.extend(
+                Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
+                    kind="item", index=i, payload={"item": item, "args": args, "child": True},
+                    status=JobStatus.WAITING, max_attempts=max_attempts, available_at=t)
+                for i, item in enumerate(items) if i >= conc)
+        return
+    session.jobs.extend(
+        Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs, kind="item",
+            index=i, payload={"item": item, "args": args},
+            status=JobStatus.QUEUED if i < conc else JobStatus.WAITING,
+            max_attempts=max_attempts, available_at=t)
+        for i, item in enumerate(items))
+
+
+def item_done(session: Session, ps: PlanStep, job: Job) -> None:
+    r = session.row(ps.name)
+    loop = r.loop
+    session.tx.update_job(job)  # its result must be visible to item_results below
+    session.job_updates.pop(job.queue_id, None)
+    if loop is None or loop.get("run") != job.run or loop.get("failed"):
+        return  # a late item of a loop that already failed or was re-entered
+    loop["done"] += 1
+    session.touch(r)
+    if loop["done"] < loop["total"]:
+        for nxt in session.tx.release_waiting(session.eid, ps.name, job.run, 1):
+            session.wake = True
+            if nxt.payload.get("child"):
+                from noetl.engine.children import start_child_for_job
+
+                start_child_for_job(session, ps, r, nxt)
+        return
+    results = session.tx.item_results(session.eid, ps.name, job.run)
+    if ps.save:
+        session.jobs.append(Job(queue_id=new_id(), execution_id=session.eid, step=ps.name,
+                                run=job.run, kind="save", payload={"preset": results},
+                                available_at=now()))
+        return
+    session.step_done(ps, job.run, results, {"status": "success", "data": results}, job.attempts)
+
+
+def abort_loop(session: Session, ps: PlanStep, r: StepRow) -> None:
+    if r.loop is not None:
+        r.loop["failed"] = True
+        session.touch(r)
+    session.tx.cancel_step_jobs(session.eid, ps.name, r.runs)
+
+
+def item_context(ps: PlanStep, job: Job, loop: dict[str, Any] | None) -> dict[str, Any]:
+    element = (loop or {}).get("element") or str(ps.action.get("element") or "item")
+    item = job.payload.get("item")
+    total = (loop or {}).get("total")
+    idx = job.index or 0
+    ctx: dict[str, Any] = {
+        element: item,
+        "_loop": {"index": idx, "current_index": idx, "item": item, "count": total, "size": total},
+        ps.name: {"result_index": idx, "index": idx},
+        "loop": {"index": idx, "item": item, "count": total},
+    }
+    if ps.action.get("enumerate"):
+        ctx["index"] = idx
+    if ps.action.get("chunk"):
+        ctx["batch"] = item
+    return ctx

@@ -1,0 +1,459 @@
+"""One execution inside one transaction: the orchestration rules of docs/semantics.md.
+
+A :class:`Session` loads only the rows it touches (the execution row, the step rows it reads or
+changes), buffers events, jobs and step writes, and flushes them together. The execution row
+keeps a small incremental state: ``active`` (steps with work in flight), ``joins`` (joins holding
+arrivals) and ``last`` (the last completed step), so no event ever rescans the log.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from noetl.dsl.model import Edge
+from noetl.engine.records import (
+    Event,
+    ExecutionRow,
+    Job,
+    JobStatus,
+    Status,
+    StepRow,
+    now,
+)
+from noetl.errors import NoetlError, TemplateError
+from noetl.ids import new_id
+from noetl.plan import Plan, PlanStep, plan_from_raw
+from noetl.templates import context, evaluate, render
+
+if TYPE_CHECKING:
+    from noetl.store.base import Tx
+
+PRIORITY_START = 100
+PRIORITY_FIRST = 90
+PRIORITY_STEP = 50
+MAX_ROUTER_DEPTH = 200
+
+
+def error_info(message: str, type_: str = "Error", traceback: str | None = None,
+               step: str | None = None) -> dict[str, Any]:
+    return {"message": message, "type": type_, "traceback": traceback, "step": step}
+
+
+class Session:
+    def __init__(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None):
+        self.tx = tx
+        self.ex = ex
+        self.plan = plan or plan_from_raw(ex.playbook)
+        self.rows: dict[str, StepRow] = {}
+        self.dirty: set[str] = set()
+        self.events: list[Event] = []
+        self.jobs: list[Job] = []
+        self.job_updates: dict[int, Job] = {}
+        self.wake = False  # new ready jobs: wake workers after commit
+        self.after: list[Session] = []  # other executions touched (parents, children)
+        st = ex.state
+        st.setdefault("active", {})
+        st.setdefault("joins", [])
+
+    # -- rows ------------------------------------------------------------------------------
+    @property
+    def eid(self) -> int:
+        return self.ex.execution_id
+
+    def row(self, name: str) -> StepRow:
+        r = self.rows.get(name)
+        if r is None:
+            r = self.tx.get_steps(self.eid, [name]).get(name) or StepRow(self.eid, name)
+            self.rows[name] = r
+        return r
+
+    def touch(self, r: StepRow) -> None:
+        self.dirty.add(r.step)
+
+    def results(self, names: frozenset[str] | set[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        missing = []
+        for n in names:
+            r = self.rows.get(n)
+            if r is not None:
+                if r.has_result:
+                    out[n] = r.result
+            else:
+                missing.append(n)
+        if missing:
+            for n, r in self.tx.get_steps(self.eid, missing).items():
+                self.rows[n] = r
+                if r.has_result:
+                    out[n] = r.result
+        return out
+
+    def base(self) -> dict[str, Any]:
+        return {"workload": self.ex.workload, "execution_id": str(self.eid)}
+
+    def ctx(self, refs: frozenset[str] | set[str], extra: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+        return context(self.base(), self.results(refs), extra)
+
+    def emit(self, event_type: str, status: str, node: str | None = None,
+             node_type: str | None = None, **kw: Any) -> Event:
+        ev = Event(execution_id=self.eid, event_id=new_id(), event_type=event_type,
+                   status=str(status), node_name=node, node_type=node_type, **kw)
+        self.events.append(ev)
+        return ev
+
+    def update_job(self, job: Job) -> None:
+        self.job_updates[job.queue_id] = job
+
+    def active_inc(self, name: str, n: int = 1) -> None:
+        a = self.ex.state["active"]
+        a[name] = a.get(name, 0) + n
+        if a[name] <= 0:
+            del a[name]
+
+    def flush(self) -> None:
+        for s in self.after:
+            s.flush()
+        self.after = []
+        self.tx.save_steps(self.rows[n] for n in self.dirty)
+        self.dirty.clear()
+        self.tx.add_events(self.events)
+        self.events = []
+        self.tx.add_jobs(self.jobs)
+        if any(j.status == JobStatus.QUEUED for j in self.jobs):
+            self.wake = True
+        self.jobs = []
+        for j in self.job_updates.values():
+            self.tx.update_job(j)
+            if j.status == JobStatus.QUEUED:
+                self.wake = True
+        self.job_updates = {}
+        self.tx.update_execution(self.ex)
+
+    # -- starting ------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Emit the opening events and activate ``start``."""
+        self.emit("execution_started", "STARTED", self.plan.path, "execution",
+                  context={"path": self.plan.path, "version": self.ex.version,
+                           "workload": self.ex.workload,
+                           "parent_execution_id": None if self.ex.parent_execution_id is None
+                           else str(self.ex.parent_execution_id)})
+        n_edges = sum(len(s.edges) for s in self.plan.steps.values())
+        self.emit("workflow_initialized", "COMPLETED", "workflow", "workflow",
+                  context={"step_count": len(self.plan.steps), "transition_count": n_edges})
+        self.ex.status = Status.RUNNING
+        try:
+            start = self.plan.step(self.plan.start)
+            self.activate(start.name, {}, priority=PRIORITY_START if start.actionable
+                          else PRIORITY_FIRST)
+            self.settle()
+        except NoetlError as exc:
+            self.fail_execution(error_info(str(exc), type(exc).__name__, step=self.plan.start))
+
+    # -- activation ------------------------------------------------------------------------
+    def activate(self, name: str, args: dict[str, Any], priority: int = PRIORITY_STEP,
+                 depth: int = 0) -> None:
+        if self.ex.terminal:
+            return
+        if depth > MAX_ROUTER_DEPTH:
+            raise NoetlError(f"step '{name}': routers loop without an actionable step "
+                             f"(more than {MAX_ROUTER_DEPTH} hops)")
+        ps = self.plan.step(name)
+        r = self.row(name)
+        r.runs += 1
+        r.input = args or None
+        r.started_at = now()
+        r.ended_at = None
+        self.touch(r)
+        if not ps.actionable:
+            r.status = Status.COMPLETED
+            r.ended_at = r.started_at
+            self.emit("step_completed", "COMPLETED", name, "router")
+            self.route(ps, None, None, passthrough=args,
+                       depth=depth + 1, priority=priority if name == self.plan.start else None)
+            return
+        r.status = Status.QUEUED
+        r.active += 1
+        self.active_inc(name)
+        self.emit("step_started", "RUNNING", name, ps.type, context={"args": args or None,
+                                                                     "run": r.runs})
+        if ps.type in ("iterator", "playbook"):
+            from noetl.engine.children import start_child
+            from noetl.engine.loops import start_loop
+
+            try:
+                if ps.type == "iterator":
+                    start_loop(self, ps, r, args)
+                else:
+                    start_child(self, ps, r, args, index=None, item_ctx=None)
+            except NoetlError as exc:
+                self.step_failed(ps, error_info(str(exc), type(exc).__name__, step=name), 0)
+        else:
+            self.jobs.append(Job(queue_id=new_id(), execution_id=self.eid, step=name, run=r.runs,
+                                 kind="step", payload={"args": args}, priority=priority,
+                                 max_attempts=ps.retry.max_attempts if ps.retry else 1,
+                                 available_at=now()))
+
+    # -- routing ---------------------------------------------------------------------------
+    def route(self, ps: PlanStep, result: Any, envelope: Any, error: dict[str, Any] | None = None,
+              passthrough: dict[str, Any] | None = None, depth: int = 0,
+              priority: int | None = None) -> list[Edge]:
+        """Fire the edges of ``ps``; return those that fired."""
+        if not ps.edges:
+            return []
+        extra: dict[str, Any] = {"error": error, "this": envelope}
+        extra["result"] = result
+        ctx = self.ctx(ps.edge_refs, extra)
+        where = f"step '{ps.name}'"
+        if error is not None:  # failure routing: only edges whose `when` mentions `error`
+            fired = [e for e in ps.edges if e.when and ps.handles_error
+                     and "error" in e.when and evaluate(e.when, ctx, f"{where} → next → when")]
+        else:
+            conditional = [e for e in ps.edges if e.when is not None]
+            plain = [e for e in ps.edges if e.when is None and not e.is_else]
+            if not conditional:
+                fired = plain
+            else:
+                fired = [e for e in conditional
+                         if evaluate(e.when or "", ctx, f"{where} → next → when {e.when!r}")]
+                if not fired:
+                    fired = [e for e in ps.edges if e.is_else] + plain
+        for e in fired:
+            args = dict(passthrough or {})
+            if e.args:
+                args.update(render(e.args, ctx, f"{where} → next '{e.target}' args"))
+            self.arrive(e.target, args, depth, priority or PRIORITY_STEP)
+        return fired
+
+    def arrive(self, target: str, args: dict[str, Any], depth: int, priority: int) -> None:
+        ps = self.plan.step(target)
+        if ps.is_join:
+            r = self.row(target)
+            r.arrivals = (r.arrivals or []) + [args]
+            self.touch(r)
+            joins = self.ex.state["joins"]
+            if target not in joins:
+                joins.append(target)
+            return
+        self.activate(target, args, priority, depth)
+
+    def settle(self) -> None:
+        """Fire joins no running branch can still reach; detect completion."""
+        st = self.ex.state
+        while st["joins"] and not self.ex.terminal:
+            busy = set(st["active"]) | set(st["joins"])
+            ready = [j for j in st["joins"]
+                     if not (busy - {j}) & self.plan.step(j).ancestors]
+            if not ready and not st["active"]:
+                order = {n: i for i, n in enumerate(self.plan.order)}
+                ready = [min(st["joins"], key=lambda n: order[n])]  # joins blocking each other
+            if not ready:
+                break
+            for j in ready:
+                st["joins"].remove(j)
+                r = self.row(j)
+                merged: dict[str, Any] = {}
+                for a in r.arrivals or []:
+                    merged.update(a)
+                r.arrivals = None
+                self.touch(r)
+                self.activate(j, merged)
+        if not st["active"] and not st["joins"] and not self.ex.terminal:
+            self.complete_execution()
+
+    # -- job outcomes ------------------------------------------------------------------------
+    def job_succeeded(self, job: Job, outcome: dict[str, Any]) -> None:
+        data = outcome.get("data")
+        job.status = JobStatus.DONE
+        job.lease_until = None
+        job.result = data if job.kind == "item" else None
+        self.update_job(job)
+        ps = self.plan.step(job.step)
+        self.emit("action_completed", "COMPLETED", job.step, ps.type,
+                  result=outcome.get("envelope", data), attempt=job.attempts,
+                  current_index=job.index, duration=outcome.get("duration"),
+                  worker_id=job.worker_id, meta=outcome.get("meta"))
+        if job.kind == "item":
+            from noetl.engine.loops import item_done
+
+            item_done(self, ps, job)
+            return
+        self.step_done(ps, job.run, data, outcome.get("envelope", data), job.attempts)
+
+    def step_done(self, ps: PlanStep, run: int, data: Any, envelope: Any, attempts: int) -> None:
+        r = self.row(ps.name)
+        r.status = Status.COMPLETED
+        r.result = data
+        r.has_result = True
+        r.error = None
+        r.attempts = attempts
+        r.active = max(0, r.active - 1)
+        r.ended_at = now()
+        self.touch(r)
+        self.active_inc(ps.name, -1)
+        self.emit("step_result", "COMPLETED", ps.name, ps.type, result=data)
+        self.emit("step_completed", "COMPLETED", ps.name, ps.type,
+                  duration=(r.ended_at - r.started_at) if r.started_at else None)
+        if self.ex.terminal:
+            return
+        self.ex.state["last"] = ps.name
+        try:
+            self.route(ps, data, envelope)
+        except NoetlError as exc:
+            self.fail_execution(error_info(str(exc), type(exc).__name__, step=ps.name))
+            return
+        self.settle()
+
+    def job_failed(self, job: Job, outcome: dict[str, Any]) -> None:
+        ps = self.plan.step(job.step)
+        err = outcome.get("error") or {}
+        message = str(err.get("message") or "step failed")
+        self.emit("action_failed", "FAILED", job.step, ps.type, error=message,
+                  error_type=err.get("type"), stack_trace=err.get("traceback"),
+                  result=outcome.get("envelope"), attempt=job.attempts, current_index=job.index,
+                  duration=outcome.get("duration"), worker_id=job.worker_id,
+                  meta=outcome.get("meta"))
+        policy = ps.item_retry if job.kind == "item" else ps.retry
+        if not self.ex.terminal and policy and job.attempts < policy.max_attempts \
+                and not outcome.get("final"):
+            if self.should_retry(ps, policy, job, outcome, message):
+                delay = policy.delay(job.attempts, random.uniform(0.5, 1.5))
+                job.status = JobStatus.QUEUED
+                job.available_at = now() + delay
+                job.lease_until = None
+                job.worker_id = None
+                self.update_job(job)
+                self.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts,
+                          current_index=job.index,
+                          context={"attempt": job.attempts, "next_attempt": job.attempts + 1,
+                                   "max_attempts": policy.max_attempts, "delay": delay,
+                                   "error": message})
+                return
+        job.status = JobStatus.DEAD
+        job.lease_until = None
+        self.update_job(job)
+        info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
+        if job.index is not None:
+            info["index"] = job.index
+        self.step_failed(ps, info, job.attempts, outcome.get("envelope"))
+
+    def should_retry(self, ps: PlanStep, policy: Any, job: Job, outcome: dict[str, Any],
+                     message: str) -> bool:
+        envelope = outcome.get("envelope") or {}
+        data = outcome.get("data")
+        status_code = None
+        if isinstance(data, dict):
+            status_code = data.get("status_code")
+        if status_code is None and isinstance(envelope, dict):
+            d = envelope.get("data")
+            status_code = d.get("status_code") if isinstance(d, dict) else None
+        extra = {"result": envelope, "this": envelope, "attempt": job.attempts + 1,
+                 "error": message, "status_code": status_code, "success": False, "data": data}
+        ctx = self.ctx(ps.refs, extra)
+        where = f"step '{ps.name}' → retry"
+        try:
+            if policy.stop_when and evaluate(policy.stop_when, ctx, where + " → stop_when"):
+                return False
+            if policy.retry_when:
+                return evaluate(policy.retry_when, ctx, where + " → retry_when")
+        except TemplateError as exc:
+            self.emit("warning", "FAILED", ps.name, ps.type, error=str(exc),
+                      error_type="TemplateError")
+            return False
+        return True
+
+    def step_failed(self, ps: PlanStep, info: dict[str, Any], attempts: int,
+                    envelope: Any = None) -> None:
+        r = self.row(ps.name)
+        was_active = r.active > 0
+        r.status = Status.FAILED
+        r.error = info
+        r.attempts = attempts
+        r.active = max(0, r.active - 1)
+        r.ended_at = now()
+        self.touch(r)
+        if was_active:
+            self.active_inc(ps.name, -1)
+        self.emit("step_failed", "FAILED", ps.name, ps.type, error=info["message"],
+                  error_type=info.get("type"), stack_trace=info.get("traceback"))
+        if self.ex.terminal:
+            return
+        if ps.type == "iterator":
+            from noetl.engine.loops import abort_loop
+
+            abort_loop(self, ps, r)
+        if ps.handles_error:
+            try:
+                fired = self.route(ps, envelope, envelope, error=info)
+            except NoetlError as exc:
+                self.fail_execution(error_info(str(exc), type(exc).__name__, step=ps.name))
+                return
+            if fired:
+                self.settle()
+                return
+        self.fail_execution(info)
+
+    # -- endings ---------------------------------------------------------------------------
+    def final_result(self) -> Any:
+        last = self.ex.state.get("last")
+        if not last:
+            return None
+        return self.results({last}).get(last)
+
+    def complete_execution(self) -> None:
+        result = self.final_result()
+        self.emit("workflow_completed", "COMPLETED", "workflow", "workflow")
+        self.emit("execution_completed", "COMPLETED", self.plan.path, "execution", result=result)
+        self.ex.status = Status.COMPLETED
+        self.ex.result = result
+        self.ex.ended_at = now()
+        self._notify_parent()
+
+    def fail_execution(self, info: dict[str, Any]) -> None:
+        if self.ex.terminal:
+            return
+        self._stop_work()
+        self.emit("workflow_failed", "FAILED", "workflow", "workflow", error=info["message"])
+        self.emit("execution_failed", "FAILED", self.plan.path, "execution",
+                  error=info["message"], error_type=info.get("type"),
+                  stack_trace=info.get("traceback"), result={"error": info})
+        self.ex.status = Status.FAILED
+        self.ex.error = info
+        self.ex.ended_at = now()
+        self._notify_parent()
+
+    def cancel_execution(self, reason: str = "cancelled on request") -> None:
+        if self.ex.terminal:
+            return
+        self._stop_work()
+        self.emit("execution_cancelled", "CANCELLED", self.plan.path, "execution", error=reason)
+        self.ex.status = Status.CANCELLED
+        self.ex.error = error_info(reason, "Cancelled")
+        self.ex.ended_at = now()
+        self._notify_parent()
+
+    def _stop_work(self) -> None:
+        for job in self.tx.cancel_jobs(self.eid):
+            self.job_updates.pop(job.queue_id, None)
+        for j in self.jobs:
+            j.status = JobStatus.CANCELLED
+        for pending in list(self.job_updates.values()):
+            if pending.status in (JobStatus.QUEUED, JobStatus.WAITING, JobStatus.CHILD):
+                pending.status = JobStatus.CANCELLED
+        for child in self.tx.children(self.eid):
+            if child.terminal:
+                continue
+            full = self.tx.get_execution(child.execution_id, lock=True)
+            if full is None or full.terminal:
+                continue
+            cs = Session(self.tx, full)
+            cs.parent_session = self
+            cs.cancel_execution("parent execution ended")
+            self.after.append(cs)
+
+    parent_session: Session | None = None
+
+    def _notify_parent(self) -> None:
+        from noetl.engine.children import notify_parent
+
+        notify_parent(self)

@@ -1,0 +1,41 @@
+"""The one status derivation every surface (API, CLI, UI) uses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from noetl.errors import NotFound
+
+if TYPE_CHECKING:
+    from noetl.store.base import Tx
+
+
+def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, Any]:
+    """Status, result, error and per-step state of one execution.
+
+    The execution row's status is maintained in the same transaction as every event, so this is
+    a read, not a replay. Steps that never ran are reported PENDING (or SKIPPED once the
+    execution has ended)."""
+    ex = tx.get_execution(execution_id)
+    if ex is None:
+        raise NotFound(f"execution {execution_id} not found")
+    out = ex.to_dict()
+    if with_steps:
+        from noetl.plan import plan_from_raw
+
+        rows = tx.get_steps(execution_id)
+        steps: dict[str, Any] = {}
+        plan = plan_from_raw(ex.playbook)
+        for name in plan.order:
+            r = rows.get(name)
+            if r is None:
+                steps[name] = {"step": name, "status": "SKIPPED" if ex.terminal else "PENDING",
+                               "result": None, "error": None, "attempts": 0, "runs": 0,
+                               "type": plan.steps[name].type}
+            else:
+                d = r.to_dict()
+                d["type"] = plan.steps[name].type
+                steps[name] = d
+        out["steps"] = steps
+        out["children"] = [c.to_dict() for c in tx.children(execution_id)]
+    return out

@@ -1,0 +1,52 @@
+"""The work package a worker receives with a leased job: everything needed to run it.
+
+Built at lease time from the job row, the plan and only the step results the step's templates
+reference, so a worker needs no further round trip (and no database) to render and run it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from noetl.engine.loops import item_context
+from noetl.engine.records import ExecutionRow, Job
+from noetl.plan import Plan
+
+if TYPE_CHECKING:
+    from noetl.store.base import Tx
+
+
+def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job) -> dict[str, Any]:
+    ps = plan.step(job.step)
+    results = tx.step_results(ex.execution_id, ps.refs) if ps.refs else {}
+    extra: dict[str, Any] = {}
+    save = ps.save
+    timeout = ps.timeout
+    if job.kind == "item":
+        action = dict(ps.task or {})
+        args = dict(action.get("args") or {})
+        for alias in ("with", "input", "payload"):
+            if isinstance(action.get(alias), dict):
+                args = {**action[alias], **args}
+        save = action.get("save") if isinstance(action.get("save"), dict) else None
+        timeout = action.get("timeout") or timeout
+        loop = tx.get_steps(ex.execution_id, [ps.name]).get(ps.name)
+        extra = item_context(ps, job, loop.loop if loop else None)
+        edge_args: dict[str, Any] = {}
+    else:
+        action = dict(ps.action)
+        args = dict(ps.args)
+        edge_args = dict(job.payload.get("args") or {})
+    work: dict[str, Any] = {
+        "job_id": str(job.queue_id), "execution_id": str(ex.execution_id), "step": job.step,
+        "run": job.run, "kind": job.kind, "index": job.index, "attempt": job.attempts,
+        "lease_until": job.lease_until, "action": action, "args": args,
+        "edge_args": edge_args, "save": save, "timeout": timeout,
+        "ctx": {"workload": ex.workload, "execution_id": str(ex.execution_id),
+                "results": results, "extra": extra},
+        "path": ex.path,
+    }
+    if job.kind == "save":
+        work["preset"] = job.payload.get("preset")
+        work["action"] = {"type": "noop"}
+    return work

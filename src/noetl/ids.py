@@ -1,0 +1,50 @@
+"""64-bit time-ordered ids generated in-process (snowflake layout).
+
+Layout: 41 bits of milliseconds since 2024-01-01 UTC, 10 bits of node id, 12 bits of sequence.
+The node id comes from ``NOETL_NODE_ID`` or is drawn at random per process, so ids made by many
+processes (servers and workers) do not collide. Ids travel as decimal strings in JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+EPOCH_MS = 1704067200000  # 2024-01-01T00:00:00Z
+
+
+class IdGenerator:
+    def __init__(self, node_id: int | None = None):
+        if node_id is None:
+            env = os.environ.get("NOETL_NODE_ID")
+            node_id = int(env) if env else random.SystemRandom().randrange(1024)
+        self.node = node_id & 0x3FF
+        self._last = 0
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            now = int(time.time() * 1000) - EPOCH_MS
+            if now <= self._last:
+                now = self._last
+                self._seq = (self._seq + 1) & 0xFFF
+                if self._seq == 0:
+                    now += 1  # borrow the next millisecond rather than sleeping
+            else:
+                self._seq = 0
+            self._last = now
+            return (now << 22) | (self.node << 12) | self._seq
+
+
+_default = IdGenerator()
+
+
+def new_id() -> int:
+    return _default.next()
+
+
+def new_id_str() -> str:
+    return str(_default.next())

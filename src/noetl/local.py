@@ -1,0 +1,80 @@
+"""Embedded mode: run an execution in this process on the embedded store, with a small pool
+of worker threads. No server, no set-up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from noetl.dsl.model import Playbook
+from noetl.engine.core import Engine, LocalBackend
+from noetl.store import Store, open_store
+from noetl.tools.base import Services
+from noetl.worker.pool import WorkerPool
+
+
+def summary(desc: dict[str, Any]) -> dict[str, Any]:
+    """The ``--json`` shape: {execution_id, status, result, error, steps}."""
+    return {
+        "execution_id": desc["execution_id"], "status": desc["status"],
+        "result": desc.get("result"), "error": desc.get("error"),
+        "steps": {n: {"status": s["status"], "result": s.get("result"), "error": s.get("error"),
+                      "attempts": s.get("attempts", 0)}
+                  for n, s in (desc.get("steps") or {}).items()},
+    }
+
+
+class LocalRunner:
+    """An engine plus a worker pool over one store. Use as a context manager."""
+
+    def __init__(self, store: Store | str | None = None, concurrency: int = 4,
+                 services: Services | None = None, lease_seconds: float | None = None):
+        self.store = store if isinstance(store, Store) else open_store(store)
+        self._own_store = not isinstance(store, Store)
+        self.engine = Engine(self.store, **({"lease_seconds": lease_seconds}
+                                            if lease_seconds else {}))
+        if services is None:
+            from noetl.credentials import store_credentials
+
+            services = Services(credentials=store_credentials(self.store))
+        self.pool = WorkerPool(LocalBackend(self.engine), concurrency, services)
+        self._changed = threading.Condition()
+        self.engine.listeners.append(self._notify)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def __enter__(self) -> LocalRunner:
+        self.pool.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pool.stop()
+        if self._own_store:
+            self.store.close()
+
+    def wait(self, execution_id: int, timeout: float | None = None,
+             on_change: Callable[[], None] | None = None, tick: float = 0.5) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.engine.is_terminal(execution_id):
+                return self.engine.describe(execution_id)
+            if on_change:
+                on_change()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_id} still running after {timeout} s")
+            with self._changed:
+                self._changed.wait(tick)
+
+    def run(self, playbook: Playbook | None = None, *, path: str | None = None,
+            version: int | str | None = None, args: dict[str, Any] | None = None,
+            merge: bool = False, timeout: float | None = None,
+            on_change: Callable[[], None] | None = None) -> dict[str, Any]:
+        ex = self.engine.start(playbook, path=path, version=version, args=args, merge=merge)
+        return self.wait(ex.execution_id, timeout, on_change)

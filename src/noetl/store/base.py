@@ -1,0 +1,164 @@
+"""The store interface. The engine talks only to these two classes.
+
+A :class:`Store` hands out :class:`Tx` units of work. Everything written inside one ``with
+store.transaction() as tx`` block commits together or not at all: events, the step state kept
+beside them, queue rows and the execution row. Backends: :mod:`noetl.store.sqlite`,
+:mod:`noetl.store.postgres`.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from noetl.engine.records import (
+    CatalogEntry,
+    Credential,
+    Event,
+    ExecutionRow,
+    Job,
+    StepRow,
+)
+
+
+class Tx(ABC):
+    """One transaction."""
+
+    # executions
+    @abstractmethod
+    def insert_execution(self, row: ExecutionRow) -> None: ...
+    @abstractmethod
+    def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None: ...
+    @abstractmethod
+    def update_execution(self, row: ExecutionRow) -> None: ...
+    @abstractmethod
+    def list_executions(self, status: str | None = None, path: str | None = None,
+                        parent_execution_id: int | None = None, limit: int = 50,
+                        offset: int = 0) -> tuple[list[ExecutionRow], int]: ...
+    @abstractmethod
+    def count_executions_by_status(self) -> dict[str, int]: ...
+    @abstractmethod
+    def children(self, execution_id: int) -> list[ExecutionRow]: ...
+
+    # step state
+    @abstractmethod
+    def get_steps(self, execution_id: int,
+                  names: Iterable[str] | None = None) -> dict[str, StepRow]: ...
+    @abstractmethod
+    def save_steps(self, rows: Iterable[StepRow]) -> None: ...
+    @abstractmethod
+    def step_results(self, execution_id: int, names: Iterable[str]) -> dict[str, Any]: ...
+
+    # events
+    @abstractmethod
+    def add_events(self, events: list[Event]) -> None: ...
+    @abstractmethod
+    def get_events(self, execution_id: int, since_seq: int = 0, limit: int = 1000,
+                   event_type: str | None = None) -> list[Event]: ...
+    @abstractmethod
+    def event_seq(self, event_id: int) -> int | None: ...
+    @abstractmethod
+    def has_event(self, event_id: int) -> bool: ...
+
+    # queue
+    @abstractmethod
+    def add_jobs(self, jobs: list[Job]) -> None: ...
+    @abstractmethod
+    def get_job(self, queue_id: int, lock: bool = False) -> Job | None: ...
+    @abstractmethod
+    def update_job(self, job: Job) -> None: ...
+    @abstractmethod
+    def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
+                   now: float) -> list[tuple[Job, str]]:
+        """Atomically lease up to ``limit`` ready jobs, including jobs whose lease expired.
+
+        Returns (job after leasing, previous status) pairs; a previous status of ``leased``
+        means the job was re-leased after its lease expired."""
+
+    @abstractmethod
+    def next_available_at(self) -> float | None: ...
+    @abstractmethod
+    def release_waiting(self, execution_id: int, step: str, run: int, count: int) -> list[Job]:
+        """Move up to ``count`` ``waiting`` jobs of a loop run to ``queued``, lowest index first."""
+
+    @abstractmethod
+    def cancel_jobs(self, execution_id: int) -> list[Job]:
+        """Cancel every job of the execution that is not finished; return the cancelled jobs."""
+
+    @abstractmethod
+    def cancel_step_jobs(self, execution_id: int, step: str, run: int) -> None:
+        """Cancel the unfinished (queued or waiting) jobs of one run of a step."""
+
+    @abstractmethod
+    def mark_step_running(self, execution_id: int, step: str) -> None: ...
+    @abstractmethod
+    def item_results(self, execution_id: int, step: str, run: int) -> list[Any]: ...
+    @abstractmethod
+    def list_jobs(self, status: str | None = None, execution_id: int | None = None,
+                  worker_id: str | None = None, limit: int = 100) -> list[Job]: ...
+    @abstractmethod
+    def queue_size(self, status: str | None = "queued") -> int: ...
+
+    # catalog
+    @abstractmethod
+    def register(self, path: str, content: str, payload: dict[str, Any],
+                 kind: str = "Playbook") -> CatalogEntry: ...
+    @abstractmethod
+    def get_catalog(self, path: str | None = None, version: int | None = None,
+                    catalog_id: int | None = None) -> CatalogEntry | None: ...
+    @abstractmethod
+    def list_catalog(self, kind: str | None = None, query: str | None = None,
+                     latest_only: bool = False) -> list[CatalogEntry]: ...
+    @abstractmethod
+    def catalog_versions(self, path: str) -> list[CatalogEntry]: ...
+
+    # credentials (data already encrypted by the caller)
+    @abstractmethod
+    def put_credential(self, name: str, type: str, data_encrypted: str, description: str | None,
+                       tags: list[str]) -> None: ...
+    @abstractmethod
+    def get_credential(self, name: str) -> tuple[Credential, str] | None: ...
+    @abstractmethod
+    def list_credentials(self, type: str | None = None) -> list[Credential]: ...
+    @abstractmethod
+    def delete_credential(self, name: str) -> bool: ...
+
+
+class Store(ABC):
+    """A database holding the catalog, executions, events, step state, queue and credentials."""
+
+    url: str
+    dialect: str
+
+    def __init__(self) -> None:
+        self._work = threading.Condition()
+        self._work_version = 0
+
+    @abstractmethod
+    def transaction(self) -> Any:
+        """Context manager yielding a :class:`Tx` that commits on success."""
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.transaction() as tx:
+            yield tx
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # wake-ups: polling is the baseline; these only cut latency
+    def notify_work(self) -> None:
+        with self._work:
+            self._work_version += 1
+            self._work.notify_all()
+
+    def work_version(self) -> int:
+        return self._work_version
+
+    def wait_for_work(self, seen_version: int, timeout: float) -> None:
+        with self._work:
+            if self._work_version == seen_version:
+                self._work.wait(timeout)

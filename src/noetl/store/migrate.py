@@ -1,0 +1,34 @@
+"""Versioned schema migrations: numbered ``NNNN_name.sql`` files per dialect."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every migration of ``dialect``, in order."""
+    base = resources.files("noetl.store").joinpath("migrations", dialect)
+    out = []
+    for f in base.iterdir():
+        if f.name.endswith(".sql"):
+            version = int(f.name.split("_", 1)[0])
+            out.append((version, f.name, f.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration script on ``;`` at line ends (migrations contain no procedural code)."""
+    parts, buf = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        if line.rstrip().endswith(";"):
+            stmt = "\n".join(buf).strip().rstrip(";")
+            if stmt:
+                parts.append(stmt)
+            buf = []
+    tail = "\n".join(buf).strip()
+    if tail:
+        parts.append(tail)
+    return parts

@@ -1,0 +1,450 @@
+"""SQL shared by the SQLite and PostgreSQL backends.
+
+Queries use ``:name`` parameters; a backend translates them to its driver's style once (cached).
+JSON travels as text in both dialects so both behave byte for byte alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from noetl.engine.records import (
+    CatalogEntry,
+    Credential,
+    Event,
+    ExecutionRow,
+    Job,
+    JobStatus,
+    StepRow,
+    now,
+)
+from noetl.ids import new_id
+from noetl.store.base import Tx
+from noetl.templates import json_default
+
+
+def jd(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def jl(text: Any) -> Any:
+    if text is None:
+        return None
+    if isinstance(text, str | bytes):
+        return json.loads(text)
+    return text
+
+
+EXEC_COLS = ("execution_id, catalog_id, path, version, status, playbook, workload, "
+             "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
+             "updated_at")
+EXEC_LIGHT = ("execution_id, catalog_id, path, version, status, NULL AS playbook, '{}' AS workload, "
+              "parent_execution_id, parent_job_id, result, error, '{}' AS state, created_at, "
+              "ended_at, updated_at")
+STEP_COLS = ("execution_id, step, status, result, error, attempts, runs, active, started_at, "
+             "ended_at, loop, arrivals, input, has_result")
+EVENT_COLS = ("seq, event_id, execution_id, parent_event_id, event_type, status, node_name, "
+              "node_type, context, result, error, error_type, stack_trace, meta, attempt, "
+              "current_index, duration, worker_id, created_at")
+JOB_COLS = ("queue_id, execution_id, step, run, kind, idx, payload, status, priority, attempts, "
+            "max_attempts, available_at, lease_until, worker_id, last_heartbeat, result, "
+            "created_at, updated_at")
+
+
+def _exec(r: Any) -> ExecutionRow:
+    return ExecutionRow(
+        execution_id=int(r[0]), catalog_id=r[1], path=r[2], version=r[3], status=r[4],
+        playbook=jl(r[5]) if r[5] else {}, workload=jl(r[6]) or {},
+        parent_execution_id=r[7], parent_job_id=r[8], result=jl(r[9]), error=jl(r[10]),
+        state=jl(r[11]) or {}, created_at=r[12], ended_at=r[13], updated_at=r[14])
+
+
+def _step(r: Any) -> StepRow:
+    return StepRow(
+        execution_id=int(r[0]), step=r[1], status=r[2], result=jl(r[3]), error=jl(r[4]),
+        attempts=r[5], runs=r[6], active=r[7], started_at=r[8], ended_at=r[9], loop=jl(r[10]),
+        arrivals=jl(r[11]), input=jl(r[12]), has_result=bool(r[13]))
+
+
+def _event(r: Any) -> Event:
+    return Event(
+        seq=r[0], event_id=int(r[1]), execution_id=int(r[2]), parent_event_id=r[3],
+        event_type=r[4], status=r[5], node_name=r[6], node_type=r[7], context=jl(r[8]),
+        result=jl(r[9]), error=r[10], error_type=r[11], stack_trace=r[12], meta=jl(r[13]),
+        attempt=r[14], current_index=r[15], duration=r[16], worker_id=r[17], created_at=r[18])
+
+
+def _job(r: Any) -> Job:
+    return Job(
+        queue_id=int(r[0]), execution_id=int(r[1]), step=r[2], run=r[3], kind=r[4], index=r[5],
+        payload=jl(r[6]) or {}, status=r[7], priority=r[8], attempts=r[9], max_attempts=r[10],
+        available_at=r[11], lease_until=r[12], worker_id=r[13], last_heartbeat=r[14],
+        result=jl(r[15]), created_at=r[16], updated_at=r[17])
+
+
+def _job_params(j: Job) -> dict[str, Any]:
+    return {
+        "queue_id": j.queue_id, "execution_id": j.execution_id, "step": j.step, "run": j.run,
+        "kind": j.kind, "idx": j.index, "payload": jd(j.payload), "status": str(j.status),
+        "priority": j.priority, "attempts": j.attempts, "max_attempts": j.max_attempts,
+        "available_at": j.available_at, "lease_until": j.lease_until, "worker_id": j.worker_id,
+        "last_heartbeat": j.last_heartbeat, "result": jd(j.result), "created_at": j.created_at,
+        "updated_at": j.updated_at,
+    }
+
+
+def _step_params(s: StepRow) -> dict[str, Any]:
+    return {
+        "execution_id": s.execution_id, "step": s.step, "status": str(s.status),
+        "result": jd(s.result), "error": jd(s.error), "attempts": s.attempts, "runs": s.runs,
+        "active": s.active, "started_at": s.started_at, "ended_at": s.ended_at,
+        "loop": jd(s.loop), "arrivals": jd(s.arrivals), "input": jd(s.input),
+        "has_result": 1 if s.has_result else 0,
+    }
+
+
+def _event_params(e: Event) -> dict[str, Any]:
+    return {
+        "event_id": e.event_id, "execution_id": e.execution_id,
+        "parent_event_id": e.parent_event_id, "event_type": e.event_type, "status": e.status,
+        "node_name": e.node_name, "node_type": e.node_type, "context": jd(e.context),
+        "result": jd(e.result), "error": e.error, "error_type": e.error_type,
+        "stack_trace": e.stack_trace, "meta": jd(e.meta), "attempt": e.attempt,
+        "current_index": e.current_index, "duration": e.duration, "worker_id": e.worker_id,
+        "created_at": e.created_at,
+    }
+
+
+class SqlTx(Tx):
+    """Shared SQL. Subclasses provide ``_x`` / ``_xmany`` and the locking statements."""
+
+    for_update = ""  # " FOR UPDATE" on PostgreSQL
+
+    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return list(self._x(sql, params).fetchall())
+
+    def _one(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self._x(sql, params).fetchone()
+
+    # executions --------------------------------------------------------------------------
+    def insert_execution(self, row: ExecutionRow) -> None:
+        self._x(
+            f"INSERT INTO execution ({EXEC_COLS}) VALUES (:execution_id, :catalog_id, :path, "
+            ":version, :status, :playbook, :workload, :parent_execution_id, :parent_job_id, "
+            ":result, :error, :state, :created_at, :ended_at, :updated_at)",
+            self._exec_params(row))
+
+    def _exec_params(self, row: ExecutionRow) -> dict[str, Any]:
+        return {
+            "execution_id": row.execution_id, "catalog_id": row.catalog_id, "path": row.path,
+            "version": row.version, "status": str(row.status), "playbook": jd(row.playbook),
+            "workload": jd(row.workload), "parent_execution_id": row.parent_execution_id,
+            "parent_job_id": row.parent_job_id, "result": jd(row.result),
+            "error": jd(row.error), "state": jd(row.state), "created_at": row.created_at,
+            "ended_at": row.ended_at, "updated_at": now(),
+        }
+
+    def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
+        r = self._one(f"SELECT {EXEC_COLS} FROM execution WHERE execution_id = :id"
+                      + (self.for_update if lock else ""), {"id": execution_id})
+        return _exec(r) if r else None
+
+    def update_execution(self, row: ExecutionRow) -> None:
+        p = self._exec_params(row)
+        self._x("UPDATE execution SET status = :status, result = :result, error = :error, "
+                "state = :state, ended_at = :ended_at, updated_at = :updated_at "
+                "WHERE execution_id = :execution_id", p)
+
+    def list_executions(self, status: str | None = None, path: str | None = None,
+                        parent_execution_id: int | None = None, limit: int = 50,
+                        offset: int = 0) -> tuple[list[ExecutionRow], int]:
+        where, p = [], {"limit": limit, "offset": offset}
+        if status:
+            where.append("status = :status")
+            p["status"] = status.upper()
+        if path:
+            where.append("path = :path")
+            p["path"] = path
+        if parent_execution_id is not None:
+            where.append("parent_execution_id = :parent")
+            p["parent"] = parent_execution_id
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self._all(f"SELECT {EXEC_LIGHT} FROM execution{w} ORDER BY execution_id DESC "
+                         "LIMIT :limit OFFSET :offset", p)
+        total = self._one(f"SELECT COUNT(*) FROM execution{w}", p)[0]
+        return [_exec(r) for r in rows], int(total)
+
+    def count_executions_by_status(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in
+                self._all("SELECT status, COUNT(*) FROM execution GROUP BY status")}
+
+    def children(self, execution_id: int) -> list[ExecutionRow]:
+        rows = self._all(f"SELECT {EXEC_LIGHT} FROM execution WHERE parent_execution_id = :id "
+                         "ORDER BY execution_id", {"id": execution_id})
+        return [_exec(r) for r in rows]
+
+    # steps --------------------------------------------------------------------------------
+    def get_steps(self, execution_id: int,
+                  names: Iterable[str] | None = None) -> dict[str, StepRow]:
+        if names is None:
+            rows = self._all(f"SELECT {STEP_COLS} FROM step_state WHERE execution_id = :id",
+                             {"id": execution_id})
+        else:
+            names = list(names)
+            if not names:
+                return {}
+            p: dict[str, Any] = {"id": execution_id}
+            keys = []
+            for i, n in enumerate(names):
+                p[f"n{i}"] = n
+                keys.append(f":n{i}")
+            rows = self._all(f"SELECT {STEP_COLS} FROM step_state WHERE execution_id = :id "
+                             f"AND step IN ({', '.join(keys)})", p)
+        return {r[1]: _step(r) for r in rows}
+
+    def save_steps(self, rows: Iterable[StepRow]) -> None:
+        params = [_step_params(s) for s in rows]
+        if not params:
+            return
+        self._xmany(
+            f"INSERT INTO step_state ({STEP_COLS}) VALUES (:execution_id, :step, :status, "
+            ":result, :error, :attempts, :runs, :active, :started_at, :ended_at, :loop, "
+            ":arrivals, :input, :has_result) ON CONFLICT (execution_id, step) DO UPDATE SET "
+            "status = excluded.status, result = excluded.result, error = excluded.error, "
+            "attempts = excluded.attempts, runs = excluded.runs, active = excluded.active, "
+            "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+            "loop = excluded.loop, arrivals = excluded.arrivals, input = excluded.input, "
+            "has_result = excluded.has_result", params)
+
+    def step_results(self, execution_id: int, names: Iterable[str]) -> dict[str, Any]:
+        return {n: s.result for n, s in self.get_steps(execution_id, names).items()
+                if s.has_result}
+
+    # events -------------------------------------------------------------------------------
+    def add_events(self, events: list[Event]) -> None:
+        if not events:
+            return
+        self._xmany(
+            "INSERT INTO event (event_id, execution_id, parent_event_id, event_type, status, "
+            "node_name, node_type, context, result, error, error_type, stack_trace, meta, "
+            "attempt, current_index, duration, worker_id, created_at) VALUES (:event_id, "
+            ":execution_id, :parent_event_id, :event_type, :status, :node_name, :node_type, "
+            ":context, :result, :error, :error_type, :stack_trace, :meta, :attempt, "
+            ":current_index, :duration, :worker_id, :created_at)",
+            [_event_params(e) for e in events])
+
+    def get_events(self, execution_id: int, since_seq: int = 0, limit: int = 1000,
+                   event_type: str | None = None) -> list[Event]:
+        p: dict[str, Any] = {"id": execution_id, "since": since_seq, "limit": limit}
+        et = ""
+        if event_type:
+            et = " AND event_type = :et"
+            p["et"] = event_type
+        rows = self._all(f"SELECT {EVENT_COLS} FROM event WHERE execution_id = :id AND "
+                         f"seq > :since{et} ORDER BY seq LIMIT :limit", p)
+        return [_event(r) for r in rows]
+
+    def event_seq(self, event_id: int) -> int | None:
+        r = self._one("SELECT seq FROM event WHERE event_id = :id", {"id": event_id})
+        return int(r[0]) if r else None
+
+    def has_event(self, event_id: int) -> bool:
+        return self.event_seq(event_id) is not None
+
+    # queue --------------------------------------------------------------------------------
+    def add_jobs(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        self._xmany(
+            f"INSERT INTO queue ({JOB_COLS}) VALUES (:queue_id, :execution_id, :step, :run, "
+            ":kind, :idx, :payload, :status, :priority, :attempts, :max_attempts, "
+            ":available_at, :lease_until, :worker_id, :last_heartbeat, :result, :created_at, "
+            ":updated_at)", [_job_params(j) for j in jobs])
+
+    def get_job(self, queue_id: int, lock: bool = False) -> Job | None:
+        r = self._one(f"SELECT {JOB_COLS} FROM queue WHERE queue_id = :id"
+                      + (self.for_update if lock else ""), {"id": queue_id})
+        return _job(r) if r else None
+
+    def update_job(self, job: Job) -> None:
+        job.updated_at = now()
+        self._x("UPDATE queue SET status = :status, attempts = :attempts, "
+                "available_at = :available_at, lease_until = :lease_until, "
+                "worker_id = :worker_id, last_heartbeat = :last_heartbeat, result = :result, "
+                "payload = :payload, max_attempts = :max_attempts, updated_at = :updated_at "
+                "WHERE queue_id = :queue_id", _job_params(job))
+
+    def next_available_at(self) -> float | None:
+        r = self._one("SELECT MIN(available_at) FROM queue WHERE status = 'queued'")
+        a = r[0] if r else None
+        r2 = self._one("SELECT MIN(lease_until) FROM queue WHERE status = 'leased'")
+        b = r2[0] if r2 else None
+        vals = [v for v in (a, b) if v is not None]
+        return min(vals) if vals else None
+
+    def release_waiting(self, execution_id: int, step: str, run: int, count: int) -> list[Job]:
+        if count <= 0:
+            return []
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND step = :s "
+                         "AND run = :r AND status = 'waiting' ORDER BY idx LIMIT :n",
+                         {"e": execution_id, "s": step, "r": run, "n": count})
+        jobs = [_job(r) for r in rows]
+        t = now()
+        for j in jobs:
+            j.status = JobStatus.QUEUED
+            j.available_at = t
+        if jobs:
+            self._xmany("UPDATE queue SET status = 'queued', available_at = :t, updated_at = :t "
+                        "WHERE queue_id = :id", [{"t": t, "id": j.queue_id} for j in jobs])
+        return jobs
+
+    def cancel_jobs(self, execution_id: int) -> list[Job]:
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND status IN "
+                         "('queued', 'waiting', 'leased', 'child')", {"e": execution_id})
+        jobs = [_job(r) for r in rows]
+        if jobs:
+            self._x("UPDATE queue SET status = 'cancelled', lease_until = NULL, updated_at = :t "
+                    "WHERE execution_id = :e AND status IN ('queued', 'waiting', 'leased', "
+                    "'child')", {"e": execution_id, "t": now()})
+        return jobs
+
+    def cancel_step_jobs(self, execution_id: int, step: str, run: int) -> None:
+        self._x("UPDATE queue SET status = 'cancelled', updated_at = :t WHERE execution_id = :e "
+                "AND step = :s AND run = :r AND status IN ('queued', 'waiting')",
+                {"e": execution_id, "s": step, "r": run, "t": now()})
+
+    def mark_step_running(self, execution_id: int, step: str) -> None:
+        self._x("UPDATE step_state SET status = 'RUNNING' WHERE execution_id = :e AND "
+                "step = :s AND status = 'QUEUED'", {"e": execution_id, "s": step})
+
+    def item_results(self, execution_id: int, step: str, run: int) -> list[Any]:
+        rows = self._all("SELECT result FROM queue WHERE execution_id = :e AND step = :s AND "
+                         "run = :r AND kind = 'item' ORDER BY idx",
+                         {"e": execution_id, "s": step, "r": run})
+        return [jl(r[0]) for r in rows]
+
+    def list_jobs(self, status: str | None = None, execution_id: int | None = None,
+                  worker_id: str | None = None, limit: int = 100) -> list[Job]:
+        where, p = [], {"limit": limit}
+        if status:
+            where.append("status = :status")
+            p["status"] = status
+        if execution_id is not None:
+            where.append("execution_id = :e")
+            p["e"] = execution_id
+        if worker_id:
+            where.append("worker_id = :w")
+            p["w"] = worker_id
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue{w} ORDER BY queue_id LIMIT :limit", p)
+        return [_job(r) for r in rows]
+
+    def queue_size(self, status: str | None = "queued") -> int:
+        if status:
+            return int(self._one("SELECT COUNT(*) FROM queue WHERE status = :s",
+                                 {"s": status})[0])
+        return int(self._one("SELECT COUNT(*) FROM queue")[0])
+
+    # catalog ------------------------------------------------------------------------------
+    CAT_COLS = "catalog_id, path, version, kind, content, payload, meta, created_at"
+
+    @staticmethod
+    def _cat(r: Any) -> CatalogEntry:
+        return CatalogEntry(catalog_id=int(r[0]), path=r[1], version=int(r[2]), kind=r[3],
+                            content=r[4], payload=jl(r[5]) or {}, meta=jl(r[6]) or {},
+                            created_at=r[7])
+
+    def register(self, path: str, content: str, payload: dict[str, Any],
+                 kind: str = "Playbook") -> CatalogEntry:
+        self._lock_catalog(path)
+        r = self._one("SELECT MAX(version) FROM catalog WHERE path = :p", {"p": path})
+        version = int(r[0] or 0) + 1
+        entry = CatalogEntry(catalog_id=new_id(), path=path, version=version, kind=kind,
+                             content=content, payload=payload,
+                             meta={"registered_at": now()})
+        self._x(f"INSERT INTO catalog ({self.CAT_COLS}) VALUES (:id, :path, :version, :kind, "
+                ":content, :payload, :meta, :created_at)",
+                {"id": entry.catalog_id, "path": path, "version": version, "kind": kind,
+                 "content": content, "payload": jd(payload), "meta": jd(entry.meta),
+                 "created_at": entry.created_at})
+        return entry
+
+    def _lock_catalog(self, path: str) -> None:
+        """Serialise registrations of one path (PostgreSQL overrides; SQLite is serial)."""
+
+    def get_catalog(self, path: str | None = None, version: int | None = None,
+                    catalog_id: int | None = None) -> CatalogEntry | None:
+        if catalog_id is not None:
+            r = self._one(f"SELECT {self.CAT_COLS} FROM catalog WHERE catalog_id = :id",
+                          {"id": catalog_id})
+        elif version is None:
+            r = self._one(f"SELECT {self.CAT_COLS} FROM catalog WHERE path = :p "
+                          "ORDER BY version DESC LIMIT 1", {"p": path})
+        else:
+            r = self._one(f"SELECT {self.CAT_COLS} FROM catalog WHERE path = :p AND "
+                          "version = :v", {"p": path, "v": version})
+        return self._cat(r) if r else None
+
+    def list_catalog(self, kind: str | None = None, query: str | None = None,
+                     latest_only: bool = False) -> list[CatalogEntry]:
+        where, p = [], {}
+        if kind:
+            where.append("LOWER(kind) = LOWER(:kind)")
+            p["kind"] = kind
+        if query:
+            where.append("LOWER(path) LIKE :q")
+            p["q"] = f"%{query.lower()}%"
+        if latest_only:
+            where.append("version = (SELECT MAX(c2.version) FROM catalog c2 "
+                         "WHERE c2.path = catalog.path)")
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self._all(f"SELECT {self.CAT_COLS} FROM catalog{w} ORDER BY created_at DESC, "
+                         "version DESC", p)
+        return [self._cat(r) for r in rows]
+
+    def catalog_versions(self, path: str) -> list[CatalogEntry]:
+        rows = self._all(f"SELECT {self.CAT_COLS} FROM catalog WHERE path = :p "
+                         "ORDER BY version DESC", {"p": path})
+        return [self._cat(r) for r in rows]
+
+    # credentials --------------------------------------------------------------------------
+    def put_credential(self, name: str, type: str, data_encrypted: str, description: str | None,
+                       tags: list[str]) -> None:
+        t = now()
+        self._x("INSERT INTO credential (name, type, data_encrypted, description, tags, "
+                "created_at, updated_at) VALUES (:n, :t, :d, :desc, :tags, :now, :now) "
+                "ON CONFLICT (name) DO UPDATE SET type = excluded.type, "
+                "data_encrypted = excluded.data_encrypted, description = excluded.description, "
+                "tags = excluded.tags, updated_at = excluded.updated_at",
+                {"n": name, "t": type, "d": data_encrypted, "desc": description,
+                 "tags": jd(tags), "now": t})
+
+    def get_credential(self, name: str) -> tuple[Credential, str] | None:
+        r = self._one("SELECT name, type, data_encrypted, description, tags, created_at, "
+                      "updated_at FROM credential WHERE name = :n", {"n": name})
+        if not r:
+            return None
+        return (Credential(name=r[0], type=r[1], data={}, description=r[3],
+                           tags=jl(r[4]) or [], created_at=r[5], updated_at=r[6]), r[2])
+
+    def list_credentials(self, type: str | None = None) -> list[Credential]:
+        p = {"t": type} if type else {}
+        w = " WHERE type = :t" if type else ""
+        rows = self._all("SELECT name, type, description, tags, created_at, updated_at FROM "
+                         f"credential{w} ORDER BY name", p)
+        return [Credential(name=r[0], type=r[1], data={}, description=r[2], tags=jl(r[3]) or [],
+                           created_at=r[4], updated_at=r[5]) for r in rows]
+
+    def delete_credential(self, name: str) -> bool:
+        cur = self._x("DELETE FROM credential WHERE name = :n", {"n": name})
+        return bool(cur.rowcount)

@@ -1,0 +1,125 @@
+"""SQLite backend: one WAL-mode file, zero set-up. The embedded default."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from noetl.engine.records import Job, JobStatus
+from noetl.store.base import Store
+from noetl.store.migrate import migrations, split_sql
+from noetl.store.sql import JOB_COLS, SqlTx, _job
+
+
+class SqliteTx(SqlTx):
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self.conn.execute(sql, params or {})
+
+    def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
+                   now: float) -> list[tuple[Job, str]]:
+        expired = self._all(f"SELECT {JOB_COLS} FROM queue WHERE status = 'leased' AND "
+                            "lease_until < :now ORDER BY lease_until LIMIT :n",
+                            {"now": now, "n": limit})
+        rows = list(expired)
+        if len(rows) < limit:
+            rows += self._all(f"SELECT {JOB_COLS} FROM queue WHERE status = 'queued' AND "
+                              "available_at <= :now ORDER BY priority DESC, queue_id LIMIT :n",
+                              {"now": now, "n": limit - len(rows)})
+        out = []
+        for r in rows:
+            job = _job(r)
+            prev = str(job.status)
+            job.status = JobStatus.LEASED
+            job.worker_id = worker_id
+            job.attempts += 1
+            job.lease_until = now + lease_seconds
+            job.last_heartbeat = now
+            self.update_job(job)
+            out.append((job, prev))
+        return out
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(self, url: str):
+        super().__init__()
+        self.url = url
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        self.path = path or ":memory:"
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                          "name TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)")
+                done = {r[0] for r in c.execute("SELECT version FROM schema_version")}
+                for version, name, sql in migrations("sqlite"):
+                    if version in done:
+                        continue
+                    for stmt in split_sql(sql):
+                        c.execute(stmt)
+                    c.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
+                              (version, name))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        with self._lock:
+            r = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            return int(r[0] or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTx]:
+        with self._lock:
+            if self._depth:  # nested: join the outer transaction
+                self._depth += 1
+                try:
+                    yield SqliteTx(self._conn)
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield SqliteTx(self._conn)
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[SqliteTx]:
+        with self._lock:
+            yield SqliteTx(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,247 @@
+"""Jinja2 templates, sandboxed.
+
+Rules (docs/semantics.md):
+- a value that is exactly one ``{{ expression }}`` renders to the native object;
+- an undefined top-level name is an error naming the template and the name;
+- a missing attribute or key of an existing object is ``None``;
+- step results are seen through :class:`StepView`: ``s.data.x``, ``s.result.x`` and ``s.x`` agree;
+- helpers ``now()``, ``uuid()``, filters ``tojson`` and ``b64encode``; no process environment.
+
+Templates are compiled once and cached; :func:`names_in` lists the top-level names a value
+references, so callers can fetch only the step results a template needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import re
+import uuid as _uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Undefined, meta, nodes
+from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from noetl.errors import TemplateError
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+
+def json_default(o: Any) -> Any:
+    if isinstance(o, _dt.datetime | _dt.date | _dt.time):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return int(o) if o == o.to_integral_value() and abs(o) < 2**63 else float(o)
+    if isinstance(o, _uuid.UUID):
+        return str(o)
+    if isinstance(o, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(o)).decode()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    if isinstance(o, StepView):
+        return dict(o)
+    return str(o)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+class StepView(dict[str, Any]):
+    """A step result as templates see it: ``.data`` and ``.result`` return itself when absent."""
+
+
+def view(value: Any) -> Any:
+    """Wrap a stored step result for templates (a list result is presented as ``{result: list}``)."""
+    if isinstance(value, StepView):
+        return value
+    if isinstance(value, dict):
+        return StepView(value)
+    if isinstance(value, list):
+        return _ListView(value)
+    return value
+
+
+class _ListView(list[Any]):
+    """A list result; ``.data``/``.result`` return the list itself."""
+
+
+class _Env(SandboxedEnvironment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Undefined):
+            obj._fail_with_undefined_error()
+        if isinstance(obj, dict | list) and attribute in ("data", "result", "results"):
+            if isinstance(obj, StepView | _ListView) and not (isinstance(obj, dict) and attribute in obj):
+                return obj
+        if isinstance(obj, dict) and attribute in obj:
+            return _wrap(obj[attribute])
+        try:
+            value = super().getattr(obj, attribute)
+        except UndefinedError:
+            return None
+        if isinstance(value, StrictUndefined):
+            return None
+        return _wrap(value)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, Undefined):
+            obj._fail_with_undefined_error()
+        try:
+            value = obj[argument]
+        except (KeyError, IndexError, TypeError):
+            if isinstance(argument, str):
+                return self.getattr(obj, argument)
+            return None
+        return _wrap(value)
+
+
+def _wrap(value: Any) -> Any:
+    if type(value) is dict:
+        return StepView(value)
+    return value
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, default=json_default, ensure_ascii=False, indent=indent)
+
+
+def _b64encode(value: Any) -> str:
+    data = value.encode() if isinstance(value, str) else dumps(value).encode()
+    return base64.b64encode(data).decode()
+
+
+def _now(fmt: str | None = None) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime(fmt) if fmt else now.isoformat()
+
+
+ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+ENV.filters["tojson"] = _tojson
+ENV.filters["b64encode"] = _b64encode
+ENV.globals.update(now=_now, uuid=lambda: str(_uuid.uuid4()))
+GLOBAL_NAMES = frozenset(ENV.globals) | {"range", "dict", "lipsum", "cycler", "joiner", "namespace"}
+
+
+@lru_cache(maxsize=4096)
+def _compile(text: str) -> tuple[Any, bool, frozenset[str]]:
+    """Return (callable, is_native_expression, top-level names)."""
+    m = _SINGLE.match(text)
+    if m and "{{" not in m.group("expr") and "{%" not in text:
+        expr = m.group("expr")
+        ast = ENV.parse("{{" + expr + "}}")
+        return ENV.compile_expression(expr, undefined_to_none=False), True, _names(ast)
+    ast = ENV.parse(text)
+    return ENV.from_string(ast), False, _names(ast)
+
+
+def _names(ast: nodes.Template) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(ast))
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def names_in(value: Any) -> frozenset[str]:
+    """Top-level names referenced by every template string inside ``value``."""
+    out: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            if is_template(v):
+                try:
+                    out.update(_compile(v)[2])
+                except TemplateSyntaxError:
+                    pass  # reported when rendered
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list | tuple):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return frozenset(out - GLOBAL_NAMES)
+
+
+def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> Any:
+    try:
+        fn, native, _ = _compile(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{where}: template syntax error in {text!r}: {exc.message}") from exc
+    try:
+        if native:
+            result = fn(**ctx)
+            if isinstance(result, StrictUndefined):
+                str(result)  # raises UndefinedError naming the variable
+            return _unview(result)
+        return fn.render(ctx)
+    except UndefinedError as exc:
+        raise TemplateError(f"{where}: cannot render {text!r}: {exc.message}") from exc
+    except TemplateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure inside a template is a render error
+        raise TemplateError(f"{where}: cannot render {text!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _unview(value: Any) -> Any:
+    if isinstance(value, StepView):
+        return {k: _unview(v) for k, v in value.items()}
+    if isinstance(value, _ListView):
+        return [_unview(v) for v in value]
+    return value
+
+
+def render(value: Any, ctx: Mapping[str, Any], where: str = "template") -> Any:
+    """Render every template string inside ``value`` (dicts and lists recursively)."""
+    if isinstance(value, str):
+        return render_str(value, ctx, where) if is_template(value) else value
+    if isinstance(value, dict):
+        return {k: render(v, ctx, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, ctx, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+FALSY_STRINGS = frozenset({"", "false", "0", "none", "null", "no", "off"})
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in FALSY_STRINGS
+    return bool(value)
+
+
+def evaluate(condition: str | bool, ctx: Mapping[str, Any], where: str = "when") -> bool:
+    if isinstance(condition, bool):
+        return condition
+    text = condition if is_template(condition) else "{{ " + condition + " }}"
+    return truthy(render_str(text, ctx, where))
+
+
+def context(base: Mapping[str, Any], results: Mapping[str, Any],
+            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build a render context: workload keys, step results wrapped in StepView, extras on top."""
+    ctx: dict[str, Any] = {}
+    workload = base.get("workload")
+    if isinstance(workload, dict):
+        wl = view(workload)
+        ctx["workload"] = wl
+        ctx["work"] = wl
+    for k, v in base.items():
+        if k != "workload":
+            ctx[k] = v
+    for name, res in results.items():
+        ctx[name] = view(res)
+    if extra:
+        for k, v in extra.items():
+            ctx[k] = view(v) if k in ("result", "this", "data") else v
+    return ctx
+
+
+Resolver = Callable[[str], Any]

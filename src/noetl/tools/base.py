@@ -1,0 +1,42 @@
+"""The tool contract: one :class:`ToolCall` in, a result (or an envelope) out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Credentials = Callable[[str], dict[str, Any]]
+
+
+def _no_credentials(name: str) -> dict[str, Any]:
+    from noetl.errors import NotFound
+
+    raise NotFound(f"credential '{name}' is not available to this worker")
+
+
+@dataclass
+class Services:
+    """What tools may use beyond their input: credentials, shared clients, the data dir."""
+
+    credentials: Credentials = _no_credentials
+    data_dir: str = ".noetl/data"
+    http_client: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=set)  # values to redact from events
+
+
+@dataclass
+class ToolCall:
+    action: dict[str, Any]  # the rendered tool configuration (python code left as written)
+    args: dict[str, Any]  # the rendered step inputs
+    ctx: dict[str, Any]  # the render context (workload, step results, loop variables)
+    execution_id: str
+    step: str
+    attempt: int = 1
+    index: int | None = None
+    timeout: float | None = None
+    services: Services = field(default_factory=Services)
+
+
+Tool = Callable[[ToolCall], Any]

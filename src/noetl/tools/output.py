@@ -1,0 +1,58 @@
+"""Per-thread capture of ``print`` output, safe with many steps running in one process."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+_local = threading.local()
+
+
+class _Router(io.TextIOBase):
+    def __init__(self, fallback: TextIO):
+        self.fallback = fallback
+
+    def _target(self) -> Any:
+        return getattr(_local, "buf", None) or self.fallback
+
+    def write(self, s: str) -> int:
+        return self._target().write(s)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if not _installed:
+            sys.stdout = _Router(sys.stdout)  # type: ignore[assignment]
+            _installed = True
+
+
+@contextmanager
+def capture(limit: int = 65536) -> Iterator[io.StringIO]:
+    _install()
+    buf = io.StringIO()
+    prev = getattr(_local, "buf", None)
+    _local.buf = buf
+    try:
+        yield buf
+    finally:
+        _local.buf = prev
+        if buf.tell() > limit:
+            value = buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            buf.write(value[:limit] + f"\n... [{len(value) - limit} characters cut]")

@@ -1,0 +1,99 @@
+"""``type: python``: run ``main`` from the step's ``code``.
+
+Calling rules (docs/semantics.md): parameters are filled from ``args`` by name (then from the
+render context: loop variables, step results, ``workload``); a single parameter ``input_data``
+with no ``input_data`` arg receives the whole args dict; ``**kwargs`` receives every arg.
+``print`` output is captured per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import inspect
+import json
+import traceback
+from functools import lru_cache
+from typing import Any
+
+from noetl.errors import ToolError
+from noetl.tools.base import ToolCall
+from noetl.tools.output import capture
+
+_MISSING = object()
+
+
+@lru_cache(maxsize=1024)
+def _compile(code: str) -> Any:
+    name = "<step code " + hashlib.sha1(code.encode()).hexdigest()[:8] + ">"
+    return compile(code, name, "exec")
+
+
+def _code(action: dict[str, Any]) -> str:
+    code = action.get("code")
+    if code is None and action.get("code_b64"):
+        code = base64.b64decode(action["code_b64"]).decode()
+    if not isinstance(code, str) or not code.strip():
+        raise ToolError("python step has no code", "ValueError")
+    return code
+
+
+def _unview(v: Any) -> Any:
+    from noetl.templates import _unview as u
+
+    return u(v)
+
+
+def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
+    sig = inspect.signature(main)
+    params = list(sig.parameters.values())
+    if not params:
+        return main()
+    if len(params) == 1 and params[0].name == "input_data" and "input_data" not in args:
+        return main(args)
+    kwargs: dict[str, Any] = {}
+    positional: list[Any] = []
+    for p in params:
+        if p.kind is p.VAR_KEYWORD:
+            for k, v in args.items():
+                if k not in kwargs:
+                    kwargs[k] = v
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            continue
+        value = args.get(p.name, _MISSING)
+        if value is _MISSING and p.name in ctx:
+            value = _unview(ctx[p.name])
+        if value is _MISSING:
+            if p.default is not p.empty:
+                continue
+            if p.name == "context":
+                value = ctx
+            else:
+                raise TypeError(f"main() parameter '{p.name}' has no value: no arg "
+                                f"'{p.name}' (args: {sorted(args) or 'none'})")
+        if p.kind is p.POSITIONAL_ONLY:
+            positional.append(value)
+        else:
+            kwargs[p.name] = value
+    return main(*positional, **kwargs)
+
+
+def run(call: ToolCall) -> Any:
+    code = _code(call.action)
+    try:
+        compiled = _compile(code)
+    except SyntaxError as exc:
+        raise ToolError(f"python code does not compile: {exc}", "SyntaxError",
+                        traceback.format_exc()) from exc
+    ns: dict[str, Any] = {"__name__": "__noetl_step__", "json": json}
+    with capture() as out:
+        exec(compiled, ns)  # noqa: S102 - running the playbook's code is this tool's purpose
+        main = ns.get("main")
+        if not callable(main):
+            raise ToolError("python code does not define main()", "ValueError")
+        result = call_main(main, call.args, call.ctx)
+    text = out.getvalue()
+    if text:
+        call.services.extra.setdefault("stdout", text)
+    return result

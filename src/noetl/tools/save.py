@@ -1,0 +1,77 @@
+"""``save``: after the action succeeds, store (part of) its result.
+
+Flat (``storage: postgres``, ``table``, ``data``) and nested (``storage: {type: ...}``) forms.
+``result``/``this``/``data`` are bound to the step's output. A failed save raises, which fails
+the step: data meant to be saved and not saved is never reported as success.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from noetl.errors import ToolError
+from noetl.templates import render
+from noetl.tools.base import Services
+
+STORAGES: dict[str, str] = {
+    "event": "noetl.tools.save:save_event",
+    "event_log": "noetl.tools.save:save_event",
+    "postgres": "noetl.tools.save_storage:save_postgres",
+    "duckdb": "noetl.tools.save_storage:save_duckdb",
+    "http": "noetl.tools.save_storage:save_http",
+    "python": "noetl.tools.save_storage:save_python",
+}
+
+
+def normalize_save(save: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Flatten both forms into (kind, config); values under ``storage`` win."""
+    cfg = {k: v for k, v in save.items() if k != "storage"}
+    storage = save.get("storage")
+    if isinstance(storage, dict):
+        kind = storage.get("type", storage.get("tool", storage.get("kind", "event")))
+        cfg.update({k: v for k, v in storage.items() if k not in ("type", "tool", "kind")})
+    else:
+        kind = storage if storage is not None else save.get("type", save.get("tool", "event"))
+    cfg.pop("type", None)
+    cfg.pop("tool", None)
+    return str(kind).lower(), cfg
+
+
+def save_event(cfg: dict[str, Any], data: Any, services: Services,
+               work: dict[str, Any]) -> dict[str, Any]:
+    return {"saved": "event", "data": data}
+
+
+def run_save(save: dict[str, Any], envelope: dict[str, Any], ctx: dict[str, Any],
+             services: Services, work: dict[str, Any]) -> dict[str, Any]:
+    kind, cfg = normalize_save(save)
+    result = envelope.get("data")
+    sctx = dict(ctx)
+    sctx.update({"result": result, "this": envelope, "data": result})
+    from noetl.templates import view
+
+    for k in ("result", "this", "data"):
+        sctx[k] = view(sctx[k])
+    where = f"step '{work['step']}' → save"
+    raw_data = cfg.pop("data", cfg.pop("args", None))
+    data = render(raw_data, sctx, where + " → data") if raw_data is not None else result
+    keep = {"code", "script", "statement", "commands", "sql"}
+    cfg = {k: (v if k in keep else render(v, sctx, f"{where} → {k}")) for k, v in cfg.items()}
+    target = STORAGES.get(kind)
+    if target is None:
+        raise ToolError(f"{where}: unknown storage '{kind}'", "SaveError")
+    module, func = target.split(":")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        raise ToolError(f"{where}: storage '{kind}' is not available on this worker: {exc}",
+                        "SaveError") from exc
+    try:
+        out = fn(cfg, data, services, {**work, "save_ctx": sctx})
+    except ToolError:
+        raise
+    except Exception as exc:
+        raise ToolError(f"{where} ({kind}) failed: {type(exc).__name__}: {exc}",
+                        type(exc).__name__) from exc
+    return {"storage": kind, **(out if isinstance(out, dict) else {"result": out})}

@@ -1,0 +1,1 @@
+"""Workers: lease jobs, run tools and saves, report outcomes."""

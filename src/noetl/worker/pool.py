@@ -1,0 +1,145 @@
+"""A pool of worker threads leasing from a backend: the engine in-process, or a server over
+HTTP. Each thread leases, runs and reports with no idle wait between jobs; an idle thread
+waits for a wake-up (or polls, the always-correct baseline). A heartbeat thread extends the
+leases of running jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any, Protocol
+
+from noetl.errors import LeaseLost, NoetlError
+from noetl.tools.base import Services
+from noetl.worker.runner import run_work
+
+log = logging.getLogger("noetl.worker")
+
+
+class Backend(Protocol):
+    lease_seconds: float
+
+    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]: ...
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str: ...
+    def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]: ...
+    def release(self, job_id: int, worker_id: str) -> None: ...
+    def wait_for_work(self, seen: int, timeout: float) -> None: ...
+    def work_version(self) -> int: ...
+
+
+def default_worker_id() -> str:
+    return os.environ.get("NOETL_WORKER_ID") or \
+        f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerPool:
+    def __init__(self, backend: Backend, concurrency: int = 4, services: Services | None = None,
+                 worker_id: str | None = None, poll_interval: float = 1.0):
+        self.backend = backend
+        self.concurrency = max(1, concurrency)
+        self.services_template = services or Services()
+        self.worker_id = worker_id or default_worker_id()
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running: dict[int, float] = {}  # job id -> started
+        self._lock = threading.Lock()
+        self.jobs_done = 0
+
+    def start(self) -> WorkerPool:
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._loop, name=f"noetl-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        hb = threading.Thread(target=self._heartbeats, name="noetl-heartbeat", daemon=True)
+        hb.start()
+        self._threads.append(hb)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> WorkerPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _services(self) -> Services:
+        s = self.services_template
+        return Services(credentials=s.credentials, data_dir=s.data_dir,
+                        http_client=s.http_client, secrets=s.secrets)
+
+    def _loop(self) -> None:
+        services = self._services()
+        while not self._stop.is_set():
+            seen = self.backend.work_version()
+            try:
+                works = self.backend.lease(self.worker_id, 1)
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive; server may be down
+                log.warning("lease failed: %s", exc)
+                self._stop.wait(min(self.poll_interval, 1.0))
+                continue
+            if not works:
+                self.backend.wait_for_work(seen, self.poll_interval)
+                continue
+            for work in works:
+                if self._stop.is_set():
+                    self._give_back(work)
+                    continue
+                self._run_one(work, services)
+
+    def _give_back(self, work: dict[str, Any]) -> None:
+        try:
+            self.backend.release(int(work["job_id"]), self.worker_id)
+        except NoetlError as exc:
+            log.warning("could not release job %s: %s", work["job_id"], exc)
+
+    def _run_one(self, work: dict[str, Any], services: Services) -> None:
+        job_id = int(work["job_id"])
+        with self._lock:
+            self._running[job_id] = time.monotonic()
+        try:
+            outcome = run_work(work, services)
+            outcome["report_id"] = uuid.uuid4().hex
+            self._report(job_id, outcome)
+        finally:
+            with self._lock:
+                self._running.pop(job_id, None)
+            self.jobs_done += 1
+
+    def _report(self, job_id: int, outcome: dict[str, Any]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self.backend.report(job_id, self.worker_id, outcome)
+                return
+            except LeaseLost as exc:
+                log.warning("job %s: result not recorded, lease lost: %s", job_id, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a failed report is retried, never dropped
+                if self._stop.is_set() and delay > 5:
+                    log.error("job %s: giving up reporting at shutdown: %s", job_id, exc)
+                    return
+                log.warning("job %s: report failed (%s), retrying", job_id, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _heartbeats(self) -> None:
+        interval = max(0.2, self.backend.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            with self._lock:
+                due = [j for j, t in self._running.items() if time.monotonic() - t > interval]
+            for job_id in due:
+                try:
+                    self.backend.heartbeat(job_id, self.worker_id)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("heartbeat for job %s failed: %s", job_id, exc)

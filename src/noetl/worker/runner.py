@@ -1,0 +1,138 @@
+"""Run one work package: render, run the tool, run the save, and describe the outcome.
+
+Never raises: every failure becomes an ``error`` outcome with the exception type, message and
+traceback, so no error is lost between the tool and the event log.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import traceback
+import uuid
+from typing import Any
+
+from noetl.errors import TemplateError, ToolError
+from noetl.templates import context, render
+from noetl.tools.base import Services, ToolCall
+from noetl.tools.registry import get_tool
+from noetl.tools.save import run_save
+
+ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
+NOT_RENDERED = frozenset({"code", "code_b64", "next", "save", "retry", "task", "type", "tool",
+                          "step", "desc", "description", "assert", "args", "with", "input",
+                          "payload"})
+_timeout_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32,
+                                                      thread_name_prefix="noetl-timed")
+
+
+def normalize(raw: Any) -> dict[str, Any]:
+    """Tool output → envelope ``{id, status, data, error?, meta?}``."""
+    if isinstance(raw, dict) and "status" in raw and "data" in raw:
+        env = dict(raw)
+        status = str(env.get("status") or "success").lower()
+        env["status"] = "error" if status in ERROR_STATUSES else "success"
+        env.setdefault("id", str(uuid.uuid4()))
+        return env
+    return {"id": str(uuid.uuid4()), "status": "success", "data": raw}
+
+
+def render_context(work: dict[str, Any]) -> dict[str, Any]:
+    c = work["ctx"]
+    return context({"workload": c.get("workload") or {}, "execution_id": c.get("execution_id")},
+                   c.get("results") or {}, c.get("extra") or {})
+
+
+def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    where = f"step '{work['step']}'"
+    raw = dict(work.get("args") or {})
+    base: dict[str, Any] = {}
+    whole = raw.pop("__whole__", None)
+    if whole is not None:
+        value = render(whole, ctx, f"{where} → args")
+        if not isinstance(value, dict):
+            raise TemplateError(f"{where} → args: {whole!r} rendered to "
+                                f"{type(value).__name__}, not a mapping")
+        base = value
+    args = {**base, **render(raw, ctx, f"{where} → args")}
+    args.update(work.get("edge_args") or {})
+    return args
+
+
+def render_action(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    action = work["action"]
+    where = f"step '{work['step']}'"
+    out = {}
+    for k, v in action.items():
+        out[k] = v if k in NOT_RENDERED else render(v, ctx, f"{where} → {k}")
+    return out
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ToolError):
+        return {"message": str(exc), "type": exc.error_type,
+                "traceback": exc.traceback or traceback.format_exc()}
+    return {"message": str(exc) or type(exc).__name__, "type": type(exc).__name__,
+            "traceback": traceback.format_exc()}
+
+
+def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    services = services or Services()
+    services.extra = {}
+    envelope: dict[str, Any] | None = None
+    try:
+        ctx = render_context(work)
+        args = render_args(work, ctx)
+        ctx["args"] = args
+        ctx["input"] = args
+        if "preset" in work:
+            envelope = normalize(work["preset"])
+        else:
+            action = render_action(work, ctx)
+            ttype = str(action.get("type") or "noop")
+            call = ToolCall(action=action, args=args, ctx=ctx, execution_id=work["execution_id"],
+                            step=work["step"], attempt=int(work.get("attempt") or 1),
+                            index=work.get("index"), timeout=work.get("timeout"),
+                            services=services)
+            tool = get_tool(ttype)
+            if call.timeout:
+                fut = _timeout_pool.submit(tool, call)
+                try:
+                    raw = fut.result(timeout=call.timeout)
+                except concurrent.futures.TimeoutError:
+                    raise ToolError(f"step '{work['step']}' timed out after {call.timeout} s",
+                                    "TimeoutError") from None
+            else:
+                raw = tool(call)
+            envelope = normalize(raw)
+        meta = dict(envelope.get("meta") or {})
+        if services.extra.get("stdout"):
+            meta["stdout"] = services.extra["stdout"]
+        if envelope["status"] == "error":
+            err = envelope.get("error")
+            message = err if isinstance(err, str) else (
+                (err or {}).get("message") if isinstance(err, dict) else None)
+            return _outcome_error({"message": message or "tool returned status error",
+                                   "type": (err or {}).get("type", "ToolError")
+                                   if isinstance(err, dict) else "ToolError",
+                                   "traceback": envelope.get("traceback")}, envelope, meta, t0)
+        data = envelope.get("data")
+        if work.get("save"):
+            meta["save"] = run_save(work["save"], envelope, ctx, services, work)
+        if meta:
+            envelope["meta"] = meta
+        return {"status": "ok", "data": data, "envelope": envelope, "meta": meta or None,
+                "duration": time.perf_counter() - t0}
+    except Exception as exc:  # noqa: BLE001 - the boundary: every failure becomes an outcome
+        meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
+        return _outcome_error(_error(exc), envelope, meta, t0)
+
+
+def _outcome_error(err: dict[str, Any], envelope: Any, meta: dict[str, Any],
+                   t0: float) -> dict[str, Any]:
+    env = dict(envelope) if isinstance(envelope, dict) else {"id": str(uuid.uuid4())}
+    env["status"] = "error"
+    env["error"] = err["message"]
+    return {"status": "error", "error": err, "envelope": env, "meta": meta or None,
+            "data": env.get("data"), "duration": time.perf_counter() - t0}
