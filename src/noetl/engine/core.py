@@ -269,6 +269,9 @@ class LocalBackend:
     def work_version(self) -> int:
         return self.engine.store.work_version()
 
+    def wake(self) -> None:
+        self.engine.store.notify_work()
+
     def wait_for_work(self, seen: int, timeout: float) -> None:
         nxt = self.engine.next_wakeup()
         if nxt is not None:

@@ -29,16 +29,16 @@ class _Router(io.TextIOBase):
         return False
 
 
-_installed = False
 _install_lock = threading.Lock()
 
 
 def _install() -> None:
-    global _installed
+    """Route ``sys.stdout`` through the per-thread router (again, if someone replaced it)."""
+    if isinstance(sys.stdout, _Router):
+        return
     with _install_lock:
-        if not _installed:
+        if not isinstance(sys.stdout, _Router):
             sys.stdout = _Router(sys.stdout)  # type: ignore[assignment]
-            _installed = True
 
 
 @contextmanager

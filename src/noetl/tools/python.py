@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import inspect
+import linecache
 import json
 import traceback
 from functools import lru_cache
@@ -26,7 +27,17 @@ _MISSING = object()
 @lru_cache(maxsize=1024)
 def _compile(code: str) -> Any:
     name = "<step code " + hashlib.sha1(code.encode()).hexdigest()[:8] + ">"
+    # register the source so tracebacks show the user's lines
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
     return compile(code, name, "exec")
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the first frame of the step's own code (engine frames dropped)."""
+    tb = exc.__traceback__
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<step code"):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
 def _code(action: dict[str, Any]) -> str:
@@ -88,12 +99,19 @@ def run(call: ToolCall) -> Any:
                         traceback.format_exc()) from exc
     ns: dict[str, Any] = {"__name__": "__noetl_step__", "json": json}
     with capture() as out:
-        exec(compiled, ns)  # noqa: S102 - running the playbook's code is this tool's purpose
-        main = ns.get("main")
-        if not callable(main):
-            raise ToolError("python code does not define main()", "ValueError")
-        result = call_main(main, call.args, call.ctx)
-    text = out.getvalue()
-    if text:
-        call.services.extra.setdefault("stdout", text)
+        try:
+            exec(compiled, ns)  # noqa: S102 - running the playbook's code is this tool's purpose
+            main = ns.get("main")
+            if not callable(main):
+                raise ToolError("python code does not define main()", "ValueError")
+            result = call_main(main, call.args, call.ctx)
+        except ToolError:
+            raise
+        except Exception as exc:
+            raise ToolError(str(exc) or type(exc).__name__, type(exc).__name__,
+                            user_traceback(exc)) from exc
+        finally:
+            text = out.getvalue()
+            if text:
+                call.services.extra["stdout"] = text
     return result

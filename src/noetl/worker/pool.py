@@ -63,6 +63,9 @@ class WorkerPool:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        wake = getattr(self.backend, "wake", None)
+        if wake is not None:
+            wake()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,214 @@
+"""A failed step never looks successful; retries are events; errors carry type and traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import run_yaml, types_for
+
+
+def test_step_that_raises_fails_the_execution(sqlite_url: str) -> None:
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: boom}
+        workflow:
+          - step: start
+            next: [{step: explode}]
+          - step: explode
+            type: python
+            code: |
+              def main():
+                  raise ValueError("the answer is not 42")
+            next: [{step: after}]
+          - step: after
+            type: python
+            code: |
+              def main():
+                  return 1
+    """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    failed = [e for e in events if e.event_type == "action_failed"]
+    assert len(failed) == 1
+    assert failed[0].error_type == "ValueError"
+    assert failed[0].error == "the answer is not 42"
+    assert "Traceback" in failed[0].stack_trace and "raise ValueError" in failed[0].stack_trace
+    assert desc["error"]["step"] == "explode"
+    assert desc["error"]["type"] == "ValueError"
+    assert types_for(events, "after") == []  # no later step ran
+    assert desc["steps"]["after"]["status"] == "SKIPPED"
+    assert desc["steps"]["explode"]["status"] == "FAILED"
+    tail = [e.event_type for e in events[-4:]]
+    assert tail == ["action_failed", "step_failed", "workflow_failed", "execution_failed"]
+
+
+def test_retry_fails_twice_then_succeeds(sqlite_url: str, tmp_path: Path) -> None:
+    counter = tmp_path / "attempts"
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: flaky}
+        workload: {counter: COUNTER}
+        workflow:
+          - step: start
+            next: [{step: flaky}]
+          - step: flaky
+            type: python
+            retry: {max_attempts: 5, initial_delay: 0.01, backoff_multiplier: 1, jitter: false}
+            args: {path: "{{ workload.counter }}"}
+            code: |
+              def main(path):
+                  import os
+                  n = int(open(path).read()) if os.path.exists(path) else 0
+                  open(path, "w").write(str(n + 1))
+                  if n < 2:
+                      raise RuntimeError(f"transient failure {n + 1}")
+                  return {"ok": True, "attempt": n + 1}
+            next: [{step: done}]
+          - step: done
+            type: python
+            args: {v: "{{ flaky.attempt }}"}
+            code: |
+              def main(v):
+                  return {"seen": v}
+    """.replace("COUNTER", str(counter)), sqlite_url)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["steps"]["flaky"]["attempts"] == 3
+    assert desc["steps"]["done"]["result"] == {"seen": 3}
+    flaky = types_for(events, "flaky")
+    assert flaky.count("action_retry") == 2
+    assert flaky.count("action_failed") == 2
+    assert flaky.count("action_started") == 3
+    retries = [e for e in events if e.event_type == "action_retry"]
+    assert [r.context["next_attempt"] for r in retries] == [2, 3]
+
+
+def test_retry_exhausted_fails(sqlite_url: str) -> None:
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: always}
+        workflow:
+          - step: start
+            type: python
+            retry: {max_attempts: 3, initial_delay: 0.0}
+            code: |
+              def main():
+                  raise KeyError("nope")
+    """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    assert desc["steps"]["start"]["attempts"] == 3
+    assert types_for(events, "start").count("action_retry") == 2
+    assert desc["error"]["type"] == "KeyError"
+
+
+def test_retry_when_false_stops_retrying(sqlite_url: str) -> None:
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: picky}
+        workflow:
+          - step: start
+            type: python
+            retry:
+              max_attempts: 4
+              initial_delay: 0
+              retry_when: "{{ 'transient' in error }}"
+            code: |
+              def main():
+                  raise RuntimeError("permanent")
+    """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    assert desc["steps"]["start"]["attempts"] == 1
+    assert "action_retry" not in types_for(events, "start")
+
+
+def test_undefined_template_name_fails_and_names_it(sqlite_url: str) -> None:
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: typo}
+        workload: {table: users}
+        workflow:
+          - step: start
+            next: [{step: use}]
+          - step: use
+            type: python
+            args: {t: "{{ worklod.table }}"}
+            code: |
+              def main(t):
+                  return t
+    """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    err = desc["error"]
+    assert err["type"] == "TemplateError"
+    assert "worklod" in err["message"] and "use" in err["message"]
+    assert types_for(events, "use").count("action_completed") == 0
+
+
+def test_missing_attribute_is_none(sqlite_url: str) -> None:
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: soft}
+        workload: {cfg: {a: 1}}
+        workflow:
+          - step: start
+            type: python
+            args: {b: "{{ workload.cfg.b or 7 }}"}
+            code: |
+              def main(b):
+                  return b
+    """, sqlite_url)
+    assert desc["status"] == "COMPLETED"
+    assert desc["result"] == 7
+
+
+def test_failure_routed_by_error_edge_is_handled(sqlite_url: str) -> None:
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: handled}
+        workflow:
+          - step: start
+            type: python
+            code: |
+              def main():
+                  raise OSError("disk gone")
+            next:
+              - when: "{{ error is not none }}"
+                step: cleanup
+                args: {why: "{{ error.message }}"}
+              - step: normal
+          - step: cleanup
+            type: python
+            code: |
+              def main(why):
+                  return {"cleaned": why}
+          - step: normal
+            type: python
+            code: |
+              def main():
+                  return "normal"
+    """, sqlite_url)
+    assert desc["status"] == "COMPLETED"
+    assert desc["steps"]["start"]["status"] == "FAILED"
+    assert desc["steps"]["cleanup"]["result"] == {"cleaned": "disk gone"}
+    assert desc["steps"]["normal"]["status"] == "SKIPPED"
+
+
+def test_python_main_errors_are_clear(sqlite_url: str) -> None:
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: params}
+        workflow:
+          - step: start
+            type: python
+            code: |
+              def main(missing):
+                  return missing
+    """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    assert "missing" in desc["error"]["message"]
+    assert desc["error"]["type"] == "TypeError"

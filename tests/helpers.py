@@ -1,0 +1,35 @@
+"""Test helpers: run playbook text on a real store and read back its events."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from noetl.dsl import parse_playbook
+from noetl.engine.records import Event
+from noetl.local import LocalRunner
+
+TERMINAL_EVENTS = ("execution_completed", "execution_failed", "execution_cancelled")
+
+
+def run_yaml(text: str, store_url: str, args: dict[str, Any] | None = None,
+             concurrency: int = 4, timeout: float = 30) -> tuple[dict[str, Any], list[Event]]:
+    pb = parse_playbook(textwrap.dedent(text), "<test>")
+    with LocalRunner(store_url, concurrency=concurrency) as runner:
+        desc = runner.run(pb, args=args, timeout=timeout)
+        eid = int(desc["execution_id"])
+        with runner.store.read() as tx:
+            events = tx.get_events(eid, 0, 100000)
+    assert_one_terminal(events)
+    return desc, events
+
+
+def assert_one_terminal(events: list[Event]) -> None:
+    terminal = [e for e in events if e.event_type in TERMINAL_EVENTS]
+    assert len(terminal) == 1, [e.event_type for e in terminal]
+    assert events[-1].event_type in TERMINAL_EVENTS or any(
+        e.event_type in TERMINAL_EVENTS for e in events)
+
+
+def types_for(events: list[Event], node: str) -> list[str]:
+    return [e.event_type for e in events if e.node_name == node]
