@@ -45,7 +45,7 @@ def pg_admin_url() -> str:
     try:
         with psycopg.connect(PG_BASE, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _pg_unavailable(str(exc))
     return PG_BASE
 

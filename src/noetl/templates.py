@@ -116,7 +116,7 @@ def _b64encode(value: Any) -> str:
 
 
 def _now(fmt: str | None = None) -> str:
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     return now.strftime(fmt) if fmt else now.isoformat()
 
 
@@ -185,7 +185,7 @@ def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> An
         raise TemplateError(f"{where}: cannot render {text!r}: {exc.message}") from exc
     except TemplateError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure inside a template is a render error
+    except Exception as exc:
         raise TemplateError(f"{where}: cannot render {text!r}: {type(exc).__name__}: {exc}") from exc
 
 

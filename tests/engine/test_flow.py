@@ -74,7 +74,7 @@ def test_join_after_fan_out_runs_once_and_sees_both(sqlite_url: str) -> None:
 
 
 def test_join_not_blocked_by_branch_not_taken(sqlite_url: str) -> None:
-    desc, events = run_yaml("""
+    desc, _ = run_yaml("""
         apiVersion: noetl.io/v1
         kind: Playbook
         metadata: {name: branchy}

@@ -127,7 +127,7 @@ def validate(file: Path = typer.Argument(..., help="Playbook YAML file.")) -> No
 def _client(server: str | None) -> Any:
     from noetl.client import Client
 
-    return Client(server)  # type: ignore[arg-type]
+    return Client(server)
 
 
 def _engine(store: str | None) -> Any:

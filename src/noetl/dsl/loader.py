@@ -157,7 +157,7 @@ def _check_workflow(c: _Checker, wf: Any, line: int | None,
     if not isinstance(wf, list) or not wf:
         c.error("workflow", "missing or empty (needs a list of steps)", line)
         return steps
-    raw_steps: list[LineDict] = []
+    raw_steps: list[dict[str, Any]] = []
     for i, s in enumerate(wf):
         if not isinstance(s, dict):
             c.error(f"workflow[{i}]", "a step must be a mapping", _line(wf))
@@ -222,7 +222,7 @@ def _step_type_raw(s: dict[str, Any]) -> Any:
     return s.get("type", s.get("tool"))
 
 
-def _check_step(c: _Checker, s: LineDict, names: set[str],
+def _check_step(c: _Checker, s: Any, names: set[str],
                 workbook: dict[str, dict[str, Any]]) -> Step | None:
     name = str(s["step"])
     where = f"step '{name}'"
@@ -406,6 +406,6 @@ def _check_save(c: _Checker, where: str, s: dict[str, Any]) -> None:
     if data is not None and not isinstance(data, dict | str):
         c.error(w + " → data", "must be a mapping or a template string", _line(sv) or line)
     if kind.lower() == "postgres":
-        st = sv.get("storage") if isinstance(sv.get("storage"), dict) else {}
+        st: dict[str, Any] = sv["storage"] if isinstance(sv.get("storage"), dict) else {}
         if not (sv.get("table") or sv.get("statement") or st.get("table") or st.get("statement")):
             c.error(w, "a postgres save needs 'table' or 'statement'", _line(sv) or line)

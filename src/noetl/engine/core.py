@@ -67,7 +67,7 @@ class Engine:
             if playbook is not None:
                 pb = playbook
             else:
-                v = None if version in (None, "", "latest") else int(version)  # type: ignore[arg-type]
+                v = None if version in (None, "", "latest") else int(version)
                 entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
                 if entry is None:
                     what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"

@@ -93,7 +93,7 @@ def _expand(pb: Playbook, s_name: str) -> tuple[str | None, dict[str, Any], dict
 
 
 def _retry_of(where: str, cfg: dict[str, Any]) -> RetryPolicy | None:
-    from noetl.dsl.loader import _Checker, _check_retry
+    from noetl.dsl.loader import _check_retry, _Checker
 
     return _check_retry(_Checker(where), where, cfg)
 

@@ -168,7 +168,8 @@ class SqlTx(Tx):
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
                         offset: int = 0) -> tuple[list[ExecutionRow], int]:
-        where, p = [], {"limit": limit, "offset": offset}
+        where: list[str] = []
+        p: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             where.append("status = :status")
             p["status"] = status.upper()
@@ -335,7 +336,8 @@ class SqlTx(Tx):
 
     def list_jobs(self, status: str | None = None, execution_id: int | None = None,
                   worker_id: str | None = None, limit: int = 100) -> list[Job]:
-        where, p = [], {"limit": limit}
+        where: list[str] = []
+        p: dict[str, Any] = {"limit": limit}
         if status:
             where.append("status = :status")
             p["status"] = status

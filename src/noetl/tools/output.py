@@ -38,7 +38,7 @@ def _install() -> None:
         return
     with _install_lock:
         if not isinstance(sys.stdout, _Router):
-            sys.stdout = _Router(sys.stdout)  # type: ignore[assignment]
+            sys.stdout = _Router(sys.stdout)
 
 
 @contextmanager

@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import inspect
-import linecache
 import json
+import linecache
 import traceback
 from functools import lru_cache
 from typing import Any
@@ -100,7 +100,7 @@ def run(call: ToolCall) -> Any:
     ns: dict[str, Any] = {"__name__": "__noetl_step__", "json": json}
     with capture() as out:
         try:
-            exec(compiled, ns)  # noqa: S102 - running the playbook's code is this tool's purpose
+            exec(compiled, ns)
             main = ns.get("main")
             if not callable(main):
                 raise ToolError("python code does not define main()", "ValueError")

@@ -87,7 +87,7 @@ class WorkerPool:
             seen = self.backend.work_version()
             try:
                 works = self.backend.lease(self.worker_id, 1)
-            except Exception as exc:  # noqa: BLE001 - keep the worker alive; server may be down
+            except Exception as exc:
                 log.warning("lease failed: %s", exc)
                 self._stop.wait(min(self.poll_interval, 1.0))
                 continue
@@ -128,7 +128,7 @@ class WorkerPool:
             except LeaseLost as exc:
                 log.warning("job %s: result not recorded, lease lost: %s", job_id, exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - a failed report is retried, never dropped
+            except Exception as exc:
                 if self._stop.is_set() and delay > 5:
                     log.error("job %s: giving up reporting at shutdown: %s", job_id, exc)
                     return
@@ -144,5 +144,5 @@ class WorkerPool:
             for job_id in due:
                 try:
                     self.backend.heartbeat(job_id, self.worker_id)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.warning("heartbeat for job %s failed: %s", job_id, exc)

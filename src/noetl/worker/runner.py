@@ -124,7 +124,7 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
             envelope["meta"] = meta
         return {"status": "ok", "data": data, "envelope": envelope, "meta": meta or None,
                 "duration": time.perf_counter() - t0}
-    except Exception as exc:  # noqa: BLE001 - the boundary: every failure becomes an outcome
+    except Exception as exc:
         meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
         return _outcome_error(_error(exc), envelope, meta, t0)
 

@@ -1,0 +1,5 @@
+"""``python -m noetl`` is the ``noetl`` command."""
+
+from noetl.cli.main import app
+
+app()

@@ -1,0 +1,152 @@
+"""Bad playbooks get errors that name the file, the line and the field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from noetl.dsl import load_playbook, parse_playbook
+from noetl.errors import PlaybookError
+from noetl.plan import compile_plan
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(PlaybookError) as info:
+        parse_playbook(textwrap.dedent(text), "pb.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+HEAD = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: t}
+"""
+
+
+def test_unknown_target_names_step_edge_and_line() -> None:
+    out = problems(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            next: [{step: load}]
+          - step: load
+            type: python
+            code: "def main(): return 1"
+            next:
+              - step: end
+              - step: lod
+          - step: end
+        """))
+    assert out == ["step 'load' → next[1] (line 12): unknown step 'lod'"]
+
+
+def test_missing_start_and_duplicate_names() -> None:
+    out = problems(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: a
+          - step: a
+        """))
+    assert any("duplicate step name" in p and "line 6" in p for p in out)
+    assert any("no step named 'start'" in p for p in out)
+
+
+def test_unknown_type_and_bad_retry_and_save() -> None:
+    out = problems(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            type: pythn
+          - step: b
+            type: python
+            code: "def main(): return 1"
+            retry: {max_attempts: 0, backoff: 2}
+            save: {storage: mongodb}
+        """))
+    joined = "\n".join(out)
+    assert "step 'start' (line 6): unknown type 'pythn'" in joined
+    assert "step 'b' → retry → max_attempts" in joined
+    assert "unknown key 'backoff'" in joined
+    assert "step 'b' → save → storage" in joined and "mongodb" in joined
+
+
+def test_bad_retry_shape_and_workbook_reference() -> None:
+    out = problems(HEAD + textwrap.dedent("""\
+        workbook:
+          - name: real
+            type: python
+            code: "def main(): return 1"
+        workflow:
+          - step: start
+            type: workbook
+            name: imaginary
+            retry: "often"
+        """))
+    joined = "\n".join(out)
+    assert "unknown workbook task 'imaginary'" in joined
+    assert "retry" in joined and "must be true, a number of attempts, or a mapping" in joined
+
+
+def test_yaml_syntax_error_has_line() -> None:
+    out = problems("apiVersion: noetl.io/v1\nkind: Playbook\nworkflow: [\n  - step: x\n")
+    assert len(out) == 1 and out[0].startswith("yaml (line")
+
+
+def test_file_name_in_error(tmp_path: Path) -> None:
+    f = tmp_path / "broken.yaml"
+    f.write_text("kind: Playbook\n")
+    with pytest.raises(PlaybookError) as info:
+        load_playbook(f)
+    assert str(f) in str(info.value)
+    text = str(info.value)
+    assert "apiVersion" in text and "workflow" in text and "metadata" in text
+
+
+def test_type_and_tool_are_the_same_key() -> None:
+    pb = parse_playbook(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            tool: python
+            code: "def main(): return 1"
+        """))
+    assert pb.steps["start"].type == "python"
+
+
+def test_unknown_keys_are_warnings_not_errors() -> None:
+    pb = parse_playbook(HEAD + "colour: blue\nworkflow:\n  - step: start\n    colour: red\n",
+                        "pb.yaml")
+    assert any("colour" in w and "line 4" in w for w in pb.warnings)
+    assert any("unknown top-level key" in w for w in pb.warnings)
+
+
+def test_edge_forms_and_plan() -> None:
+    pb = parse_playbook(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            next:
+              - when: "{{ workload.x }}"
+                then: [a, {step: b, args: {k: 1}}]
+              - else: [c]
+          - step: a
+            next: end
+          - step: b
+            next: [end]
+          - step: c
+            next: [end]
+          - step: end
+        """))
+    edges = pb.steps["start"].next
+    assert [(e.target, e.when, e.is_else) for e in edges] == [
+        ("a", "{{ workload.x }}", False), ("b", "{{ workload.x }}", False), ("c", None, True)]
+    assert edges[1].args == {"k": 1}
+    plan = compile_plan(pb)
+    assert plan.steps["end"].is_join
+    assert plan.steps["end"].ancestors == {"start", "a", "b", "c"}
+    assert not plan.steps["a"].is_join
+
+
+def test_fixture_corpus_validates() -> None:
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) == 23
+    for f in files:
+        compile_plan(load_playbook(f))
