@@ -18,7 +18,8 @@ from noetl.engine.session import Session, error_info
 from noetl.engine.status import describe
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NotFound
-from noetl.plan import compile_plan, plan_from_raw
+from noetl.engine.plans import plan_for
+from noetl.plan import compile_plan
 from noetl.store.base import Store, Tx
 
 T = TypeVar("T")
@@ -122,7 +123,7 @@ class Engine:
                     job.status = JobStatus.CANCELLED
                     tx.update_job(job)
                     continue
-                plan = plan_from_raw(ex.playbook)
+                plan = plan_for(tx, ex)
                 ps = plan.step(job.step)
                 s = Session(tx, ex, plan)
                 if prev == JobStatus.LEASED:

@@ -23,7 +23,8 @@ from noetl.engine.records import (
 )
 from noetl.errors import NoetlError, TemplateError
 from noetl.ids import new_id
-from noetl.plan import Plan, PlanStep, plan_from_raw
+from noetl.engine.plans import plan_for, remember
+from noetl.plan import Plan, PlanStep
 from noetl.templates import context, evaluate, render
 
 if TYPE_CHECKING:
@@ -44,7 +45,11 @@ class Session:
     def __init__(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None):
         self.tx = tx
         self.ex = ex
-        self.plan = plan or plan_from_raw(ex.playbook)
+        if plan is None:
+            plan = plan_for(tx, ex)
+        else:
+            remember(ex.execution_id, plan)
+        self.plan = plan
         self.rows: dict[str, StepRow] = {}
         self.dirty: set[str] = set()
         self.events: list[Event] = []

@@ -21,11 +21,11 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
         raise NotFound(f"execution {execution_id} not found")
     out = ex.to_dict()
     if with_steps:
-        from noetl.plan import plan_from_raw
+        from noetl.engine.plans import plan_for
 
         rows = tx.get_steps(execution_id)
         steps: dict[str, Any] = {}
-        plan = plan_from_raw(ex.playbook)
+        plan = plan_for(tx, ex)
         for name in plan.order:
             r = rows.get(name)
             if r is None:

@@ -33,6 +33,10 @@ class Tx(ABC):
     @abstractmethod
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None: ...
     @abstractmethod
+    def get_playbook(self, execution_id: int) -> dict[str, Any] | None:
+        """The playbook snapshot stored with the execution (rows come without it)."""
+
+    @abstractmethod
     def update_execution(self, row: ExecutionRow) -> None: ...
     @abstractmethod
     def list_executions(self, status: str | None = None, path: str | None = None,

@@ -42,6 +42,9 @@ def jl(text: Any) -> Any:
 EXEC_COLS = ("execution_id, catalog_id, path, version, status, playbook, workload, "
              "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
              "updated_at")
+EXEC_SELECT = ("execution_id, catalog_id, path, version, status, NULL AS playbook, workload, "
+               "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
+               "updated_at")
 EXEC_LIGHT = ("execution_id, catalog_id, path, version, status, NULL AS playbook, '{}' AS workload, "
               "parent_execution_id, parent_job_id, result, error, '{}' AS state, created_at, "
               "ended_at, updated_at")
@@ -155,9 +158,14 @@ class SqlTx(Tx):
         }
 
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
-        r = self._one(f"SELECT {EXEC_COLS} FROM execution WHERE execution_id = :id"
+        r = self._one(f"SELECT {EXEC_SELECT} FROM execution WHERE execution_id = :id"
                       + (self.for_update if lock else ""), {"id": execution_id})
         return _exec(r) if r else None
+
+    def get_playbook(self, execution_id: int) -> dict[str, Any] | None:
+        r = self._one("SELECT playbook FROM execution WHERE execution_id = :id",
+                      {"id": execution_id})
+        return jl(r[0]) if r else None
 
     def update_execution(self, row: ExecutionRow) -> None:
         p = self._exec_params(row)
