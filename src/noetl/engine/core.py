@@ -13,12 +13,12 @@ from noetl.dsl.loader import build_playbook, parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
 from noetl.engine.executions import create_execution
+from noetl.engine.plans import plan_for
 from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
 from noetl.engine.session import Session, error_info
 from noetl.engine.status import describe
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NotFound
-from noetl.engine.plans import plan_for
 from noetl.plan import compile_plan
 from noetl.store.base import Store, Tx
 

@@ -12,6 +12,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from noetl.dsl.model import Edge
+from noetl.engine.plans import plan_for, remember
 from noetl.engine.records import (
     Event,
     ExecutionRow,
@@ -23,7 +24,6 @@ from noetl.engine.records import (
 )
 from noetl.errors import NoetlError, TemplateError
 from noetl.ids import new_id
-from noetl.engine.plans import plan_for, remember
 from noetl.plan import Plan, PlanStep
 from noetl.templates import context, evaluate, render
 
