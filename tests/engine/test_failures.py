@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import run_yaml, types_for
 
@@ -212,3 +215,56 @@ def test_python_main_errors_are_clear(sqlite_url: str) -> None:
     assert desc["status"] == "FAILED"
     assert "missing" in desc["error"]["message"]
     assert desc["error"]["type"] == "TypeError"
+
+
+def test_python_timeout_really_stops_the_code(sqlite_url: str, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: slow}
+        workload: {pidfile: PIDFILE}
+        workflow:
+          - step: start
+            type: python
+            timeout: 0.5
+            retry: {max_attempts: 2, initial_delay: 0}
+            args: {p: "{{ workload.pidfile }}"}
+            code: |
+              def main(p):
+                  import os, time
+                  with open(p, "a") as f:
+                      f.write(f"{os.getpid()}\\n")
+                  time.sleep(60)
+                  return 1
+    """.replace("PIDFILE", str(pidfile)), sqlite_url)
+    assert desc["status"] == "FAILED"
+    assert desc["error"]["type"] == "TimeoutError"
+    assert desc["steps"]["start"]["attempts"] == 2
+    assert types_for(events, "start").count("action_retry") == 1
+    pids = [int(x) for x in pidfile.read_text().split()]
+    assert len(pids) == 2
+    for pid in pids:  # both attempts' processes were killed, not left sleeping
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_python_with_timeout_returns_normally(sqlite_url: str) -> None:
+    desc, events = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: quick}
+        workflow:
+          - step: start
+            type: python
+            timeout: 20
+            args: {x: 2}
+            code: |
+              def main(x):
+                  print("in child")
+                  return {"sq": x * x}
+    """, sqlite_url)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"] == {"sq": 4}
+    done = [e for e in events if e.event_type == "action_completed"]
+    assert done[0].result["meta"]["stdout"] == "in child"

@@ -301,7 +301,8 @@ class Session:
                   duration=(r.ended_at - r.started_at) if r.started_at else None)
         if self.ex.terminal:
             return
-        self.ex.state["last"] = ps.name
+        if data is not None:
+            self.ex.state["last"] = ps.name  # the execution's result: the last step with one
         try:
             self.route(ps, data, envelope)
         except NoetlError as exc:

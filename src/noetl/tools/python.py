@@ -1,5 +1,8 @@
 """``type: python``: run ``main`` from the step's ``code``.
 
+With a step ``timeout`` the code runs in a child process that is killed when the time is up
+(:mod:`noetl.tools.python_isolated`); without one it runs in the worker thread.
+
 Calling rules (docs/semantics.md): parameters are filled from ``args`` by name (then from the
 render context: loop variables, step results, ``workload``); a single parameter ``input_data``
 with no ``input_data`` arg receives the whole args dict; ``**kwargs`` receives every arg.
@@ -92,6 +95,13 @@ def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
 
 def run(call: ToolCall) -> Any:
     code = _code(call.action)
+    if call.timeout:
+        from noetl.tools.python_isolated import run_isolated
+
+        result, text = run_isolated(code, call.args, call.ctx, call.timeout)
+        if text:
+            call.services.extra["stdout"] = text
+        return result
     try:
         compiled = _compile(code)
     except SyntaxError as exc:

@@ -96,7 +96,7 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
                             index=work.get("index"), timeout=work.get("timeout"),
                             services=services)
             tool = get_tool(ttype)
-            if call.timeout:
+            if call.timeout and ttype != "python":  # python kills its own process on timeout
                 fut = _timeout_pool.submit(tool, call)
                 try:
                     raw = fut.result(timeout=call.timeout)
