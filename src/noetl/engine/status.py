@@ -39,3 +39,30 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
         out["steps"] = steps
         out["children"] = [c.to_dict() for c in tx.children(execution_id)]
     return out
+
+
+def graph(tx: Tx, execution_id: int) -> dict[str, Any]:
+    """The execution's step graph: nodes (with type and live status) and edges (with conditions)."""
+    from noetl.engine.plans import plan_for
+
+    ex = tx.get_execution(execution_id)
+    if ex is None:
+        raise NotFound(f"execution {execution_id} not found")
+    plan = plan_for(tx, ex)
+    rows = tx.get_steps(execution_id)
+    nodes = []
+    for name in plan.order:
+        ps = plan.steps[name]
+        r = rows.get(name)
+        status = r.status if r else ("SKIPPED" if ex.terminal else "PENDING")
+        node: dict[str, Any] = {"name": name, "type": ps.type or "router", "status": str(status),
+                                "is_join": ps.is_join}
+        if r is not None and r.loop:
+            node["loop"] = {"done": r.loop.get("done", 0), "total": r.loop.get("total", 0)}
+        if ps.type == "iterator" and ps.task:
+            node["task_type"] = ps.task.get("type")
+        nodes.append(node)
+    edges = [{"from": name, "to": e.target, "when": e.when, "else": e.is_else}
+             for name in plan.order for e in plan.steps[name].edges]
+    return {"execution_id": str(execution_id), "status": str(ex.status), "start": plan.start,
+            "nodes": nodes, "edges": edges}
