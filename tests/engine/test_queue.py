@@ -103,3 +103,20 @@ def test_priorities_and_delayed_jobs(sqlite_url: str) -> None:
     with engine.store.read() as tx:
         jobs = tx.list_jobs()
     assert jobs[0].priority == 100 and jobs[0].max_attempts == 1
+
+
+def test_outcome_of_a_job_running_when_cancelled_is_still_recorded(sqlite_url: str) -> None:
+    engine = Engine(open_store(sqlite_url))
+    ex = engine.start(PB)
+    work = engine.lease("w1")[0]
+    engine.cancel(ex.execution_id)
+    outcome = {"status": "error", "error": {"message": "interrupted", "type": "RuntimeError",
+                                            "traceback": "tb"}, "report_id": "x"}
+    assert engine.report(int(work["job_id"]), "w1", outcome) == "cancelled"
+    with engine.store.read() as tx:
+        events = tx.get_events(ex.execution_id)
+    assert_one_terminal(events)
+    late = [e for e in events if e.event_type == "action_failed"]
+    assert len(late) == 1 and late[0].error == "interrupted" and late[0].meta["late"] is True
+    assert events[-1].event_type == "action_failed"
+    assert engine.describe(ex.execution_id)["status"] == "CANCELLED"

@@ -172,7 +172,16 @@ class Engine:
             if rid and job.payload.get("report_id") == rid:
                 return "duplicate"
             if job.status != JobStatus.LEASED or (worker_id and job.worker_id != worker_id):
-                if job.status == JobStatus.CANCELLED:
+                if job.status == JobStatus.CANCELLED and job.worker_id == worker_id \
+                        and not job.payload.get("late_report"):
+                    # the execution ended while this job ran: record what happened, change nothing
+                    ex = tx.get_execution(job.execution_id, lock=True)
+                    if ex is not None:
+                        job.payload["late_report"] = rid or True
+                        tx.update_job(job)
+                        s = Session(tx, ex)
+                        s.record_late(job, outcome)
+                        tx.add_events(s.events)
                     return "cancelled"
                 raise LeaseLost(f"job {job_id} is {job.status}"
                                 + (f" (leased by {job.worker_id})" if job.worker_id else ""))

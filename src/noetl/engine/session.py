@@ -343,6 +343,23 @@ class Session:
             info["index"] = job.index
         self.step_failed(ps, info, job.attempts, outcome.get("envelope"))
 
+    def record_late(self, job: Job, outcome: dict[str, Any]) -> None:
+        """The outcome of a job that ran on after its execution ended: recorded, nothing more."""
+        ps = self.plan.step(job.step)
+        meta = {**(outcome.get("meta") or {}), "late": True, "execution_status": str(self.ex.status)}
+        if outcome.get("status") == "ok":
+            self.emit("action_completed", "COMPLETED", job.step, ps.type,
+                      result=outcome.get("envelope"), attempt=job.attempts,
+                      current_index=job.index, duration=outcome.get("duration"),
+                      worker_id=job.worker_id, meta=meta)
+        else:
+            err = outcome.get("error") or {}
+            self.emit("action_failed", "FAILED", job.step, ps.type,
+                      error=str(err.get("message") or "step failed"), error_type=err.get("type"),
+                      stack_trace=err.get("traceback"), result=outcome.get("envelope"),
+                      attempt=job.attempts, current_index=job.index,
+                      duration=outcome.get("duration"), worker_id=job.worker_id, meta=meta)
+
     def should_retry(self, ps: PlanStep, policy: Any, job: Job, outcome: dict[str, Any],
                      message: str) -> bool:
         envelope = outcome.get("envelope") or {}
