@@ -1,8 +1,9 @@
 """64-bit time-ordered ids generated in-process (snowflake layout).
 
 Layout: 41 bits of milliseconds since 2024-01-01 UTC, 10 bits of node id, 12 bits of sequence.
-The node id comes from ``NOETL_NODE_ID`` or is drawn at random per process, so ids made by many
-processes (servers and workers) do not collide. Ids travel as decimal strings in JSON.
+The node id comes from ``NOETL_NODE_ID``; otherwise each process that opens a store takes the
+next value of the store's ``node_seq`` counter (:func:`set_node`), so processes sharing a
+database never share a node id (up to 1,024 at once). Before a store is opened it is random. Ids travel as decimal strings in JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class IdGenerator:
 
 
 _default = IdGenerator()
+
+
+def set_node(node_id: int) -> None:
+    """Use this node id from now on (a store hands each process a unique one)."""
+    with _default._lock:
+        _default.node = node_id & 0x3FF
 
 
 def new_id() -> int:

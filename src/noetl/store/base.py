@@ -27,6 +27,10 @@ from noetl.engine.records import (
 class Tx(ABC):
     """One transaction."""
 
+    @abstractmethod
+    def next_node_id(self) -> int:
+        """Take the next value of the store's node counter (unique per process)."""
+
     # executions
     @abstractmethod
     def insert_execution(self, row: ExecutionRow) -> None: ...
@@ -152,6 +156,17 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def claim_node_id(self) -> None:
+        """Give this process a node id no other process on this database holds."""
+        import os
+
+        from noetl import ids
+
+        if os.environ.get("NOETL_NODE_ID"):
+            return
+        with self.transaction() as tx:
+            ids.set_node(tx.next_node_id())
 
     # wake-ups: polling is the baseline; these only cut latency
     def notify_work(self) -> None:

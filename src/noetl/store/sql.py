@@ -202,6 +202,10 @@ class SqlTx(Tx):
                          "ORDER BY execution_id", {"id": execution_id})
         return [_exec(r) for r in rows]
 
+    def next_node_id(self) -> int:
+        r = self._one("UPDATE node_seq SET n = n + 1 WHERE id = 1 RETURNING n")
+        return int(r[0])
+
     # steps --------------------------------------------------------------------------------
     def get_steps(self, execution_id: int,
                   names: Iterable[str] | None = None) -> dict[str, StepRow]:

@@ -68,6 +68,7 @@ class SqliteStore(Store):
         self._lock = threading.RLock()
         self._depth = 0
         self._migrate()
+        self.claim_node_id()
 
     def _migrate(self) -> None:
         with self._lock:
