@@ -3,7 +3,8 @@
 Layout: 41 bits of milliseconds since 2024-01-01 UTC, 10 bits of node id, 12 bits of sequence.
 The node id comes from ``NOETL_NODE_ID``; otherwise each process that opens a store takes the
 next value of the store's ``node_seq`` counter (:func:`set_node`), so processes sharing a
-database never share a node id (up to 1,024 at once). Before a store is opened it is random. Ids travel as decimal strings in JSON.
+database never share a node id (up to 1,024 at once). Before a store is
+opened it is random. Ids travel as decimal strings in JSON.
 """
 
 from __future__ import annotations
