@@ -1,0 +1,214 @@
+"""PostgreSQL backend: many server processes share one database.
+
+Every table lives in schema ``noetl`` (``search_path`` is set on each pooled connection) and is
+created by the versioned migrations in ``migrations/postgres``, applied under a transaction-scoped
+advisory lock so servers starting together do not race. Orchestration of one execution is
+serialised by row locks (``SELECT ... FOR UPDATE`` on the execution and job rows); workers lease
+with ``FOR UPDATE SKIP LOCKED`` so concurrent leases never hand out the same job.
+
+Wake-ups: after a commit that made work ready the engine calls :meth:`PostgresStore.notify_work`,
+which wakes this process's waiters and sends ``NOTIFY noetl_work`` so other processes wake too; a
+daemon thread per store ``LISTEN``s on its own connection. Polling remains the correct baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from noetl.engine.records import Job
+from noetl.store.base import Store
+from noetl.store.migrate import migrations, split_sql
+from noetl.store.sql import JOB_COLS, SqlTx, _job
+
+log = logging.getLogger("noetl.store.postgres")
+
+SCHEMA = "noetl"
+CHANNEL = "noetl_work"
+MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migrating
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
+
+
+@lru_cache(maxsize=1024)
+def to_pyformat(sql: str) -> str:
+    """``:name`` parameters to psycopg's ``%(name)s``; literal ``%`` doubled. ``::`` casts stay."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+class PgTx(SqlTx):
+    for_update = " FOR UPDATE"
+
+    def __init__(self, conn: psycopg.Connection[Any]):
+        self.conn = conn
+
+    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        # always pass a mapping so psycopg un-doubles the escaped '%'
+        return self.conn.execute(to_pyformat(sql), params or {})
+
+    def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(to_pyformat(sql), rows)
+
+    def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
+                   now: float) -> list[tuple[Job, str]]:
+        """One statement: pick ready or lease-expired rows no one else holds, lease them and
+        return them with their previous status (``leased`` = re-leased after expiry)."""
+        rows = self._all(
+            "WITH picked AS (SELECT queue_id, status AS prev FROM queue WHERE "
+            "(status = 'queued' AND available_at <= :now) OR "
+            "(status = 'leased' AND lease_until < :now) "
+            "ORDER BY priority DESC, queue_id LIMIT :n FOR UPDATE SKIP LOCKED) "
+            "UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.attempts + 1, "
+            "lease_until = :until, last_heartbeat = :now, updated_at = :now FROM picked "
+            f"WHERE q.queue_id = picked.queue_id RETURNING {_Q_COLS}, picked.prev",
+            {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds})
+        out = [(_job(r), str(r[-1])) for r in rows]
+        out.sort(key=lambda jp: (-jp[0].priority, jp[0].queue_id))
+        return out
+
+    def _lock_catalog(self, path: str) -> None:
+        self._x("SELECT pg_advisory_xact_lock(hashtext(:p))", {"p": path})
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"SET search_path TO {SCHEMA}")
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+
+    def __init__(self, url: str, pool_size: int | None = None, listen: bool = True):
+        super().__init__()
+        self.url = url
+        size = pool_size or int(os.environ.get("NOETL_PG_POOL_SIZE", "10"))
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
+            configure=_configure, open=False, name="noetl", timeout=30.0)
+        self.pool.open(wait=True, timeout=15.0)
+        self._local = threading.local()
+        self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+        self._listener: threading.Thread | None = None
+        try:
+            self._migrate()
+            claim = getattr(self, "claim_node_id", None)  # unique id-generator node per process
+            if claim is not None:
+                claim()
+        except BaseException:
+            self.pool.close()
+            raise
+        if listen:
+            self._listener = threading.Thread(target=self._listen, name="noetl-pg-listen",
+                                              daemon=True)
+            self._listener.start()
+
+    # -- schema -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                         "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
+            for version, name, sql in migrations("postgres"):
+                if version in done:
+                    continue
+                for stmt in split_sql(sql):
+                    conn.execute(stmt)  # no parameters: '%' is literal here
+                conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                             (version, name))
+
+    def schema_version(self) -> int:
+        with self.pool.connection() as conn:
+            r = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            return int(r[0] or 0) if r else 0
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[PgTx]:
+        outer: PgTx | None = getattr(self._local, "tx", None)
+        if outer is not None:  # nested in this thread: join the outer transaction
+            yield outer
+            return
+        with self.pool.connection() as conn, conn.transaction():
+            tx = PgTx(conn)
+            self._local.tx = tx
+            try:
+                yield tx
+            finally:
+                self._local.tx = None
+
+    @contextmanager
+    def read(self) -> Iterator[PgTx]:
+        outer: PgTx | None = getattr(self._local, "tx", None)
+        if outer is not None:
+            yield outer
+            return
+        with self.pool.connection() as conn:  # autocommit: each statement reads committed rows
+            yield PgTx(conn)
+
+    @staticmethod
+    def retryable(exc: BaseException) -> bool:
+        """Serialization failures and deadlocks: the whole transaction may simply run again."""
+        return getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+    # -- wake-ups -----------------------------------------------------------------------------
+    def notify_work(self) -> None:
+        super().notify_work()
+        self._send(self._token)
+
+    def _send(self, payload: str) -> None:
+        try:
+            with self.pool.connection() as conn:
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        except Exception as exc:  # polling still finds the work
+            log.warning("NOTIFY %s failed: %s", CHANNEL, exc)
+
+    def _wake_local(self) -> None:
+        Store.notify_work(self)
+
+    def _listen(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    self._wake_local()  # notifications may have been missed while away
+                    backoff = 0.1
+                    while not self._stop.is_set():
+                        for n in conn.notifies(timeout=1.0):
+                            if self._stop.is_set():
+                                break
+                            if n.payload != self._token:
+                                self._wake_local()
+            except Exception as exc:
+                self.listening.clear()
+                if self._stop.is_set():
+                    break
+                log.warning("LISTEN %s connection lost (%s); reconnecting", CHANNEL, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.listening.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        t = self._listener
+        if t is not None and t.is_alive():
+            if self.listening.is_set():
+                self._send(self._token + ":stop")  # only wakes our own listener early
+            t.join(5.0)
+        self.pool.close()
