@@ -35,6 +35,7 @@ log = logging.getLogger("noetl.store.postgres")
 
 SCHEMA = "noetl"
 CHANNEL = "noetl_work"
+LISTENER_NAME = "noetl-listen"  # application_name of the LISTEN connection
 MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migrating
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -184,7 +185,8 @@ class PostgresStore(Store):
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5,
+                                     application_name=LISTENER_NAME) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     self._wake_local()  # notifications may have been missed while away

@@ -1,0 +1,218 @@
+"""PostgreSQL only: several servers on one database.
+
+Two :class:`PostgresStore` instances stand for two server processes, each with its own engine
+and worker pool; orchestration of one execution must stay serial across them (row locks), leases
+must never overlap (SKIP LOCKED), and a NOTIFY from one must wake the other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from noetl.dsl import load_playbook
+from noetl.engine.core import Engine, LocalBackend
+from noetl.engine.records import Event
+from noetl.store.migrate import migrations
+from noetl.store.postgres import LISTENER_NAME, PostgresStore
+from noetl.worker.pool import WorkerPool
+from tests.contract.rows import make_exec
+
+pytestmark = pytest.mark.postgres
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
+TERMINAL = ("execution_completed", "execution_failed", "execution_cancelled")
+
+
+@pytest.fixture
+def two_stores(fresh_pg_url: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+    a, b = PostgresStore(fresh_pg_url), PostgresStore(fresh_pg_url)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def _wait(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _double_starts(events: list[Event]) -> list[str]:
+    """Steps started twice with no retry in between (a lost orchestration update)."""
+    open_: dict[str, bool] = {}
+    bad = []
+    for e in events:
+        if not e.node_name:
+            continue
+        if e.event_type == "step_started":
+            if open_.get(e.node_name):
+                bad.append(e.node_name)
+            open_[e.node_name] = True
+        elif e.event_type == "action_retry":
+            open_[e.node_name] = False
+    return bad
+
+
+def test_two_servers_run_executions_to_completion(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    engines = [Engine(s) for s in two_stores]
+    pools = [WorkerPool(LocalBackend(e), 2, worker_id=f"srv{i}") for i, e in enumerate(engines)]
+    pb = load_playbook(FIX / "control_flow_workbook" / "control_flow_workbook.yaml")
+    started: list[tuple[int, bool]] = []  # (execution id, hot?)
+    lock = threading.Lock()
+
+    def start(k: int) -> None:
+        for i in range(10):
+            hot = (i + k) % 2 == 0
+            ex = engines[k].start(pb, args=None if hot else {"temperature_c": 10})
+            with lock:
+                started.append((ex.execution_id, hot))
+
+    for p in pools:
+        p.start()
+    try:
+        starters = [threading.Thread(target=start, args=(k,)) for k in (0, 1)]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join(60)
+        assert len(started) == 20
+        _wait(lambda: all(engines[0].is_terminal(e) for e, _ in started), 90, "20 executions")
+    finally:
+        for p in pools:
+            p.stop()
+    assert sum(p.jobs_done for p in pools) > 0 and all(p.jobs_done for p in pools), \
+        [p.jobs_done for p in pools]  # both servers' workers took part
+    for eid, hot in started:
+        desc = engines[1].describe(eid)
+        assert desc["status"] == "COMPLETED", (eid, desc.get("error"))
+        steps = desc["steps"]
+        if hot:
+            assert steps["hot_task_a"]["result"] == {"who": "A"}
+            assert steps["hot_task_b"]["result"] == {"who": "B"}
+            assert steps["cold_task"]["status"] == "SKIPPED"
+        else:
+            assert steps["cold_task"]["result"] == {"who": "C"}
+            assert steps["hot_task_a"]["status"] == "SKIPPED"
+        with two_stores[0].read() as tx:
+            events = tx.get_events(eid, 0, 100000)
+        assert [e.event_type for e in events if e.event_type in TERMINAL] == [
+            "execution_completed"], eid
+        assert not _double_starts(events), (eid, _double_starts(events))
+        assert [e.event_type for e in events if e.node_name == "end"] == ["step_completed"]
+
+
+def test_notify_wakes_a_waiter_in_another_store(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two_stores
+    assert b.listening.wait(5)
+    seen = b.work_version()
+    took: list[float] = []
+
+    def waiter() -> None:
+        t0 = time.monotonic()
+        b.wait_for_work(seen, 10.0)
+        took.append(time.monotonic() - t0)
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    a.notify_work()
+    th.join(15)
+    assert took and took[0] < 2.0, took  # woken by NOTIFY, not by the 10 s timeout
+    assert b.work_version() > seen
+
+
+def test_listener_reconnects_after_its_connection_dies(
+        two_stores: tuple[PostgresStore, PostgresStore], fresh_pg_url: str) -> None:
+    a, b = two_stores
+    assert b.listening.wait(5) and a.listening.wait(5)
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+            "application_name = %s AND datname = current_database()", (LISTENER_NAME,)
+        ).fetchone()
+    assert killed is not None and killed[0] == 2
+    _wait(lambda: not b.listening.is_set(), 5, "listener to notice")
+    _wait(lambda: b.listening.is_set(), 10, "listener to reconnect")
+    seen = b.work_version()
+    a.notify_work()
+    _wait(lambda: b.work_version() > seen, 3, "a wake-up after reconnecting")
+
+
+def test_concurrent_first_opens_migrate_once(fresh_pg_url: str) -> None:
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_one() -> None:
+        try:
+            barrier.wait()
+            s = PostgresStore(fresh_pg_url, pool_size=2, listen=False)
+            stores.append(s)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert not errors, errors
+        assert len(stores) == 4
+        with psycopg.connect(fresh_pg_url) as conn:
+            versions = [r[0] for r in conn.execute(
+                "SELECT version FROM noetl.schema_version ORDER BY version")]
+            tables = {r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'noetl'")}
+            public = conn.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                                  "table_schema = 'public'").fetchone()
+        assert versions == [v for v, _, _ in migrations("postgres")]
+        assert {"catalog", "execution", "step_state", "event", "queue", "credential",
+                "schema_version"} <= tables
+        assert public is not None and public[0] == 0
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_deadlock_is_reported_retryable(two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    """Two transactions locking two executions in opposite order: PostgreSQL aborts one with a
+    deadlock, which the store classifies as retryable (Engine._tx then runs it again)."""
+    a, b = two_stores
+    x, y = make_exec(), make_exec()
+    with a.transaction() as tx:
+        tx.insert_execution(x)
+        tx.insert_execution(y)
+    first_locked = threading.Barrier(2)
+    outcomes: list[BaseException | None] = []
+
+    def lock_both(store: PostgresStore, one: int, two: int) -> None:
+        try:
+            with store.transaction() as tx:
+                tx.get_execution(one, lock=True)
+                first_locked.wait(5)
+                tx.get_execution(two, lock=True)
+            outcomes.append(None)
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=lock_both, args=(a, x.execution_id, y.execution_id)),
+               threading.Thread(target=lock_both, args=(b, y.execution_id, x.execution_id))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    errors = [o for o in outcomes if o is not None]
+    assert len(outcomes) == 2 and len(errors) == 1, outcomes
+    assert PostgresStore.retryable(errors[0]), repr(errors[0])
+    assert not PostgresStore.retryable(ValueError("no"))
