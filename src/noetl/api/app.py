@@ -1,0 +1,154 @@
+"""The FastAPI application factory: the lifespan opens the store and the engine; handlers map
+engine errors to 4xx responses; a token guards every API route when one is configured."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from noetl.api.deps import ApiState, protected, token_ok
+from noetl.api.metrics import Metrics
+from noetl.errors import (
+    Conflict,
+    LeaseLost,
+    NoetlError,
+    NotFound,
+    PlaybookError,
+    TemplateError,
+)
+
+log = logging.getLogger("noetl.api")
+THREADS = int(os.environ.get("NOETL_API_THREADS", "200"))
+
+
+def check_credentials_key(store: Any) -> None:
+    """On PostgreSQL, stored credentials without NOETL_ENCRYPTION_KEY: refuse to start."""
+    if store.dialect == "sqlite" or os.environ.get("NOETL_ENCRYPTION_KEY"):
+        return
+    with store.read() as tx:
+        n = len(tx.list_credentials())
+    if n:
+        raise RuntimeError(f"{n} credential(s) are stored but NOETL_ENCRYPTION_KEY is not set: "
+                           "refusing to start (set the key the credentials were stored with)")
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": message, **extra}, status_code=status)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    from noetl.credentials import CredentialKeyError
+
+    @app.exception_handler(NotFound)
+    async def _nf(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(LeaseLost)
+    async def _ll(_: Request, exc: LeaseLost) -> JSONResponse:
+        return _error(409, str(exc), error="lease_lost")
+
+    @app.exception_handler(Conflict)
+    async def _cf(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc), error="conflict")
+
+    @app.exception_handler(PlaybookError)
+    async def _pb(_: Request, exc: PlaybookError) -> JSONResponse:
+        problems = [{"where": p.where, "message": p.message, "line": p.line,
+                     "severity": p.severity} for p in exc.problems]
+        return _error(422, str(exc), error="invalid_playbook", problems=problems)
+
+    @app.exception_handler(TemplateError)
+    async def _te(_: Request, exc: TemplateError) -> JSONResponse:
+        return _error(422, str(exc), error="template")
+
+    @app.exception_handler(CredentialKeyError)
+    async def _ck(_: Request, exc: CredentialKeyError) -> JSONResponse:
+        return _error(503, str(exc), error="credential_key")
+
+    @app.exception_handler(NoetlError)
+    async def _ne(_: Request, exc: NoetlError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(ValueError)
+    async def _ve(_: Request, exc: ValueError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _rv(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()))
+            errors.append({"loc": loc, "message": e.get("msg"), "type": e.get("type")})
+        text = "; ".join(f"{e['loc']}: {e['message']}" for e in errors) or "invalid request"
+        return _error(422, text, errors=errors)
+
+
+def create_app(store_url: str | None = None, *, token: str | None = None,
+               lease_seconds: float | None = None) -> FastAPI:
+    """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
+    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN."""
+    api_token = token if token is not None else (os.environ.get("NOETL_API_TOKEN") or None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        from noetl.engine.core import Engine
+        from noetl.store import open_store
+
+        # lease long-polls hold a thread each; give the sync routes room
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        store = open_store(store_url)
+        try:
+            check_credentials_key(store)
+        except Exception:
+            store.close()
+            raise
+        eng = Engine(store, **({"lease_seconds": lease_seconds} if lease_seconds else {}))
+        app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token)
+        log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="NoETL API", version="0.1.0", lifespan=lifespan,
+                  description="Catalog, executions, events, the work queue for remote workers, "
+                              "credentials. Ids are decimal strings; times are epoch seconds. "
+                              "With NOETL_API_TOKEN set, send `Authorization: Bearer <token>`.")
+
+    @app.middleware("http")
+    async def auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                   ) -> Response:
+        if api_token and protected(request.url.path) and not token_ok(request, api_token):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    _install_handlers(app)
+
+    from noetl.api.routes_catalog import router as catalog_router
+    from noetl.api.routes_executions import router as executions_router
+    from noetl.api.routes_misc import router as misc_router
+    from noetl.api.routes_queue import router as queue_router
+
+    for r in (catalog_router, executions_router, queue_router, misc_router):
+        app.include_router(r)
+    return app
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(url)
+    if p.password:
+        netloc = p.netloc.replace(":" + p.password + "@", ":***@")
+        return urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
+    return url

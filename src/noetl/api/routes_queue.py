@@ -1,0 +1,139 @@
+"""The work queue for remote workers: lease (long-poll), complete, fail, heartbeat, release,
+and read-only views. Workers need no database access: the work package carries everything."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from noetl.api.deps import engine, parse_id, state
+from noetl.api.schemas import HeartbeatRequest, LeaseRequest, ReleaseRequest, ReportRequest
+from noetl.engine.records import JobStatus, now
+
+router = APIRouter(prefix="/api/queue", tags=["queue"])
+POLL_SECONDS = 0.5  # re-check the queue while long-polling (other servers' writes, expiries)
+
+
+@router.post("/lease", summary="Lease ready jobs (long-poll up to wait_seconds)")
+def lease(body: LeaseRequest, request: Request) -> dict[str, Any]:
+    """Body `{worker_id, limit=1, lease_seconds?, wait_seconds=0..30}`. → `{status:"ok",
+    jobs:[work package]}` as soon as a job is ready, or `{status:"empty", jobs:[]}` after
+    `wait_seconds`. A work package: `{job_id, execution_id, step, run, kind, index, attempt,
+    lease_until, action, args, edge_args, save, timeout, ctx:{workload, execution_id, results,
+    extra}, path}`."""
+    st = state(request)
+    eng = st.engine
+    deadline = time.monotonic() + body.wait_seconds
+    while True:
+        seen = eng.store.work_version()
+        works = eng.lease(body.worker_id, body.limit, body.lease_seconds)
+        if works:
+            st.metrics.leases.inc(len(works))
+            _count_reruns(request, works)
+            return {"status": "ok", "jobs": works}
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return {"status": "empty", "jobs": []}
+        wait = min(remaining, POLL_SECONDS)
+        nxt = eng.next_wakeup()
+        if nxt is not None:
+            wait = min(wait, max(0.02, nxt - now() + 0.001))
+        eng.store.wait_for_work(seen, wait)
+
+
+def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
+    """Classify attempts > 1 as a retry or a re-run after a lease expiry (for metrics)."""
+    st = state(request)
+    reruns = [w for w in works if int(w.get("attempt") or 1) > 1]
+    if not reruns:
+        return
+    with st.store.read() as tx:
+        for w in reruns:
+            evs = tx.get_events(int(w["execution_id"]), 0, 100000, "action_retry")
+            reason = None
+            for e in reversed(evs):
+                ctx = e.context if isinstance(e.context, dict) else {}
+                if e.node_name == w["step"] and e.current_index == w.get("index") and \
+                        ctx.get("next_attempt") == w["attempt"]:
+                    reason = ctx.get("reason")
+                    break
+            if reason == "lease_expired":
+                st.metrics.lease_expiries.inc()
+            else:
+                st.metrics.retries.inc()
+
+
+def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> dict[str, Any]:
+    jid = parse_id(job_id, "job")
+    outcome = body.model_dump(exclude={"worker_id"}, exclude_none=True)
+    if outcome.get("status", status) != status:
+        raise ValueError(f"outcome status {outcome['status']!r} sent to the "
+                         f"{'complete' if status == 'ok' else 'fail'} route")
+    outcome["status"] = status
+    if status == "error" and not outcome.get("error"):
+        outcome["error"] = {"message": "the worker reported a failure without an error",
+                            "type": "WorkerError"}
+    if status == "error" and isinstance(outcome["error"], str):
+        outcome["error"] = {"message": outcome["error"], "type": "WorkerError"}
+    res = engine(request).report(jid, body.worker_id, outcome)
+    state(request).metrics.observe_report(outcome, res)
+    return {"status": res, "id": str(jid)}
+
+
+@router.post("/{job_id}/complete", summary="Report a job's success")
+def complete(job_id: str, body: ReportRequest, request: Request) -> dict[str, Any]:
+    """Body: the outcome of `run_work` (`{status:"ok", data, envelope, meta, duration}`) plus
+    `worker_id` and `report_id`. → `{status:"ok"|"duplicate"|"cancelled", id}`; a repeated
+    `report_id` is acknowledged once (`duplicate`); 409 when the lease was lost."""
+    return _report(job_id, body, request, "ok")
+
+
+@router.post("/{job_id}/fail", summary="Report a job's failure")
+def fail(job_id: str, body: ReportRequest, request: Request) -> dict[str, Any]:
+    """Body: `{status:"error", error:{message, type, traceback}, ...}` plus `worker_id` and
+    `report_id`. The engine applies the step's retry policy. 409 when the lease was lost."""
+    return _report(job_id, body, request, "error")
+
+
+@router.post("/{job_id}/heartbeat", summary="Extend a job's lease")
+def heartbeat(job_id: str, body: HeartbeatRequest, request: Request) -> dict[str, Any]:
+    """→ `{status:"ok", cancelled:false, lease_until}`, or `{status:"cancelled",
+    cancelled:true}` when the execution was cancelled (stop the job); 409 when the lease was
+    lost."""
+    return engine(request).heartbeat(parse_id(job_id, "job"), body.worker_id,
+                                     body.extend_seconds)
+
+
+@router.post("/{job_id}/release", summary="Give a leased job back unrun")
+def release(job_id: str, body: ReleaseRequest, request: Request) -> dict[str, Any]:
+    jid = parse_id(job_id, "job")
+    engine(request).release(jid, body.worker_id)
+    return {"status": "ok", "id": str(jid)}
+
+
+def _job_status(status: str | None) -> str | None:
+    if status in (None, "", "all"):
+        return None
+    values = [str(s) for s in JobStatus]
+    if status not in values:
+        raise ValueError(f"unknown queue status {status!r} (one of {', '.join(values)}, all)")
+    return status
+
+
+@router.get("", summary="Queue rows (newest first)")
+def list_queue(request: Request, status: str | None = None, execution_id: str | None = None,
+               worker_id: str | None = None, limit: int = Query(100, ge=1, le=1000)
+               ) -> dict[str, Any]:
+    eid = parse_id(execution_id) if execution_id else None
+    with engine(request).store.read() as tx:
+        jobs = tx.list_jobs(_job_status(status), eid, worker_id, limit)
+    return {"status": "ok", "items": [j.to_dict() for j in jobs]}
+
+
+@router.get("/size", summary="Number of queue rows with a status")
+def size(request: Request, status: str = "queued") -> dict[str, Any]:
+    with engine(request).store.read() as tx:
+        n = tx.queue_size(_job_status(status))
+    return {"status": "ok", "count": n}

@@ -1,0 +1,94 @@
+"""``noetl server start`` and ``noetl worker start`` (registered on the main app on import)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import typer
+
+from noetl.cli.main import app
+
+server_app = typer.Typer(help="The API server.", no_args_is_help=True)
+worker_app = typer.Typer(help="Remote workers (lease jobs from a server over HTTP).",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+app.add_typer(worker_app, name="worker")
+
+
+@server_app.command("start")
+def server_start(
+        host: str = typer.Option("127.0.0.1", "--host", envvar="NOETL_HOST",
+                                 help="Interface to bind (0.0.0.0 to accept remote workers)."),
+        port: int = typer.Option(8082, "--port", envvar="NOETL_PORT"),
+        store: str = typer.Option(None, "--store", envvar="NOETL_STORE_URL",
+                                  help="Store URL (sqlite:///PATH or postgresql://...)."),
+        log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run the API server in the foreground (Ctrl-C or SIGTERM stops it)."""
+    import uvicorn
+
+    from noetl.api.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("NOETL_API_TOKEN"):
+        sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
+                         "the API is open to anyone who can reach it\n")
+    config = uvicorn.Config(create_app(store), host=host, port=port, log_level=log_level,
+                            access_log=False, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@worker_app.command("start")
+def worker_start(
+        server: str = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
+                                   help="NoETL server URL (default http://127.0.0.1:8082)."),
+        concurrency: int = typer.Option(4, "--concurrency", "-c", envvar="NOETL_WORKER_CONCURRENCY",
+                                        help="Jobs run at once (threads)."),
+        worker_id: str = typer.Option(None, "--worker-id", envvar="NOETL_WORKER_ID"),
+        lease_seconds: float = typer.Option(None, "--lease-seconds", envvar="NOETL_LEASE_SECONDS",
+                                            help="Lease length; heartbeats extend it."),
+        wait_seconds: float = typer.Option(5.0, "--wait-seconds",
+                                           help="Long-poll time per lease request."),
+        grace: float = typer.Option(30.0, "--grace",
+                                    help="On SIGTERM, seconds to let running jobs finish."),
+        log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Lease jobs from a server and run them until SIGTERM/SIGINT; then stop leasing, finish
+    running jobs (up to --grace seconds), give back any job leased meanwhile, exit 0."""
+    from noetl.worker.http_backend import HttpBackend
+    from noetl.worker.pool import WorkerPool
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
+                          max_connections=concurrency + 8)
+    try:
+        backend.client.health()
+    except Exception as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+    pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger("noetl.worker").info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    pool.start()
+    logging.getLogger("noetl.worker").info("worker %s: %d threads leasing from %s",
+                                           pool.worker_id, concurrency, backend.client.server_url)
+    while not stop.wait(1.0):
+        pass
+    pool.stop(timeout=grace + wait_seconds)
+    backend.close()
+    raise typer.Exit(0)

@@ -1,0 +1,71 @@
+"""The worker pool's backend over HTTP: a remote worker leases, reports, heartbeats and
+releases through the API server and never touches the database.
+
+Leasing long-polls (``wait_seconds``), so ``wait_for_work`` is a no-op. Reports carry the
+pool's ``report_id``; the server records a repeated report once, so the pool may retry a post
+whose answer was lost. A 409 from the server is raised as :class:`noetl.errors.LeaseLost`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from noetl.client import Client
+from noetl.errors import Conflict, LeaseLost
+from noetl.tools.base import Services
+
+
+class HttpBackend:
+    def __init__(self, server_url: str | None = None, token: str | None = None,
+                 lease_seconds: float | None = None, wait_seconds: float = 5.0,
+                 max_connections: int = 32):
+        self.client = Client(server_url, token, max_connections=max_connections)
+        self.lease_seconds = lease_seconds or float(os.environ.get("NOETL_LEASE_SECONDS", "10"))
+        self.wait_seconds = wait_seconds
+
+    def close(self) -> None:
+        self.client.close()
+
+    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+        out = self.client.request("POST", "/api/queue/lease", {
+            "worker_id": worker_id, "limit": limit, "lease_seconds": self.lease_seconds,
+            "wait_seconds": self.wait_seconds}, timeout=self.wait_seconds + 30)
+        return list(out.get("jobs") or [])
+
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        route = "complete" if outcome.get("status") == "ok" else "fail"
+        try:
+            out = self.client.request("POST", f"/api/queue/{job_id}/{route}",
+                                      {**outcome, "worker_id": worker_id})
+        except Conflict as exc:
+            raise LeaseLost(str(exc)) from exc
+        return str(out.get("status"))
+
+    def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
+        try:
+            out: dict[str, Any] = self.client.request(
+                "POST", f"/api/queue/{job_id}/heartbeat",
+                {"worker_id": worker_id, "extend_seconds": self.lease_seconds})
+        except Conflict as exc:
+            raise LeaseLost(str(exc)) from exc
+        return out
+
+    def release(self, job_id: int, worker_id: str) -> None:
+        try:
+            self.client.request("POST", f"/api/queue/{job_id}/release", {"worker_id": worker_id})
+        except Conflict as exc:
+            raise LeaseLost(str(exc)) from exc
+
+    def wait_for_work(self, seen: int, timeout: float) -> None:
+        """Nothing to do: the lease call already waited on the server."""
+
+    def work_version(self) -> int:
+        return 0
+
+    def credentials(self, name: str) -> dict[str, Any]:
+        return self.client.credential(name, include_data=True)
+
+    def services(self, data_dir: str | None = None) -> Services:
+        """Tool services for this worker: credentials come from the server by name."""
+        return Services(credentials=self.credentials,
+                        data_dir=data_dir or os.environ.get("NOETL_DATA_DIR", ".noetl/data"))
