@@ -41,11 +41,14 @@ class LocalRunner:
             services = Services(credentials=store_credentials(self.store))
         self.pool = WorkerPool(LocalBackend(self.engine), concurrency, services)
         self._changed = threading.Condition()
+        self._ended: set[int] = set()
         self.engine.listeners.append(self._notify)
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+    def _notify(self, ended: set[int]) -> None:
+        if ended:
+            with self._changed:
+                self._ended.update(ended)
+                self._changed.notify_all()
 
     def __enter__(self) -> LocalRunner:
         self.pool.start()
@@ -61,16 +64,19 @@ class LocalRunner:
 
     def wait(self, execution_id: int, timeout: float | None = None,
              on_change: Callable[[], None] | None = None, tick: float = 0.5) -> dict[str, Any]:
+        """Block until the execution ends (woken by the engine when it does; ``tick`` is the
+        polling fallback and the refresh rate of ``on_change``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if self.engine.is_terminal(execution_id):
+            if execution_id in self._ended or self.engine.is_terminal(execution_id):
                 return self.engine.describe(execution_id)
             if on_change:
                 on_change()
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_id} still running after {timeout} s")
             with self._changed:
-                self._changed.wait(tick)
+                if execution_id not in self._ended:
+                    self._changed.wait(tick)
 
     def run(self, playbook: Playbook | None = None, *, path: str | None = None,
             version: int | str | None = None, args: dict[str, Any] | None = None,

@@ -212,17 +212,20 @@ def test_unknown_child_playbook_fails_step(sqlite_url: str) -> None:
 def test_cancel_cascades_to_children(sqlite_url: str) -> None:
     slow_child = CHILD.replace("return {\"doubled\": x * 2}",
                                "import time\n          time.sleep(30)\n          return 1")
-    with LocalRunner(sqlite_url, concurrency=4) as runner:
+    slow_child = slow_child.replace("    type: python\n    args: {x:",
+                                    "    type: python\n    timeout: 60\n    args: {x:", 1)
+    assert "timeout: 60" in slow_child
+    with LocalRunner(sqlite_url, concurrency=4, lease_seconds=0.6) as runner:
         runner.engine.register(textwrap.dedent(slow_child), "child.yaml")
         ex = runner.engine.start(parse_playbook(PARENT))
         eid = ex.execution_id
         import time
 
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            d = runner.engine.describe(eid)
-            if d["children"]:
-                break
+        while time.monotonic() < deadline:  # until a child's slow step is running
+            with runner.store.read() as tx:
+                if tx.list_jobs(status="leased"):
+                    break
             time.sleep(0.02)
         runner.engine.cancel(eid)
         d = runner.engine.describe(eid)
@@ -231,4 +234,14 @@ def test_cancel_cascades_to_children(sqlite_url: str) -> None:
         with runner.store.read() as tx:
             assert_one_terminal(tx.get_events(eid, 0, 1000))
             assert tx.queue_size("queued") == 0
-        runner.pool.stop(timeout=0.1)
+        # the running child step learns of the cancel at its next heartbeat and is killed;
+        # its outcome is still recorded in the child's log
+        child_id = int(d["children"][0]["execution_id"])
+        deadline = time.monotonic() + 10
+        late: list = []
+        while time.monotonic() < deadline and not late:
+            with runner.store.read() as tx:
+                late = [e for e in tx.get_events(child_id, 0, 1000)
+                        if e.event_type == "action_failed"]
+            time.sleep(0.05)
+        assert late and late[0].error_type == "Cancelled" and late[0].meta["late"] is True

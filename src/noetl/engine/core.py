@@ -31,7 +31,7 @@ class Engine:
     def __init__(self, store: Store, lease_seconds: float = DEFAULT_LEASE_SECONDS):
         self.store = store
         self.lease_seconds = lease_seconds
-        self.listeners: list[Callable[[], None]] = []
+        self.listeners: list[Callable[[set[int]], None]] = []
 
     # -- plumbing ----------------------------------------------------------------------------
     def _tx(self, fn: Callable[[Tx], T]) -> T:
@@ -46,10 +46,15 @@ class Engine:
         raise AssertionError("unreachable")
 
     def _after(self, sessions: list[Session]) -> None:
+        """After a commit: wake idle workers if jobs became ready; tell listeners which
+        executions just ended."""
         if any(s.wake for s in sessions):
             self.store.notify_work()
+        if not self.listeners:
+            return
+        ended = {s.eid for s in _all_sessions(sessions) if s.ex.terminal}
         for cb in self.listeners:
-            cb()
+            cb(ended)
 
     # -- catalog -----------------------------------------------------------------------------
     def register(self, content: str, source: str = "<playbook>") -> CatalogEntry:
@@ -255,6 +260,16 @@ class Engine:
 
 
 __all__ = ["Engine", "Status", "error_info"]
+
+
+def _all_sessions(sessions: list[Session]) -> list[Session]:
+    out: list[Session] = []
+    stack = list(sessions)
+    while stack:
+        s = stack.pop()
+        out.append(s)
+        stack.extend(s.flushed)
+    return out
 
 
 class LocalBackend:

@@ -57,6 +57,7 @@ class Session:
         self.job_updates: dict[int, Job] = {}
         self.wake = False  # new ready jobs: wake workers after commit
         self.after: list[Session] = []  # other executions touched (parents, children)
+        self.flushed: list[Session] = []  # the same, once flushed (for after-commit hooks)
         st = ex.state
         st.setdefault("active", {})
         st.setdefault("joins", [])
@@ -119,13 +120,15 @@ class Session:
     def flush(self) -> None:
         for s in self.after:
             s.flush()
+        self.flushed.extend(self.after)
         self.after = []
         self.tx.save_steps(self.rows[n] for n in self.dirty)
         self.dirty.clear()
         self.tx.add_events(self.events)
         self.events = []
         self.tx.add_jobs(self.jobs)
-        if any(j.status == JobStatus.QUEUED for j in self.jobs):
+        if any(j.status == JobStatus.QUEUED for j in self.jobs) or \
+                any(s.wake for s in self.flushed):
             self.wake = True
         self.jobs = []
         for j in self.job_updates.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ class Services:
     http_client: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)  # values to redact from events
+    cancelled: threading.Event | None = None  # set when the job's execution was cancelled
 
 
 @dataclass

@@ -98,7 +98,8 @@ def run(call: ToolCall) -> Any:
     if call.timeout:
         from noetl.tools.python_isolated import run_isolated
 
-        result, text = run_isolated(code, call.args, call.ctx, call.timeout)
+        result, text = run_isolated(code, call.args, call.ctx, call.timeout,
+                                    call.services.cancelled)
         if text:
             call.services.extra["stdout"] = text
         return result

@@ -2,8 +2,8 @@
 
 Used when a python step sets ``timeout``: the step's code, args and the names it may read from
 the render context travel to ``python -c`` as JSON on stdin; the result (or the exception's type,
-message and traceback) comes back as JSON on stdout. On timeout the whole process group is
-killed. Values must be JSON-serialisable both ways.
+message and traceback) comes back as JSON on stdout. On timeout, or when the worker learns
+that the execution was cancelled, the whole process group is killed. Values must be JSON-serialisable both ways.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from typing import Any
 
 from noetl.errors import ToolError
@@ -39,31 +42,72 @@ sys.__stdout__.write("\n__NOETL_RESULT__" + json.dumps(reply, default=str))
 """
 
 
-def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any],
-                 timeout: float) -> tuple[Any, str]:
-    """Return (result, stdout) or raise ToolError (TimeoutError on timeout)."""
+def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: float,
+                 cancelled: threading.Event | None = None) -> tuple[Any, str]:
+    """Return (result, stdout) or raise ToolError (TimeoutError on timeout, Cancelled when
+    ``cancelled`` is set while it runs)."""
     plain_ctx = {k: v for k, v in ctx.items() if _jsonable(v)}
     payload = json.dumps({"code": code, "args": args, "ctx": plain_ctx}, default=json_default)
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        out, err = proc.communicate(payload, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise ToolError(f"python step timed out after {timeout:g} s (process killed)",
-                        "TimeoutError") from None
-    marker = out.rfind("\n__NOETL_RESULT__")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                                stdout=out, stderr=err, text=True, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                preexec_fn=_die_with_parent)
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(payload)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if cancelled is not None and cancelled.is_set():
+                _kill(proc)
+                raise ToolError("execution cancelled while the step ran (process killed)",
+                                "Cancelled")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _kill(proc)
+                raise ToolError(f"python step timed out after {timeout:g} s (process killed)",
+                                "TimeoutError")
+            try:
+                proc.wait(min(left, 0.1))
+            except subprocess.TimeoutExpired:
+                continue
+        out.seek(0)
+        text = out.read()
+        err.seek(0)
+        errtext = err.read()
+    marker = text.rfind("\n__NOETL_RESULT__")
     if marker < 0:
         raise ToolError(f"python step process exited with code {proc.returncode}: "
-                        f"{err.strip()[-2000:]}", "ProcessError")
-    reply = json.loads(out[marker + len("\n__NOETL_RESULT__"):])
-    stdout = (out[:marker] + reply.get("stdout", "")).strip("\n")
+                        f"{errtext.strip()[-2000:]}", "ProcessError")
+    reply = json.loads(text[marker + len("\n__NOETL_RESULT__"):])
+    stdout = (text[:marker] + reply.get("stdout", "")).strip("\n")
     if not reply["ok"]:
         raise ToolError(reply["message"], reply["type"], reply.get("traceback"),
                         data={"stdout": stdout} if stdout else None)
     return reply["result"], stdout
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed if the worker dies (Linux), so a worker killed with
+    SIGKILL leaves no step process running on behind it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _jsonable(v: Any) -> bool:

@@ -48,6 +48,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running: dict[int, float] = {}  # job id -> started
+        self._cancel: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self.jobs_done = 0
 
@@ -108,8 +109,10 @@ class WorkerPool:
 
     def _run_one(self, work: dict[str, Any], services: Services) -> None:
         job_id = int(work["job_id"])
+        services.cancelled = threading.Event()
         with self._lock:
             self._running[job_id] = time.monotonic()
+            self._cancel[job_id] = services.cancelled
         try:
             outcome = run_work(work, services)
             outcome["report_id"] = uuid.uuid4().hex
@@ -117,6 +120,7 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
+                self._cancel.pop(job_id, None)
             self.jobs_done += 1
 
     def _report(self, job_id: int, outcome: dict[str, Any]) -> None:
@@ -137,12 +141,18 @@ class WorkerPool:
                 delay = min(delay * 2, 5.0)
 
     def _heartbeats(self) -> None:
-        interval = max(0.2, self.backend.lease_seconds / 3)
+        interval = max(0.1, self.backend.lease_seconds / 3)
         while not self._stop.wait(interval):
             with self._lock:
                 due = [j for j, t in self._running.items() if time.monotonic() - t > interval]
             for job_id in due:
                 try:
-                    self.backend.heartbeat(job_id, self.worker_id)
+                    beat = self.backend.heartbeat(job_id, self.worker_id)
                 except Exception as exc:
                     log.warning("heartbeat for job %s failed: %s", job_id, exc)
+                    continue
+                if beat.get("cancelled"):
+                    with self._lock:
+                        ev = self._cancel.get(job_id)
+                    if ev is not None:
+                        ev.set()  # tools that can stop (isolated python) stop now
