@@ -3,7 +3,8 @@
 Used when a python step sets ``timeout``: the step's code, args and the names it may read from
 the render context travel to ``python -c`` as JSON on stdin; the result (or the exception's type,
 message and traceback) comes back as JSON on stdout. On timeout, or when the worker learns
-that the execution was cancelled, the whole process group is killed. Values must be JSON-serialisable both ways.
+that the execution was cancelled, the whole process group is killed. Values must be
+JSON-serialisable both ways. The child also dies with the worker thread that started it.
 """
 
 from __future__ import annotations
