@@ -1,0 +1,186 @@
+// One execution: header with Cancel, the live step graph, step details, children and the
+// event timeline (fetched incrementally with since_seq). Polls until the execution ends.
+import { get, post } from './api.js';
+import { drawGraph, shapeKey } from './graph.js';
+import { Timeline } from './timeline.js';
+import {
+  TERMINAL, badge, clear, el, elapsed, errorText, fmtDate, fmtDuration, fmtTime, poll, pretty, toast,
+} from './util.js';
+
+const EVENT_PAGE = 1000;
+
+function errorBlock(err, testid) {
+  if (!err) return null;
+  const box = el('div', { class: 'error-box', 'data-testid': testid }, el('strong', { text: errorText(err) }));
+  if (typeof err === 'object') {
+    const where = [err.step && `step ${err.step}`, err.index !== undefined && err.index !== null
+      && `item ${err.index}`].filter(Boolean).join(', ');
+    if (where) box.append(el('div', { text: where }));
+    if (err.traceback) box.append(el('pre', { 'data-testid': `${testid}-traceback`, text: err.traceback }));
+  }
+  return box;
+}
+
+function section(title, value, testid) {
+  if (value === undefined || value === null) return [];
+  return [el('h4', { text: title }), el('pre', { 'data-testid': testid, text: pretty(value) })];
+}
+
+export function renderExecution(view, id) {
+  let desc = null;
+  let graphKey = null;
+  let updateGraph = null;
+  let lastGraph = null;
+  let selected = null;
+  let lastSeq = 0;
+  let alive = true;
+
+  const title = el('h2', { 'data-testid': 'exec-title', text: `Execution ${id}` });
+  const status = el('span', { 'data-testid': 'exec-status' });
+  const facts = el('div', { class: 'facts' });
+  const cancelBtn = el('button', { class: 'danger', 'data-testid': 'cancel-button', text: 'Cancel', disabled: true });
+  const errorBox = el('div', { 'data-testid': 'exec-error-wrap' });
+  const graphHost = el('div', { class: 'panel graph-wrap', 'data-testid': 'graph-host' },
+    el('p', { class: 'muted', text: 'Loading the step graph…' }));
+  const stepBox = el('div', { class: 'panel step-detail', 'data-testid': 'step-detail' },
+    el('p', { class: 'muted', text: 'Click a step in the graph to see its input, result and error.' }));
+  const eventBox = el('div', { class: 'panel event-detail', 'data-testid': 'event-detail', hidden: true });
+  const childBox = el('div', { class: 'panel children', 'data-testid': 'children', hidden: true });
+  const timeline = new Timeline(showEvent);
+
+  view.append(
+    el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), cancelBtn),
+    errorBox,
+    el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, eventBox, childBox)),
+    timeline.root);
+
+  cancelBtn.addEventListener('click', async () => {
+    if (!confirm(`Cancel execution ${id}?`)) return;
+    cancelBtn.disabled = true;
+    try {
+      await post(`/api/executions/${id}/cancel`);
+      toast('Cancel requested');
+    } catch (e) {
+      toast(`Cancel failed: ${e.message}`);
+      cancelBtn.disabled = false;
+    }
+  });
+
+  function link(eid) { return el('a', { href: `#/executions/${eid}`, class: 'mono', text: eid }); }
+
+  function drawHead(d) {
+    title.replaceChildren(`${d.path} `, el('span', { class: 'muted', text: d.version ? `v${d.version}` : '' }));
+    status.replaceChildren(badge(d.status));
+    const dur = elapsed(d.start_time, d.end_time, d.duration);
+    facts.replaceChildren(
+      el('span', {}, 'id ', el('span', { class: 'mono', text: d.execution_id })),
+      el('span', { text: `started ${fmtDate(d.start_time)}` }),
+      d.end_time ? el('span', { text: `ended ${fmtTime(d.end_time)}` }) : '',
+      el('span', { 'data-testid': 'exec-duration', text: `duration ${fmtDuration(dur)}` }),
+      d.parent_execution_id ? el('span', { 'data-testid': 'parent-link' }, 'parent ', link(d.parent_execution_id)) : '');
+    cancelBtn.disabled = TERMINAL.has(d.status);
+    const err = errorBlock(d.error, 'exec-error');
+    errorBox.replaceChildren(...(err ? [err] : []));
+    const kids = d.children || [];
+    childBox.hidden = !kids.length;
+    if (kids.length) {
+      childBox.replaceChildren(el('h3', { text: `Sub-playbook executions (${kids.length})` }),
+        ...kids.map((c) => el('div', { 'data-testid': 'child' }, link(c.execution_id), ' ', badge(c.status),
+          ' ', el('span', { class: 'muted', text: c.path || '' }))));
+    }
+  }
+
+  function drawStep() {
+    if (!selected || !desc) return;
+    const s = (desc.steps || {})[selected];
+    const node = lastGraph?.nodes.find((n) => n.name === selected);
+    if (!s && !node) return;
+    const st = s || { status: node.status };
+    const loop = st.loop || node?.loop;
+    const dl = el('dl', {},
+      el('dt', { text: 'status' }), el('dd', {}, badge(st.status)),
+      el('dt', { text: 'type' }), el('dd', { text: st.type || node?.type || '' }),
+      el('dt', { text: 'attempts' }), el('dd', { 'data-testid': 'step-attempts', text: st.attempts ?? 0 }),
+      el('dt', { text: 'runs' }), el('dd', { text: st.runs ?? 0 }),
+      el('dt', { text: 'started' }), el('dd', { text: fmtDate(st.started_at) }),
+      el('dt', { text: 'ended' }), el('dd', { text: fmtDate(st.ended_at) }),
+      el('dt', { text: 'duration' }), el('dd', { 'data-testid': 'step-duration',
+        text: fmtDuration(elapsed(st.started_at, st.ended_at, st.duration)) }),
+      loop ? el('dt', { text: 'loop' }) : null,
+      loop ? el('dd', { 'data-testid': 'step-loop', text: `${loop.done ?? 0} / ${loop.total ?? 0}${
+        loop.failed ? ` (${loop.failed} failed)` : ''}` }) : null);
+    stepBox.replaceChildren(
+      el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
+      dl,
+      errorBlock(st.error, 'step-error') || '',
+      ...section('input', st.input, 'step-input'),
+      ...section('result', st.result, 'step-result'));
+  }
+
+  function selectStep(name) {
+    selected = name;
+    if (updateGraph && lastGraph) updateGraph(lastGraph, selected);
+    drawStep();
+  }
+
+  function showEvent(e) {
+    eventBox.hidden = false;
+    eventBox.replaceChildren(
+      el('div', { class: 'row' }, el('h3', { text: `Event ${e.seq ?? ''} · ${e.event_type}` }),
+        el('span', { class: 'spacer' }), el('button', { text: '×', onclick: () => { eventBox.hidden = true; } })),
+      el('div', { class: 'muted', text: `${e.node_name || ''} ${e.status || ''} · ${fmtDate(e.created_at)}` }),
+      e.error ? errorBlock({ message: e.error, type: e.error_type, traceback: e.stack_trace }, 'event-error') : '',
+      ...section('result', e.result ?? undefined, 'event-result'),
+      ...section('context', e.context ?? undefined, 'event-context'),
+      ...section('event', { event_id: e.event_id, attempt: e.attempt, current_index: e.current_index,
+        worker_id: e.worker_id, duration: e.duration }, 'event-meta'));
+    if (e.node_name && e.node_name !== selected && lastGraph?.nodes.some((n) => n.name === e.node_name)) {
+      selectStep(e.node_name);
+    }
+  }
+
+  function drawGraphOnce(g) {
+    lastGraph = g;
+    const key = shapeKey(g);
+    if (key !== graphKey) {
+      graphKey = key;
+      updateGraph = drawGraph(graphHost, g, selectStep);
+    }
+    updateGraph(g, selected);
+  }
+
+  async function pullEvents() {
+    for (;;) {
+      const data = await get(`/api/executions/${id}/events?since_seq=${lastSeq}&limit=${EVENT_PAGE}`);
+      if (!alive) return;
+      const items = Array.isArray(data) ? data : (data.items || data.events || []);
+      timeline.append(items);
+      const seqs = items.map((e) => Number(e.seq)).filter(Number.isFinite);
+      lastSeq = Math.max(lastSeq, Number(data.last_seq ?? 0) || 0, ...seqs);
+      if (items.length < EVENT_PAGE) return;
+    }
+  }
+
+  async function tick() {
+    let d;
+    let g;
+    try {
+      [d, g] = await Promise.all([get(`/api/executions/${id}`), get(`/api/executions/${id}/graph`)]);
+    } catch (e) {
+      if (!alive) return false;
+      errorBox.replaceChildren(el('div', { class: 'error-box', text: `Cannot load execution ${id}: ${e.message}` }));
+      return e.status !== 404;
+    }
+    if (!alive) return false;
+    desc = d;
+    drawHead(d);
+    drawGraphOnce(g);
+    drawStep();
+    await pullEvents();
+    // events are written in the same transaction as the status: once terminal, all are here
+    return alive && !TERMINAL.has(d.status);
+  }
+
+  const p = poll(tick, 1000);
+  return () => { alive = false; p.stop(); };
+}

@@ -1,0 +1,92 @@
+// Executions: a paginated list with status and playbook filters, counts per status;
+// refreshes itself every 2 s.
+import { get, query } from './api.js';
+import { STATUSES, badge, clear, debounce, el, elapsed, errorText, fmtDate, fmtDuration, poll } from './util.js';
+
+const PAGE = 25;
+
+export function renderExecutions(view, params) {
+  const state = { status: (params.status || '').toUpperCase(), path: params.path || '',
+    offset: Number(params.offset || 0) };
+  const counts = el('div', { class: 'counts', 'data-testid': 'status-counts' });
+  const statusSel = el('select', { 'data-testid': 'status-filter' },
+    el('option', { value: '', text: 'All statuses' }), STATUSES.map((s) => el('option', { value: s, text: s })));
+  statusSel.value = state.status;
+  const pathIn = el('input', { type: 'search', placeholder: 'Playbook path contains…', value: state.path,
+    'data-testid': 'path-filter', size: 34 });
+  const body = el('tbody', { 'data-testid': 'executions-body' });
+  const pageInfo = el('span', { class: 'muted', 'data-testid': 'page-info' });
+  const prev = el('button', { text: '‹ Newer', 'data-testid': 'prev-page' });
+  const next = el('button', { text: 'Older ›', 'data-testid': 'next-page' });
+  const updated = el('span', { class: 'muted', 'data-testid': 'updated' });
+
+  view.append(
+    el('div', { class: 'row' }, el('h2', { text: 'Executions' }), el('span', { class: 'spacer' }), updated),
+    el('div', { class: 'row' }, statusSel, pathIn),
+    counts,
+    el('table', { class: 'grid', 'data-testid': 'executions-table' },
+      el('thead', {}, el('tr', {}, ['Execution', 'Playbook', 'Version', 'Status', 'Started', 'Duration',
+        'Parent', 'Error'].map((h) => el('th', { text: h })))), body),
+    el('div', { class: 'row pager' }, prev, next, pageInfo));
+
+  function syncHash() {
+    const q = query({ status: state.status, path: state.path, offset: state.offset || '' });
+    history.replaceState(null, '', `#/executions${q}`);
+  }
+  function refilter() { state.offset = 0; syncHash(); refresh(); }
+  statusSel.addEventListener('change', () => { state.status = statusSel.value; refilter(); });
+  pathIn.addEventListener('input', debounce(() => { state.path = pathIn.value.trim(); refilter(); }, 300));
+  prev.addEventListener('click', () => { state.offset = Math.max(0, state.offset - PAGE); syncHash(); refresh(); });
+  next.addEventListener('click', () => { state.offset += PAGE; syncHash(); refresh(); });
+
+  function drawCounts(c) {
+    clear(counts);
+    const total = Object.values(c || {}).reduce((a, b) => a + Number(b || 0), 0);
+    const chip = (label, value, n) => el('button', {
+      class: state.status === value ? 'on' : '', 'data-testid': `count-${label}`, 'data-count': n,
+      onclick: () => { state.status = value; statusSel.value = value; refilter(); },
+    }, value ? badge(value) : 'All', ` ${n}`);
+    counts.append(chip('ALL', '', total));
+    for (const s of STATUSES) if (c && c[s]) counts.append(chip(s, s, c[s]));
+  }
+
+  function row(x) {
+    const link = (id) => el('a', { href: `#/executions/${id}`, class: 'mono', text: id });
+    return el('tr', { 'data-testid': 'execution-row', 'data-id': x.execution_id, 'data-status': x.status },
+      el('td', {}, link(x.execution_id)),
+      el('td', { text: x.path }),
+      el('td', { text: x.version ?? '' }),
+      el('td', {}, badge(x.status)),
+      el('td', { text: fmtDate(x.start_time) }),
+      el('td', { text: fmtDuration(elapsed(x.start_time, x.end_time, x.duration)) }),
+      el('td', {}, x.parent_execution_id ? link(x.parent_execution_id) : ''),
+      el('td', { class: 'err', text: errorText(x.error).slice(0, 200) }));
+  }
+
+  let busy = false;
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const data = await get(`/api/executions${query({ status: state.status, path: state.path,
+        limit: PAGE, offset: state.offset })}`);
+      const items = data.items || [];
+      clear(body);
+      if (!items.length) body.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No executions.' })));
+      for (const x of items) body.append(row(x));
+      drawCounts(data.counts);
+      const total = Number(data.total ?? items.length);
+      pageInfo.textContent = total ? `${state.offset + 1}–${state.offset + items.length} of ${total}` : '';
+      prev.disabled = state.offset <= 0;
+      next.disabled = state.offset + items.length >= total;
+      updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) {
+      clear(body).append(el('tr', {}, el('td', { colspan: 8 },
+        el('div', { class: 'error-box', text: `Cannot list executions: ${e.message}` }))));
+    } finally {
+      busy = false;
+    }
+  }
+  const p = poll(refresh, 2000);
+  return () => p.stop();
+}
