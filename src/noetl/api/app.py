@@ -141,6 +141,9 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
 
     for r in (catalog_router, executions_router, queue_router, misc_router):
         app.include_router(r)
+    from noetl.ui import mount
+
+    mount(app)
     return app
 
 
