@@ -26,6 +26,12 @@ class HttpBackend:
     def close(self) -> None:
         self.client.close()
 
+    def __enter__(self) -> HttpBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
         out = self.client.request("POST", "/api/queue/lease", {
             "worker_id": worker_id, "limit": limit, "lease_seconds": self.lease_seconds,

@@ -1,0 +1,154 @@
+"""The worker protocol over HTTP: long-poll lease, heartbeat, complete/fail (idempotent on
+report_id), release, lease expiry, and the 409 a lost lease gets."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from noetl.errors import LeaseLost
+from noetl.worker.http_backend import HttpBackend
+from noetl.worker.runner import run_work
+from tests.api.conftest import Running
+
+Q = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: q, path: tests/q}
+workload: {n: 21}
+workflow:
+  - step: start
+    type: python
+    retry: {max_attempts: 3, initial_delay: 0, jitter: false}
+    args: {n: "{{ workload.n }}"}
+    code: |
+      def main(n):
+          return {"double": n * 2}
+"""
+
+
+def metric(c: httpx.Client, name: str) -> float:
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def start(c: httpx.Client) -> str:
+    assert c.post("/api/catalog/register", json={"content": Q}).status_code == 200
+    r = c.post("/api/run/playbook", json={"path": "tests/q"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["execution_id"])
+
+
+def lease(c: httpx.Client, worker: str, **kw: Any) -> list[dict[str, Any]]:
+    r = c.post("/api/queue/lease", json={"worker_id": worker, **kw})
+    assert r.status_code == 200, r.text
+    return list(r.json()["jobs"])
+
+
+def test_long_poll_wakes_when_work_arrives(api: Running) -> None:
+    got: dict[str, Any] = {}
+
+    def poll() -> None:
+        with api.client() as c:
+            t0 = time.monotonic()
+            got["jobs"] = lease(c, "w1", wait_seconds=10)
+            got["t"] = time.monotonic() - t0
+
+    with api.client() as c:
+        t0 = time.monotonic()
+        assert c.post("/api/queue/lease",
+                      json={"worker_id": "w0", "wait_seconds": 0.3}).json() == \
+            {"status": "empty", "jobs": []}
+        assert time.monotonic() - t0 >= 0.3
+        th = threading.Thread(target=poll)
+        th.start()
+        time.sleep(0.3)  # let the poll start waiting (the point of the test)
+        eid = start(c)
+        th.join(10)
+    assert got["t"] < 3, got
+    (job,) = got["jobs"]
+    assert job["execution_id"] == eid and job["step"] == "start" and job["attempt"] == 1
+    assert job["ctx"]["workload"] == {"n": 21}
+
+
+def test_complete_is_idempotent_and_guards_the_lease(api: Running) -> None:
+    with api.client() as c:
+        eid = start(c)
+        (job,) = lease(c, "w1")
+        jid = job["job_id"]
+        assert c.post(f"/api/queue/{jid}/heartbeat", json={"worker_id": "w2"}).status_code == 409
+        hb = c.post(f"/api/queue/{jid}/heartbeat", json={"worker_id": "w1",
+                                                         "extend_seconds": 100}).json()
+        assert hb["status"] == "ok" and hb["cancelled"] is False
+        assert hb["lease_until"] > time.time() + 90
+        outcome = run_work(job)
+        assert outcome["status"] == "ok" and outcome["data"] == {"double": 42}
+        body = {**outcome, "report_id": "r-1"}
+        wrong = c.post(f"/api/queue/{jid}/complete", json={**body, "worker_id": "w2"})
+        assert wrong.status_code == 409 and wrong.json()["error"] == "lease_lost"
+        ok = c.post(f"/api/queue/{jid}/complete", json={**body, "worker_id": "w1"})
+        assert ok.json() == {"status": "ok", "id": jid}
+        dup = c.post(f"/api/queue/{jid}/complete", json={**body, "worker_id": "w1"})
+        assert dup.json()["status"] == "duplicate"
+        late = c.post(f"/api/queue/{jid}/complete",
+                      json={**outcome, "report_id": "r-2", "worker_id": "w1"})
+        assert late.status_code == 409
+        desc = c.get(f"/api/executions/{eid}").json()
+        assert desc["status"] == "COMPLETED" and desc["result"] == {"double": 42}
+        evs = c.get(f"/api/executions/{eid}/events").json()["items"]
+        assert [e["event_type"] for e in evs].count("action_completed") == 1
+        assert metric(c, "noetl_step_duration_seconds_count") == 1
+        assert metric(c, 'noetl_executions{status="COMPLETED"}') == 1
+        assert c.get("/api/queue", params={"execution_id": eid}).json()["items"][0][
+            "status"] == "done"
+
+
+def test_fail_retries_then_release_does_not_count_an_attempt(api: Running) -> None:
+    with api.client() as c:
+        eid = start(c)
+        (job,) = lease(c, "w1")
+        r = c.post(f"/api/queue/{job['job_id']}/fail", json={
+            "worker_id": "w1", "report_id": "f-1",
+            "error": {"message": "boom", "type": "RuntimeError"}})
+        assert r.json()["status"] == "ok"
+        (again,) = lease(c, "w1", wait_seconds=5)
+        assert again["job_id"] == job["job_id"] and again["attempt"] == 2
+        assert metric(c, "noetl_retries_total") == 1
+        rel = c.post(f"/api/queue/{again['job_id']}/release", json={"worker_id": "w1"})
+        assert rel.json()["status"] == "ok"
+        assert c.get("/api/queue/size").json()["count"] == 1
+        (third,) = lease(c, "w2")
+        assert third["attempt"] == 2  # the released lease was not an attempt
+        c.post(f"/api/queue/{third['job_id']}/complete",
+               json={**run_work(third), "worker_id": "w2", "report_id": "x"})
+        desc = c.get(f"/api/executions/{eid}").json()
+        assert desc["status"] == "COMPLETED" and desc["steps"]["start"]["attempts"] == 2
+        types = [e["event_type"] for e in
+                 c.get(f"/api/executions/{eid}/events").json()["items"]]
+        assert types.count("action_failed") == 1 and types.count("action_retry") == 1
+
+
+def test_lease_expiry_reruns_on_another_worker(api: Running) -> None:
+    with api.client() as c, HttpBackend(api.url, lease_seconds=0.3, wait_seconds=3) as _b:
+        eid = start(c)
+        (job,) = _b.lease("w1")
+        (rerun,) = _b.lease("w2")  # blocks until w1's lease expires
+        assert rerun["job_id"] == job["job_id"] and rerun["attempt"] == 2
+        with pytest.raises(LeaseLost):
+            _b.report(int(job["job_id"]), "w1", {**run_work(job), "report_id": "a"})
+        assert _b.report(int(rerun["job_id"]), "w2",
+                         {**run_work(rerun), "report_id": "b"}) == "ok"
+        evs = c.get(f"/api/executions/{eid}/events").json()["items"]
+        retry = [e for e in evs if e["event_type"] == "action_retry"]
+        assert len(retry) == 1 and retry[0]["context"]["reason"] == "lease_expired"
+        started = [e for e in evs if e["event_type"] == "action_started"]
+        assert [(e["worker_id"], e["attempt"]) for e in started] == [("w1", 1), ("w2", 2)]
+        assert metric(c, "noetl_lease_expiries_total") == 1
+        assert metric(c, "noetl_retries_total") == 0
+        assert c.get(f"/api/executions/{eid}").json()["status"] == "COMPLETED"
