@@ -216,3 +216,66 @@ def test_deadlock_is_reported_retryable(two_stores: tuple[PostgresStore, Postgre
     assert len(outcomes) == 2 and len(errors) == 1, outcomes
     assert PostgresStore.retryable(errors[0]), repr(errors[0])
     assert not PostgresStore.retryable(ValueError("no"))
+
+
+def test_event_seq_follows_commit_order_per_execution(
+        two_stores: tuple[PostgresStore, PostgresStore], fresh_pg_url: str) -> None:
+    """A follower paging with ``since_seq`` must never skip an event: a transaction that writes
+    events of an execution waits for an earlier uncommitted one of the same execution, so
+    ``seq`` order is commit order (other executions are not held up)."""
+    from noetl.engine.records import Event
+    from noetl.ids import new_id
+
+    a, b = two_stores
+    ex, other = make_exec(), make_exec()
+    with a.transaction() as tx:
+        tx.insert_execution(ex)
+        tx.insert_execution(other)
+
+    def ev(eid: int, name: str) -> Event:
+        return Event(execution_id=eid, event_id=new_id(), event_type=name, status="RUNNING")
+
+    first, second = ev(ex.execution_id, "first"), ev(ex.execution_id, "second")
+    a_wrote, a_may_commit = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def writer_a() -> None:
+        try:
+            with a.transaction() as tx:
+                tx.add_events([first])  # draws the lower seq ...
+                a_wrote.set()
+                assert a_may_commit.wait(10)  # ... and commits last
+        except BaseException as exc:
+            errors.append(exc)
+
+    def writer_b() -> None:
+        try:
+            with b.transaction() as tx:
+                tx.add_events([second])
+        except BaseException as exc:
+            errors.append(exc)
+
+    ta = threading.Thread(target=writer_a)
+    ta.start()
+    assert a_wrote.wait(10)
+    tb = threading.Thread(target=writer_b)
+    tb.start()
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        def b_waits() -> bool:
+            r = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                             "NOT granted").fetchone()
+            return bool(r and r[0])
+        _wait(b_waits, 10, "the second writer to wait for the first")
+    with b.read() as tx:  # neither is visible yet: nothing a follower could skip past
+        assert tx.get_events(ex.execution_id) == []
+        # another execution's events are not held up
+    with b.transaction() as tx:
+        tx.add_events([ev(other.execution_id, "unrelated")])
+    a_may_commit.set()
+    ta.join(10)
+    tb.join(10)
+    assert not errors, errors
+    with a.read() as tx:
+        got = tx.get_events(ex.execution_id)
+    assert [e.event_type for e in got] == ["first", "second"]
+    assert got[0].seq is not None and got[1].seq is not None and got[0].seq < got[1].seq

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from noetl.engine.records import Job
+from noetl.engine.records import Event, Job
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import JOB_COLS, SqlTx, _job
@@ -53,6 +53,7 @@ class PgTx(SqlTx):
 
     def __init__(self, conn: psycopg.Connection[Any]):
         self.conn = conn
+        self._event_locks: set[int] = set()
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         # always pass a mapping so psycopg un-doubles the escaped '%'
@@ -77,7 +78,26 @@ class PgTx(SqlTx):
             {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds})
         out = [(_job(r), str(r[-1])) for r in rows]
         out.sort(key=lambda jp: (-jp[0].priority, jp[0].queue_id))
+        # the engine writes action_started events for these next: take the executions' event
+        # locks now, in id order, so two leasing transactions never wait on each other
+        self._lock_events({j.execution_id for j, _ in out})
         return out
+
+    def add_events(self, events: list[Event]) -> None:
+        if events:
+            self._lock_events({e.execution_id for e in events})
+        super().add_events(events)
+
+    def _lock_events(self, execution_ids: set[int]) -> None:
+        """Hold each execution's event lock until commit, so one execution's events get their
+        ``seq`` in commit order and a reader paging with ``since_seq`` never skips one.
+
+        (``seq`` comes from an identity column: without this, a transaction that drew seq 100
+        could commit after one that drew 101, and a follower that already read 101 would
+        never see 100.) Transaction-scoped advisory lock keyed by the execution id."""
+        for eid in sorted(execution_ids - self._event_locks):
+            self._x("SELECT pg_advisory_xact_lock(:k)", {"k": eid})
+            self._event_locks.add(eid)
 
     def _lock_catalog(self, path: str) -> None:
         self._x("SELECT pg_advisory_xact_lock(hashtext(:p))", {"p": path})
