@@ -1,0 +1,197 @@
+"""Servers and workers as separate processes on one PostgreSQL database."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from noetl.client import Client
+from tests.distributed.conftest import Cluster
+
+pytestmark = pytest.mark.postgres
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
+TERMINAL = ("execution_completed", "execution_failed", "execution_cancelled")
+TOKEN = "dist-t0ken"
+
+TWO_STEPS = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: two, path: tests/dist/two}
+workload: {k: 1}
+workflow:
+  - step: start
+    type: python
+    args: {k: "{{ workload.k }}"}
+    code: |
+      def main(k):
+          return {"k": k + 1}
+    next: [{step: second}]
+  - step: second
+    type: python
+    args: {k: "{{ start.k }}"}
+    code: |
+      def main(k):
+          return {"k": k * 10}
+"""
+
+SLOW = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: slow, path: tests/dist/slow}
+workflow:
+  - step: start
+    type: python
+    code: |
+      def main():
+          import time
+          time.sleep(2.5)
+          return {"slept": True}
+"""
+
+
+def check_events(evs: list[dict[str, Any]]) -> None:
+    """One terminal event; step and action events in pairs; no re-run without action_retry."""
+    types = [e["event_type"] for e in evs]
+    assert sum(t in TERMINAL for t in types) == 1, types
+    assert types[-1] in TERMINAL, types
+    by_node: dict[str, Counter[str]] = {}
+    for e in evs:
+        if e["node_name"]:
+            by_node.setdefault(e["node_name"], Counter())[e["event_type"]] += 1
+    for node, n in by_node.items():
+        if n["step_started"]:
+            assert n["step_started"] == n["step_completed"] + n["step_failed"], (node, n)
+        if n["action_started"]:
+            assert n["action_started"] == (n["action_completed"] + n["action_failed"]
+                                           + lease_retries(evs, node)), (node, n)
+            assert n["action_started"] <= 1 + n["action_retry"], (node, n)
+
+
+def lease_retries(evs: list[dict[str, Any]], node: str) -> int:
+    return sum(1 for e in evs if e["node_name"] == node and e["event_type"] == "action_retry"
+               and (e["context"] or {}).get("reason") == "lease_expired")
+
+
+def run_all(cl: Client, starts: list[dict[str, Any]], timeout: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    return [cl.wait(s["execution_id"], max(1.0, deadline - time.monotonic())) for s in starts]
+
+
+def test_core_fixtures_complete(cluster: Cluster) -> None:
+    with Client(cluster.urls["a"]) as cl:
+        paths = {}
+        for rel in ("hello_world/hello_world.yaml",
+                    "control_flow_workbook/control_flow_workbook.yaml",
+                    "test_start_with_action.yaml", "test_end_with_action.yaml"):
+            paths[rel] = cl.register((FIX / rel).read_text())["path"]
+        flow = paths["control_flow_workbook/control_flow_workbook.yaml"]
+        starts = [cl.run(paths["hello_world/hello_world.yaml"]), cl.run(flow),
+                  cl.run(flow, args={"temperature_c": 10}),
+                  cl.run(paths["test_start_with_action.yaml"]),
+                  cl.run(paths["test_end_with_action.yaml"])]
+        hello, hot, cold, start_a, end_a = run_all(cl, starts, 30)
+        for d in (hello, hot, cold, start_a, end_a):
+            assert d["status"] == "COMPLETED", d["error"]
+            check_events(cl.events(d["execution_id"]))
+    assert hello["steps"]["test_step"]["result"] == {"message": "Hello World"}
+    assert hot["steps"]["hot_task_a"]["result"] == {"who": "A"}
+    assert hot["steps"]["hot_task_b"]["result"] == {"who": "B"}
+    assert hot["steps"]["cold_task"]["status"] == "SKIPPED"
+    assert cold["steps"]["cold_task"]["result"] == {"who": "C"}
+    assert cold["result"] == {"who": "C"}
+    assert start_a["steps"]["process"]["result"] == {"from_start": True, "processed": True}
+    assert end_a["result"] == {"cleaned_up": True, "table": "temp_session_12345"}
+
+
+def test_fifty_at_once(cluster: Cluster) -> None:
+    with Client(cluster.urls["a"]) as cl:
+        cl.register(TWO_STEPS)
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as ex:
+            starts = list(ex.map(lambda i: cl.run("tests/dist/two", args={"k": i}), range(50)))
+        descs = run_all(cl, starts, 60)
+        elapsed = time.monotonic() - t0
+        assert len({d["execution_id"] for d in descs}) == 50
+        for i, d in enumerate(descs):
+            assert d["status"] == "COMPLETED", d["error"]
+            assert d["result"] == {"k": (i + 1) * 10}
+        workers: Counter[str] = Counter()
+        for d in descs:
+            evs = cl.events(d["execution_id"])
+            check_events(evs)
+            workers.update(e["worker_id"] for e in evs if e["event_type"] == "action_started")
+    print(f"50 executions x 2 steps on 2 workers: {elapsed:.2f} s; jobs per worker {workers}")
+    assert set(workers) == {"w-a", "w-b"}  # both workers took part
+
+
+def test_worker_killed_mid_step_is_rerun_by_the_other(cluster: Cluster) -> None:
+    with Client(cluster.urls["a"]) as cl:
+        cl.register(SLOW)
+        eid = cl.run("tests/dist/slow")["execution_id"]
+        deadline = time.monotonic() + 20
+        first = None
+        while first is None:
+            first = next((e for e in cl.events(eid) if e["event_type"] == "action_started"),
+                         None)
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.05)
+        victim = first["worker_id"]
+        survivor = "w-b" if victim == "w-a" else "w-a"
+        assert cluster.kill(victim, signal.SIGKILL) == -signal.SIGKILL
+        t0 = time.monotonic()
+        desc = cl.wait(eid, 30)
+        recovered = time.monotonic() - t0
+        evs = cl.events(eid)
+    cluster.worker(victim, "a")  # back to two workers for the next tests
+    assert desc["status"] == "COMPLETED" and desc["result"] == {"slept": True}
+    assert desc["steps"]["start"]["attempts"] == 2
+    retry = [e for e in evs if e["event_type"] == "action_retry"]
+    assert len(retry) == 1 and retry[0]["context"]["reason"] == "lease_expired"
+    starts = [(e["worker_id"], e["attempt"]) for e in evs if e["event_type"] == "action_started"]
+    assert starts == [(victim, 1), (survivor, 2)]
+    check_events(evs)
+    print(f"recovered from kill -9 in {recovered:.2f} s (lease 2 s + 2.5 s step)")
+
+
+def test_two_servers_with_token(cluster: Cluster) -> None:
+    url_b = cluster.server("b", token=TOKEN)
+    cluster.worker("w-c", "b", concurrency=2, token=TOKEN)
+    # without the token: 401 and nothing changes
+    with Client(url_b, token=TOKEN) as cl_b:
+        before = len(cl_b.catalog_list())
+        n_exec = cl_b.executions()["total"]
+    for path, body in (("/api/catalog/register", {"content": TWO_STEPS}),
+                       ("/api/run/playbook", {"path": "tests/dist/two"})):
+        r = httpx.post(url_b + path, json=body, timeout=10)
+        assert r.status_code == 401, r.text
+    assert httpx.get(url_b + "/api/executions", timeout=10).status_code == 401
+    assert httpx.get(url_b + "/health", timeout=10).json() == {"status": "ok"}
+    with Client(url_b, token=TOKEN) as cl_b, Client(cluster.urls["a"]) as cl_a:
+        assert len(cl_b.catalog_list()) == before
+        assert cl_b.executions()["total"] == n_exec
+        cl_b.register(TWO_STEPS)
+        starts = []
+        for i in range(20):
+            cl = cl_a if i % 2 else cl_b
+            starts.append(cl.run("tests/dist/two", args={"k": i}))
+        descs = run_all(cl_b, starts, 60)
+        workers: Counter[str] = Counter()
+        for i, d in enumerate(descs):
+            assert d["status"] == "COMPLETED", d["error"]
+            assert d["result"] == {"k": (i + 1) * 10}
+            evs = cl_a.events(d["execution_id"])
+            check_events(evs)
+            workers.update(e["worker_id"] for e in evs if e["event_type"] == "action_started")
+    print(f"two servers, jobs per worker: {workers}")
+    assert workers["w-c"] > 0 and workers["w-a"] + workers["w-b"] > 0
+
+
+def test_worker_sigterm_exits_cleanly(cluster: Cluster) -> None:
+    assert cluster.kill("w-c", signal.SIGTERM) == 0
