@@ -113,100 +113,120 @@ class Engine:
     # -- the queue, on behalf of workers ----------------------------------------------------
     def lease(self, worker_id: str, limit: int = 1,
               lease_seconds: float | None = None) -> list[dict[str, Any]]:
-        ttl = lease_seconds or self.lease_seconds
+        """Lease up to ``limit`` ready jobs (or jobs whose lease expired); return their work."""
         expired: list[Session] = []
+        works = self._tx(lambda tx: self._lease_in(tx, worker_id, limit,
+                                                   lease_seconds or self.lease_seconds, expired))
+        if expired:
+            self._after(expired)
+        return works
 
-        def go(tx: Tx) -> list[dict[str, Any]]:
-            t = now()
-            works: list[dict[str, Any]] = []
-            execs: dict[int, ExecutionRow | None] = {}
-            for job, prev in tx.lease_jobs(worker_id, ttl, limit, t):
-                if job.execution_id not in execs:
-                    execs[job.execution_id] = tx.get_execution(job.execution_id)
-                ex = execs[job.execution_id]
-                if ex is None or ex.terminal:
-                    job.status = JobStatus.CANCELLED
-                    tx.update_job(job)
+    def _lease_in(self, tx: Tx, worker_id: str, limit: int, ttl: float,
+                  expired: list[Session]) -> list[dict[str, Any]]:
+        t = now()
+        works: list[dict[str, Any]] = []
+        execs: dict[int, ExecutionRow | None] = {}
+        for job, prev in tx.lease_jobs(worker_id, ttl, limit, t):
+            if job.execution_id not in execs:
+                execs[job.execution_id] = tx.get_execution(job.execution_id)
+            ex = execs[job.execution_id]
+            if ex is None or ex.terminal:
+                job.status = JobStatus.CANCELLED
+                tx.update_job(job)
+                continue
+            plan = plan_for(tx, ex)
+            ps = plan.step(job.step)
+            s = Session(tx, ex, plan)
+            if prev == JobStatus.LEASED:
+                n = int(job.payload.get("expiries", 0)) + 1
+                job.payload["expiries"] = n
+                s.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts - 1,
+                       current_index=job.index,
+                       context={"reason": "lease_expired", "next_attempt": job.attempts,
+                                "lease_expiries": n})
+                if n > MAX_LEASE_EXPIRIES:
+                    lock = tx.get_execution(job.execution_id, lock=True)
+                    s = Session(tx, lock or ex, plan)
+                    s.job_failed(job, {"final": True, "error": {
+                        "message": f"lease expired {n} times (workers lost mid-step)",
+                        "type": "LeaseExpired"}})
+                    s.flush()
+                    execs.pop(job.execution_id, None)
+                    expired.append(s)
                     continue
-                plan = plan_for(tx, ex)
-                ps = plan.step(job.step)
-                s = Session(tx, ex, plan)
-                if prev == JobStatus.LEASED:
-                    n = int(job.payload.get("expiries", 0)) + 1
-                    job.payload["expiries"] = n
-                    s.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts - 1,
-                           current_index=job.index,
-                           context={"reason": "lease_expired", "next_attempt": job.attempts,
-                                    "lease_expiries": n})
-                    if n > MAX_LEASE_EXPIRIES:
-                        lock = tx.get_execution(job.execution_id, lock=True)
-                        s = Session(tx, lock or ex, plan)
-                        s.job_failed(job, {"final": True, "error": {
-                            "message": f"lease expired {n} times (workers lost mid-step)",
-                            "type": "LeaseExpired"}})
-                        s.flush()
-                        execs.pop(job.execution_id, None)
-                        expired.append(s)
-                        continue
-                    tx.update_job(job)
-                s.emit("action_started", "RUNNING", job.step, ps.type, attempt=job.attempts,
-                       current_index=job.index, worker_id=worker_id,
-                       context={"attempt": job.attempts, "worker_id": worker_id})
+                tx.update_job(job)
+            s.emit("action_started", "RUNNING", job.step, ps.type, attempt=job.attempts,
+                   current_index=job.index, worker_id=worker_id,
+                   context={"attempt": job.attempts, "worker_id": worker_id})
+            works.append(build_work(tx, ex, plan, job))
+            with tx.batch():
                 tx.add_events(s.events)
                 if job.kind == "step":
                     tx.mark_step_running(job.execution_id, job.step)
-                works.append(build_work(tx, ex, plan, job))
-            return works
-
-        works = self._tx(go)
-        if expired:
-            self._after(expired)
         return works
 
     def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
         """Record a job's outcome (``outcome['status']`` is ``ok`` or ``error``) and react.
 
         Idempotent: a report repeated with the same ``report_id`` is acknowledged once."""
+        return self.report_and_lease(job_id, worker_id, outcome, 0)[0]
+
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                         limit: int = 1, lease_seconds: float | None = None
+                         ) -> tuple[str, list[dict[str, Any]]]:
+        """:meth:`report`, then lease up to ``limit`` ready jobs for the same worker in the
+        same transaction: a worker running a sequence needs one round trip per step."""
         holder: list[Session] = []
+        works: list[dict[str, Any]] = []
 
         def go(tx: Tx) -> str:
-            job = tx.get_job(job_id, lock=True)
-            if job is None:
-                raise NotFound(f"job {job_id} not found")
-            rid = outcome.get("report_id")
-            if rid and job.payload.get("report_id") == rid:
-                return "duplicate"
-            if job.status != JobStatus.LEASED or (worker_id and job.worker_id != worker_id):
-                if job.status == JobStatus.CANCELLED and job.worker_id == worker_id \
-                        and not job.payload.get("late_report"):
-                    # the execution ended while this job ran: record what happened, change nothing
-                    ex = tx.get_execution(job.execution_id, lock=True)
-                    if ex is not None:
-                        job.payload["late_report"] = rid or True
-                        tx.update_job(job)
-                        s = Session(tx, ex)
-                        s.record_late(job, outcome)
-                        tx.add_events(s.events)
-                    return "cancelled"
-                raise LeaseLost(f"job {job_id} is {job.status}"
-                                + (f" (leased by {job.worker_id})" if job.worker_id else ""))
-            ex = tx.get_execution(job.execution_id, lock=True)
-            if ex is None:
-                raise NotFound(f"execution {job.execution_id} not found")
-            if rid:
-                job.payload["report_id"] = rid
-            s = Session(tx, ex)
-            if outcome.get("status") == "ok":
-                s.job_succeeded(job, outcome)
-            else:
-                s.job_failed(job, outcome)
-            s.flush()
-            holder.append(s)
-            return "ok"
+            works.clear()
+            status = self._report_in(tx, job_id, worker_id, outcome, holder)
+            if limit > 0 and worker_id:
+                works.extend(self._lease_in(tx, worker_id, limit,
+                                            lease_seconds or self.lease_seconds, holder))
+            return status
 
         res = self._tx(go)
         self._after(holder)
-        return res
+        return res, works
+
+    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                   holder: list[Session]) -> str:
+        job = tx.get_job(job_id, lock=True)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        rid = outcome.get("report_id")
+        if rid and job.payload.get("report_id") == rid:
+            return "duplicate"
+        if job.status != JobStatus.LEASED or (worker_id and job.worker_id != worker_id):
+            if job.status == JobStatus.CANCELLED and job.worker_id == worker_id \
+                    and not job.payload.get("late_report"):
+                # the execution ended while this job ran: record what happened, change nothing
+                ex = tx.get_execution(job.execution_id, lock=True)
+                if ex is not None:
+                    job.payload["late_report"] = rid or True
+                    tx.update_job(job)
+                    s = Session(tx, ex)
+                    s.record_late(job, outcome)
+                    tx.add_events(s.events)
+                return "cancelled"
+            raise LeaseLost(f"job {job_id} is {job.status}"
+                            + (f" (leased by {job.worker_id})" if job.worker_id else ""))
+        ex = tx.get_execution(job.execution_id, lock=True)
+        if ex is None:
+            raise NotFound(f"execution {job.execution_id} not found")
+        if rid:
+            job.payload["report_id"] = rid
+        s = Session(tx, ex)
+        if outcome.get("status") == "ok":
+            s.job_succeeded(job, outcome)
+        else:
+            s.job_failed(job, outcome)
+        s.flush()
+        holder.append(s)
+        return "ok"
+
 
     def heartbeat(self, job_id: int, worker_id: str,
                   extend_seconds: float | None = None) -> dict[str, Any]:
@@ -284,6 +304,10 @@ class LocalBackend:
 
     def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
         return self.engine.report(job_id, worker_id, outcome)
+
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
+        return self.engine.report_and_lease(job_id, worker_id, outcome, limit)
 
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
         return self.engine.heartbeat(job_id, worker_id)

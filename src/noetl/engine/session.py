@@ -117,26 +117,38 @@ class Session:
         if a[name] <= 0:
             del a[name]
 
+    def prefetch(self, names: set[str] | frozenset[str]) -> None:
+        """Load the rows of several steps in one query (absent ones start empty)."""
+        missing = [n for n in names if n not in self.rows]
+        if not missing:
+            return
+        found = self.tx.get_steps(self.eid, missing)
+        for n in missing:
+            self.rows[n] = found.get(n) or StepRow(self.eid, n)
+
     def flush(self) -> None:
+        """Write everything buffered; the writes go to the store as one batch."""
         for s in self.after:
             s.flush()
         self.flushed.extend(self.after)
         self.after = []
-        self.tx.save_steps(self.rows[n] for n in self.dirty)
-        self.dirty.clear()
-        self.tx.add_events(self.events)
-        self.events = []
-        self.tx.add_jobs(self.jobs)
         if any(j.status == JobStatus.QUEUED for j in self.jobs) or \
+                any(j.status == JobStatus.QUEUED for j in self.job_updates.values()) or \
                 any(s.wake for s in self.flushed):
             self.wake = True
+        with self.tx.batch():
+            self.tx.save_steps(self.rows[n] for n in self.dirty)
+            self.tx.add_events(self.events)
+            self.tx.add_jobs(self.jobs)
+            for j in self.job_updates.values():
+                self.tx.update_job(j)
+            self.tx.update_execution(self.ex)
+            if self.wake:
+                self.tx.notify_in_tx()
+        self.dirty.clear()
+        self.events = []
         self.jobs = []
-        for j in self.job_updates.values():
-            self.tx.update_job(j)
-            if j.status == JobStatus.QUEUED:
-                self.wake = True
         self.job_updates = {}
-        self.tx.update_execution(self.ex)
 
     # -- starting ------------------------------------------------------------------------
     def begin(self) -> None:
@@ -277,6 +289,7 @@ class Session:
         job.result = data if job.kind == "item" else None
         self.update_job(job)
         ps = self.plan.step(job.step)
+        self.prefetch({ps.name} | {e.target for e in ps.edges})
         self.emit("action_completed", "COMPLETED", job.step, ps.type,
                   result=outcome.get("envelope", data), attempt=job.attempts,
                   current_index=job.index, duration=outcome.get("duration"),

@@ -27,6 +27,15 @@ from noetl.engine.records import (
 class Tx(ABC):
     """One transaction."""
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes inside may be sent together (PostgreSQL pipelines them); results of
+        statements inside are not read until the block ends."""
+        yield
+
+    def notify_in_tx(self) -> None:
+        """Ask other processes to look for work once this transaction commits (no-op here)."""
+
     @abstractmethod
     def next_node_id(self) -> int:
         """Take the next value of the store's node counter (unique per process)."""

@@ -95,11 +95,12 @@ class WorkerPool:
             if not works:
                 self.backend.wait_for_work(seen, self.poll_interval)
                 continue
-            for work in works:
+            while works:
+                work = works.pop(0)
                 if self._stop.is_set():
                     self._give_back(work)
                     continue
-                self._run_one(work, services)
+                works.extend(self._run_one(work, services))
 
     def _give_back(self, work: dict[str, Any]) -> None:
         try:
@@ -107,7 +108,8 @@ class WorkerPool:
         except NoetlError as exc:
             log.warning("could not release job %s: %s", work["job_id"], exc)
 
-    def _run_one(self, work: dict[str, Any], services: Services) -> None:
+    def _run_one(self, work: dict[str, Any], services: Services) -> list[dict[str, Any]]:
+        """Run one job and report it; return the next jobs leased along with the report."""
         job_id = int(work["job_id"])
         services.cancelled = threading.Event()
         with self._lock:
@@ -116,26 +118,31 @@ class WorkerPool:
         try:
             outcome = run_work(work, services)
             outcome["report_id"] = uuid.uuid4().hex
-            self._report(job_id, outcome)
+            return self._report(job_id, outcome)
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
                 self._cancel.pop(job_id, None)
             self.jobs_done += 1
 
-    def _report(self, job_id: int, outcome: dict[str, Any]) -> None:
+    def _report(self, job_id: int, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        """Report until the backend has it (retried, never dropped). With a backend that can,
+        lease the next job in the same call (one round trip per step)."""
         delay = 0.05
+        combined = getattr(self.backend, "report_and_lease", None)
         while True:
             try:
+                if combined is not None and not self._stop.is_set():
+                    return list(combined(job_id, self.worker_id, outcome, 1)[1])
                 self.backend.report(job_id, self.worker_id, outcome)
-                return
+                return []
             except LeaseLost as exc:
                 log.warning("job %s: result not recorded, lease lost: %s", job_id, exc)
-                return
+                return []
             except Exception as exc:
                 if self._stop.is_set() and delay > 5:
                     log.error("job %s: giving up reporting at shutdown: %s", job_id, exc)
-                    return
+                    return []
                 log.warning("job %s: report failed (%s), retrying", job_id, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
