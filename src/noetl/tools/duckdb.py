@@ -1,0 +1,153 @@
+"""``type: duckdb``: run SQL on a DuckDB database file.
+
+* SQL from ``command`` / ``commands`` (also ``query``, ``sql``, ``*_b64``), split like postgres;
+  results ``{command_<n>: {status, rows, row_count, columns}}`` (or ``{status, message}``), plus
+  ``database`` (the file path).
+* ``database``: a file path; default ``<data_dir>/duckdb/<execution_id>.duckdb``, so steps of
+  one execution share a database. ``:memory:`` is allowed.
+* ``auth`` alias map: for every alias whose credential is a postgres one, the tool creates a
+  DuckDB secret named after the alias and ``ATTACH``es the database as the alias (unless the
+  SQL attaches that alias itself). That needs DuckDB's ``postgres`` extension. Extensions are
+  never downloaded implicitly (``autoinstall_known_extensions`` is off; set
+  ``NOETL_DUCKDB_AUTOINSTALL=1`` to allow it). ``INSTALL``/``LOAD`` statements that fail are
+  tolerated and reported in their ``command_<n>`` result; when a later statement fails, the
+  error says which extension could not be loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from noetl.errors import ToolError
+from noetl.tools.auth import Resolved, auth_of, postgres_fields, resolve_auth, scrub
+from noetl.tools.base import Services, ToolCall
+from noetl.tools.postgres import sql_text
+from noetl.tools.rows import rows_result
+from noetl.tools.sqlsplit import first_keyword, split_sql
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
+
+
+def database_path(call: ToolCall) -> str:
+    db = call.action.get("database") or call.args.get("database")
+    if db:
+        db = str(db)
+        if db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return db
+    d = Path(call.services.data_dir) / "duckdb"
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d / f"{call.execution_id}.duckdb")
+
+
+def connect(path: str) -> Any:
+    import duckdb
+
+    auto = os.environ.get("NOETL_DUCKDB_AUTOINSTALL", "") in ("1", "true", "yes")
+    config: dict[str, Any] = {"autoinstall_known_extensions": auto, "autoload_known_extensions": True}
+    return duckdb.connect(path, config=config)
+
+
+def _q(v: Any) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _pg_secret_sql(alias: str, res: Resolved) -> str:
+    f = postgres_fields(res.data)
+    if f.get("db_conn_string"):
+        from psycopg.conninfo import conninfo_to_dict
+
+        d = conninfo_to_dict(str(f["db_conn_string"]))
+        f = {**postgres_fields({k: v for k, v in d.items() if v is not None}),
+             **{k: v for k, v in f.items() if k != "db_conn_string"}}
+    opts = ["TYPE postgres"]
+    for key, name in (("db_host", "HOST"), ("db_port", "PORT"), ("db_name", "DATABASE"),
+                      ("db_user", "USER"), ("db_password", "PASSWORD")):
+        if f.get(key) not in (None, ""):
+            opts.append(f"{name} {_q(f[key])}")
+    return f'CREATE OR REPLACE SECRET "{alias}" ({", ".join(opts)})'
+
+
+def setup_aliases(conn: Any, auth: Any, sql: str, services: Services) -> dict[str, Any]:
+    """Secrets (and attachments) for postgres aliases in an auth map; returns a report."""
+    res = resolve_auth(auth, services)
+    if res is None:
+        return {}
+    aliases = res if isinstance(res, dict) else {"pg_db": res}
+    report: dict[str, Any] = {}
+    for alias, r in aliases.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", alias):
+            raise ToolError(f"auth alias '{alias}' is not a valid identifier", "AuthError")
+        if (r.type or "").lower() not in ("postgres", "postgresql", "pg"):
+            report[alias] = {"status": "skipped", "type": r.type,
+                             "message": "only postgres aliases are supported"}
+            continue
+        try:
+            conn.execute("LOAD postgres")
+            conn.execute(_pg_secret_sql(alias, r))
+            attaches_itself = re.search(rf"\bATTACH\b[^;]*\bAS\s+\"?{alias}\b", sql,
+                                        re.IGNORECASE)
+            if not attaches_itself:
+                conn.execute(f"ATTACH '' AS \"{alias}\" (TYPE postgres, SECRET \"{alias}\")")
+            report[alias] = {"status": "attached" if not attaches_itself else "secret",
+                             "type": "postgres"}
+        except Exception as exc:
+            msg = scrub(str(exc).strip().splitlines()[0], services)
+            raise ToolError(f"auth alias '{alias}': cannot attach the postgres database "
+                            f"(DuckDB postgres extension needed): {msg}",
+                            type(exc).__name__) from None
+    return report
+
+
+def run_statements(conn: Any, statements: list[str], services: Services) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    failed_ext: list[str] = []
+    for i, stmt in enumerate(statements):
+        kw = first_keyword(stmt)
+        try:
+            cur = conn.execute(stmt)
+            if cur.description is not None:
+                cols = [d[0] for d in cur.description]
+                out[f"command_{i}"] = rows_result(cols, cur.fetchall())
+            else:
+                out[f"command_{i}"] = {"status": "success", "message": kw}
+        except Exception as exc:
+            msg = scrub(str(exc).strip(), services)
+            if kw in ("INSTALL", "LOAD", "FORCE"):
+                failed_ext.append(stmt.split()[-1])
+                out[f"command_{i}"] = {"status": "skipped", "message": msg.splitlines()[0]}
+                continue
+            hint = (f" (extensions that could not be installed/loaded: "
+                    f"{', '.join(failed_ext)})") if failed_ext else ""
+            raise ToolError(f"statement {i} failed: {msg}{hint}", type(exc).__name__,
+                            data=out) from None
+    return out
+
+
+def run(call: ToolCall) -> Any:
+    sql = sql_text(call.action, call.args)
+    statements = split_sql(sql)
+    if not statements:
+        raise ToolError("no SQL statements to run", "ValueError")
+    path = database_path(call)
+    with _lock_for(path):  # one writer per file in this process
+        conn = connect(path)
+        try:
+            aliases = setup_aliases(conn, auth_of(call.action, call.args), sql, call.services)
+            out = run_statements(conn, statements, call.services)
+        finally:
+            conn.close()
+    out["database"] = path
+    if aliases:
+        out["auth"] = aliases
+    return out
