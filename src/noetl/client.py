@@ -180,3 +180,23 @@ class Client:
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = self.request("GET", "/health")
         return out
+
+
+class CliClient(Client):
+    """The client as the CLI uses it: an error prints ``error: <server message>`` and exits
+    (1; 2 for an invalid playbook) instead of raising."""
+
+    def request(self, method: str, path: str, body: Any = None,
+                params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        import sys
+
+        import typer
+
+        try:
+            return super().request(method, path, body, params, timeout)
+        except PlaybookError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            raise typer.Exit(2) from None
+        except NoetlError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            raise typer.Exit(1) from None

@@ -125,9 +125,9 @@ def validate(file: Path = typer.Argument(..., help="Playbook YAML file.")) -> No
 
 
 def _client(server: str | None) -> Any:
-    from noetl.client import Client
+    from noetl.client import CliClient
 
-    return Client(server)
+    return CliClient(server)
 
 
 def _engine(store: str | None) -> Any:
