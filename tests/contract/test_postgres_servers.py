@@ -279,3 +279,75 @@ def test_event_seq_follows_commit_order_per_execution(
         got = tx.get_events(ex.execution_id)
     assert [e.event_type for e in got] == ["first", "second"]
     assert got[0].seq is not None and got[1].seq is not None and got[0].seq < got[1].seq
+
+
+def test_lease_in_a_transaction_holding_event_locks_skips_busy_executions(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    """Report-and-lease: a transaction that already wrote events leases jobs of its own
+    execution and of idle ones, but never waits for another execution's event lock (that wait
+    could close a deadlock with a transaction doing the same the other way round)."""
+    from noetl.engine.records import Event, now
+    from noetl.ids import new_id
+    from tests.contract.rows import make_job
+
+    a, b = two_stores
+    e, f, g = make_exec(), make_exec(), make_exec()
+    t = now() - 1
+    je, jf, jg = (make_job(e.execution_id, "e", priority=50, available_at=t),
+                  make_job(f.execution_id, "f", priority=90, available_at=t),
+                  make_job(g.execution_id, "g", priority=10, available_at=t))
+    with a.transaction() as tx:
+        for x in (e, f, g):
+            tx.insert_execution(x)
+        tx.add_jobs([je, jf, jg])
+
+    def ev(eid: int) -> Event:
+        return Event(execution_id=eid, event_id=new_id(), event_type="x", status="RUNNING")
+
+    f_busy, release_f = threading.Event(), threading.Event()
+
+    def hold_f() -> None:
+        with b.transaction() as tx:
+            tx.add_events([ev(f.execution_id)])
+            f_busy.set()
+            release_f.wait(10)
+
+    th = threading.Thread(target=hold_f)
+    th.start()
+    try:
+        assert f_busy.wait(10)
+        t0 = time.monotonic()
+        with a.transaction() as tx:
+            tx.add_events([ev(e.execution_id)])
+            got = tx.lease_jobs("w1", 30.0, 10, now())
+        assert time.monotonic() - t0 < 2.0  # did not wait for f
+        assert [j.step for j, _ in got] == ["e", "g"]
+        assert all(p == "queued" and j.attempts == 1 for j, p in got)
+    finally:
+        release_f.set()
+        th.join(10)
+    with a.transaction() as tx:  # f's job was left queued, untouched
+        [(jf2, prev)] = tx.lease_jobs("w2", 30.0, 10, now())
+    assert (jf2.queue_id, prev, jf2.attempts) == (jf.queue_id, "queued", 1)
+
+
+def test_notify_in_tx_is_sent_on_commit_only_and_once(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two_stores
+    assert b.listening.wait(5)
+    seen = b.work_version()
+    with pytest.raises(RuntimeError), a.transaction() as tx:
+        tx.notify_in_tx()
+        raise RuntimeError("rolled back: no NOTIFY")
+    with a.transaction() as tx:
+        tx.notify_in_tx()
+        tx.notify_in_tx()  # once per transaction
+        with tx.batch():  # pipelined writes land like any others
+            tx.add_events([])
+            tx.put_credential("c", "t", "E", None, [])
+    a.notify_work()  # after a transaction that notified: local wake only, no second NOTIFY
+    a._send("marker")  # a later notification: everything before it has been delivered
+    _wait(lambda: b.last_payload == "marker", 5, "the marker")
+    assert b.work_version() == seen + 2  # the committed one and the marker, nothing else
+    with b.read() as tx:
+        assert tx.get_credential("c") is not None

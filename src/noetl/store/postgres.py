@@ -40,6 +40,16 @@ MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migra
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
+_READY = "((status = 'queued' AND available_at <= :now) OR (status = 'leased' AND lease_until < :now))"
+_LEASE = ("UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.attempts + 1, "
+          "lease_until = :until, last_heartbeat = :now, updated_at = :now")
+
+
+def _leased(rows: list[Any], prev: dict[int, str] | None) -> list[tuple[Job, str]]:
+    """(job, previous status) pairs in lease order; ``prev`` by id, else the row's last column."""
+    out = [(_job(r), prev[int(r[0])] if prev is not None else str(r[-1])) for r in rows]
+    out.sort(key=lambda jp: (-jp[0].priority, jp[0].queue_id))
+    return out
 
 
 @lru_cache(maxsize=1024)
@@ -51,8 +61,10 @@ def to_pyformat(sql: str) -> str:
 class PgTx(SqlTx):
     for_update = " FOR UPDATE"
 
-    def __init__(self, conn: psycopg.Connection[Any]):
+    def __init__(self, conn: psycopg.Connection[Any], token: str = ""):
         self.conn = conn
+        self.token = token  # the store's NOTIFY payload (its own listener skips it)
+        self.notified = False
         self._event_locks: set[int] = set()
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
@@ -65,23 +77,37 @@ class PgTx(SqlTx):
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float) -> list[tuple[Job, str]]:
-        """One statement: pick ready or lease-expired rows no one else holds, lease them and
-        return them with their previous status (``leased`` = re-leased after expiry)."""
+        """Lease ready or lease-expired rows no one else holds; return them with their previous
+        status (``leased`` = re-leased after expiry). Rows locked by others are skipped."""
+        p = {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds}
+        if self._event_locks:
+            return self._lease_holding_locks(p)
         rows = self._all(
-            "WITH picked AS (SELECT queue_id, status AS prev FROM queue WHERE "
-            "(status = 'queued' AND available_at <= :now) OR "
-            "(status = 'leased' AND lease_until < :now) "
-            "ORDER BY priority DESC, queue_id LIMIT :n FOR UPDATE SKIP LOCKED) "
-            "UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.attempts + 1, "
-            "lease_until = :until, last_heartbeat = :now, updated_at = :now FROM picked "
-            f"WHERE q.queue_id = picked.queue_id RETURNING {_Q_COLS}, picked.prev",
-            {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds})
-        out = [(_job(r), str(r[-1])) for r in rows]
-        out.sort(key=lambda jp: (-jp[0].priority, jp[0].queue_id))
+            f"WITH picked AS (SELECT queue_id, status AS prev FROM queue WHERE {_READY} "
+            f"ORDER BY priority DESC, queue_id LIMIT :n FOR UPDATE SKIP LOCKED) {_LEASE} "
+            f"FROM picked WHERE q.queue_id = picked.queue_id RETURNING {_Q_COLS}, picked.prev", p)
+        out = _leased(rows, None)
         # the engine writes action_started events for these next: take the executions' event
         # locks now, in id order, so two leasing transactions never wait on each other
         self._lock_events({j.execution_id for j, _ in out})
         return out
+
+    def _lease_holding_locks(self, p: dict[str, Any]) -> list[tuple[Job, str]]:
+        """Lease inside a transaction that already holds event locks (report-and-lease).
+        Waiting here for another execution's event lock could close a cycle with a transaction
+        doing the same the other way round, so jobs of executions whose lock is busy are left
+        for the next lease instead."""
+        picked = self._all(f"SELECT queue_id, execution_id, status FROM queue WHERE {_READY} "
+                           "ORDER BY priority DESC, queue_id LIMIT :n FOR UPDATE SKIP LOCKED", p)
+        for eid in sorted({int(r[1]) for r in picked} - self._event_locks):
+            if self._one("SELECT pg_try_advisory_xact_lock(:k)", {"k": eid})[0]:
+                self._event_locks.add(eid)
+        prev = {int(r[0]): str(r[2]) for r in picked if int(r[1]) in self._event_locks}
+        if not prev:
+            return []
+        rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(:ids) RETURNING {_Q_COLS}",
+                         {**p, "ids": list(prev)})
+        return _leased(rows, prev)
 
     def add_events(self, events: list[Event]) -> None:
         if events:
@@ -98,6 +124,18 @@ class PgTx(SqlTx):
         for eid in sorted(execution_ids - self._event_locks):
             self._x("SELECT pg_advisory_xact_lock(:k)", {"k": eid})
             self._event_locks.add(eid)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Pipeline the writes inside: one round trip instead of one per statement."""
+        with self.conn.pipeline():
+            yield
+
+    def notify_in_tx(self) -> None:
+        """NOTIFY other processes; PostgreSQL delivers it only if this transaction commits."""
+        if not self.notified:
+            self._x("SELECT pg_notify(:c, :p)", {"c": CHANNEL, "p": self.token})
+            self.notified = True
 
     def _lock_catalog(self, path: str) -> None:
         self._x("SELECT pg_advisory_xact_lock(hashtext(:p))", {"p": path})
@@ -122,6 +160,7 @@ class PostgresStore(Store):
         self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them
         self._stop = threading.Event()
         self.listening = threading.Event()
+        self.last_payload: str | None = None  # of the last NOTIFY from another store
         self._listener: threading.Thread | None = None
         try:
             self._migrate()
@@ -164,13 +203,16 @@ class PostgresStore(Store):
         if outer is not None:  # nested in this thread: join the outer transaction
             yield outer
             return
+        self._local.sent = False
         with self.pool.connection() as conn, conn.transaction():
-            tx = PgTx(conn)
+            tx = PgTx(conn, self._token)
             self._local.tx = tx
             try:
                 yield tx
             finally:
                 self._local.tx = None
+        # committed; if it carried a NOTIFY, the notify_work() that follows need not send one
+        self._local.sent = tx.notified
 
     @contextmanager
     def read(self) -> Iterator[PgTx]:
@@ -189,6 +231,9 @@ class PostgresStore(Store):
     # -- wake-ups -----------------------------------------------------------------------------
     def notify_work(self) -> None:
         super().notify_work()
+        if getattr(self._local, "sent", False):
+            self._local.sent = False  # the transaction just committed already notified
+            return
         self._send(self._token)
 
     def _send(self, payload: str) -> None:
@@ -216,6 +261,7 @@ class PostgresStore(Store):
                             if self._stop.is_set():
                                 break
                             if n.payload != self._token:
+                                self.last_payload = n.payload
                                 self._wake_local()
             except Exception as exc:
                 self.listening.clear()
