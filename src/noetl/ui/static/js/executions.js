@@ -1,7 +1,9 @@
 // Executions: a paginated list with status and playbook filters, counts per status;
 // refreshes itself every 2 s.
-import { get, query } from './api.js';
-import { STATUSES, badge, clear, debounce, el, elapsed, errorText, fmtDate, fmtDuration, poll } from './util.js';
+import { get, post, query } from './api.js';
+import {
+  STATUSES, badge, clear, debounce, el, elapsed, errorText, fmtDate, fmtDuration, listOf, poll,
+} from './util.js';
 
 const PAGE = 25;
 
@@ -12,8 +14,14 @@ export function renderExecutions(view, params) {
   const statusSel = el('select', { 'data-testid': 'status-filter' },
     el('option', { value: '', text: 'All statuses' }), STATUSES.map((s) => el('option', { value: s, text: s })));
   statusSel.value = state.status;
-  const pathIn = el('input', { type: 'search', placeholder: 'Playbook path contains…', value: state.path,
-    'data-testid': 'path-filter', size: 34 });
+  // the API filters on the exact path: offer the catalog's paths to pick from
+  const paths = el('datalist', { id: 'playbook-paths' });
+  const pathIn = el('input', { type: 'search', placeholder: 'Playbook path (exact)…', value: state.path,
+    'data-testid': 'path-filter', size: 44, list: 'playbook-paths' });
+  post('/api/catalog/list', { latest_only: true }).then((d) => {
+    const seen = [...new Set(listOf(d, 'entries').map((e) => e.path))].sort();
+    paths.replaceChildren(...seen.map((p) => el('option', { value: p })));
+  }).catch(() => {});
   const body = el('tbody', { 'data-testid': 'executions-body' });
   const pageInfo = el('span', { class: 'muted', 'data-testid': 'page-info' });
   const prev = el('button', { text: '‹ Newer', 'data-testid': 'prev-page' });
@@ -22,7 +30,7 @@ export function renderExecutions(view, params) {
 
   view.append(
     el('div', { class: 'row' }, el('h2', { text: 'Executions' }), el('span', { class: 'spacer' }), updated),
-    el('div', { class: 'row' }, statusSel, pathIn),
+    el('div', { class: 'row' }, statusSel, pathIn, paths),
     counts,
     el('table', { class: 'grid', 'data-testid': 'executions-table' },
       el('thead', {}, el('tr', {}, ['Execution', 'Playbook', 'Version', 'Status', 'Started', 'Duration',

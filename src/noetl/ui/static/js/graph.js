@@ -8,6 +8,8 @@ const H = 48;
 const GAP_X = 34;
 const GAP_Y = 64;
 const PAD = 24;
+const DW = 14; // width of the dummy nodes that carry long edges
+const DGAP = 10;
 
 function svg(tag, attrs = {}, text) {
   const n = document.createElementNS(NS, tag);
@@ -52,40 +54,59 @@ export function layout(graph) {
   const fwd = edges.filter((e) => !back.has(e) && e.from !== e.to);
 
   // longest-path layering in topological order (Kahn)
+  const fwdOut = new Map(names.map((n) => [n, []]));
   const indeg = new Map(names.map((n) => [n, 0]));
-  for (const e of fwd) indeg.set(e.to, indeg.get(e.to) + 1);
+  for (const e of fwd) { fwdOut.get(e.from).push(e); indeg.set(e.to, indeg.get(e.to) + 1); }
   const layer = new Map(names.map((n) => [n, 0]));
   const queue = names.filter((n) => indeg.get(n) === 0);
-  const seen = new Set();
-  while (queue.length) {
-    const n = queue.shift();
-    seen.add(n);
-    for (const e of fwd) {
-      if (e.from !== n) continue;
+  for (let qi = 0; qi < queue.length; qi++) {
+    const n = queue[qi];
+    for (const e of fwdOut.get(n)) {
       layer.set(e.to, Math.max(layer.get(e.to), layer.get(n) + 1));
       indeg.set(e.to, indeg.get(e.to) - 1);
       if (indeg.get(e.to) === 0) queue.push(e.to);
     }
   }
+
+  // long edges get one small dummy node per layer they cross, so they are routed between
+  // the steps instead of through them
   const layers = [];
-  for (const n of names) {
-    const l = layer.get(n);
-    (layers[l] ||= []).push(n);
+  const width = new Map();
+  const preds = new Map();
+  const succs = new Map();
+  const add = (id, l, w) => {
+    (layers[l] ||= []).push(id);
+    width.set(id, w);
+    preds.set(id, []);
+    succs.set(id, []);
+  };
+  for (const n of names) add(n, layer.get(n), W);
+  const link = (a, b) => { succs.get(a).push(b); preds.get(b).push(a); };
+  const chains = new Map();
+  let dummies = 0;
+  for (const e of fwd) {
+    let prev = e.from;
+    const chain = [];
+    for (let l = layer.get(e.from) + 1; l < layer.get(e.to); l++) {
+      const id = `\u0000${dummies++}`;
+      add(id, l, DW);
+      link(prev, id);
+      chain.push(id);
+      prev = id;
+    }
+    link(prev, e.to);
+    chains.set(e, chain);
   }
   for (let i = 0; i < layers.length; i++) layers[i] ||= [];
 
   // barycentre ordering, alternating downward and upward sweeps
   const pos = new Map();
-  const renumber = () => layers.forEach((ns) => ns.forEach((n, i) => pos.set(n, i)));
-  renumber();
-  const preds = new Map(names.map((n) => [n, []]));
-  const succs = new Map(names.map((n) => [n, []]));
-  for (const e of fwd) { preds.get(e.to).push(e.from); succs.get(e.from).push(e.to); }
-  for (let sweep = 0; sweep < 6; sweep++) {
+  layers.forEach((ids) => ids.forEach((n, i) => pos.set(n, i)));
+  for (let sweep = 0; sweep < 8; sweep++) {
     const down = sweep % 2 === 0;
-    const order = down ? layers.map((_, i) => i) : layers.map((_, i) => layers.length - 1 - i);
+    const nb = down ? preds : succs;
+    const order = layers.map((_, i) => (down ? i : layers.length - 1 - i));
     for (const li of order) {
-      const nb = down ? preds : succs;
       const bary = new Map(layers[li].map((n) => {
         const ps = nb.get(n).map((m) => pos.get(m));
         return [n, ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : pos.get(n)];
@@ -95,31 +116,50 @@ export function layout(graph) {
     }
   }
 
-  const widest = Math.max(1, ...layers.map((l) => l.length));
-  const width = PAD * 2 + widest * W + (widest - 1) * GAP_X + (back.size ? 60 : 0);
+  const gap = (a, b) => (width.get(a) === W && width.get(b) === W ? GAP_X : DGAP);
+  const rowWidth = (ids) => ids.reduce((acc, id, i) => acc + width.get(id) + (i ? gap(ids[i - 1], id) : 0), 0);
+  const widest = Math.max(W, ...layers.map(rowWidth));
   const xy = new Map();
-  layers.forEach((ns, li) => {
-    const rowW = ns.length * W + (ns.length - 1) * GAP_X;
-    const x0 = PAD + (widest * W + (widest - 1) * GAP_X - rowW) / 2;
-    ns.forEach((n, i) => xy.set(n, { x: x0 + i * (W + GAP_X), y: PAD + li * (H + GAP_Y) }));
+  layers.forEach((ids, li) => {
+    let x = PAD + (widest - rowWidth(ids)) / 2;
+    ids.forEach((id, i) => {
+      if (i) x += gap(ids[i - 1], id);
+      xy.set(id, { x, y: PAD + li * (H + GAP_Y), w: width.get(id) });
+      x += width.get(id);
+    });
   });
-  const height = PAD * 2 + layers.length * H + Math.max(0, layers.length - 1) * GAP_Y;
-  return { xy, back, edges, width, height, cycles: seen.size < names.length };
+  return { xy, back, edges, chains, width: PAD * 2 + widest + (back.size ? 60 : 0),
+    height: PAD * 2 + layers.length * H + Math.max(0, layers.length - 1) * GAP_Y };
 }
 
-function edgePath(a, b, isBack, width) {
-  if (isBack || b.y <= a.y) {
+function edgePath(L, e) {
+  const a = L.xy.get(e.from);
+  const b = L.xy.get(e.to);
+  if (L.back.has(e) || b.y <= a.y) {
     // around the right-hand side, from the source's right edge to the target's right edge
     const x1 = a.x + W; const y1 = a.y + H / 2;
     const x2 = b.x + W; const y2 = b.y + H / 2;
-    const xr = Math.min(width - 8, Math.max(x1, x2) + 50);
+    const xr = Math.min(L.width - 8, Math.max(x1, x2) + 50);
     return { d: `M${x1},${y1} C${xr},${y1} ${xr},${y2} ${x2 + 4},${y2}`, mx: xr - 6, my: (y1 + y2) / 2 };
   }
-  const x1 = a.x + W / 2; const y1 = a.y + H;
-  const x2 = b.x + W / 2; const y2 = b.y - 4;
-  const dy = Math.max(24, (y2 - y1) / 2);
+  // down through the dummy nodes of the chain: curves between layers, straight inside them
+  let x = a.x + W / 2;
+  let y = a.y + H;
+  let d = `M${x},${y}`;
+  const curve = (x2, y2) => {
+    const dy = Math.max(16, (y2 - y) / 2);
+    d += ` C${x},${y + dy} ${x2},${y2 - dy} ${x2},${y2}`;
+    x = x2; y = y2;
+  };
+  for (const id of L.chains.get(e) || []) {
+    const p = L.xy.get(id);
+    curve(p.x + p.w / 2, p.y);
+    y = p.y + H;
+    d += ` L${x},${y}`;
+  }
+  curve(b.x + W / 2, b.y - 4);
   // the condition label sits just above the target, where labels of sibling edges cannot collide
-  return { d: `M${x1},${y1} C${x1},${y1 + dy} ${x2},${y2 - dy} ${x2},${y2}`, mx: x2, my: y2 - 16 };
+  return { d, mx: x, my: y - 16 };
 }
 
 function condLabel(e) {
@@ -146,8 +186,7 @@ export function drawGraph(host, graph, onSelect) {
   const edgeLayer = svg('g');
   const labelLayer = svg('g');
   for (const e of L.edges) {
-    const a = L.xy.get(e.from); const b = L.xy.get(e.to);
-    const p = edgePath(a, b, L.back.has(e), L.width);
+    const p = edgePath(L, e);
     const path = svg('path', { class: `edge${L.back.has(e) ? ' back' : ''}`, d: p.d, 'marker-end': 'url(#arrow)',
       'data-from': e.from, 'data-to': e.to });
     path.append(svg('title', {}, `${e.from} → ${e.to}${e.when ? `  when ${e.when}` : ''}${e.else ? '  (else)' : ''}`));
