@@ -1,7 +1,8 @@
 """``type: duckdb``: run SQL on a DuckDB database file.
 
 * SQL from ``command`` / ``commands`` (also ``query``, ``sql``, ``*_b64``), split like postgres;
-  results ``{command_<n>: {status, rows, row_count, columns}}`` (or ``{status, message}``), plus
+  results ``{command_<n>: {status, rows, row_count, columns}}`` (or ``{status, row_count,
+  message}`` for statements that change things), plus
   ``database`` (the file path).
 * ``database``: a file path; default ``<data_dir>/duckdb/<execution_id>.duckdb``, so steps of
   one execution share a database. ``:memory:`` is allowed.
@@ -29,6 +30,8 @@ from noetl.tools.postgres import sql_text
 from noetl.tools.rows import rows_result
 from noetl.tools.sqlsplit import first_keyword, split_sql
 
+QUERY_KEYWORDS = frozenset({"SELECT", "WITH", "FROM", "VALUES", "SHOW", "DESCRIBE", "PRAGMA",
+                            "EXPLAIN", "SUMMARIZE", "TABLE", "CALL"})
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -116,11 +119,15 @@ def run_statements(conn: Any, statements: list[str], services: Services) -> dict
         kw = first_keyword(stmt)
         try:
             cur = conn.execute(stmt)
-            if cur.description is not None:
-                cols = [d[0] for d in cur.description]
+            cols = [d[0] for d in cur.description or []]
+            if cols == ["Count"] and kw not in QUERY_KEYWORDS:  # DDL/DML: a change count
+                found = cur.fetchall()
+                out[f"command_{i}"] = {"status": "success", "message": kw,
+                                       "row_count": int(found[0][0]) if found else -1}
+            elif cols:
                 out[f"command_{i}"] = rows_result(cols, cur.fetchall())
             else:
-                out[f"command_{i}"] = {"status": "success", "message": kw}
+                out[f"command_{i}"] = {"status": "success", "message": kw, "row_count": -1}
         except Exception as exc:
             msg = scrub(str(exc).strip(), services)
             if kw in ("INSTALL", "LOAD", "FORCE"):
