@@ -1,0 +1,118 @@
+"""Server and worker subprocesses (``noetl server start`` / ``noetl worker start``) on
+127.0.0.1, with detection of whether those commands exist yet. Always closed in teardown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from bench.cold import noetl_bin
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def commands_problem() -> str | None:
+    """None when ``noetl server start`` and ``noetl worker start`` both exist."""
+    for group in ("server", "worker"):
+        try:
+            proc = subprocess.run([noetl_bin(), group, "start", "--help"], capture_output=True,
+                                  text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"`noetl {group} start` could not run ({exc})"
+        if proc.returncode != 0:
+            return f"`noetl {group} start` not available yet"
+    return None
+
+
+class Cluster:
+    """One server over ``store_url`` plus any number of workers; ``close()`` kills them all."""
+
+    def __init__(self, store_url: str, tmp: Path):
+        self.store_url = store_url
+        self.tmp = tmp
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+        self.env = {**os.environ, "NOETL_HOME": str(tmp / "cluster-home")}
+        self.env.pop("NOETL_API_TOKEN", None)
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "wb")  # closed in close()
+        self._logs.append(log)
+        return subprocess.Popen([noetl_bin(), *args], env=self.env, cwd=self.tmp,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+    def log_tail(self, name: str, chars: int = 1500) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def start_server(self, timeout: float = 60) -> None:
+        self.server = self._spawn(["server", "start", "--port", str(self.port),
+                                   "--store", self.store_url], "server")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"server exited {self.server.returncode}: "
+                                   f"{self.log_tail('server')}")
+            try:
+                if self.http.get("/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not healthy after {timeout} s: {self.log_tail('server')}")
+
+    def start_worker(self, concurrency: int = 4) -> subprocess.Popen[bytes]:
+        n = len(self.workers)
+        proc = self._spawn(["worker", "start", "--server", self.base,
+                            "--concurrency", str(concurrency)], f"worker{n}")
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for p in self.workers:
+            _stop(p)
+        self.workers = []
+
+    def register(self, content: str) -> str:
+        r = self.http.post("/api/catalog/register", json={"content": content})
+        r.raise_for_status()
+        return str(r.json()["path"])
+
+    def start(self, path: str, args: dict[str, Any] | None = None) -> int:
+        r = self.http.post("/api/run/playbook", json={"path": path, "args": args or {}})
+        r.raise_for_status()
+        return int(r.json()["execution_id"])
+
+    def close(self) -> None:
+        self.stop_workers()
+        if self.server is not None:
+            _stop(self.server)
+            self.server = None
+        self.http.close()
+        for log in self._logs:
+            log.close()
+
+
+def _stop(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)

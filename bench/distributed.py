@@ -1,0 +1,155 @@
+"""Distributed scenarios on PostgreSQL with ``noetl server start`` + ``noetl worker start``
+subprocesses: ``throughput``, ``seq40``/``seq7`` over the server, ``recovery``.
+
+Times come from the engine's events, read straight from the scratch database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import playbooks
+from bench.cluster import Cluster
+from bench.embedded import SEQ7_MS, SEQ40_MS
+from bench.stats import Row
+from noetl.store import Store, open_store
+
+THROUGHPUT = 500.0  # steps/s
+RECOVERY_S = 10.0
+LABEL = "postgres (server+workers)"
+
+
+def unavailable(reason: str) -> list[Row]:
+    return [Row("throughput", LABEL, "steps/s, 200 executions × 5 steps, 2 workers", "steps/s",
+                target=THROUGHPUT, higher_is_better=True, note=reason),
+            Row("seq40", LABEL, "per-step overhead", "ms", target=SEQ40_MS["postgres"], note=reason),
+            Row("seq7", LABEL, "request → execution_completed", "ms", target=SEQ7_MS["postgres"],
+                note=reason),
+            Row("recovery", LABEL, "worker SIGKILL → step started again", "s", target=RECOVERY_S,
+                note=reason)]
+
+
+def _stamp(store: Store, eid: int, event_type: str, node: str | None = None,
+           nth: int = 1) -> float | None:
+    with store.read() as tx:
+        events = [e for e in tx.get_events(eid, 0, 100000, event_type=event_type)
+                  if node is None or e.node_name == node]
+    return events[nth - 1].created_at if len(events) >= nth else None
+
+
+def _wait_terminal(store: Store, eids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(eids)
+    while pending:
+        with store.read() as tx:
+            for eid in list(pending):
+                row = tx.get_execution(eid)
+                if row is not None and str(row.status) in ("COMPLETED", "FAILED", "CANCELLED"):
+                    if str(row.status) != "COMPLETED":
+                        raise RuntimeError(f"execution {eid} ended {row.status}")
+                    pending.discard(eid)
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} executions still running after {timeout} s")
+            time.sleep(0.02)
+
+
+class Distributed:
+    def __init__(self, store_url: str, tmp: Path, log: Callable[[str], None] = print):
+        self.cluster = Cluster(store_url, tmp)
+        self.tmp = tmp
+        self.log = log
+        self.store: Store | None = None
+
+    def __enter__(self) -> Distributed:
+        self.cluster.start_server()
+        self.store = open_store(self.cluster.store_url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cluster.close()
+        if self.store is not None:
+            self.store.close()
+
+    def _st(self) -> Store:
+        assert self.store is not None
+        return self.store
+
+    def _run(self, path: str, timeout: float = 120) -> tuple[int, float]:
+        requested = time.time()
+        eid = self.cluster.start(path)
+        _wait_terminal(self._st(), [eid], timeout)
+        return eid, requested
+
+    def _span(self, eid: int) -> float:
+        end = _stamp(self._st(), eid, "execution_completed")
+        start = _stamp(self._st(), eid, "execution_started")
+        assert end is not None and start is not None
+        return end - start
+
+    def throughput(self, executions: int, reps: int) -> list[Row]:
+        path = self.cluster.register(playbooks.sequential(5, "tp5"))
+        for _ in range(2):
+            self.cluster.start_worker(4)
+        self._run(path)  # warm-up (also: the workers are up)
+        row = Row("throughput", LABEL, f"steps/s, {executions} executions × 5 steps, 2 workers",
+                  "steps/s", target=THROUGHPUT, higher_is_better=True)
+        for _ in range(reps):
+            eids = [self.cluster.start(path) for _ in range(executions)]
+            _wait_terminal(self._st(), eids, 600)
+            starts = [_stamp(self._st(), e, "execution_started") for e in eids]
+            ends = [_stamp(self._st(), e, "execution_completed") for e in eids]
+            span = max(e for e in ends if e) - min(s for s in starts if s)
+            row.values.append(executions * 5 / span)
+        self.cluster.stop_workers()
+        self.log(f"  throughput median {row.median:.0f} steps/s")
+        return [row]
+
+    def sequences(self, reps: int) -> list[Row]:
+        seq40 = self.cluster.register(playbooks.sequential(40, "seq40"))
+        seq7 = self.cluster.register(playbooks.SEQ7)
+        self.cluster.start_worker(4)
+        self._run(seq40)
+        self._run(seq7)
+        r40 = Row("seq40", LABEL, "per-step overhead", "ms", target=SEQ40_MS["postgres"])
+        r7 = Row("seq7", LABEL, "request → execution_completed", "ms", target=SEQ7_MS["postgres"])
+        for _ in range(reps):
+            eid, _ = self._run(seq40)
+            r40.values.append(self._span(eid) / 40 * 1000)
+            eid, requested = self._run(seq7)
+            end = _stamp(self._st(), eid, "execution_completed")
+            assert end is not None
+            r7.values.append((end - requested) * 1000)
+        self.cluster.stop_workers()
+        self.log(f"  seq40/seq7 over server: {r40.median:.2f} ms/step, {r7.median:.1f} ms")
+        return [r40, r7]
+
+    def recovery(self, reps: int) -> list[Row]:
+        row = Row("recovery", LABEL, "worker SIGKILL → step started again", "s",
+                  target=RECOVERY_S, note="lease expiry decides (NOETL_LEASE_SECONDS)")
+        for i in range(reps):
+            marker = self.tmp / f"recovery-{i}.pid"
+            path = self.cluster.register(playbooks.crash_once(marker, f"crash_once{i}"))
+            workers = [self.cluster.start_worker(1), self.cluster.start_worker(1)]
+            eid = self.cluster.start(path)
+            deadline = time.monotonic() + 60
+            while not marker.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no worker started the recovery step within 60 s")
+                time.sleep(0.02)
+            pid = int(marker.read_text())
+            if pid not in [w.pid for w in workers]:
+                raise RuntimeError(f"step ran in pid {pid}, not in a worker we started")
+            os.kill(pid, signal.SIGKILL)
+            killed = time.time()
+            _wait_terminal(self._st(), [eid], 120)
+            again = _stamp(self._st(), eid, "action_started", "work", nth=2)
+            if again is None:
+                raise RuntimeError("the step completed without a second attempt")
+            row.values.append(again - killed)
+            self.cluster.stop_workers()
+        self.log(f"  recovery median {row.median:.2f} s")
+        return [row]
