@@ -224,3 +224,30 @@ def test_rollback_discards_everything(store: Store) -> None:
     with store.read() as tx:
         assert tx.get_execution(ex.execution_id) is None
         assert tx.get_events(ex.execution_id) == []
+
+
+def test_concurrent_registrations_get_distinct_versions(store: Store) -> None:
+    import threading
+
+    n = 8
+    versions: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def register(i: int) -> None:
+        try:
+            barrier.wait()
+            with store.transaction() as tx:
+                versions.append(tx.register("race/path", f"c{i}", {"i": i}).version)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert sorted(versions) == list(range(1, n + 1))
+    with store.read() as tx:
+        assert [e.version for e in tx.catalog_versions("race/path")] == list(range(n, 0, -1))
