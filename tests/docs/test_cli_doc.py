@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ def test_every_command_and_option_is_documented() -> None:
     for name, cmd in COMMANDS:
         if hasattr(cmd, "commands"):
             continue
-        if f"`{name}`" not in CLI_DOC and f"\n{name} " not in CLI_DOC:
+        if f"`{name}`" not in CLI_DOC and not re.search(rf"^{re.escape(name)}( |$)", CLI_DOC,
+                                                         re.MULTILINE):
             missing.append(name)
         for p in cmd.params:
             if getattr(p, "param_type_name", None) == "option":
