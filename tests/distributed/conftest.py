@@ -70,15 +70,22 @@ class Cluster:
         self.urls[name] = url
         return url
 
-    def worker(self, name: str, server: str, concurrency: int = 4,
-               token: str | None = None) -> subprocess.Popen[bytes]:
+    def worker(self, name: str, server: str, concurrency: int = 4, token: str | None = None,
+               log_level: str = "warning") -> subprocess.Popen[bytes]:
         env = base_env(self.home)
         env["NOETL_LEASE_SECONDS"] = LEASE_SECONDS
         if token:
             env["NOETL_API_TOKEN"] = token
         return self._spawn(name, ["worker", "start", "--server", self.urls[server],
                                   "--worker-id", name, "--concurrency", str(concurrency),
-                                  "--wait-seconds", "2", "--log-level", "warning"], env)
+                                  "--wait-seconds", "2", "--log-level", log_level], env)
+
+    def wait_log(self, name: str, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log(name):
+            if self.procs[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: no {text!r} in its log: {self.log(name)}")
+            time.sleep(0.05)
 
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")[-3000:]

@@ -162,7 +162,8 @@ def test_worker_killed_mid_step_is_rerun_by_the_other(cluster: Cluster) -> None:
 
 def test_two_servers_with_token(cluster: Cluster) -> None:
     url_b = cluster.server("b", token=TOKEN)
-    cluster.worker("w-c", "b", concurrency=2, token=TOKEN)
+    cluster.worker("w-c", "b", concurrency=2, token=TOKEN, log_level="info")
+    cluster.wait_log("w-c", "threads leasing from")
     # without the token: 401 and nothing changes
     with Client(url_b, token=TOKEN) as cl_b:
         before = len(cl_b.catalog_list())
@@ -176,11 +177,13 @@ def test_two_servers_with_token(cluster: Cluster) -> None:
     with Client(url_b, token=TOKEN) as cl_b, Client(cluster.urls["a"]) as cl_a:
         assert len(cl_b.catalog_list()) == before
         assert cl_b.executions()["total"] == n_exec
-        cl_b.register(TWO_STEPS)
+        # a little work per step (0.2 s) so that every worker thread gets some
+        cl_b.register(TWO_STEPS.replace("tests/dist/two", "tests/dist/two_slow").replace(
+            "return {\"k\": k + 1}", "import time; time.sleep(0.2); return {\"k\": k + 1}"))
         starts = []
         for i in range(20):
             cl = cl_a if i % 2 else cl_b
-            starts.append(cl.run("tests/dist/two", args={"k": i}))
+            starts.append(cl.run("tests/dist/two_slow", args={"k": i}))
         descs = run_all(cl_b, starts, 60)
         workers: Counter[str] = Counter()
         for i, d in enumerate(descs):
@@ -193,5 +196,19 @@ def test_two_servers_with_token(cluster: Cluster) -> None:
     assert workers["w-c"] > 0 and workers["w-a"] + workers["w-b"] > 0
 
 
-def test_worker_sigterm_exits_cleanly(cluster: Cluster) -> None:
-    assert cluster.kill("w-c", signal.SIGTERM) == 0
+def test_sigterm_lets_the_running_job_finish(cluster: Cluster) -> None:
+    """SIGTERM on a worker mid-step: it stops leasing, finishes the job, reports, exits 0."""
+    assert cluster.kill("w-a", signal.SIGTERM) == 0  # idle workers stop at once
+    assert cluster.kill("w-b", signal.SIGTERM) == 0
+    with Client(cluster.urls["a"]) as cl:
+        eid = cl.run("tests/dist/slow")["execution_id"]
+        deadline = time.monotonic() + 20
+        while not any(e["event_type"] == "action_started" for e in cl.events(eid)):
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.05)
+        assert cluster.kill("w-c", signal.SIGTERM) == 0
+        desc = cl.execution(eid)  # the worker reported before exiting
+        evs = cl.events(eid)
+    assert desc["status"] == "COMPLETED" and desc["steps"]["start"]["attempts"] == 1
+    assert [e["worker_id"] for e in evs if e["event_type"] == "action_started"] == ["w-c"]
+    assert not any(e["event_type"] == "action_retry" for e in evs)
