@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +33,15 @@ workflow:
 """
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def qapi(request: pytest.FixtureRequest, serve: Callable[..., Running], tmp_path: Path,
+         noetl_home: Path) -> Running:
+    """The queue protocol on both stores (PostgreSQL: SKIP LOCKED leases, NOTIFY wake-ups)."""
+    if request.param == "postgres":
+        return serve(request.getfixturevalue("fresh_pg_url"))
+    return serve(f"sqlite:///{tmp_path / 'q.db'}")
+
+
 def metric(c: httpx.Client, name: str) -> float:
     for line in c.get("/metrics").text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -51,16 +62,16 @@ def lease(c: httpx.Client, worker: str, **kw: Any) -> list[dict[str, Any]]:
     return list(r.json()["jobs"])
 
 
-def test_long_poll_wakes_when_work_arrives(api: Running) -> None:
+def test_long_poll_wakes_when_work_arrives(qapi: Running) -> None:
     got: dict[str, Any] = {}
 
     def poll() -> None:
-        with api.client() as c:
+        with qapi.client() as c:
             t0 = time.monotonic()
             got["jobs"] = lease(c, "w1", wait_seconds=10)
             got["t"] = time.monotonic() - t0
 
-    with api.client() as c:
+    with qapi.client() as c:
         t0 = time.monotonic()
         assert c.post("/api/queue/lease",
                       json={"worker_id": "w0", "wait_seconds": 0.3}).json() == \
@@ -77,8 +88,8 @@ def test_long_poll_wakes_when_work_arrives(api: Running) -> None:
     assert job["ctx"]["workload"] == {"n": 21}
 
 
-def test_complete_is_idempotent_and_guards_the_lease(api: Running) -> None:
-    with api.client() as c:
+def test_complete_is_idempotent_and_guards_the_lease(qapi: Running) -> None:
+    with qapi.client() as c:
         eid = start(c)
         (job,) = lease(c, "w1")
         jid = job["job_id"]
@@ -109,8 +120,8 @@ def test_complete_is_idempotent_and_guards_the_lease(api: Running) -> None:
             "status"] == "done"
 
 
-def test_fail_retries_then_release_does_not_count_an_attempt(api: Running) -> None:
-    with api.client() as c:
+def test_fail_retries_then_release_does_not_count_an_attempt(qapi: Running) -> None:
+    with qapi.client() as c:
         eid = start(c)
         (job,) = lease(c, "w1")
         r = c.post(f"/api/queue/{job['job_id']}/fail", json={
@@ -134,8 +145,8 @@ def test_fail_retries_then_release_does_not_count_an_attempt(api: Running) -> No
         assert types.count("action_failed") == 1 and types.count("action_retry") == 1
 
 
-def test_lease_expiry_reruns_on_another_worker(api: Running) -> None:
-    with api.client() as c, HttpBackend(api.url, lease_seconds=0.3, wait_seconds=3) as _b:
+def test_lease_expiry_reruns_on_another_worker(qapi: Running) -> None:
+    with qapi.client() as c, HttpBackend(qapi.url, lease_seconds=0.3, wait_seconds=3) as _b:
         eid = start(c)
         (job,) = _b.lease("w1")
         (rerun,) = _b.lease("w2")  # blocks until w1's lease expires
