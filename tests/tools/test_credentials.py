@@ -191,3 +191,34 @@ def test_secrets_step_env_provider_and_missing(sqlite_url: str, noetl_home: Any,
     assert desc["status"] == "FAILED" and desc["error"]["step"] == "b"
     assert desc["error"]["type"] == "SecretNotFound"
     assert marker not in json.dumps(desc) + repr([e.to_dict() for e in events])
+
+
+def test_cli_credentials_through_a_server(cli: Any, tmp_path: Path, sqlite_url: str,
+                                          noetl_home: Any) -> None:
+    from tests.api.conftest import start_server
+
+    marker = unique("SRVMARK")
+    (tmp_path / "c.json").write_text(json.dumps({"token": marker}))
+    api = start_server(sqlite_url)
+    try:
+        outputs = []
+        for args in (["add", "api_tok", "--type", "bearer", "--data", f"@{tmp_path / 'c.json'}",
+                      "--server", api.url],
+                     ["list", "--json", "--server", api.url],
+                     ["delete", "api_tok", "--server", api.url]):
+            p = cli("credential", *args)
+            assert p.returncode == 0, (args, p.stderr)
+            outputs.append(p.stdout + p.stderr)
+        assert [c["name"] for c in json.loads(outputs[1])] == ["api_tok"]
+        assert "deleted" in outputs[2]
+        p = cli("credential", "delete", "api_tok", "--server", api.url)
+        assert p.returncode == 1 and "not found" in p.stderr
+        assert marker not in "".join(outputs) + p.stdout + p.stderr
+    finally:
+        api.stop()
+    store = open_store(sqlite_url)
+    try:
+        with store.read() as tx:
+            assert tx.list_credentials() == []
+    finally:
+        store.close()
