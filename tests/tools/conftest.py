@@ -33,6 +33,7 @@ class Stub:
 def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes
 
         def log_message(self, *a: Any) -> None:
             pass
