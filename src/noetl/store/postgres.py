@@ -40,7 +40,19 @@ MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migra
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
-_READY = "((status = 'queued' AND available_at <= :now) OR (status = 'leased' AND lease_until < :now))"
+# Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
+# lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
+# first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
+_CANDIDATES = (
+    "expired AS (SELECT queue_id, execution_id, status, lease_until FROM queue "
+    "WHERE status = 'leased' AND lease_until < :now ORDER BY lease_until LIMIT :n "
+    "FOR UPDATE SKIP LOCKED), "
+    "ready AS (SELECT queue_id, execution_id, status, priority FROM queue "
+    "WHERE status = 'queued' AND available_at <= :now ORDER BY priority DESC, queue_id "
+    "LIMIT :n FOR UPDATE SKIP LOCKED), "
+    "candidates AS (SELECT queue_id, execution_id, status AS prev, 0 AS k, lease_until AS o1, "
+    "0::bigint AS o2 FROM expired UNION ALL SELECT queue_id, execution_id, status, 1, "
+    "-priority::double precision, queue_id FROM ready)")
 _LEASE = ("UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
 
@@ -48,7 +60,7 @@ _LEASE = ("UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.at
 def _leased(rows: list[Any], prev: dict[int, str] | None) -> list[tuple[Job, str]]:
     """(job, previous status) pairs in lease order; ``prev`` by id, else the row's last column."""
     out = [(_job(r), prev[int(r[0])] if prev is not None else str(r[-1])) for r in rows]
-    out.sort(key=lambda jp: (-jp[0].priority, jp[0].queue_id))
+    out.sort(key=lambda jp: (jp[1] != "leased", -jp[0].priority, jp[0].queue_id))
     return out
 
 
@@ -82,10 +94,10 @@ class PgTx(SqlTx):
         p = {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds}
         if self._event_locks:
             return self._lease_holding_locks(p)
-        rows = self._all(
-            f"WITH picked AS (SELECT queue_id, status AS prev FROM queue WHERE {_READY} "
-            f"ORDER BY priority DESC, queue_id LIMIT :n FOR UPDATE SKIP LOCKED) {_LEASE} "
-            f"FROM picked WHERE q.queue_id = picked.queue_id RETURNING {_Q_COLS}, picked.prev", p)
+        rows = self._all(f"WITH {_CANDIDATES}, picked AS (SELECT queue_id, prev FROM "
+                         "candidates ORDER BY k, o1, o2 LIMIT :n) "
+                         f"{_LEASE} FROM picked WHERE q.queue_id = picked.queue_id "
+                         f"RETURNING {_Q_COLS}, picked.prev", p)
         out = _leased(rows, None)
         # the engine writes action_started events for these next: take the executions' event
         # locks now, in id order, so two leasing transactions never wait on each other
@@ -97,8 +109,8 @@ class PgTx(SqlTx):
         Waiting here for another execution's event lock could close a cycle with a transaction
         doing the same the other way round, so jobs of executions whose lock is busy are left
         for the next lease instead."""
-        picked = self._all(f"SELECT queue_id, execution_id, status FROM queue WHERE {_READY} "
-                           "ORDER BY priority DESC, queue_id LIMIT :n FOR UPDATE SKIP LOCKED", p)
+        picked = self._all(f"WITH {_CANDIDATES} SELECT queue_id, execution_id, prev FROM "
+                           "candidates ORDER BY k, o1, o2 LIMIT :n", p)
         for eid in sorted({int(r[1]) for r in picked} - self._event_locks):
             if self._one("SELECT pg_try_advisory_xact_lock(:k)", {"k": eid})[0]:
                 self._event_locks.add(eid)

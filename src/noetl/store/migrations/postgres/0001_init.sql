@@ -91,8 +91,11 @@ CREATE TABLE IF NOT EXISTS queue (
     created_at DOUBLE PRECISION NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queue_ready ON queue (status, priority DESC, queue_id);
-CREATE INDEX IF NOT EXISTS queue_lease ON queue (status, lease_until);
+-- Partial indexes: a lease walks only live candidates in order (an index scan also marks the
+-- entries of rows that moved on as dead, which a bitmap scan over (status, ...) never does).
+CREATE INDEX IF NOT EXISTS queue_ready ON queue (priority DESC, queue_id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS queue_available ON queue (available_at) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS queue_lease ON queue (lease_until) WHERE status = 'leased';
 CREATE INDEX IF NOT EXISTS queue_execution ON queue (execution_id, step, run, status, idx);
 CREATE TABLE IF NOT EXISTS credential (
     name TEXT PRIMARY KEY,
