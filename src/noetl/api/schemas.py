@@ -148,7 +148,7 @@ class RenderRequest(_Body):
 
 
 class CredentialIn(_Body):
-    name: str = Field(..., min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:@/-]+$")
+    name: str = Field(..., min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:@-]+$")
     type: str = Field("generic", min_length=1, max_length=64)
     data: dict[str, Any]
     description: str | None = Field(None, max_length=4096)
