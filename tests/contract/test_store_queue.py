@@ -244,3 +244,18 @@ def test_concurrent_leases_never_share_a_job(store: Store) -> None:
     # every thread's record agrees with the row: the worker that got it holds it
     owner = {q: f"w{k}" for k, g in enumerate(got) for q in g}
     assert all(owner[j.queue_id] == j.worker_id for j in leased)
+
+
+def test_expired_leases_go_before_ready_jobs(store: Store) -> None:
+    eid = _exec(store)
+    t = now()
+    low = make_job(eid, "low", priority=10, available_at=t - 1)
+    with store.transaction() as tx:
+        tx.add_jobs([low])
+        tx.lease_jobs("w1", 1.0, 1, t)
+        tx.add_jobs([make_job(eid, "high", priority=90, available_at=t - 1)])
+    with store.transaction() as tx:  # w1's lease of `low` has run out: it is recovered first
+        [(job, prev)] = tx.lease_jobs("w2", 30.0, 1, t + 2)
+        assert (job.step, prev, job.attempts) == ("low", "leased", 2)
+        both = tx.lease_jobs("w3", 30.0, 5, t + 40)  # w2's lease has run out too
+    assert [(j.step, p) for j, p in both] == [("low", "leased"), ("high", "queued")]
