@@ -51,7 +51,7 @@ GATED = textwrap.dedent("""
     apiVersion: noetl.io/v1
     kind: Playbook
     metadata: {name: ui_gated, path: tests/ui/gated}
-    workload: {gate: /nonexistent, items: [1, 2, 3]}
+    workload: {gate: /nonexistent, gate2: /nonexistent, items: [1, 2, 3]}
     workflow:
       - step: start
         next: [{step: fetch}]
@@ -84,10 +84,18 @@ GATED = textwrap.dedent("""
         type: iterator
         collection: "{{ workload.items }}"
         element: x
+        mode: sequential
         task:
           type: python
+          args: {x: "{{ x }}", gate: "{{ workload.gate2 }}"}
           code: |
-            def main(x):
+            import os, time
+            def main(x, gate):
+                deadline = time.time() + 60
+                while x == 3 and not os.path.exists(gate):
+                    if time.time() > deadline:
+                        raise TimeoutError("gate never opened")
+                    time.sleep(0.05)
                 return x * x
         next: [{step: finish}]
       - step: finish
@@ -108,7 +116,7 @@ def node_states(page: Any) -> dict[str, str]:
 
 
 def node_fill(page: Any, name: str) -> str:
-    return str(page.eval_on_selector(f"[data-testid=graph-node][data-name='{name}'] rect",
+    return str(page.eval_on_selector(f"[data-testid=graph-node][data-name='{name}'] rect.box",
                                      "r => getComputedStyle(r).fill"))
 
 
@@ -169,7 +177,7 @@ def test_catalog_run_control_flow_reaches_all_green(page: Any, server: Server) -
     assert states == {n: s["status"] for n, s in api["steps"].items()}
     assert node_fill(page, "hot_task_a") == COLOURS["COMPLETED"]
     assert node_fill(page, "cold_task") == COLOURS["SKIPPED"]
-    dash = page.eval_on_selector("[data-testid=graph-node][data-name='cold_task'] rect",
+    dash = page.eval_on_selector("[data-testid=graph-node][data-name='cold_task'] rect.box",
                                  "r => getComputedStyle(r).strokeDasharray")
     assert dash not in ("none", "")
     assert page.locator("svg.dag path.edge").count() == 9  # one per edge of the plan
@@ -178,6 +186,10 @@ def test_catalog_run_control_flow_reaches_all_green(page: Any, server: Server) -
     assert page.inner_text("[data-testid=step-name]") == "eval_flag"
     result = page.inner_text("[data-testid=step-result]")
     assert '"is_hot": true' in result and '"message": "hot"' in result
+    # the step as written in the playbook, highlighted
+    definition = page.inner_text("[data-testid=step-definition]")
+    assert definition.startswith("- step: eval_flag") and "name: compute_flag" in definition
+    assert "hot_path" in definition and "cold_task" not in definition
     page.click("[data-testid=graph-node][data-name='hot_task_b']")
     assert '"who": "B"' in page.inner_text("[data-testid=step-result]")
     assert page.inner_text("[data-testid=step-attempts]") == "1"
@@ -219,6 +231,10 @@ def test_failed_run_shows_failed_step_in_red_with_error(page: Any, server: Serve
 
 def test_executions_list_shows_runs_with_counts_and_filters(page: Any, server: Server) -> None:
     with server.client() as c:
+        for _ in range(3):  # enough runs for more than one page of two
+            eid = c.post("/api/run/playbook", json={"path": CONTROL_FLOW_PATH}).json()["execution_id"]
+            wait_until(lambda e=eid: c.get(f"/api/executions/{e}").json()["status"] == "COMPLETED",
+                       30, "a control_flow run")
         listing = c.get("/api/executions", params={"limit": 100}).json()
     by_status: dict[str, list[str]] = {}
     for x in listing["items"]:
@@ -248,6 +264,24 @@ def test_executions_list_shows_runs_with_counts_and_filters(page: Any, server: S
         "[data-testid=execution-row] td:nth-child(2)", "ts => ts.map(t => t.textContent)")}
         == {CONTROL_FLOW_PATH}, 5, "only control_flow rows")
     screenshot(page, "executions.png")
+    # pages of two, newest first, the same as the API's pages
+    with server.client() as c:
+        first = [x["execution_id"] for x in c.get("/api/executions", params={"limit": 2}).json()["items"]]
+        second = [x["execution_id"] for x in c.get("/api/executions",
+                                                   params={"limit": 2, "offset": 2}).json()["items"]]
+    shown = "rs => rs.map(r => r.dataset.id)"
+    page.goto(f"{server.url}/#/executions?limit=2")
+    wait_until(lambda: page.eval_on_selector_all("[data-testid=execution-row]", shown) == first, 5,
+               "the first page")
+    assert page.is_disabled("[data-testid=prev-page]")
+    assert page.inner_text("[data-testid=page-info]") == f"1–2 of {listing['total']}"
+    page.click("[data-testid=next-page]")
+    wait_until(lambda: page.eval_on_selector_all("[data-testid=execution-row]", shown) == second, 5,
+               "the second page")
+    assert page.inner_text("[data-testid=page-info]").startswith("3–4 of")
+    page.click("[data-testid=prev-page]")
+    wait_until(lambda: page.eval_on_selector_all("[data-testid=execution-row]", shown) == first, 5,
+               "back to the first page")
     # a row opens its execution
     page.click("[data-testid=execution-row] a")
     page.wait_for_selector("[data-testid=graph-node]")
@@ -256,8 +290,8 @@ def test_executions_list_shows_runs_with_counts_and_filters(page: Any, server: S
 def test_live_execution_updates_graph_and_timeline_then_completes(page: Any, server: Server,
                                                                   tmp_path: Path) -> None:
     server.register(GATED)
-    gate = tmp_path / "gate"
-    eid = run_from_catalog(page, server, "tests/ui/gated", f'{{"gate": "{gate}"}}')
+    gate, gate2 = tmp_path / "gate", tmp_path / "gate2"
+    eid = run_from_catalog(page, server, "tests/ui/gated", f'{{"gate": "{gate}", "gate2": "{gate2}"}}')
     wait_until(lambda: node_states(page).get("wait_for_gate") == "RUNNING", 20, "gate step running")
     wait_until(lambda: node_states(page).get("side") == "COMPLETED", 10, "side branch completed")
     assert exec_status(page) == "RUNNING"
@@ -271,6 +305,16 @@ def test_live_execution_updates_graph_and_timeline_then_completes(page: Any, ser
     before = int(page.inner_text("[data-testid=timeline-count]"))
     screenshot(page, "execution-running.png")
     gate.write_text("open")
+    # the loop runs items 1 and 2, then item 3 waits: the node shows its live count
+    wait_until(lambda: page.get_attribute("[data-testid=graph-node][data-name='square']", "data-loop")
+               == "2/3", 10, "loop at 2 of 3")
+    # (the engine reports a loop step QUEUED until it ends, even while its items run)
+    assert node_states(page)["square"] in ("QUEUED", "RUNNING")
+    assert "2 / 3" in (page.text_content("[data-testid=graph-node][data-name='square']") or "")
+    page.click("[data-testid=graph-node][data-name='square']")
+    wait_until(lambda: page.inner_text("[data-testid=step-loop]") == "2 / 3", 5, "step panel loop count")
+    screenshot(page, "execution-loop-running.png")
+    gate2.write_text("open")
     wait_status(page, "COMPLETED")
     wait_until(lambda: node_states(page).get("finish") == "COMPLETED", 10, "finish completed")
     assert page.get_attribute("[data-testid=graph-node][data-name='square']", "data-loop") == "3/3"
@@ -279,8 +323,7 @@ def test_live_execution_updates_graph_and_timeline_then_completes(page: Any, ser
         total = len(c.get(f"/api/executions/{eid}/events").json()["items"])
     wait_until(lambda: int(page.inner_text("[data-testid=timeline-count]")) == total, 5, "all events")
     assert total > before
-    page.click("[data-testid=graph-node][data-name='square']")
-    assert page.inner_text("[data-testid=step-loop]") == "3 / 3"
+    wait_until(lambda: page.inner_text("[data-testid=step-loop]") == "3 / 3", 5, "loop done")
     assert "[\n  1,\n  4,\n  9\n]" in page.inner_text("[data-testid=step-result]")
 
 

@@ -12,21 +12,26 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _has_route(app: FastAPI, path: str, method: str) -> bool:
-    for r in app.router.routes:
-        if getattr(r, "path", None) == path and method in (getattr(r, "methods", None) or ()):
-            return True
-    return False
+def _answers(app: FastAPI, method: str, path: str) -> bool:
+    """Does some route already answer ``method path`` (looking inside included routers)?"""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [],
+             "query_string": b"", "app": app}
+    return any(r.matches(scope)[0] == Match.FULL for r in app.router.routes)
 
 
 def mount(app: FastAPI) -> None:
     """Serve the UI at ``/`` (assets under ``/ui/``) and add UI-only routes the API lacks."""
     from fastapi.responses import FileResponse
     from fastapi.staticfiles import StaticFiles
+    from starlette.routing import Mount
 
-    from noetl.ui.routes import GRAPH_PATH, router
+    from noetl.ui.routes import router
 
-    if not _has_route(app, GRAPH_PATH, "GET"):
+    if any(isinstance(r, Mount) and r.name == "noetl-ui" for r in app.router.routes):
+        return  # already mounted
+    if not _answers(app, "GET", "/api/executions/1/graph"):
         app.include_router(router)
 
     index = STATIC / "index.html"
@@ -34,7 +39,7 @@ def mount(app: FastAPI) -> None:
     def ui_index() -> FileResponse:
         return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
-    if not _has_route(app, "/", "GET"):
+    if not _answers(app, "GET", "/"):
         app.add_api_route("/", ui_index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/ui", ui_index, methods=["GET"], include_in_schema=False)
     app.mount("/ui", StaticFiles(directory=STATIC), name="noetl-ui")

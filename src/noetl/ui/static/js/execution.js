@@ -3,6 +3,7 @@
 import { get, post } from './api.js';
 import { drawGraph, shapeKey } from './graph.js';
 import { Timeline } from './timeline.js';
+import { highlightYaml, stepBlock } from './yaml.js';
 import {
   TERMINAL, badge, clear, el, elapsed, errorText, fmtDate, fmtDuration, fmtTime, poll, pretty, toast,
 } from './util.js';
@@ -34,6 +35,9 @@ export function renderExecution(view, id) {
   let selected = null;
   let lastSeq = 0;
   let alive = true;
+  let source = null; // the playbook text, when the execution came from the catalog
+  let stepSig = null;
+  let errorSig = null;
 
   const title = el('h2', { 'data-testid': 'exec-title', text: `Execution ${id}` });
   const status = el('span', { 'data-testid': 'exec-status' });
@@ -79,8 +83,12 @@ export function renderExecution(view, id) {
       el('span', { 'data-testid': 'exec-duration', text: `duration ${fmtDuration(dur)}` }),
       d.parent_execution_id ? el('span', { 'data-testid': 'parent-link' }, 'parent ', link(d.parent_execution_id)) : '');
     cancelBtn.disabled = TERMINAL.has(d.status);
-    const err = errorBlock(d.error, 'exec-error');
-    errorBox.replaceChildren(...(err ? [err] : []));
+    const esig = JSON.stringify(d.error ?? null);
+    if (esig !== errorSig) {
+      errorSig = esig;
+      const err = errorBlock(d.error, 'exec-error');
+      errorBox.replaceChildren(...(err ? [err] : []));
+    }
     const kids = d.children || [];
     childBox.hidden = !kids.length;
     if (kids.length) {
@@ -97,6 +105,10 @@ export function renderExecution(view, id) {
     if (!s && !node) return;
     const st = s || { status: node.status };
     const loop = st.loop || node?.loop;
+    // redraw only on change, so scroll positions and text selections inside survive polling
+    const sig = JSON.stringify([selected, st, loop, Boolean(source), st.ended_at ? 0 : Math.floor(Date.now() / 1000)]);
+    if (sig === stepSig) return;
+    stepSig = sig;
     const dl = el('dl', {},
       el('dt', { text: 'status' }), el('dd', {}, badge(st.status)),
       el('dt', { text: 'type' }), el('dd', { text: st.type || node?.type || '' }),
@@ -113,8 +125,10 @@ export function renderExecution(view, id) {
       el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
       dl,
       errorBlock(st.error, 'step-error') || '',
-      ...section('input', st.input, 'step-input'),
+      ...section('input (edge arguments)', st.input, 'step-input'),
       ...section('result', st.result, 'step-result'));
+    const def = source && stepBlock(source, selected);
+    if (def) stepBox.append(el('h4', { text: 'definition' }), highlightYaml(def, 'step-definition'));
   }
 
   function selectStep(name) {
@@ -168,10 +182,16 @@ export function renderExecution(view, id) {
       [d, g] = await Promise.all([get(`/api/executions/${id}`), get(`/api/executions/${id}/graph`)]);
     } catch (e) {
       if (!alive) return false;
+      errorSig = 'load-error';
       errorBox.replaceChildren(el('div', { class: 'error-box', text: `Cannot load execution ${id}: ${e.message}` }));
       return e.status !== 404;
     }
     if (!alive) return false;
+    if (!desc && d.catalog_id) {
+      post('/api/catalog/resource', { catalog_id: d.catalog_id })
+        .then((entry) => { source = entry.content; drawStep(); })
+        .catch((e) => console.warn('playbook source', e));
+    }
     desc = d;
     drawHead(d);
     drawGraphOnce(g);

@@ -9,7 +9,7 @@ const PAGE = 25;
 
 export function renderExecutions(view, params) {
   const state = { status: (params.status || '').toUpperCase(), path: params.path || '',
-    offset: Number(params.offset || 0) };
+    offset: Number(params.offset || 0), limit: Math.min(1000, Math.max(1, Number(params.limit) || PAGE)) };
   const counts = el('div', { class: 'counts', 'data-testid': 'status-counts' });
   const statusSel = el('select', { 'data-testid': 'status-filter' },
     el('option', { value: '', text: 'All statuses' }), STATUSES.map((s) => el('option', { value: s, text: s })));
@@ -38,14 +38,15 @@ export function renderExecutions(view, params) {
     el('div', { class: 'row pager' }, prev, next, pageInfo));
 
   function syncHash() {
-    const q = query({ status: state.status, path: state.path, offset: state.offset || '' });
+    const q = query({ status: state.status, path: state.path, offset: state.offset || '',
+      limit: state.limit === PAGE ? '' : state.limit });
     history.replaceState(null, '', `#/executions${q}`);
   }
   function refilter() { state.offset = 0; syncHash(); refresh(); }
   statusSel.addEventListener('change', () => { state.status = statusSel.value; refilter(); });
   pathIn.addEventListener('input', debounce(() => { state.path = pathIn.value.trim(); refilter(); }, 300));
-  prev.addEventListener('click', () => { state.offset = Math.max(0, state.offset - PAGE); syncHash(); refresh(); });
-  next.addEventListener('click', () => { state.offset += PAGE; syncHash(); refresh(); });
+  prev.addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.limit); syncHash(); refresh(); });
+  next.addEventListener('click', () => { state.offset += state.limit; syncHash(); refresh(); });
 
   function drawCounts(c) {
     clear(counts);
@@ -77,7 +78,7 @@ export function renderExecutions(view, params) {
     busy = true;
     try {
       const data = await get(`/api/executions${query({ status: state.status, path: state.path,
-        limit: PAGE, offset: state.offset })}`);
+        limit: state.limit, offset: state.offset })}`);
       const items = data.items || [];
       clear(body);
       if (!items.length) body.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No executions.' })));

@@ -208,12 +208,12 @@ export function drawGraph(host, graph, onSelect) {
     const g = svg('g', { class: 'node', transform: `translate(${x},${y})`, 'data-testid': 'graph-node',
       'data-name': n.name, tabindex: 0 });
     const title = svg('title');
-    const rect = svg('rect', { width: W, height: H, rx: 7 });
+    const rect = svg('rect', { class: 'box', width: W, height: H, rx: 7 });
     const name = svg('text', { x: 10, y: 19, 'font-weight': 600 }, clip(n.name, 22));
     const sub = svg('text', { class: 'sub', x: 10, y: 36 });
     const count = svg('text', { class: 'sub count', x: W - 10, y: 19, 'text-anchor': 'end' });
-    const barBg = svg('rect', { class: 'bar-bg', x: 10, y: H - 7, width: W - 20, height: 3 });
-    const bar = svg('rect', { class: 'bar', x: 10, y: H - 7, width: 0, height: 3 });
+    const barBg = svg('rect', { class: 'bar-bg', x: 10, y: H - 7, width: W - 20, height: 3, rx: 1.5 });
+    const bar = svg('rect', { class: 'bar', x: 10, y: H - 7, width: 0, height: 3, rx: 1.5 });
     g.append(title, rect, name, sub, count);
     if (n.loop || n.type === 'iterator') g.append(barBg, bar);
     g.addEventListener('click', () => onSelect(n.name));

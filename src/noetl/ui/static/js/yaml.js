@@ -67,8 +67,8 @@ function content(s) {
   return out;
 }
 
-export function highlightYaml(text) {
-  const pre = el('pre', { class: 'yaml', 'data-testid': 'yaml' });
+export function highlightYaml(text, testid = 'yaml') {
+  const pre = el('pre', { class: 'yaml', 'data-testid': testid });
   let blockIndent = -1; // > -1 while inside a block scalar: lines indented deeper belong to it
   for (const line of String(text ?? '').replace(/\r\n?/g, '\n').split('\n')) {
     const indent = /^\s*/.exec(line)[0].length;
@@ -95,4 +95,25 @@ export function highlightYaml(text) {
     pre.append(span);
   }
   return pre;
+}
+
+// The lines of one workflow step ("- step: NAME" and everything indented under it), dedented;
+// null when the step is not written in block style. Edges ("next: - step: NAME") look the
+// same but sit deeper, so the least indented match is the step itself.
+export function stepBlock(text, name) {
+  const lines = String(text ?? '').replace(/\r\n?/g, '\n').split('\n');
+  const esc = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const head = new RegExp(`^(\\s*)-\\s+step:\\s*(["']?)${esc}\\2\\s*(#.*)?$`);
+  let best = -1;
+  let indent = Infinity;
+  lines.forEach((l, i) => {
+    const m = head.exec(l);
+    if (m && m[1].length < indent) { best = i; indent = m[1].length; }
+  });
+  if (best < 0) return null;
+  const depth = (l) => /^\s*/.exec(l)[0].length;
+  let j = best + 1;
+  while (j < lines.length && (lines[j].trim() === '' || depth(lines[j]) > indent)) j++;
+  while (j > best + 1 && lines[j - 1].trim() === '') j--;
+  return lines.slice(best, j).map((l) => l.slice(Math.min(indent, depth(l)))).join('\n');
 }
