@@ -83,3 +83,45 @@ def test_migrations_are_versioned_and_idempotent(empty_url: str) -> None:
             assert tx.register("keep/me", "c2", {}).version == 2
     finally:
         s2.close()
+
+
+def test_node_ids_are_unique_per_claim(store_url: str) -> None:
+    """Every process opening the store takes a node id nobody else on that database holds."""
+    import threading
+
+    stores = [open_store(store_url) for _ in range(2)]
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def take(s: Store) -> None:
+        for _ in range(10):
+            with s.transaction() as tx:
+                n = tx.next_node_id()
+            with lock:
+                got.append(n)
+
+    try:
+        threads = [threading.Thread(target=take, args=(s,)) for s in stores for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        for s in stores:
+            s.close()
+    assert len(got) == 40 and len(set(got)) == 40
+
+
+def test_batched_writes_land_together(store: Store) -> None:
+    ex = make_exec()
+    with store.transaction() as tx:
+        tx.insert_execution(ex)
+    with store.transaction() as tx, tx.batch():
+        ex.status = "COMPLETED"
+        tx.update_execution(ex)
+        tx.put_credential("b", "t", "E", None, [])
+        tx.notify_in_tx()
+    with store.read() as tx:
+        got = tx.get_execution(ex.execution_id)
+        assert got is not None and got.status == "COMPLETED"
+        assert tx.get_credential("b") is not None

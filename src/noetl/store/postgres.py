@@ -176,9 +176,7 @@ class PostgresStore(Store):
         self._listener: threading.Thread | None = None
         try:
             self._migrate()
-            claim = getattr(self, "claim_node_id", None)  # unique id-generator node per process
-            if claim is not None:
-                claim()
+            self.claim_node_id()  # a node id for the id generator no other process holds
         except BaseException:
             self.pool.close()
             raise
