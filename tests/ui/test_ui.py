@@ -250,6 +250,7 @@ def test_executions_list_shows_runs_with_counts_and_filters(page: Any, server: S
                 assert rows[i] == status
     for status, n in listing["counts"].items():
         assert page.get_attribute(f"[data-testid=count-{status}]", "data-count") == str(n)
+    screenshot(page, "executions.png")
     # filter by status through the UI: only failed runs remain
     page.select_option("[data-testid=status-filter]", "FAILED")
     wait_until(lambda: set(page.eval_on_selector_all(
@@ -263,7 +264,6 @@ def test_executions_list_shows_runs_with_counts_and_filters(page: Any, server: S
     wait_until(lambda: {r for r in page.eval_on_selector_all(
         "[data-testid=execution-row] td:nth-child(2)", "ts => ts.map(t => t.textContent)")}
         == {CONTROL_FLOW_PATH}, 5, "only control_flow rows")
-    screenshot(page, "executions.png")
     # pages of two, newest first, the same as the API's pages
     with server.client() as c:
         first = [x["execution_id"] for x in c.get("/api/executions", params={"limit": 2}).json()["items"]]

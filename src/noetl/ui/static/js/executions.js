@@ -17,7 +17,7 @@ export function renderExecutions(view, params) {
   // the API filters on the exact path: offer the catalog's paths to pick from
   const paths = el('datalist', { id: 'playbook-paths' });
   const pathIn = el('input', { type: 'search', placeholder: 'Playbook path (exact)…', value: state.path,
-    'data-testid': 'path-filter', size: 44, list: 'playbook-paths' });
+    'data-testid': 'path-filter', size: 60, list: 'playbook-paths' });
   post('/api/catalog/list', { latest_only: true }).then((d) => {
     const seen = [...new Set(listOf(d, 'entries').map((e) => e.path))].sort();
     paths.replaceChildren(...seen.map((p) => el('option', { value: p })));
