@@ -194,3 +194,16 @@ def test_http_save_non_2xx_fails_the_step(stub: Any, sqlite_url: str, noetl_home
     desc, _ = _run(SAVE, sqlite_url, {"base": stub.url, "route": "status/500"})
     assert desc["status"] == "FAILED"
     assert "HTTP 500" in desc["error"]["message"] and desc["error"]["step"] == "make"
+
+
+def test_shared_client_under_concurrent_steps(stub: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> Any:
+        return call({"endpoint": f"{stub.url}/json", "data": {"i": i}})["data"]["query"]["i"]
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(one, range(160)))
+    assert got == [str(i) for i in range(160)]
+    ports = {r["client_port"] for r in stub.requests}
+    assert len(ports) <= 8  # connections are reused across threads, not one per request

@@ -16,7 +16,7 @@ Fields: ``endpoint`` (or ``url``), ``method`` (GET), ``headers``, ``params``, ``
   A non-2xx response fails the step; the result is still returned inside the error envelope, so
   ``retry_when: "{{ status_code >= 500 }}"`` sees it.
 * One ``httpx.Client`` per worker process (created on first use, thread-safe, keeps
-  connections alive).
+  connections alive; a forked child makes its own).
 * ``NOETL_HTTP_REWRITE``: comma-separated ``PREFIX=REPLACEMENT`` pairs applied to every request
   URL, for running playbooks with hard-coded public URLs against local fixtures, e.g.
   ``NOETL_HTTP_REWRITE="https://httpbin.org=http://127.0.0.1:8765"``.
@@ -41,7 +41,16 @@ _lock = threading.Lock()
 _clients: dict[bool, httpx.Client] = {}
 
 
+_pid = os.getpid()
+
+
 def client(verify: bool = True) -> httpx.Client:
+    global _pid
+    if _pid != os.getpid():  # forked: never share the parent's sockets
+        with _lock:
+            if _pid != os.getpid():
+                _clients.clear()
+                _pid = os.getpid()
     c = _clients.get(verify)
     if c is None:
         with _lock:
