@@ -125,3 +125,19 @@ def test_batched_writes_land_together(store: Store) -> None:
         got = tx.get_execution(ex.execution_id)
         assert got is not None and got.status == "COMPLETED"
         assert tx.get_credential("b") is not None
+
+
+def test_unreachable_postgres_fails_at_once_with_a_clear_error() -> None:
+    import socket
+    import time
+
+    import psycopg
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(psycopg.OperationalError) as err:
+        open_store(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert time.monotonic() - t0 < 5
+    assert str(port) in str(err.value)

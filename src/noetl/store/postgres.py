@@ -2,13 +2,20 @@
 
 Every table lives in schema ``noetl`` (``search_path`` is set on each pooled connection) and is
 created by the versioned migrations in ``migrations/postgres``, applied under a transaction-scoped
-advisory lock so servers starting together do not race. Orchestration of one execution is
-serialised by row locks (``SELECT ... FOR UPDATE`` on the execution and job rows); workers lease
-with ``FOR UPDATE SKIP LOCKED`` so concurrent leases never hand out the same job.
+advisory lock so servers starting together do not race.
+
+Locking. Orchestration of one execution is serialised by row locks (``SELECT ... FOR UPDATE`` on
+the execution and job rows); workers lease with ``FOR UPDATE SKIP LOCKED`` so concurrent leases
+never hand out the same job. Each transaction that writes an execution's step rows or events also
+holds that execution's *event lock* (a transaction-scoped advisory lock keyed by its id) until
+commit, so one execution's events get ``seq`` values in commit order. Lock order: queue rows,
+then event locks (ascending ids); a lease inside a transaction that already holds event locks
+only *tries* further ones. Deadlocks that remain possible are retried (:meth:`retryable`).
 
 Wake-ups: after a commit that made work ready the engine calls :meth:`PostgresStore.notify_work`,
-which wakes this process's waiters and sends ``NOTIFY noetl_work`` so other processes wake too; a
-daemon thread per store ``LISTEN``s on its own connection. Polling remains the correct baseline.
+which wakes this process's waiters and sends ``NOTIFY noetl_work`` so other processes wake too
+(or the transaction sent it itself, :meth:`PgTx.notify_in_tx`); a daemon thread per store
+``LISTEN``s on its own connection. Polling remains the always-correct baseline.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -26,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from noetl.engine.records import Event, Job
+from noetl.engine.records import Event, Job, StepRow
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import JOB_COLS, SqlTx, _job
@@ -126,6 +133,14 @@ class PgTx(SqlTx):
             self._lock_events({e.execution_id for e in events})
         super().add_events(events)
 
+    def save_steps(self, rows: Iterable[StepRow]) -> None:
+        # Step rows are written just before the events: take the event lock first, so a
+        # leasing transaction holding it never waits for a step row this one holds (cycle).
+        rows = list(rows)
+        if rows:
+            self._lock_events({r.execution_id for r in rows})
+        super().save_steps(rows)
+
     def _lock_events(self, execution_ids: set[int]) -> None:
         """Hold each execution's event lock until commit, so one execution's events get their
         ``seq`` in commit order and a reader paging with ``since_seq`` never skips one.
@@ -164,6 +179,7 @@ class PostgresStore(Store):
         super().__init__()
         self.url = url
         size = pool_size or int(os.environ.get("NOETL_PG_POOL_SIZE", "10"))
+        self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
             configure=_configure, open=False, name="noetl", timeout=30.0)
@@ -175,7 +191,6 @@ class PostgresStore(Store):
         self.last_payload: str | None = None  # of the last NOTIFY from another store
         self._listener: threading.Thread | None = None
         try:
-            self._migrate()
             self.claim_node_id()  # a node id for the id generator no other process holds
         except BaseException:
             self.pool.close()
@@ -187,9 +202,11 @@ class PostgresStore(Store):
 
     # -- schema -------------------------------------------------------------------------------
     def _migrate(self) -> None:
-        with self.pool.connection() as conn, conn.transaction():
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn, \
+                conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute(f"SET LOCAL search_path TO {SCHEMA}")
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
                          "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
             done = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
@@ -270,7 +287,7 @@ class PostgresStore(Store):
                         for n in conn.notifies(timeout=1.0):
                             if self._stop.is_set():
                                 break
-                            if n.payload != self._token:
+                            if n.payload != self._token and not n.payload.endswith(":stop"):
                                 self.last_payload = n.payload
                                 self._wake_local()
             except Exception as exc:
@@ -287,6 +304,6 @@ class PostgresStore(Store):
         t = self._listener
         if t is not None and t.is_alive():
             if self.listening.is_set():
-                self._send(self._token + ":stop")  # only wakes our own listener early
+                self._send(self._token + ":stop")  # wakes our listener early; others ignore it
             t.join(5.0)
         self.pool.close()
