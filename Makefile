@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .noetl .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,8 @@ from bench import cold as cold_mod
 from bench import doc, embedded, report
 from bench.stats import Row
 
-SCENARIOS = ("seq40", "seq7", "scale", "loop", "cold", "throughput", "recovery", "profile")
+SCENARIOS = ("seq40", "seq7", "scale", "loop", "cold", "throughput", "recovery", "profile",
+             "profile-server")
 
 
 def log(msg: str) -> None:
@@ -74,6 +75,23 @@ def run_distributed(only: set[str], quick: bool, tmp: Path, rows: list[Row]) -> 
             guarded(rows, "recovery", label, lambda: d.recovery(1 if quick else 2))
 
 
+def server_profile(quick: bool) -> str:
+    from bench.cluster import commands_problem
+    from bench.stores import postgres_problem
+
+    problem = commands_problem() or postgres_problem()
+    if problem:
+        return f"(not available yet: {problem})\n"
+    log("profile of the server under throughput load")
+    from bench.profile_server import markdown, profile_server
+
+    try:
+        return markdown(profile_server(40 if quick else 100))
+    except Exception:
+        log(traceback.format_exc())
+        return "(server profile failed; see the run's stderr)\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, no 10,000-item loop")
@@ -92,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine()
     started = time.monotonic()
     rows: list[Row] = []
-    profile_md = ""
+    profile_md = server_md = ""
     with tempfile.TemporaryDirectory(prefix="noetl-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if "sqlite" in stores:
@@ -125,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 log(traceback.format_exc())
                 profile_md = "(profile failed; see the run's stderr)\n"
+        if "profile-server" in only:
+            server_md = server_profile(args.quick)
     took = time.monotonic() - started
     report.print_table(rows)
     log(f"benchmarks took {took:.0f} s")
     if args.write:
-        doc.write(Path(args.write), info, command, rows, profile_md, took)
+        doc.write(Path(args.write), info, command, rows, profile_md, server_md, took)
         log(f"wrote {args.write}")
     return 0
 

@@ -22,6 +22,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every local ``postgres`` process (server side of the store)."""
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(d.name))
+            except OSError:
+                continue
+    return total
+
+
 def commands_problem() -> str | None:
     """None when ``noetl server start`` and ``noetl worker start`` both exist."""
     for group in ("server", "worker"):
@@ -82,6 +104,12 @@ class Cluster:
                             "--concurrency", str(concurrency)], f"worker{n}")
         self.workers.append(proc)
         return proc
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far: server, workers (summed), local postgres processes."""
+        return {"server": cpu_seconds(self.server.pid) if self.server else 0.0,
+                "workers": sum(cpu_seconds(w.pid) for w in self.workers),
+                "postgres": postgres_cpu()}
 
     def stop_workers(self) -> None:
         for p in self.workers:

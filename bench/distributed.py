@@ -97,6 +97,7 @@ class Distributed:
         self._run(path)  # warm-up (also: the workers are up)
         row = Row("throughput", LABEL, f"steps/s, {executions} executions × 5 steps, 2 workers",
                   "steps/s", target=THROUGHPUT, higher_is_better=True)
+        before = self.cluster.cpu()
         for _ in range(reps):
             eids = [self.cluster.start(path) for _ in range(executions)]
             _wait_terminal(self._st(), eids, 600)
@@ -104,6 +105,10 @@ class Distributed:
             ends = [_stamp(self._st(), e, "execution_completed") for e in eids]
             span = max(e for e in ends if e) - min(s for s in starts if s)
             row.values.append(executions * 5 / span)
+        after = self.cluster.cpu()
+        steps = executions * 5 * reps
+        row.note = "CPU ms/step: " + ", ".join(
+            f"{k} {(after[k] - before[k]) / steps * 1000:.1f}" for k in before)
         self.cluster.stop_workers()
         self.log(f"  throughput median {row.median:.0f} steps/s")
         return [row]

@@ -25,7 +25,7 @@ def _old_notes(path: Path) -> str | None:
 
 
 def write(path: Path, info: dict[str, str], command: str, rows: list[Row], profile_md: str,
-          took: float) -> None:
+          server_md: str, took: float) -> None:
     notes = _old_notes(path) or "(no notes yet)"
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -39,6 +39,8 @@ def write(path: Path, info: dict[str, str], command: str, rows: list[Row], profi
         "## Results", "", markdown_table(rows),
         "## Where the time goes (seq40 on SQLite)", "",
         profile_md or "(profile not run: add `profile` to `--only`)\n",
+        "## Where the server's time goes (throughput load, PostgreSQL)", "",
+        server_md or "(not run: add `profile-server` to `--only`)\n",
         "## Notes", "", NOTES_START, notes, NOTES_END, "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)

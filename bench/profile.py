@@ -56,24 +56,25 @@ class TimedLock:
 @contextmanager
 def all_threads(main: cProfile.Profile, out: list[cProfile.Profile]) -> Iterator[None]:
     """Profile the calling thread with ``main`` and each thread started inside the block."""
-    original = threading.Thread.run
+    # _bootstrap_inner, not run: thread subclasses (anyio's worker threads) override run()
+    original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 
     def run(self: threading.Thread) -> None:
         prof = cProfile.Profile(TIMER)
+        out.append(prof)  # at start: threads still alive at the end are read as they are
         prof.enable()
         try:
             original(self)
         finally:
             prof.disable()
-            out.append(prof)
 
-    threading.Thread.run = run  # type: ignore[method-assign]
+    threading.Thread._bootstrap_inner = run  # type: ignore[attr-defined]
     main.enable()
     try:
         yield
     finally:
         main.disable()
-        threading.Thread.run = original  # type: ignore[method-assign]
+        threading.Thread._bootstrap_inner = original  # type: ignore[attr-defined]
 
 
 def _name(key: tuple[str, int, str]) -> str:
@@ -86,6 +87,52 @@ def _name(key: tuple[str, int, str]) -> str:
     else:
         short = "/".join(parts[-2:])
     return f"{short}:{line} {func}"
+
+
+def package(key: tuple[str, int, str]) -> str:
+    """Who owns a profiled function: noetl, a site-packages distribution, the standard
+    library (stdlib), or a C builtin (labelled by its type where it names one)."""
+    file, _, func = key
+    if file == "~":
+        for lib in ("sqlite3", "psycopg", "_thread", "_json", "_asyncio", "select"):
+            if lib in func:
+                return lib
+        return "builtins"
+    parts = Path(file).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    if "noetl" in parts and "src" in parts:
+        return "noetl"
+    return "stdlib"
+
+
+def by_package(main: cProfile.Profile, profiles: list[cProfile.Profile]) -> list[tuple[str, float]]:
+    """Own CPU time summed per package, largest first."""
+    stats = pstats.Stats(main)
+    for p in profiles:
+        stats.add(p)
+    totals: dict[str, float] = {}
+    for k, v in stats.stats.items():  # type: ignore[attr-defined]
+        totals[package(k)] = totals.get(package(k), 0.0) + v[2]
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
+def package_table(pkgs: list[tuple[str, float]], top: int = 10) -> list[str]:
+    total = sum(t for _, t in pkgs) or 1.0
+    out = ["| own CPU by package | s | share |", "|---|---:|---:|"]
+    for name, t in pkgs[:top]:
+        out.append(f"| {name} | {t:.3f} | {t / total:.1%} |")
+    return out
+
+
+def merged_rows(main: cProfile.Profile, profiles: list[cProfile.Profile]
+                ) -> list[tuple[str, int, float, float]]:
+    """(function, calls, own s, cumulative s) over all threads' profiles."""
+    stats = pstats.Stats(main)
+    for p in profiles:
+        stats.add(p)
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    return [(_name(k), v[1], v[2], v[3]) for k, v in table.items()]
 
 
 def profile(scenario: str = "seq40", runs: int = 10, log: Callable[[str], None] = print,
@@ -117,11 +164,8 @@ def profile(scenario: str = "seq40", runs: int = 10, log: Callable[[str], None] 
                     spans.append(b.exec_span(eid))
                 wall = time.perf_counter() - t
                 b.runner.pool.stop()
-    stats = pstats.Stats(main)
-    for p in profiles:
-        stats.add(p)
-    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    rows = [(_name(k), v[1], v[2], v[3]) for k, v in table.items()]
+    rows = merged_rows(main, profiles)
+    pkgs = by_package(main, profiles)
     busy = sum(tt for _, _, tt, _ in rows)
 
     def calls(*needles: str) -> int:
@@ -137,7 +181,8 @@ def profile(scenario: str = "seq40", runs: int = 10, log: Callable[[str], None] 
               "json.loads": calls("json/__init__.py:299 loads")}
     return {"scenario": scenario, "runs": runs, "steps": steps, "wall": wall,
             "per_step_ms": sum(spans) / len(spans) / steps * 1000,
-            "threads": len(profiles) + 1, "busy": busy, "jobs": jobs, "counts": counts, "rows": rows,
+            "threads": len(profiles) + 1, "busy": busy, "jobs": jobs, "packages": pkgs,
+            "counts": counts, "rows": rows,
             "lock_wait": lock.waited if lock else None, "lock_count": lock.count if lock else 0}
 
 
@@ -156,7 +201,8 @@ def markdown(p: dict[str, Any], top: int = 15) -> str:
              "Calls per job:", "", "| what | per job |", "|---|---:|"]
     for what, n in p["counts"].items():
         lines.append(f"| {what} | {n / p['jobs']:.1f} |")
-    lines += ["", "Top functions by own CPU time (tottime), share of all CPU time:", "",
+    lines += ["", *package_table(p["packages"]),
+              "", "Top functions by own CPU time (tottime), share of all CPU time:", "",
               "| function | calls | own s | share |", "|---|---:|---:|---:|"]
     own = sorted(rows, key=lambda r: -r[2])
     for name, calls, tt, _ in own[:top]:
