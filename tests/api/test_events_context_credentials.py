@@ -36,6 +36,10 @@ def test_posted_events_are_stored_once(api: Running) -> None:
         assert items[-1]["event_type"] == "info" and items[-1]["context"] == {"note": "from outside"}
         auto = c.post("/api/events", json={"execution_id": eid, "event_type": "warning"}).json()
         assert auto["status"] == "emitted" and auto["event_id"].isdigit()
+        other = start(c)
+        taken = c.post("/api/events", json={**ev, "execution_id": other})
+        assert taken.status_code == 409 and "another execution" in taken.json()["detail"]
+        assert len(c.get(f"/api/executions/{other}/events").json()["items"]) == before
         forged = c.post("/api/events", json={"execution_id": eid,
                                              "event_type": "execution_completed"})
         assert forged.status_code == 422 and "engine" in forged.json()["detail"]

@@ -174,6 +174,9 @@ def test_two_servers_with_token(cluster: Cluster) -> None:
         assert r.status_code == 401, r.text
     assert httpx.get(url_b + "/api/executions", timeout=10).status_code == 401
     assert httpx.get(url_b + "/health", timeout=10).json() == {"status": "ok"}
+    # a worker without the token is refused at start, with a message
+    assert cluster.worker("w-x", "b").wait(30) == 1
+    assert "refused this worker" in cluster.log("w-x") and "401" in cluster.log("w-x")
     with Client(url_b, token=TOKEN) as cl_b, Client(cluster.urls["a"]) as cl_a:
         assert len(cl_b.catalog_list()) == before
         assert cl_b.executions()["total"] == n_exec

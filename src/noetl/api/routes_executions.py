@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from noetl.api.deps import engine, parse_id
 from noetl.api.schemas import EventIn, RunRequest
 from noetl.engine.records import Event, Status
-from noetl.errors import NotFound
+from noetl.errors import Conflict, NoetlError, NotFound
 
 router = APIRouter(prefix="/api", tags=["executions"])
 
@@ -147,13 +147,22 @@ def post_event(body: EventIn, request: Request) -> dict[str, Any]:
             if tx.get_execution(eid) is None:
                 raise NotFound(f"execution {eid} not found")
             if tx.has_event(ev_id):
-                return {**out, "status": "duplicate"}
+                return {**out, "status": _duplicate(tx, eid, ev_id)}
             tx.add_events([ev])
-    except NotFound:
+    except NoetlError:
         raise
     except Exception:
         with store.read() as tx:  # a concurrent retry won the insert
             if tx.has_event(ev_id):
-                return {**out, "status": "duplicate"}
+                return {**out, "status": _duplicate(tx, eid, ev_id)}
         raise
     return {**out, "status": "emitted"}
+
+
+def _duplicate(tx: Any, execution_id: int, event_id: int) -> str:
+    """A repeated post of one event is a duplicate; an id taken by another execution is not."""
+    seq = tx.event_seq(event_id)
+    same = tx.get_events(execution_id, seq - 1, 1) if seq else []
+    if not same or same[0].event_id != event_id:
+        raise Conflict(f"event id {event_id} is already used by another execution")
+    return "duplicate"

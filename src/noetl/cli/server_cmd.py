@@ -46,6 +46,29 @@ def server_start(
         raise typer.Exit(1)
 
 
+def _probe(backend: Any, patience: float = 60.0) -> None:
+    """Wait for the server (it may start after the worker); a refused token is fatal."""
+    import time
+
+    from noetl.client import ApiError
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            backend.client.request("GET", "/api/queue/size")
+            return
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                sys.stderr.write(f"error: the server refused this worker: {exc} "
+                                 "(set NOETL_API_TOKEN to the server's token)\n")
+                raise typer.Exit(1) from None
+            if exc.status_code or time.monotonic() > deadline:
+                sys.stderr.write(f"error: {exc}\n")
+                raise typer.Exit(1) from None
+            logging.getLogger("noetl.worker").warning("%s; retrying", exc)
+            time.sleep(1.0)
+
+
 @worker_app.command("start")
 def worker_start(
         server: str = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
@@ -70,11 +93,7 @@ def worker_start(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
                           max_connections=concurrency + 8)
-    try:
-        backend.client.health()
-    except Exception as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        raise typer.Exit(1) from None
+    _probe(backend)
     pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id)
     stop = threading.Event()
 
