@@ -268,3 +268,41 @@ def test_python_with_timeout_returns_normally(sqlite_url: str) -> None:
     assert desc["result"] == {"sq": 4}
     done = [e for e in events if e.event_type == "action_completed"]
     assert done[0].result["meta"]["stdout"] == "in child"
+
+
+def test_step_code_sees_noetl_globals(sqlite_url: str) -> None:
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: globals}
+        workload: {who: me}
+        workflow:
+          - step: start
+            type: python
+            code: |
+              def main():
+                  return {"who": context["workload"]["who"], "eid": context["execution_id"],
+                          "mods": [os.sep, datetime.date(2020, 1, 2).isoformat(),
+                                   len(str(uuid.uuid4()))]}
+    """, sqlite_url)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"] == {"who": "me", "eid": desc["execution_id"],
+                              "mods": ["/", "2020-01-02", 36]}
+
+
+def test_resolved_secrets_are_redacted_from_outcomes() -> None:
+    from noetl.tools.base import Services
+    from noetl.tools.registry import register_tool
+    from noetl.worker.runner import run_work
+
+    def leaky(call):  # a careless tool that echoes its credential
+        call.services.secrets.add("s3cr3t-value")
+        raise RuntimeError("login failed for password s3cr3t-value")
+
+    register_tool("leaky_test_tool", leaky)
+    work = {"job_id": "1", "execution_id": "1", "step": "x", "action": {"type": "leaky_test_tool"},
+            "args": {}, "edge_args": {}, "ctx": {"workload": {}, "results": {}, "extra": {}}}
+    out = run_work(work, Services())
+    assert out["status"] == "error"
+    assert "s3cr3t-value" not in repr(out)
+    assert out["error"]["message"] == "login failed for password ***"

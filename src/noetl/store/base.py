@@ -33,7 +33,7 @@ class Tx(ABC):
         statements inside are not read until the block ends."""
         yield
 
-    def notify_in_tx(self) -> None:
+    def notify_in_tx(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Ask other processes to look for work once this transaction commits (no-op here)."""
 
     @abstractmethod

@@ -93,6 +93,17 @@ def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
     return main(*positional, **kwargs)
 
 
+def step_globals(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Names the step's code sees without importing (NoETL's set): ``context`` (the render
+    context as plain data), ``json``, ``os``, ``datetime``, ``uuid``."""
+    import datetime
+    import os
+    import uuid
+
+    return {"__name__": "__noetl_step__", "json": json, "os": os, "datetime": datetime,
+            "uuid": uuid, "context": {k: _unview(v) for k, v in ctx.items()}}
+
+
 def run(call: ToolCall) -> Any:
     code = _code(call.action)
     if call.timeout:
@@ -108,7 +119,7 @@ def run(call: ToolCall) -> Any:
     except SyntaxError as exc:
         raise ToolError(f"python code does not compile: {exc}", "SyntaxError",
                         traceback.format_exc()) from exc
-    ns: dict[str, Any] = {"__name__": "__noetl_step__", "json": json}
+    ns = step_globals(call.ctx)
     with capture() as out:
         try:
             exec(compiled, ns)

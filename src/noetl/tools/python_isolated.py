@@ -25,10 +25,10 @@ from noetl.templates import json_default
 _CHILD = r"""
 import io, json, sys, contextlib
 payload = json.loads(sys.stdin.read())
-from noetl.tools.python import _compile, call_main, user_traceback
+from noetl.tools.python import _compile, call_main, step_globals, user_traceback
 out = io.StringIO()
 try:
-    ns = {"__name__": "__noetl_step__", "json": json}
+    ns = step_globals(payload["ctx"])
     with contextlib.redirect_stdout(out):
         exec(_compile(payload["code"]), ns)
         main = ns.get("main")

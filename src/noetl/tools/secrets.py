@@ -38,7 +38,8 @@ def run(call: ToolCall) -> Any:
         except NoetlError as exc:
             raise ToolError(f"secret '{name}': {exc}", "SecretNotFound") from None
         data = cred.get("data") or {}
-        remember(data, call.services, force=True)
+        # a mapping: its sensitive fields (by name); a bare value: all of it
+        remember(data, call.services, force=not isinstance(data, dict))
         return {"name": name, "provider": "noetl", "type": cred.get("type"),
                 "available": True, "fields": sorted(data) if isinstance(data, dict) else [],
                 "secret_value": MASK}

@@ -76,9 +76,32 @@ def _error(exc: BaseException) -> dict[str, Any]:
             "traceback": traceback.format_exc()}
 
 
+def redact(value: Any, secrets: set[str]) -> Any:
+    """``value`` with every resolved credential secret (4+ characters) replaced by ``***``."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for v in sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True):
+            if v in value:
+                value = value.replace(v, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    return value
+
+
 def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
-    t0 = time.perf_counter()
+    """Run a work package; the outcome never carries a credential secret a tool resolved."""
     services = services or Services()
+    outcome = _run_work(work, services)
+    secrets = {s for s in services.secrets if isinstance(s, str)}
+    return redact(outcome, secrets) if secrets else outcome
+
+
+def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
+    t0 = time.perf_counter()
     services.extra = {}
     envelope: dict[str, Any] | None = None
     try:
