@@ -76,6 +76,15 @@ def _install_handlers(app: FastAPI) -> None:
     async def _ne(_: Request, exc: NoetlError) -> JSONResponse:
         return _error(400, str(exc))
 
+    @app.exception_handler(OverflowError)
+    async def _of(_: Request, exc: OverflowError) -> JSONResponse:
+        return _error(400, f"a number in the request is out of range: {exc}")
+
+    @app.exception_handler(Exception)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
     @app.exception_handler(ValueError)
     async def _ve(_: Request, exc: ValueError) -> JSONResponse:
         return _error(400, str(exc))

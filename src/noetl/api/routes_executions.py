@@ -56,7 +56,8 @@ def run_resource(resource_type: str, body: RunRequest, request: Request) -> dict
 @router.get("/executions", summary="List executions, newest first")
 def list_executions(request: Request, status: str | None = None, path: str | None = None,
                     parent_execution_id: str | None = None,
-                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)
+                    limit: int = Query(50, ge=1, le=1000),
+                    offset: int = Query(0, ge=0, le=2**62)
                     ) -> dict[str, Any]:
     """→ `{items:[{execution_id, path, version, catalog_id, status, result, error,
     parent_execution_id, start_time, end_time, duration}], total, limit, offset, counts}` where
@@ -65,7 +66,7 @@ def list_executions(request: Request, status: str | None = None, path: str | Non
         raise ValueError(f"unknown status {status!r} (one of {', '.join(Status.__members__)})")
     parent = None
     if parent_execution_id:
-        if not parent_execution_id.isdigit():
+        if not parent_execution_id.isdigit() or int(parent_execution_id) >= 2**63:
             raise ValueError("parent_execution_id must be a decimal id")
         parent = int(parent_execution_id)
     with engine(request).store.read() as tx:
@@ -86,7 +87,7 @@ def get_execution(execution_id: str, request: Request) -> dict[str, Any]:
 
 @router.get("/executions/{execution_id}/events", summary="Events in order (incremental)")
 def get_events(execution_id: str, request: Request, since_event_id: str | None = None,
-               since_seq: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10000)
+               since_seq: int = Query(0, ge=0, le=2**62), limit: int = Query(1000, ge=1, le=10000)
                ) -> dict[str, Any]:
     """Events after `since_event_id` (an event id string) or after `since_seq`. →
     `{execution_id, items:[event], last_seq, last_event_id}`; pass `last_event_id` (or
