@@ -207,6 +207,11 @@ def test_token_prompt_on_401_stores_token_in_session(browser: Any, token_server:
         page.reload()
         page.wait_for_selector("[data-testid=catalog-item][data-path='tests/ui/child']")
         assert not page.is_visible("#token-dialog")
+        assert "token set" in page.inner_text("#conn")
+        # forgetting the token brings the prompt back
+        page.click("[data-testid=forget-token]")
+        page.wait_for_selector("#token-dialog[open]")
+        assert page.evaluate("sessionStorage.getItem('noetl.token')") is None
     finally:
         ctx.close()
 

@@ -12,6 +12,23 @@ export class ApiError extends Error {
   }
 }
 
+// Header note: connection trouble, or that a token is in use (with a way to forget it).
+function showConn(text, bad) {
+  const box = document.getElementById('conn');
+  if (!box || box.dataset.text === `${text}|${bad}`) return;
+  box.dataset.text = `${text}|${bad}`;
+  box.classList.toggle('bad', bad);
+  box.replaceChildren(text);
+  if (!bad && getToken()) {
+    const forget = document.createElement('a');
+    forget.href = '#';
+    forget.textContent = ' · forget';
+    forget.setAttribute('data-testid', 'forget-token');
+    forget.addEventListener('click', (ev) => { ev.preventDefault(); setToken(''); location.reload(); });
+    box.append(forget);
+  }
+}
+
 export function getToken() { return sessionStorage.getItem(KEY) || ''; }
 export function setToken(t) {
   if (t) sessionStorage.setItem(KEY, t); else sessionStorage.removeItem(KEY);
@@ -66,7 +83,14 @@ export async function api(method, path, body) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
-    const res = await fetch(path, init);
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      showConn(`API unreachable (${e.message})`, true);
+      throw new ApiError(0, `the API is unreachable: ${e.message}`);
+    }
+    showConn(getToken() ? 'token set' : '', false);
     if (res.status === 401) {
       // Another call may have obtained a new token meanwhile: retry with it before asking.
       if (getToken() && getToken() !== sent) continue;
