@@ -220,3 +220,52 @@ def httpx_status(url: str) -> int:
     import httpx
 
     return httpx.get(url, timeout=5).status_code
+
+
+LAYOUT_CHECK = """
+async () => {
+  const { layout } = await import('/ui/js/graph.js');
+  const report = [];
+  const check = (g) => {
+    const L = layout(g);
+    const real = g.nodes.map((n) => n.name);
+    const boxes = real.map((n) => ({ n, ...L.xy.get(n) }));
+    let overlaps = 0;
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i]; const b = boxes[j];
+      if (a.y === b.y && a.x < b.x + b.w && b.x < a.x + a.w) overlaps++;
+    }
+    const inside = boxes.every((b) => b.x >= 0 && b.x + b.w <= L.width && b.y >= 0 && b.y <= L.height);
+    const downward = g.edges.filter((e) => !L.back.has(e) && e.from !== e.to)
+      .every((e) => L.xy.get(e.to).y > L.xy.get(e.from).y);
+    report.push({ overlaps, inside, downward, back: [...L.back].map((e) => `${e.from}>${e.to}`).sort(),
+      startTop: L.xy.get(g.start).y === Math.min(...boxes.map((b) => b.y)) });
+  };
+  // a chain with a fan-out/fan-in, a loop back and a self-loop
+  check({ start: 's', nodes: ['s', 'a', 'b', 'c', 'd', 'e'].map((name) => ({ name })),
+    edges: [['s', 'a'], ['a', 'b'], ['a', 'c'], ['b', 'd'], ['c', 'd'], ['d', 'a'], ['d', 'd'], ['d', 'e'],
+      ['s', 'e']].map(([from, to]) => ({ from, to })) });
+  // a larger pseudo-random DAG: 80 nodes, edges only from lower to higher index
+  let seed = 7;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  const nodes = Array.from({ length: 80 }, (_, i) => ({ name: `n${i}` }));
+  const edges = [];
+  for (let i = 1; i < 80; i++) {
+    edges.push({ from: `n${Math.floor(rnd() * i)}`, to: `n${i}` });
+    if (rnd() < 0.4) edges.push({ from: `n${Math.floor(rnd() * i)}`, to: `n${i}` });
+  }
+  const t0 = performance.now();
+  check({ start: 'n0', nodes, edges });
+  report.push({ ms: performance.now() - t0 });
+  return report;
+}
+"""
+
+
+def test_graph_layout_has_no_overlaps_and_flows_down(page: Any, server: Server) -> None:
+    page.goto(f"{server.url}/#/credentials")
+    small, big, timing = page.evaluate(LAYOUT_CHECK)
+    assert small == {"overlaps": 0, "inside": True, "downward": True, "back": ["d>a", "d>d"],
+                     "startTop": True}
+    assert big == {"overlaps": 0, "inside": True, "downward": True, "back": [], "startTop": True}
+    assert timing["ms"] < 500, timing

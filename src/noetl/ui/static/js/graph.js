@@ -128,19 +128,29 @@ export function layout(graph) {
       x += width.get(id);
     });
   });
-  return { xy, back, edges, chains, width: PAD * 2 + widest + (back.size ? 60 : 0),
+  // room on the right for edges that go back up (and their labels)
+  const right = Math.max(0, ...edges.filter((e) => back.has(e) || e.from === e.to)
+    .map((e) => 56 + condLabel(e).length * 5.6));
+  return { xy, back, edges, chains, width: PAD * 2 + widest + right,
     height: PAD * 2 + layers.length * H + Math.max(0, layers.length - 1) * GAP_Y };
 }
 
 function edgePath(L, e) {
   const a = L.xy.get(e.from);
   const b = L.xy.get(e.to);
+  if (e.from === e.to) {
+    // a step that loops to itself: a small arc on its right-hand side
+    const x = a.x + W; const y = a.y;
+    return { d: `M${x},${y + H * 0.3} C${x + 42},${y - 12} ${x + 42},${y + H + 12} ${x + 4},${y + H * 0.7}`,
+      mx: x + 36, my: y + H / 2 + 3, anchor: 'start' };
+  }
   if (L.back.has(e) || b.y <= a.y) {
     // around the right-hand side, from the source's right edge to the target's right edge
     const x1 = a.x + W; const y1 = a.y + H / 2;
     const x2 = b.x + W; const y2 = b.y + H / 2;
-    const xr = Math.min(L.width - 8, Math.max(x1, x2) + 50);
-    return { d: `M${x1},${y1} C${xr},${y1} ${xr},${y2} ${x2 + 4},${y2}`, mx: xr - 6, my: (y1 + y2) / 2 };
+    const xr = Math.max(x1, x2) + 50;
+    return { d: `M${x1},${y1} C${xr},${y1} ${xr},${y2} ${x2 + 4},${y2}`, mx: xr - 8, my: (y1 + y2) / 2,
+      anchor: 'start' };
   }
   // down through the dummy nodes of the chain: curves between layers, straight inside them
   let x = a.x + W / 2;
@@ -194,8 +204,9 @@ export function drawGraph(host, graph, onSelect) {
     const label = condLabel(e);
     if (label) {
       const w = label.length * 5.6 + 8;
-      labelLayer.append(svg('rect', { class: 'elabel-bg', x: p.mx - w / 2, y: p.my - 8, width: w, height: 14, rx: 3 }));
-      const t = svg('text', { class: 'elabel', x: p.mx, y: p.my + 3, 'text-anchor': 'middle' }, label);
+      const x0 = p.anchor === 'start' ? p.mx - 4 : p.mx - w / 2;
+      labelLayer.append(svg('rect', { class: 'elabel-bg', x: x0, y: p.my - 8, width: w, height: 14, rx: 3 }));
+      const t = svg('text', { class: 'elabel', x: p.mx, y: p.my + 3, 'text-anchor': p.anchor || 'middle' }, label);
       t.append(svg('title', {}, e.when || 'else'));
       labelLayer.append(t);
     }
