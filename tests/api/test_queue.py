@@ -88,6 +88,28 @@ def test_long_poll_wakes_when_work_arrives(qapi: Running) -> None:
     assert job["ctx"]["workload"] == {"n": 21}
 
 
+def test_long_poll_of_a_vanished_worker_leases_nothing(qapi: Running) -> None:
+    """A worker killed while long-polling must not be handed the next job."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(qapi.url)
+    body = json.dumps({"worker_id": "ghost", "wait_seconds": 20}).encode()
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.sendall(b"POST /api/queue/lease HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                 b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.3)  # the poll is now waiting on the server
+    sock.close()
+    time.sleep(0.2)
+    with qapi.client() as c:
+        start(c)
+        jobs = lease(c, "alive", wait_seconds=5)
+        assert [j["attempt"] for j in jobs] == [1]
+        leased = c.get("/api/queue", params={"status": "leased"}).json()["items"]
+        assert [j["worker_id"] for j in leased] == ["alive"]
+
+
 def test_complete_is_idempotent_and_guards_the_lease(qapi: Running) -> None:
     with qapi.client() as c:
         eid = start(c)

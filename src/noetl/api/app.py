@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from noetl.api.deps import ApiState, protected, token_ok
 from noetl.api.metrics import Metrics
@@ -99,6 +99,25 @@ def _install_handlers(app: FastAPI) -> None:
         return _error(422, text, errors=errors)
 
 
+class TokenAuth:
+    """Pure ASGI middleware: protected paths need ``Authorization: Bearer <token>`` (401
+    otherwise, before the request reaches a route). Pure ASGI so that long-polls still see
+    the client's disconnect."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and protected(scope["path"]) and \
+                not token_ok(Request(scope), self.token):
+            response = JSONResponse({"detail": "missing or wrong bearer token"},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(store_url: str | None = None, *, token: str | None = None,
                lease_seconds: float | None = None) -> FastAPI:
     """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
@@ -133,14 +152,8 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
                               "credentials. Ids are decimal strings; times are epoch seconds. "
                               "With NOETL_API_TOKEN set, send `Authorization: Bearer <token>`.")
 
-    @app.middleware("http")
-    async def auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                   ) -> Response:
-        if api_token and protected(request.url.path) and not token_ok(request, api_token):
-            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
-
+    if api_token:
+        app.add_middleware(TokenAuth, token=api_token)
     _install_handlers(app)
 
     from noetl.api.routes_catalog import router as catalog_router

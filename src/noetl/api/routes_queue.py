@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Query, Request
 
 from noetl.api.deps import engine, parse_id, state
@@ -40,7 +41,20 @@ def lease(body: LeaseRequest, request: Request) -> dict[str, Any]:
         nxt = eng.next_wakeup()
         if nxt is not None:
             wait = min(wait, max(0.02, nxt - now() + 0.001))
+        # A worker that hung up (crashed) while we wait must not be handed a job. The first
+        # check also lets the server notice a closed connection during the wait.
+        if _gone(request):
+            return {"status": "empty", "jobs": []}
         eng.store.wait_for_work(seen, wait)
+        if _gone(request):
+            return {"status": "empty", "jobs": []}
+
+
+def _gone(request: Request) -> bool:
+    try:
+        return bool(anyio.from_thread.run(request.is_disconnected))
+    except RuntimeError:  # not in a worker thread of the event loop
+        return False
 
 
 def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
