@@ -1,0 +1,205 @@
+"""Shared set-up for the NoETL corpus tests.
+
+* ``Api``: a stdlib HTTP server on 127.0.0.1 standing in for httpbin.org, jsonplaceholder and
+  api.open-meteo.com (the only public hosts the corpus names). Every request is recorded.
+* ``Compat``: one embedded runner (SQLite store, 8 worker threads) per test module, with a
+  fresh PostgreSQL *target* database (the fixtures hard-code table names), credentials
+  ``pg_local``/``pg_k8s`` pointing at it, and ``NOETL_HTTP_REWRITE`` sending the public URLs
+  to ``Api``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from noetl.credentials import put_credential
+from noetl.dsl import load_playbook
+from noetl.engine.records import Event
+from noetl.local import LocalRunner
+from tests.conftest import _with_db
+from tests.helpers import assert_one_terminal
+from tests.tools.conftest import POSTS
+from tests.tools.pgutil import pg_fields
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
+COPIES = Path(__file__).resolve().parent / "fixtures"
+PUBLIC = ("https://httpbin.org", "https://jsonplaceholder.typicode.com",
+          "https://api.open-meteo.com")
+
+
+def forecast(query: dict[str, str]) -> dict[str, Any]:
+    """An open-meteo-like answer derived from the query (so each city differs)."""
+    lat, lon = float(query["latitude"]), float(query["longitude"])
+    hours = [f"2026-12-01T{h:02d}:00" for h in range(24)]
+    return {"latitude": lat, "longitude": lon, "timezone": "GMT",
+            "hourly_units": {"time": "iso8601", "temperature_2m": "°C"},
+            "hourly": {"time": hours,
+                       "temperature_2m": [round(lat / 10 + h * 0.1, 1) for h in range(24)]}}
+
+
+class Api:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [r["path"] for r in self.requests]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+
+def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def _send(self, code: int, body: Any) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _handle(self) -> None:
+            parts = urlsplit(self.path)
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n) if n else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            seen = {"method": self.command, "path": parts.path, "query": query, "body": body,
+                    "headers": {k.lower(): v for k, v in self.headers.items()}}
+            with api.lock:
+                api.requests.append(seen)
+            seg = parts.path.strip("/").split("/")
+            if seg[0] in ("get", "post"):  # httpbin echo
+                want = "GET" if seg[0] == "get" else "POST"
+                if self.command != want:
+                    self._send(405, {"error": "method not allowed"})
+                else:
+                    self._send(200, {"args": query, "json": body, "url": api.url + self.path,
+                                     "headers": dict(self.headers.items())})
+            elif seg[0] == "status":
+                self._send(int(seg[1]), {"status": int(seg[1])})
+            elif seg[0] == "posts":
+                self._send(200, POSTS)
+            elif seg[:2] == ["v1", "forecast"]:
+                self._send(200, forecast(query))
+            else:
+                self._send(404, {"error": "no route"})
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    return H
+
+
+@contextmanager
+def serve_api() -> Iterator[Api]:
+    api = Api()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    server.daemon_threads = True
+    api.url = f"http://127.0.0.1:{server.server_address[1]}"
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True)
+    t.start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(5)
+
+
+def rewrite_spec(api: Api) -> str:
+    return ",".join(f"{p}={api.url}" for p in PUBLIC)
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    import psycopg
+
+    db = f"noetl_c_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        yield _with_db(admin_url, db)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+class Compat:
+    def __init__(self, runner: LocalRunner, target: str, api: Api):
+        self.runner, self.target, self.api = runner, target, api
+
+    def start(self, rel: str, args: dict[str, Any] | None = None) -> int:
+        """Start a corpus fixture (``rel`` under tests/fixtures/noetl) or a copy (``copy:NAME``)."""
+        path = COPIES / rel[5:] if rel.startswith("copy:") else CORPUS / rel
+        return self.runner.engine.start(load_playbook(path), args=args).execution_id
+
+    def finish(self, eid: int, timeout: float = 60) -> tuple[dict[str, Any], list[Event]]:
+        desc = self.runner.wait(eid, timeout)
+        with self.runner.store.read() as tx:
+            events = tx.get_events(eid, 0, 100000)
+        assert_one_terminal(events)
+        return desc, events
+
+    def run(self, rel: str, args: dict[str, Any] | None = None
+            ) -> tuple[dict[str, Any], list[Event]]:
+        return self.finish(self.start(rel, args))
+
+    def register(self, rel: str) -> None:
+        path = COPIES / rel[5:] if rel.startswith("copy:") else CORPUS / rel
+        self.runner.engine.register(path.read_text(), str(path))
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.target) as conn:
+            return list(conn.execute(sql.encode(), params).fetchall())
+
+
+@pytest.fixture(scope="module")
+def compat(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compat]:
+    home = tmp_path_factory.mktemp("compat")
+    with serve_api() as api, fresh_database(pg_admin_url) as target, \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NOETL_HOME", str(home))
+        mp.delenv("NOETL_STORE_URL", raising=False)
+        mp.setenv("NOETL_HTTP_REWRITE", rewrite_spec(api))
+        with LocalRunner(f"sqlite:///{home / 'noetl.db'}", concurrency=8) as runner:
+            for name in ("pg_local", "pg_k8s"):
+                put_credential(runner.store, name, "postgres", pg_fields(target))
+            yield Compat(runner, target, api)
+
+
+def events_of(events: list[Event], node: str, kind: str) -> list[Event]:
+    return [e for e in events if e.node_name == node and e.event_type == kind]
+
+
+def wait_until(pred: Any, timeout: float = 10, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
