@@ -28,7 +28,7 @@ class Reps:
 
     seq40: int = 20
     seq7: int = 20
-    scale: tuple[tuple[int, int], ...] = ((10, 10), (100, 5), (1000, 3))
+    scale: tuple[tuple[int, int], ...] = ((10, 30), (100, 10), (1000, 3))
     loop: tuple[tuple[int, int], ...] = ((100, 5), (1000, 3), (10000, 1))
 
 
@@ -36,7 +36,7 @@ FULL = Reps()
 QUICK = Reps(seq40=5, seq7=5, scale=((10, 3), (100, 2), (1000, 1)),
              loop=((100, 2), (1000, 1)))
 # PostgreSQL is slower per statement: fewer repetitions of the big sizes keep `make bench` short
-FULL_PG = Reps(seq40=10, seq7=10, scale=((10, 5), (100, 3), (1000, 2)),
+FULL_PG = Reps(seq40=10, seq7=10, scale=((10, 15), (100, 5), (1000, 2)),
                loop=((100, 3), (1000, 2), (10000, 1)))
 
 
@@ -112,16 +112,22 @@ class Bench:
         return [row, engine]
 
     def scale(self, sizes: tuple[tuple[int, int], ...]) -> list[Row]:
+        """Runs of the sizes are interleaved (10, 100, 1000, 10, 100, 10, ...) so that load
+        from elsewhere on the machine falls on all sizes alike and the ratio stays fair."""
         rows: dict[int, Row] = {}
-        for n, reps in sizes:
-            text = playbooks.sequential(n, f"seq{n}")
+        texts = {n: playbooks.sequential(n, f"seq{n}") for n, _ in sizes}
+        for n, _ in sizes:
+            rows[n] = Row("scale", self.label, f"per-step, {n} steps", "ms")
             if n <= 100:
-                self.run(text)
-            row = Row("scale", self.label, f"per-step, {n} steps", "ms")
-            for _ in range(reps):
-                eid, _ = self.run(text)
-                row.values.append(self.exec_span(eid) / n * 1000)
-            rows[n] = row
+                self.run(texts[n])
+        left = dict(sizes)
+        while any(left.values()):
+            for n in texts:
+                if left[n]:
+                    left[n] -= 1
+                    eid, _ = self.run(texts[n])
+                    rows[n].values.append(self.exec_span(eid) / n * 1000)
+        for n, row in rows.items():
             self.log(f"  scale {n} [{self.label}] median {row.median:.3f} ms/step")
         out = list(rows.values())
         if 1000 in rows and 10 in rows:
