@@ -23,10 +23,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from noetl.credentials import put_credential
+from noetl.credentials import put_credential, store_credentials
 from noetl.dsl import load_playbook
 from noetl.engine.records import Event
 from noetl.local import LocalRunner
+from noetl.store import open_store
+from noetl.tools.base import Services
 from tests.conftest import _with_db
 from tests.helpers import assert_one_terminal
 from tests.tools.conftest import POSTS
@@ -173,6 +175,12 @@ class Compat:
         path = COPIES / rel[5:] if rel.startswith("copy:") else CORPUS / rel
         self.runner.engine.register(path.read_text(), str(path))
 
+    def execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.target, autocommit=True) as conn:
+            conn.execute(sql.encode())
+
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         import psycopg
 
@@ -188,10 +196,15 @@ def compat(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         mp.setenv("NOETL_HOME", str(home))
         mp.delenv("NOETL_STORE_URL", raising=False)
         mp.setenv("NOETL_HTTP_REWRITE", rewrite_spec(api))
-        with LocalRunner(f"sqlite:///{home / 'noetl.db'}", concurrency=8) as runner:
-            for name in ("pg_local", "pg_k8s"):
-                put_credential(runner.store, name, "postgres", pg_fields(target))
-            yield Compat(runner, target, api)
+        store = open_store(f"sqlite:///{home / 'noetl.db'}")
+        services = Services(credentials=store_credentials(store), data_dir=str(home / "data"))
+        try:
+            with LocalRunner(store, concurrency=8, services=services) as runner:
+                for name in ("pg_local", "pg_k8s"):
+                    put_credential(store, name, "postgres", pg_fields(target))
+                yield Compat(runner, target, api)
+        finally:
+            store.close()
 
 
 def events_of(events: list[Event], node: str, kind: str) -> list[Event]:
