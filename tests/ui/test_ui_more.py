@@ -269,3 +269,24 @@ def test_graph_layout_has_no_overlaps_and_flows_down(page: Any, server: Server) 
                      "startTop": True}
     assert big == {"overlaps": 0, "inside": True, "downward": True, "back": [], "startTop": True}
     assert timing["ms"] < 500, timing
+
+
+def test_catalog_versions_show_their_own_yaml_and_run_that_version(page: Any, server: Server) -> None:
+    v1 = CHILD.replace("ui_child", "ui_versions").replace("tests/ui/child", "tests/ui/versions")
+    v2 = v1.replace("workload: {x: 1}", "workload: {x: 5}")
+    first = server.register(v1)["version"]
+    second = server.register(v2)["version"]
+    assert second == first + 1
+    page.goto(f"{server.url}/#/catalog?path=tests/ui/versions")
+    page.wait_for_selector("[data-testid=yaml]")
+    assert "workload: {x: 5}" in page.inner_text("[data-testid=yaml]")  # the latest by default
+    page.select_option("[data-testid=version-select]", str(first))
+    wait_until(lambda: "workload: {x: 1}" in page.inner_text("[data-testid=yaml]"), 5, "v1 YAML")
+    assert f"version={first}" in page.url
+    assert page.input_value("[data-testid=run-args]") == '{\n  "x": 1\n}'  # v1's workload
+    page.click("[data-testid=run-button]")
+    page.wait_for_url("**/#/executions/*")
+    wait_status(page, "COMPLETED")
+    eid = page.url.rsplit("/", 1)[-1]
+    desc = server.execution(eid)
+    assert desc["version"] == str(first) and desc["result"] == {"doubled": 2}
