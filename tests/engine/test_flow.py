@@ -204,3 +204,23 @@ def test_whole_args_template_and_native_values(sqlite_url: str) -> None:
     """, sqlite_url)
     assert desc["status"] == "COMPLETED", desc["error"]
     assert desc["result"] == {"a": 1, "b": [1, 2], "types": ["int", "list"]}
+
+
+def test_rendered_input_is_kept_on_the_step(sqlite_url: str) -> None:
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: inputs}
+        workload: {n: 4}
+        workflow:
+          - step: start
+            next: [{step: sq, args: {extra: "{{ workload.n + 1 }}"}}]
+          - step: sq
+            type: python
+            args: {n: "{{ workload.n }}"}
+            code: |
+              def main(n, extra):
+                  return n * extra
+    """, sqlite_url)
+    assert desc["steps"]["sq"]["input"] == {"n": 4, "extra": 5}
+    assert desc["result"] == 20

@@ -231,6 +231,10 @@ def test_cancel_cascades_to_children(sqlite_url: str) -> None:
         d = runner.engine.describe(eid)
         assert d["status"] == "CANCELLED"
         assert d["children"] and all(c["status"] == "CANCELLED" for c in d["children"])
+        assert d["steps"]["one"]["status"] == "CANCELLED"  # was waiting on its child
+        child = runner.engine.describe(int(d["children"][0]["execution_id"]))
+        assert child["steps"]["double"]["status"] == "CANCELLED"  # was running
+        assert all(s["status"] != "RUNNING" for s in child["steps"].values())
         with runner.store.read() as tx:
             assert_one_terminal(tx.get_events(eid, 0, 1000))
             assert tx.queue_size("queued") == 0

@@ -161,7 +161,7 @@ class Engine:
             works.append(build_work(tx, ex, plan, job))
             with tx.batch():
                 tx.add_events(s.events)
-                if job.kind == "step":
+                if job.kind != "save":  # a loop is RUNNING once its first item is
                     tx.mark_step_running(job.execution_id, job.step)
         return works
 

@@ -299,6 +299,8 @@ class Session:
 
             item_done(self, ps, job)
             return
+        if outcome.get("input") is not None:
+            self.row(ps.name).input = outcome["input"]
         self.step_done(ps, job.run, data, outcome.get("envelope", data), job.attempts)
 
     def step_done(self, ps: PlanStep, run: int, data: Any, envelope: Any, attempts: int) -> None:
@@ -354,6 +356,8 @@ class Session:
         job.status = JobStatus.DEAD
         job.lease_until = None
         self.update_job(job)
+        if job.kind == "step" and outcome.get("input") is not None:
+            self.row(ps.name).input = outcome["input"]
         info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
         if job.index is not None:
             info["index"] = job.index
@@ -472,6 +476,18 @@ class Session:
         self._notify_parent()
 
     def _stop_work(self) -> None:
+        active = self.ex.state.get("active") or {}
+        if active:  # steps with work in flight end CANCELLED, not RUNNING forever
+            self.prefetch(set(active))
+            t = now()
+            for name in list(active):
+                r = self.rows[name]
+                if r.status not in (Status.COMPLETED, Status.FAILED):
+                    r.status = Status.CANCELLED
+                    r.ended_at = t
+                r.active = 0
+                self.touch(r)
+            active.clear()
         for job in self.tx.cancel_jobs(self.eid):
             self.job_updates.pop(job.queue_id, None)
         for j in self.jobs:

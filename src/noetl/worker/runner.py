@@ -104,9 +104,11 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
     t0 = time.perf_counter()
     services.extra = {}
     envelope: dict[str, Any] | None = None
+    rendered_input: dict[str, Any] | None = None
     try:
         ctx = render_context(work)
         args = render_args(work, ctx)
+        rendered_input = args
         ctx["args"] = args
         ctx["input"] = args
         if "preset" in work:
@@ -146,10 +148,25 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
         if meta:
             envelope["meta"] = meta
         return {"status": "ok", "data": data, "envelope": envelope, "meta": meta or None,
-                "duration": time.perf_counter() - t0}
+                "duration": time.perf_counter() - t0, "input": _small(rendered_input)}
     except Exception as exc:
         meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
-        return _outcome_error(_error(exc), envelope, meta, t0)
+        out = _outcome_error(_error(exc), envelope, meta, t0)
+        out["input"] = _small(rendered_input)
+        return out
+
+
+INPUT_LIMIT = 65536
+
+
+def _small(args: dict[str, Any] | None) -> Any:
+    """The rendered input, kept on the step row for people to inspect (large ones cut)."""
+    if not args:
+        return None
+    from noetl.templates import dumps
+
+    text = dumps(args)
+    return args if len(text) <= INPUT_LIMIT else {"truncated": text[:INPUT_LIMIT]}
 
 
 def _outcome_error(err: dict[str, Any], envelope: Any, meta: dict[str, Any],
