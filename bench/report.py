@@ -31,6 +31,24 @@ def _memory() -> str:
     return "?"
 
 
+def code_version() -> str:
+    """The commit measured, and whether the engine sources differ from it (shared checkout)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True,
+                             capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=repo, text=True,
+                               capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    if not sha:
+        return "?"
+    return sha + (f" + uncommitted changes in {len(dirty.splitlines())} file(s) under src/"
+                  if dirty else "")
+
+
 def machine() -> dict[str, str]:
     v = versions()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
@@ -38,7 +56,8 @@ def machine() -> dict[str, str]:
             "OS": f"{platform.system()} {platform.release()}",
             "Python": sys.version.split()[0], "SQLite": v["sqlite"],
             "PostgreSQL": v["postgresql"],
-            "load average at start": " / ".join(f"{x:.2f}" for x in load)}
+            "load average at start": " / ".join(f"{x:.2f}" for x in load),
+            "code": code_version()}
 
 
 def print_table(rows: list[Row]) -> None:
