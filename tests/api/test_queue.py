@@ -175,6 +175,8 @@ def test_lease_expiry_reruns_on_another_worker(qapi: Running) -> None:
         assert rerun["job_id"] == job["job_id"] and rerun["attempt"] == 2
         with pytest.raises(LeaseLost):
             _b.report(int(job["job_id"]), "w1", {**run_work(job), "report_id": "a"})
+        with pytest.raises(LeaseLost, match="unknown to the server"):
+            _b.report(987654321, "w1", {**run_work(job), "report_id": "c"})
         assert _b.report(int(rerun["job_id"]), "w2",
                          {**run_work(rerun), "report_id": "b"}) == "ok"
         evs = c.get(f"/api/executions/{eid}/events").json()["items"]

@@ -47,8 +47,8 @@ class Cluster:
         self.procs[name] = p
         return p
 
-    def server(self, name: str, token: str | None = None) -> str:
-        port = free_port()
+    def server(self, name: str, token: str | None = None, port: int | None = None) -> str:
+        port = port or free_port()
         env = base_env(self.home)
         if token:
             env["NOETL_API_TOKEN"] = token
@@ -71,9 +71,10 @@ class Cluster:
         return url
 
     def worker(self, name: str, server: str, concurrency: int = 4, token: str | None = None,
-               log_level: str = "warning") -> subprocess.Popen[bytes]:
+               log_level: str = "warning", lease: str = LEASE_SECONDS
+               ) -> subprocess.Popen[bytes]:
         env = base_env(self.home)
-        env["NOETL_LEASE_SECONDS"] = LEASE_SECONDS
+        env["NOETL_LEASE_SECONDS"] = lease
         if token:
             env["NOETL_API_TOKEN"] = token
         return self._spawn(name, ["worker", "start", "--server", self.urls[server],

@@ -176,6 +176,7 @@ def test_two_servers_with_token(cluster: Cluster) -> None:
     assert httpx.get(url_b + "/health", timeout=10).json() == {"status": "ok"}
     # a worker without the token is refused at start, with a message
     assert cluster.worker("w-x", "b").wait(30) == 1
+    cluster.procs.pop("w-x")
     assert "refused this worker" in cluster.log("w-x") and "401" in cluster.log("w-x")
     with Client(url_b, token=TOKEN) as cl_b, Client(cluster.urls["a"]) as cl_a:
         assert len(cl_b.catalog_list()) == before
@@ -215,3 +216,35 @@ def test_sigterm_lets_the_running_job_finish(cluster: Cluster) -> None:
     assert desc["status"] == "COMPLETED" and desc["steps"]["start"]["attempts"] == 1
     assert [e["worker_id"] for e in evs if e["event_type"] == "action_started"] == ["w-c"]
     assert not any(e["event_type"] == "action_retry" for e in evs)
+
+
+def test_server_killed_mid_step_loses_nothing(cluster: Cluster) -> None:
+    """The server a worker reports to dies while the job runs and comes back on the same
+    address: the worker keeps retrying its report (same report_id) and it is recorded once."""
+    from tests.distributed.conftest import free_port
+
+    port = free_port()
+    url = cluster.server("c", port=port)
+    cluster.worker("w-d", "c", concurrency=1, lease="6", log_level="info")
+    cluster.wait_log("w-d", "threads leasing from")
+    for w in [n for n in cluster.procs if n.startswith("w-") and n != "w-d"]:
+        assert cluster.kill(w, signal.SIGTERM) == 0  # only w-d may take the job
+    with Client(url) as cl:
+        cl.register(SLOW)
+        eid = cl.run("tests/dist/slow")["execution_id"]
+        deadline = time.monotonic() + 20
+        while not any(e["event_type"] == "action_started" for e in cl.events(eid)):
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.05)
+    cluster.kill("c", signal.SIGKILL)
+    cluster.wait_log("w-d", "report failed")  # the step ended while the server was down
+    cluster.server("c", port=port)
+    with Client(url) as cl:
+        desc = cl.wait(eid, 30)
+        evs = cl.events(eid)
+    assert desc["status"] == "COMPLETED" and desc["steps"]["start"]["attempts"] == 1
+    types = [e["event_type"] for e in evs]
+    assert types.count("action_completed") == 1 and "action_retry" not in types
+    check_events(evs)
+    assert "retrying" in cluster.log("w-d")
+    assert cluster.kill("w-d", signal.SIGTERM) == 0

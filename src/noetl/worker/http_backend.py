@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from noetl.client import Client
-from noetl.errors import Conflict, LeaseLost
+from noetl.client import ApiError, Client
+from noetl.errors import Conflict, LeaseLost, NotFound
 from noetl.tools.base import Services
 
 
@@ -45,6 +45,12 @@ class HttpBackend:
                                       {**outcome, "worker_id": worker_id})
         except Conflict as exc:
             raise LeaseLost(str(exc)) from exc
+        except NotFound as exc:  # the job is gone: retrying cannot record it
+            raise LeaseLost(f"job {job_id} is unknown to the server: {exc}") from exc
+        except ApiError as exc:
+            if exc.status_code in (400, 413, 422):  # refused as such: retrying cannot help
+                raise LeaseLost(f"the server refused the report of job {job_id}: {exc}") from exc
+            raise  # unreachable or 5xx: the pool retries with the same report_id
         return str(out.get("status"))
 
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
