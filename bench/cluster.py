@@ -53,7 +53,7 @@ def commands_problem() -> str | None:
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"`noetl {group} start` could not run ({exc})"
         if proc.returncode != 0:
-            return f"`noetl {group} start` not available yet"
+            return f"`noetl {group} start` does not exist"
     return None
 
 
