@@ -27,7 +27,7 @@ def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | N
         job = Job(queue_id=0, execution_id=session.eid, step=ps.name, run=0, kind="item",
                   index=index, payload=item_ctx)
         extra.update(item_context(ps, job, loop))
-    ctx = session.ctx(ps.refs, extra)
+    ctx = session.ctx(ps.item_refs if index is not None else ps.refs, extra)
     where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
     cfg = render({k: v for k, v in action.items() if k not in ("next", "save", "retry")}, ctx,
                  where)

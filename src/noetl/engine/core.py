@@ -23,7 +23,7 @@ from noetl.plan import compile_plan
 from noetl.store.base import Store, Tx
 
 T = TypeVar("T")
-DEFAULT_LEASE_SECONDS = float(os.environ.get("NOETL_LEASE_SECONDS", "10"))
+DEFAULT_LEASE_SECONDS = float(os.environ.get("NOETL_LEASE_SECONDS", "5"))
 MAX_LEASE_EXPIRIES = int(os.environ.get("NOETL_MAX_LEASE_EXPIRIES", "3"))
 
 
@@ -45,10 +45,10 @@ class Engine:
                     raise
         raise AssertionError("unreachable")
 
-    def _after(self, sessions: list[Session]) -> None:
+    def _after(self, sessions: list[Session], skip_wake: bool = False) -> None:
         """After a commit: wake idle workers if jobs became ready; tell listeners which
         executions just ended."""
-        if any(s.wake for s in sessions):
+        if not skip_wake and any(s.wake for s in sessions):
             self.store.notify_work()
         if not self.listeners:
             return
@@ -188,7 +188,9 @@ class Engine:
             return status
 
         res = self._tx(go)
-        self._after(holder)
+        # the reporter took what it made ready: don't wake idle workers to find nothing
+        ready = sum(s.ready for s in holder)
+        self._after(holder, skip_wake=bool(works) and ready <= len(works))
         return res, works
 
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],

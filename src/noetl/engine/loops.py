@@ -132,6 +132,7 @@ def item_done(session: Session, ps: PlanStep, job: Job) -> None:
     if loop["done"] < loop["total"]:
         for nxt in session.tx.release_waiting(session.eid, ps.name, job.run, 1):
             session.wake = True
+            session.ready += 1
             if nxt.payload.get("child"):
                 from noetl.engine.children import start_child_for_job
 

@@ -56,6 +56,7 @@ class Session:
         self.jobs: list[Job] = []
         self.job_updates: dict[int, Job] = {}
         self.wake = False  # new ready jobs: wake workers after commit
+        self.ready = 0  # how many jobs this session made ready
         self.after: list[Session] = []  # other executions touched (parents, children)
         self.flushed: list[Session] = []  # the same, once flushed (for after-commit hooks)
         st = ex.state
@@ -132,9 +133,10 @@ class Session:
             s.flush()
         self.flushed.extend(self.after)
         self.after = []
-        if any(j.status == JobStatus.QUEUED for j in self.jobs) or \
-                any(j.status == JobStatus.QUEUED for j in self.job_updates.values()) or \
-                any(s.wake for s in self.flushed):
+        self.ready += sum(1 for j in self.jobs if j.status == JobStatus.QUEUED) + \
+            sum(1 for j in self.job_updates.values() if j.status == JobStatus.QUEUED) + \
+            sum(s.ready for s in self.flushed)
+        if self.ready:
             self.wake = True
         with self.tx.batch():
             self.tx.save_steps(self.rows[n] for n in self.dirty)

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job) -> dict[str, Any]:
     ps = plan.step(job.step)
-    results = tx.step_results(ex.execution_id, ps.refs) if ps.refs else {}
+    refs = ps.item_refs if job.kind == "item" else ps.refs
+    results = tx.step_results(ex.execution_id, refs) if refs else {}
     extra: dict[str, Any] = {}
     save = ps.save
     timeout = ps.timeout

@@ -40,6 +40,7 @@ class PlanStep:
     handles_error: bool = False  # has an edge whose `when` mentions `error`
     task: dict[str, Any] | None = None  # iterators: the nested task (workbook-expanded)
     item_retry: RetryPolicy | None = None
+    item_refs: frozenset[str] = frozenset()  # iterators: step results the task reads
 
     @property
     def actionable(self) -> bool:
@@ -132,8 +133,12 @@ def compile_plan(pb: Playbook) -> Plan:
         if retry is not None:
             refs_src += [retry.retry_when or "", retry.stop_when or ""]
         task = item_retry = None
+        item_refs: frozenset[str] = frozenset()
         if ttype == "iterator" and isinstance(action.get("task"), dict):
             task, item_retry = _expand_task(pb, action["task"])
+            # an item reads what its task references, not the collection's source
+            item_refs = names_in({k: v for k, v in task.items()
+                                  if k not in ("code", "code_b64")}) & names
             refs_src[0] = {**{k: v for k, v in action.items() if k != "task"},
                            "task": {k: v for k, v in task.items() if k not in ("code", "code_b64")}}
         if ttype == "python":
@@ -146,7 +151,7 @@ def compile_plan(pb: Playbook) -> Plan:
             refs=names_in(refs_src) & names, edge_refs=names_in(edge_src) & names,
             is_join=is_join, ancestors=_ancestors(name, parents) if is_join else frozenset(),
             handles_error=any(e.when and "error" in names_in(e.when) for e in s.next),
-            task=task, item_retry=item_retry,
+            task=task, item_retry=item_retry, item_refs=item_refs,
         )
     raw_json = json.dumps(pb.raw, sort_keys=True, default=str)
     return Plan(path=pb.path, name=pb.name, version=pb.version, workload=pb.workload,
