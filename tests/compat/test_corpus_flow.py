@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from noetl.dsl import parse_playbook
 from tests.compat.conftest import Compat, events_of
 
 pytestmark = pytest.mark.postgres
@@ -110,7 +111,8 @@ def test_playbook_composition(compat: Compat) -> None:
     assert len({e.result["meta"]["child_execution_id"] for e in children}) == 4
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a `save` on a `type: playbook` task never "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="engine bug: a `save` on a `type: playbook` task never "
                    "runs (src/noetl/engine/children.py _apply_child_outcome); see "
                    "docs/compatibility.md")
 def test_playbook_composition_saves_scored_users(compat: Compat) -> None:
@@ -126,6 +128,44 @@ def test_playbook_composition_saves_scored_users(compat: Compat) -> None:
     for name, score, category, key in rows:
         assert score == pytest.approx(EXPECTED_SCORES[name], abs=0.05), name
         assert category == "Junior" and key == f"{eid}:{name}"
+
+
+REPRO_CHILD = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: child, path: tests/compat/repro_child}
+workflow:
+  - step: start
+    type: python
+    code: |
+      def main():
+          return {"score": 7}
+"""
+REPRO_PARENT = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: parent, path: tests/compat/repro_parent}
+workflow:
+  - step: start
+    type: playbook
+    path: tests/compat/repro_child
+    return_step: start
+    save: {storage: event_log, args: {score: "{{ this.score }}"}}
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=KeyError,  # meta has no "save"
+                   reason="engine bug: a `save` on a `type: playbook` step never "
+                   "runs (src/noetl/engine/children.py _apply_child_outcome)")
+def test_save_on_playbook_step_runs(compat: Compat) -> None:
+    """The minimal reproduction of the bug behind the composition fixture's missing rows."""
+    compat.runner.engine.register(REPRO_CHILD)
+    desc = compat.runner.run(parse_playbook(REPRO_PARENT, "<repro>"), timeout=30)
+    desc, events = compat.finish(int(desc["execution_id"]))
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["steps"]["start"]["result"] == {"score": 7}  # the child's result arrives
+    done = events_of(events, "start", "action_completed")[0]
+    assert done.result["meta"]["save"]["data"] == {"score": 7}  # ... but its save never ran
 
 
 def test_user_profile_scorer_unchanged_fails_on_tojson(compat: Compat) -> None:
