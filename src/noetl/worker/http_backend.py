@@ -20,7 +20,9 @@ class HttpBackend:
                  lease_seconds: float | None = None, wait_seconds: float = 5.0,
                  max_connections: int = 32):
         self.client = Client(server_url, token, max_connections=max_connections)
-        self.lease_seconds = lease_seconds or float(os.environ.get("NOETL_LEASE_SECONDS", "10"))
+        from noetl.engine.core import DEFAULT_LEASE_SECONDS  # NOETL_LEASE_SECONDS
+
+        self.lease_seconds = lease_seconds or DEFAULT_LEASE_SECONDS
         self.wait_seconds = wait_seconds
 
     def close(self) -> None:
