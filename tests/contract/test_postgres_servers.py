@@ -351,3 +351,43 @@ def test_notify_in_tx_is_sent_on_commit_only_and_once(
     assert b.work_version() == seen + 2  # the committed one and the marker, nothing else
     with b.read() as tx:
         assert tx.get_credential("c") is not None
+
+
+def test_cancel_while_workers_report_never_deadlocks(fresh_pg_url: str) -> None:
+    """Cancelling a busy execution (workers reporting loop items all the while) must not
+    deadlock: cancel locks the execution then its jobs, so a report must lock in that order
+    too. A deadlock costs ``deadlock_timeout`` (1 s) and a cancel retried into the next report
+    again and again until it gave up."""
+    from noetl.dsl import parse_playbook
+    from tests.engine.test_loops_children import LOOP
+
+    store = PostgresStore(fresh_pg_url)
+    seen: list[str] = []
+    plain_retryable = PostgresStore.retryable
+
+    def counting(exc: BaseException) -> bool:
+        seen.append(type(exc).__name__)
+        return plain_retryable(exc)
+
+    store.retryable = counting  # type: ignore[method-assign]
+    engine = Engine(store)
+    pool = WorkerPool(LocalBackend(engine), 6).start()
+    pb = parse_playbook(LOOP.replace("MODE", "async").replace("n: 1000", "n: 300"))
+    try:
+        for _ in range(10):
+            ex = engine.start(pb)
+
+            def busy() -> bool:
+                with store.read() as tx:
+                    return tx.queue_size("leased") >= 3
+            _wait(busy, 20, "items to run")
+            engine.cancel(ex.execution_id)
+            assert engine.describe(ex.execution_id)["status"] == "CANCELLED"
+            with store.read() as tx:
+                events = tx.get_events(ex.execution_id, 0, 100000)
+            assert [e.event_type for e in events if e.event_type in TERMINAL] == [
+                "execution_cancelled"]
+    finally:
+        pool.stop()
+        store.close()
+    assert "DeadlockDetected" not in seen, seen

@@ -128,6 +128,21 @@ class PgTx(SqlTx):
                          {**p, "ids": list(prev)})
         return _leased(rows, prev)
 
+    def get_job(self, queue_id: int, lock: bool = False) -> Job | None:
+        """With ``lock``, lock the job's execution row first, then the job row.
+
+        Cancelling locks the execution, then every unfinished job of it; reporting locked the
+        job, then its execution. Two such transactions deadlocked (PostgreSQL aborts one after
+        ``deadlock_timeout``, 1 s), and a cancel retried into the next report until it gave up.
+        Taking the execution first makes the order the same everywhere."""
+        if not lock:
+            return super().get_job(queue_id)
+        r = self._one("SELECT execution_id FROM queue WHERE queue_id = :id", {"id": queue_id})
+        if r is None:
+            return None
+        self._x("SELECT 1 FROM execution WHERE execution_id = :e FOR UPDATE", {"e": r[0]})
+        return super().get_job(queue_id, lock=True)
+
     def add_events(self, events: list[Event]) -> None:
         if events:
             self._lock_events({e.execution_id for e in events})
