@@ -126,7 +126,7 @@ def test_complete_is_idempotent_and_guards_the_lease(qapi: Running) -> None:
         wrong = c.post(f"/api/queue/{jid}/complete", json={**body, "worker_id": "w2"})
         assert wrong.status_code == 409 and wrong.json()["error"] == "lease_lost"
         ok = c.post(f"/api/queue/{jid}/complete", json={**body, "worker_id": "w1"})
-        assert ok.json() == {"status": "ok", "id": jid}
+        assert ok.json() == {"status": "ok", "id": jid, "jobs": []}
         dup = c.post(f"/api/queue/{jid}/complete", json={**body, "worker_id": "w1"})
         assert dup.json()["status"] == "duplicate"
         late = c.post(f"/api/queue/{jid}/complete",
@@ -140,6 +140,35 @@ def test_complete_is_idempotent_and_guards_the_lease(qapi: Running) -> None:
         assert metric(c, 'noetl_executions{status="COMPLETED"}') == 1
         assert c.get("/api/queue", params={"execution_id": eid}).json()["items"][0][
             "status"] == "done"
+
+
+def test_complete_can_lease_the_next_job_in_the_same_call(qapi: Running) -> None:
+    two = Q.replace("tests/q", "tests/q2") + """    next: [{step: second}]
+  - step: second
+    type: python
+    args: {d: "{{ start.double }}"}
+    code: |
+      def main(d):
+          return {"plus": d + 1}
+"""
+    with qapi.client() as c, HttpBackend(qapi.url, wait_seconds=1) as b:
+        assert c.post("/api/catalog/register", json={"content": two}).status_code == 200
+        eid = c.post("/api/run/playbook", json={"path": "tests/q2"}).json()["execution_id"]
+        (job,) = b.lease("w1")
+        res, nxt = b.report_and_lease(int(job["job_id"]), "w1",
+                                      {**run_work(job), "report_id": "1"}, 1)
+        assert res == "ok" and [w["step"] for w in nxt] == ["second"]
+        assert nxt[0]["ctx"]["results"] == {"start": {"double": 42}}
+        res, more = b.report_and_lease(int(nxt[0]["job_id"]), "w1",
+                                       {**run_work(nxt[0]), "report_id": "2"}, 1)
+        assert res == "ok" and more == []
+        desc = c.get(f"/api/executions/{eid}").json()
+        assert desc["status"] == "COMPLETED" and desc["result"] == {"plus": 43}
+        started = [e for e in c.get(f"/api/executions/{eid}/events").json()["items"]
+                   if e["event_type"] == "action_started"]
+        assert [(e["node_name"], e["worker_id"]) for e in started] == \
+            [("start", "w1"), ("second", "w1")]
+        assert metric(c, "noetl_leased_jobs_total") == 2
 
 
 def test_fail_retries_then_release_does_not_count_an_attempt(qapi: Running) -> None:

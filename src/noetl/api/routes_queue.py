@@ -84,7 +84,8 @@ def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
 
 def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> dict[str, Any]:
     jid = parse_id(job_id, "job")
-    outcome = body.model_dump(exclude={"worker_id"}, exclude_none=True)
+    outcome = body.model_dump(exclude={"worker_id", "lease_next", "lease_seconds"},
+                              exclude_none=True)
     if outcome.get("status", status) != status:
         raise ValueError(f"outcome status {outcome['status']!r} sent to the "
                          f"{'complete' if status == 'ok' else 'fail'} route")
@@ -94,16 +95,25 @@ def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> 
                             "type": "WorkerError"}
     if status == "error" and isinstance(outcome["error"], str):
         outcome["error"] = {"message": outcome["error"], "type": "WorkerError"}
-    res = engine(request).report(jid, body.worker_id, outcome)
-    state(request).metrics.observe_report(outcome, res)
-    return {"status": res, "id": str(jid)}
+    st = state(request)
+    if body.lease_next and body.worker_id:
+        res, works = st.engine.report_and_lease(jid, body.worker_id, outcome, body.lease_next,
+                                                body.lease_seconds)
+    else:
+        res, works = st.engine.report(jid, body.worker_id, outcome), []
+    st.metrics.observe_report(outcome, res)
+    if works:
+        st.metrics.leases.inc(len(works))
+        _count_reruns(request, works)
+    return {"status": res, "id": str(jid), "jobs": works}
 
 
 @router.post("/{job_id}/complete", summary="Report a job's success")
 def complete(job_id: str, body: ReportRequest, request: Request) -> dict[str, Any]:
     """Body: the outcome of `run_work` (`{status:"ok", data, envelope, meta, duration}`) plus
-    `worker_id` and `report_id`. → `{status:"ok"|"duplicate"|"cancelled", id}`; a repeated
-    `report_id` is acknowledged once (`duplicate`); 409 when the lease was lost."""
+    `worker_id` and `report_id`, and optionally `lease_next` (lease that many ready jobs for
+    the worker in the same transaction). → `{status:"ok"|"duplicate"|"cancelled", id, jobs}`;
+    a repeated `report_id` is acknowledged once (`duplicate`); 409 when the lease was lost."""
     return _report(job_id, body, request, "ok")
 
 

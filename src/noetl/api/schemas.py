@@ -122,6 +122,10 @@ class ReportRequest(_Body):
     envelope: Any = None
     meta: Any = None
     duration: float | None = None
+    lease_next: int = Field(0, ge=0, le=100, description="Also lease up to this many ready "
+                                                          "jobs for the worker, in the same "
+                                                          "transaction (one round trip per step).")
+    lease_seconds: float | None = Field(None, gt=0, le=86400)
 
 
 class HeartbeatRequest(_Body):

@@ -41,10 +41,17 @@ class HttpBackend:
         return list(out.get("jobs") or [])
 
     def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        return self.report_and_lease(job_id, worker_id, outcome, 0)[0]
+
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
+        """Report, and lease up to ``limit`` next jobs in the same request."""
         route = "complete" if outcome.get("status") == "ok" else "fail"
+        body = {**outcome, "worker_id": worker_id}
+        if limit:
+            body.update(lease_next=limit, lease_seconds=self.lease_seconds)
         try:
-            out = self.client.request("POST", f"/api/queue/{job_id}/{route}",
-                                      {**outcome, "worker_id": worker_id})
+            out = self.client.request("POST", f"/api/queue/{job_id}/{route}", body)
         except Conflict as exc:
             raise LeaseLost(str(exc)) from exc
         except NotFound as exc:  # the job is gone: retrying cannot record it
@@ -53,7 +60,7 @@ class HttpBackend:
             if exc.status_code in (400, 413, 422):  # refused as such: retrying cannot help
                 raise LeaseLost(f"the server refused the report of job {job_id}: {exc}") from exc
             raise  # unreachable or 5xx: the pool retries with the same report_id
-        return str(out.get("status"))
+        return str(out.get("status")), list(out.get("jobs") or [])
 
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
         try:
