@@ -1,7 +1,8 @@
 """Jinja2 templates, sandboxed.
 
 Rules (docs/semantics.md):
-- a value that is exactly one ``{{ expression }}`` renders to the native object;
+- a value that is exactly one ``{{ expression }}`` renders to the native object (also when it
+  ends in ``| tojson``: the value itself, not its JSON text, as NoETL's fixtures expect);
 - an undefined top-level name is an error naming the template and the name;
 - a missing attribute or key of an existing object is ``None``;
 - step results are seen through :class:`StepView`: ``s.data.x``, ``s.result.x`` and ``s.x`` agree;
@@ -29,6 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from noetl.errors import TemplateError
 
+_TOJSON_TAIL = re.compile(r"\|\s*tojson\s*(\(\s*\))?\s*$")
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
 
@@ -67,6 +69,18 @@ def view(value: Any) -> Any:
     return value
 
 
+class EnvelopeView(StepView):
+    """``this``: the result envelope ``{id, status, data, meta}``, where a name the envelope
+    lacks is looked up in the output (``data``): ``this.data.url`` and ``this.score`` both work,
+    as NoETL's fixtures use both."""
+
+
+def envelope_view(envelope: Any) -> Any:
+    if isinstance(envelope, dict) and "data" in envelope:
+        return EnvelopeView(envelope)
+    return view(envelope)
+
+
 class _ListView(list[Any]):
     """A list result; ``.data``/``.result`` return the list itself."""
 
@@ -80,6 +94,11 @@ class _Env(SandboxedEnvironment):
                 return obj
         if isinstance(obj, dict) and attribute in obj:
             return _wrap(obj[attribute])
+        if isinstance(obj, EnvelopeView):
+            inner = dict.get(obj, "data")
+            if isinstance(inner, dict) and attribute in inner:
+                return _wrap(inner[attribute])
+            return None
         try:
             value = super().getattr(obj, attribute)
         except UndefinedError:
@@ -132,7 +151,8 @@ def _compile(text: str) -> tuple[Any, bool, frozenset[str]]:
     """Return (callable, is_native_expression, top-level names)."""
     m = _SINGLE.match(text)
     if m and "{{" not in m.group("expr") and "{%" not in text:
-        expr = m.group("expr")
+        # a whole value `{{ x | tojson }}` is x itself: JSON is only how NoETL carried it
+        expr = _TOJSON_TAIL.sub("", m.group("expr")) or m.group("expr")
         ast = ENV.parse("{{" + expr + "}}")
         return ENV.compile_expression(expr, undefined_to_none=False), True, _names(ast)
     ast = ENV.parse(text)
@@ -240,7 +260,10 @@ def context(base: Mapping[str, Any], results: Mapping[str, Any],
         ctx[name] = view(res)
     if extra:
         for k, v in extra.items():
-            ctx[k] = view(v) if k in ("result", "this", "data") else v
+            if k == "this" and isinstance(v, EnvelopeView):
+                ctx[k] = v
+            else:
+                ctx[k] = view(v) if k in ("result", "this", "data") else v
     return ctx
 
 

@@ -85,14 +85,14 @@ def test_iterator_save(compat: Compat) -> None:
     assert [e.result["meta"]["save"] for e in items] == [
         {"storage": "postgres", "table": "public.iterator_save_test", "rows": 1,
          "mode": "upsert"}] * 3
-    # The task's `main(input_data)` has no args, so it receives the (empty) args dict and
-    # returns None fields: the fixture's own code (NoETL passed None and the item failed).
+    # The task's `main(input_data)` has no args: a loop task's input is then the item
+    # (NoETL passed None and every item failed).
     assert desc["steps"]["process_items"]["result"] == [
-        {"item_name": None, "item_value": None}] * 3
+        {"item_name": f"item{i}", "item_value": i * 100} for i in (1, 2, 3)]
 
 
 def test_playbook_composition(compat: Compat) -> None:
-    compat.register("copy:user_profile_scorer.yaml")
+    compat.register("playbook_composition/user_profile_scorer.yaml")
     desc, events = compat.run("playbook_composition/playbook_composition.yaml")
     assert desc["status"] == "COMPLETED", desc["error"]
     eid = str(desc["execution_id"])
@@ -111,13 +111,9 @@ def test_playbook_composition(compat: Compat) -> None:
     assert len({e.result["meta"]["child_execution_id"] for e in children}) == 4
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="engine bug: a `save` on a `type: playbook` task never "
-                   "runs (src/noetl/engine/children.py _apply_child_outcome); see "
-                   "docs/compatibility.md")
 def test_playbook_composition_saves_scored_users(compat: Compat) -> None:
     """Issue 4 acceptance: the 4 scored users are written to PostgreSQL by the per-item save."""
-    compat.register("copy:user_profile_scorer.yaml")
+    compat.register("playbook_composition/user_profile_scorer.yaml")
     desc, _ = compat.run("playbook_composition/playbook_composition.yaml")
     assert desc["status"] == "COMPLETED", desc["error"]
     eid = str(desc["execution_id"])
@@ -154,9 +150,6 @@ workflow:
 """
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,  # meta has no "save"
-                   reason="engine bug: a `save` on a `type: playbook` step never "
-                   "runs (src/noetl/engine/children.py _apply_child_outcome)")
 def test_save_on_playbook_step_runs(compat: Compat) -> None:
     """The minimal reproduction of the bug behind the composition fixture's missing rows."""
     compat.runner.engine.register(REPRO_CHILD)
@@ -168,14 +161,10 @@ def test_save_on_playbook_step_runs(compat: Compat) -> None:
     assert done.result["meta"]["save"]["data"] == {"score": 7}  # ... but its save never ran
 
 
-def test_user_profile_scorer_unchanged_fails_on_tojson(compat: Compat) -> None:
-    """The unchanged child relies on NoETL re-parsing a JSON string: here it gets the string,
-    and the failure says so (see docs/compatibility.md)."""
+def test_user_profile_scorer_unchanged(compat: Compat) -> None:
+    """The child passes ``"{{ workload.user_data | tojson }}"`` as a whole value and expects a
+    dict: a whole-value ``{{ x | tojson }}`` renders to x itself (docs/semantics.md)."""
     desc, _ = compat.run("playbook_composition/user_profile_scorer.yaml")
-    assert desc["status"] == "FAILED"
-    assert desc["error"]["step"] == "extract_user_data"
-    assert desc["error"]["message"] == "Expected user data dict, got <class 'str'>"
-    desc, _ = compat.run("copy:user_profile_scorer.yaml")
     assert desc["status"] == "COMPLETED", desc["error"]
     assert desc["result"]["user_name"] == "TestUser"
     assert desc["result"]["execution_id"] == "standalone_execution"

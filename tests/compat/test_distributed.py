@@ -118,7 +118,7 @@ def _run(dist: Dist, rel: str, args: dict[str, Any] | None = None) -> dict[str, 
 
 def test_corpus_fixtures_distributed(dist: Dist) -> None:
     cl = dist.client
-    cl.register((COPIES / "user_profile_scorer.yaml").read_text())  # the child first
+    cl.register((CORPUS / "playbook_composition/user_profile_scorer.yaml").read_text())  # child first
     starts = {name: _run(dist, rel) for name, rel in (
         ("hello", "hello_world/hello_world.yaml"),
         ("iterator", "iterator_save_test.yaml"),

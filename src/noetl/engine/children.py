@@ -116,13 +116,31 @@ def child_outcome(cs: Session) -> dict[str, Any]:
         "envelope": {"status": "error", "meta": {"child_execution_id": str(ex.execution_id)}}}
 
 
+def _save_of(parent: Session, job: Job) -> dict[str, Any] | None:
+    ps = parent.plan.step(job.step)
+    if job.kind == "item":
+        save = (ps.task or {}).get("save")
+        return save if isinstance(save, dict) else None
+    return ps.save
+
+
 def _apply_child_outcome(parent: Session, job: Job, cs: Session) -> None:
     outcome = child_outcome(cs)
     job.attempts = max(job.attempts, 1)
-    if cs.ex.status == Status.COMPLETED:
-        parent.job_succeeded(job, outcome)
-    else:
+    if cs.ex.status != Status.COMPLETED:
         parent.job_failed(job, outcome)
+        return
+    if _save_of(parent, job) is not None:
+        # the step's save runs on a worker like any other: queue the job with the child's
+        # result as its output; its report completes the step (or the loop item)
+        job.status = JobStatus.QUEUED
+        job.available_at = now()
+        job.attempts = 0
+        job.payload["preset"] = outcome["data"]
+        job.payload["preset_meta"] = outcome["envelope"].get("meta")
+        parent.update_job(job)
+        return
+    parent.job_succeeded(job, outcome)
 
 
 def notify_parent(cs: Session) -> None:

@@ -223,8 +223,13 @@ class Session:
         """Fire the edges of ``ps``; return those that fired."""
         if not ps.edges:
             return []
-        extra: dict[str, Any] = {"error": error, "this": envelope}
-        extra["result"] = result
+        # `result`: the step's output (for a failure: its error envelope); `this`: the envelope,
+        # where names it lacks come from the output
+        from noetl.templates import envelope_view
+
+        extra: dict[str, Any] = {"error": error, "result": result,
+                                 "this": envelope_view(envelope if envelope is not None
+                                                       else result)}
         ctx = self.ctx(ps.edge_refs, extra)
         where = f"step '{ps.name}'"
         if error is not None:  # failure routing: only edges whose `when` mentions `error`

@@ -47,7 +47,8 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job) -> dict[str, Any]
                 "results": results, "extra": extra},
         "path": ex.path,
     }
-    if job.kind == "save":
+    if "preset" in job.payload:  # a loop's save, or a sub-playbook step's save: no tool runs
         work["preset"] = job.payload.get("preset")
+        work["preset_meta"] = job.payload.get("preset_meta")
         work["action"] = {"type": "noop"}
     return work

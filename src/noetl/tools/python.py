@@ -5,7 +5,8 @@ With a step ``timeout`` the code runs in a child process that is killed when the
 
 Calling rules (docs/semantics.md): parameters are filled from ``args`` by name (then from the
 render context: loop variables, step results, ``workload``); a single parameter ``input_data``
-with no ``input_data`` arg receives the whole args dict; ``**kwargs`` receives every arg.
+with no ``input_data`` arg receives the whole args dict (in a loop task with no args: the
+item); ``**kwargs`` receives every arg.
 ``print`` output is captured per call.
 """
 
@@ -64,6 +65,9 @@ def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
     if not params:
         return main()
     if len(params) == 1 and params[0].name == "input_data" and "input_data" not in args:
+        loop = ctx.get("_loop")
+        if not args and isinstance(loop, dict) and "item" in loop:
+            return main(_unview(loop["item"]))  # a loop task with no args: its input is the item
         return main(args)
     kwargs: dict[str, Any] = {}
     positional: list[Any] = []

@@ -1,8 +1,10 @@
 """``save``: after the action succeeds, store (part of) its result.
 
 Flat (``storage: postgres``, ``table``, ``data``) and nested (``storage: {type: ...}``) forms.
-``result``/``this``/``data`` are bound to the step's output. A failed save raises, which fails
-the step: data meant to be saved and not saved is never reported as success.
+``result`` and ``data`` are the step's output; ``this`` is its envelope, where names the
+envelope lacks come from the output (``this.data.url`` and ``this.score`` both work).
+A failed save raises, which fails the step: data meant to be saved and not saved is never
+reported as success.
 """
 
 from __future__ import annotations
@@ -48,11 +50,10 @@ def run_save(save: dict[str, Any], envelope: dict[str, Any], ctx: dict[str, Any]
     kind, cfg = normalize_save(save)
     result = envelope.get("data")
     sctx = dict(ctx)
-    sctx.update({"result": result, "this": envelope, "data": result})
-    from noetl.templates import view
+    from noetl.templates import envelope_view, view
 
-    for k in ("result", "this", "data"):
-        sctx[k] = view(sctx[k])
+    # result/data: the step's output; this: its envelope, falling back to the output
+    sctx.update({"result": view(result), "data": view(result), "this": envelope_view(envelope)})
     where = f"step '{work['step']}' → save"
     raw_data = cfg.pop("data", cfg.pop("args", None))
     data = render(raw_data, sctx, where + " → data") if raw_data is not None else result

@@ -111,8 +111,10 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
         rendered_input = args
         ctx["args"] = args
         ctx["input"] = args
-        if "preset" in work:
-            envelope = normalize(work["preset"])
+        if "preset" in work:  # output made elsewhere (a child execution, a loop): save only
+            envelope = {"id": str(uuid.uuid4()), "status": "success", "data": work["preset"]}
+            if work.get("preset_meta"):
+                envelope["meta"] = dict(work["preset_meta"])
         else:
             action = render_action(work, ctx)
             ttype = str(action.get("type") or "noop")
