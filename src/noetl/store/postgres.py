@@ -137,10 +137,8 @@ class PgTx(SqlTx):
         Taking the execution first makes the order the same everywhere."""
         if not lock:
             return super().get_job(queue_id)
-        r = self._one("SELECT execution_id FROM queue WHERE queue_id = :id", {"id": queue_id})
-        if r is None:
-            return None
-        self._x("SELECT 1 FROM execution WHERE execution_id = :e FOR UPDATE", {"e": r[0]})
+        self._x("SELECT 1 FROM execution WHERE execution_id = (SELECT execution_id FROM queue "
+                "WHERE queue_id = :id) FOR UPDATE", {"id": queue_id})
         return super().get_job(queue_id, lock=True)
 
     def add_events(self, events: list[Event]) -> None:
