@@ -120,3 +120,43 @@ def test_outcome_of_a_job_running_when_cancelled_is_still_recorded(sqlite_url: s
     assert len(late) == 1 and late[0].error == "interrupted" and late[0].meta["late"] is True
     assert events[-1].event_type == "action_failed"
     assert engine.describe(ex.execution_id)["status"] == "CANCELLED"
+
+
+def test_report_hands_the_next_step_to_the_reporting_worker(sqlite_url: str) -> None:
+    pb = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: chain}
+workflow:
+  - step: start
+    type: python
+    code: "def main():\\n    return 1"
+    next: [{step: second}]
+  - step: second
+    type: python
+    args: {x: "{{ start }}"}
+    code: "def main(x):\\n    return x + 1"
+""")
+    engine = Engine(open_store(sqlite_url))
+    ex = engine.start(pb)
+    first = engine.lease("w1")[0]
+    status, works = engine.report_and_lease(int(first["job_id"]), "w1", run_work(first), 1)
+    assert status == "ok" and len(works) == 1
+    nxt = works[0]
+    assert nxt["step"] == "second" and nxt["attempt"] == 1
+    assert nxt["ctx"]["results"] == {"start": 1}  # the results it references travel with it
+    assert engine.lease("w2") == []  # it is already leased to w1, nothing else is ready
+    with engine.store.read() as tx:
+        job = tx.get_job(int(nxt["job_id"]))
+        assert job.status == "leased" and job.worker_id == "w1"
+        assert tx.get_steps(ex.execution_id, ["second"])["second"].status == "RUNNING"
+    status, works = engine.report_and_lease(int(nxt["job_id"]), "w1", run_work(nxt), 1)
+    assert works == []
+    desc = engine.describe(ex.execution_id)
+    assert desc["status"] == "COMPLETED" and desc["result"] == 2
+    with engine.store.read() as tx:
+        events = tx.get_events(ex.execution_id)
+    second = [e.event_type for e in events if e.node_name == "second"]
+    assert second == ["step_started", "action_started", "action_completed", "step_result",
+                      "step_completed"]
+    assert_one_terminal(events)

@@ -179,12 +179,15 @@ class Engine:
         holder: list[Session] = []
         works: list[dict[str, Any]] = []
 
+        ttl = lease_seconds or self.lease_seconds
+
         def go(tx: Tx) -> str:
             works.clear()
-            status = self._report_in(tx, job_id, worker_id, outcome, holder)
-            if limit > 0 and worker_id:
-                works.extend(self._lease_in(tx, worker_id, limit,
-                                            lease_seconds or self.lease_seconds, holder))
+            holder.clear()
+            handoff = (worker_id, ttl, limit) if limit > 0 and worker_id else None
+            status = self._report_in(tx, job_id, worker_id, outcome, holder, handoff, works)
+            if worker_id and len(works) < limit:
+                works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
             return status
 
         res = self._tx(go)
@@ -194,7 +197,8 @@ class Engine:
         return res, works
 
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
-                   holder: list[Session]) -> str:
+                   holder: list[Session], handoff: tuple[str, float, int] | None = None,
+                   works: list[dict[str, Any]] | None = None) -> str:
         job = tx.get_job(job_id, lock=True)
         if job is None:
             raise NotFound(f"job {job_id} not found")
@@ -225,8 +229,11 @@ class Engine:
             s.job_succeeded(job, outcome)
         else:
             s.job_failed(job, outcome)
+        handed = s.hand_off(*handoff) if handoff else []
         s.flush()
         holder.append(s)
+        if works is not None:
+            works.extend(build_work(tx, s.ex, s.plan, j, s.results) for j in handed)
         return "ok"
 
 

@@ -127,6 +127,35 @@ class Session:
         for n in missing:
             self.rows[n] = found.get(n) or StepRow(self.eid, n)
 
+    def hand_off(self, worker_id: str, ttl: float, limit: int) -> list[Job]:
+        """Lease up to ``limit`` jobs this session just made ready directly to ``worker_id``
+        (eager dispatch): written once, already leased, with their ``action_started``."""
+        if self.ex.terminal:
+            return []
+        t = now()
+        handed: list[Job] = []
+        for job in self.jobs:
+            if len(handed) >= limit:
+                break
+            if job.status != JobStatus.QUEUED or job.kind not in ("step", "item") \
+                    or job.available_at > t or "preset" in job.payload:
+                continue
+            job.status = JobStatus.LEASED
+            job.worker_id = worker_id
+            job.attempts = 1
+            job.lease_until = t + ttl
+            job.last_heartbeat = t
+            ps = self.plan.step(job.step)
+            r = self.row(job.step)
+            if r.status == Status.QUEUED:
+                r.status = Status.RUNNING
+                self.touch(r)
+            self.emit("action_started", "RUNNING", job.step, ps.type, attempt=1,
+                      current_index=job.index, worker_id=worker_id,
+                      context={"attempt": 1, "worker_id": worker_id})
+            handed.append(job)
+        return handed
+
     def flush(self) -> None:
         """Write everything buffered; the writes go to the store as one batch."""
         for s in self.after:

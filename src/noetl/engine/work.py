@@ -6,6 +6,7 @@ reference, so a worker needs no further round trip (and no database) to render a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from noetl.engine.loops import item_context
@@ -16,10 +17,18 @@ if TYPE_CHECKING:
     from noetl.store.base import Tx
 
 
-def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job) -> dict[str, Any]:
+def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
+               results_of: Callable[[frozenset[str]], dict[str, Any]] | None = None
+               ) -> dict[str, Any]:
+    """``results_of``: where to read step results (a session's rows); default the store."""
     ps = plan.step(job.step)
     refs = ps.item_refs if job.kind == "item" else ps.refs
-    results = tx.step_results(ex.execution_id, refs) if refs else {}
+    if not refs:
+        results: dict[str, Any] = {}
+    elif results_of is not None:
+        results = results_of(refs)
+    else:
+        results = tx.step_results(ex.execution_id, refs)
     extra: dict[str, Any] = {}
     save = ps.save
     timeout = ps.timeout
