@@ -391,3 +391,52 @@ def test_cancel_while_workers_report_never_deadlocks(fresh_pg_url: str) -> None:
         pool.stop()
         store.close()
     assert "DeadlockDetected" not in seen, seen
+
+
+def test_cancelling_a_parent_while_children_finish_never_deadlocks(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    """A child finishing locks itself then its parent; the parent's cancel locks itself then
+    its children. On two servers at once that cycle must be broken fast (lock timeout, retried)
+    rather than by PostgreSQL's deadlock detector (1 s each, and retried into the next one)."""
+    import textwrap
+
+    from noetl.dsl import parse_playbook
+    from tests.engine.test_loops_children import CHILD, PARENT
+
+    seen: list[str] = []
+    plain_retryable = PostgresStore.retryable
+    for s in two_stores:
+        def counting(exc: BaseException) -> bool:
+            seen.append(type(exc).__name__)
+            return plain_retryable(exc)
+        s.retryable = counting  # type: ignore[method-assign]
+    engines = [Engine(s) for s in two_stores]
+    engines[0].register(textwrap.dedent(CHILD), "child.yaml")
+    pools = [WorkerPool(LocalBackend(e), 3).start() for e in engines]
+    pb = parse_playbook(PARENT.replace("values: [1, 2, 3]", f"values: {list(range(1, 11))}"))
+    ended: list[int] = []
+    try:
+        for i in range(16):
+            ex = engines[i % 2].start(pb)
+
+            def has_children(eid: int = ex.execution_id, n: int = 1 + i % 4) -> bool:
+                with two_stores[0].read() as tx:
+                    return len(tx.children(eid)) >= n
+            _wait(has_children, 20, "children")
+            engines[(i + 1) % 2].cancel(ex.execution_id)  # from the other server
+            ended.append(ex.execution_id)
+    finally:
+        for p in pools:
+            p.stop()
+    statuses = []
+    for eid in ended:
+        d = engines[0].describe(eid)
+        statuses.append(d["status"])
+        assert d["status"] in ("CANCELLED", "COMPLETED")
+        assert all(c["status"] in ("CANCELLED", "COMPLETED") for c in d["children"]), d["children"]
+        with two_stores[0].read() as tx:
+            for x in [eid] + [int(c["execution_id"]) for c in d["children"]]:
+                evs = tx.get_events(x, 0, 100000)
+                assert len([e for e in evs if e.event_type in TERMINAL]) == 1, x
+    assert "CANCELLED" in statuses  # some cancels did land mid-run
+    assert "DeadlockDetected" not in seen, seen

@@ -33,10 +33,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from noetl.engine.records import Event, Job, StepRow
+from noetl.engine.records import Event, ExecutionRow, Job, StepRow
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
-from noetl.store.sql import JOB_COLS, SqlTx, _job
+from noetl.store.sql import EXEC_SELECT, JOB_COLS, SqlTx, _exec, _job
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -44,7 +44,9 @@ SCHEMA = "noetl"
 CHANNEL = "noetl_work"
 LISTENER_NAME = "noetl-listen"  # application_name of the LISTEN connection
 MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migrating
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
+# serialization failure, deadlock, lock not available (lock_timeout, see get_execution)
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
 # Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
@@ -85,6 +87,7 @@ class PgTx(SqlTx):
         self.token = token  # the store's NOTIFY payload (its own listener skips it)
         self.notified = False
         self._event_locks: set[int] = set()
+        self._exec_locks: set[int] = set()  # execution rows this transaction locked
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         # always pass a mapping so psycopg un-doubles the escaped '%'
@@ -127,6 +130,37 @@ class PgTx(SqlTx):
         rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(:ids) RETURNING {_Q_COLS}",
                          {**p, "ids": list(prev)})
         return _leased(rows, prev)
+
+    def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
+        """With ``lock``: when this transaction already holds the row of the execution's parent
+        (the cancel cascade), wait for the child's row at most ``DOWNWARD_LOCK_TIMEOUT``.
+
+        A child finishing locks its own row, then its parent's (to report to it); a parent
+        ending (cancel, or failure) holds its row and locks its children. Both waiting closes a
+        cycle that PostgreSQL breaks only after ``deadlock_timeout`` (1 s) per occurrence, and a
+        cancel retried into the next one again and again. With the short wait, the parent's
+        transaction fails fast with ``55P03`` (retryable) and restarts behind the child, which is
+        already queued for the parent's row; a child that is merely busy is waited for."""
+        if not lock:
+            return super().get_execution(execution_id)
+        downward = False
+        if self._exec_locks:
+            r = self._one("SELECT parent_execution_id FROM execution WHERE execution_id = :id",
+                          {"id": execution_id})
+            downward = r is not None and r[0] is not None and int(r[0]) in self._exec_locks
+        sql = f"SELECT {EXEC_SELECT} FROM execution WHERE execution_id = :id FOR UPDATE"
+        if downward:
+            old = self._one("SELECT current_setting('lock_timeout'), "
+                            "set_config('lock_timeout', :t, true)",
+                            {"t": DOWNWARD_LOCK_TIMEOUT})[0]
+            row = self._one(sql, {"id": execution_id})
+            self._x("SELECT set_config('lock_timeout', :t, true)", {"t": old})
+        else:
+            row = self._one(sql, {"id": execution_id})
+        if row is None:
+            return None
+        self._exec_locks.add(execution_id)
+        return _exec(row)
 
     def get_job(self, queue_id: int, lock: bool = False) -> Job | None:
         """With ``lock``, lock the job's execution row first, then the job row.
@@ -265,7 +299,8 @@ class PostgresStore(Store):
 
     @staticmethod
     def retryable(exc: BaseException) -> bool:
-        """Serialization failures and deadlocks: the whole transaction may simply run again."""
+        """Serialization failures, deadlocks, lock timeouts: the whole transaction may simply
+        run again."""
         return getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES
 
     # -- wake-ups -----------------------------------------------------------------------------
