@@ -342,7 +342,9 @@ class PostgresStore(Store):
                 self.listening.clear()
                 if self._stop.is_set():
                     break
-                log.warning("LISTEN %s connection lost (%s); reconnecting", CHANNEL, exc)
+                # warn once per outage; then quietly retry (polling still finds the work)
+                (log.warning if backoff == 0.1 else log.debug)(
+                    "LISTEN %s connection lost (%s); reconnecting", CHANNEL, exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.listening.clear()
