@@ -249,3 +249,30 @@ def test_cancel_cascades_to_children(sqlite_url: str) -> None:
                         if e.event_type == "action_failed"]
             time.sleep(0.05)
         assert late and late[0].error_type == "Cancelled" and late[0].meta["late"] is True
+
+
+def test_inline_child_templates_render_in_the_child(sqlite_url: str) -> None:
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: inline_parent}
+        workload: {who: parent}
+        workflow:
+          - step: start
+            type: playbook
+            args: {who: child}
+            content:
+              apiVersion: noetl.io/v1
+              kind: Playbook
+              metadata: {name: inline_child}
+              workload: {who: nobody}
+              workflow:
+                - step: start
+                  type: python
+                  args: {w: "{{ workload.who }}"}
+                  code: |
+                    def main(w):
+                        return w
+    """, sqlite_url)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"] == "child"

@@ -98,7 +98,11 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
             if desc.get("error"):
                 _show_error(desc)
         else:
-            desc = runner.wait(ex.execution_id, timeout)
+            try:
+                desc = runner.wait(ex.execution_id, timeout)
+            except TimeoutError as exc:
+                runner.engine.cancel(ex.execution_id)  # not left RUNNING in the store
+                raise fail(f"{exc}; execution cancelled") from None
             _show(desc, as_json)
     raise typer.Exit(exit_for(desc["status"]))
 

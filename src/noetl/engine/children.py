@@ -29,7 +29,9 @@ def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | N
         extra.update(item_context(ps, job, loop))
     ctx = session.ctx(ps.item_refs if index is not None else ps.refs, extra)
     where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
-    cfg = render({k: v for k, v in action.items() if k not in ("next", "save", "retry")}, ctx,
+    # an inline child's `content` is the child's own playbook: its templates are the child's
+    cfg = render({k: v for k, v in action.items()
+                  if k not in ("next", "save", "retry", "content")}, ctx,
                  where)
     child_args = dict(ps.args) if index is None else dict(action.get("args") or {})
     child_args = render(child_args, ctx, where + " → args")
@@ -57,9 +59,11 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
         if version in (None, "", "latest"):
             version = None
         tx = session.tx
-        if cfg.get("content"):
-            plan = compile_plan(build_playbook(cfg["content"] if isinstance(cfg["content"], dict)
-                                               else _parse(cfg["content"]), f"step '{ps.name}'"))
+        source = ps.task if index is not None and ps.task else ps.action
+        if source.get("content"):
+            content = source["content"]
+            plan = compile_plan(build_playbook(content if isinstance(content, dict)
+                                               else _parse(content), f"step '{ps.name}'"))
             catalog_id, ver = None, None
         else:
             entry = tx.get_catalog(path=str(path), version=int(version) if version else None)

@@ -6,6 +6,8 @@ Used in-process by the embedded runner and by the API server on behalf of remote
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -43,6 +45,7 @@ class Engine:
             except Exception as exc:
                 if retry is None or not retry(exc) or attempt == 19:
                     raise
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # jittered backoff
         raise AssertionError("unreachable")
 
     def _after(self, sessions: list[Session], skip_wake: bool = False) -> None:
