@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,34 +51,33 @@ def pg_admin_url() -> str:
     return PG_BASE
 
 
-@pytest.fixture(scope="session")
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for this test session."""
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it afterwards."""
     import psycopg
 
     db = f"noetl_t_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     try:
-        yield _with_db(pg_admin_url, db)
+        yield _with_db(admin_url, db)
     finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for this test session."""
+    with scratch_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_pg_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh database for one test (for tests that need an empty store)."""
-    import psycopg
-
-    db = f"noetl_t_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    try:
-        yield _with_db(pg_admin_url, db)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    with scratch_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture
