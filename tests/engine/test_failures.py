@@ -306,3 +306,33 @@ def test_resolved_secrets_are_redacted_from_outcomes() -> None:
     assert out["status"] == "error"
     assert "s3cr3t-value" not in repr(out)
     assert out["error"]["message"] == "login failed for password ***"
+
+
+def test_edge_reading_error_count_is_not_a_failure_handler(sqlite_url: str) -> None:
+    """Only edges whose `when` reads the name `error` handle a failure; `result.error_count`
+    merely contains the letters."""
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: not_a_handler}
+        workflow:
+          - step: start
+            type: python
+            code: |
+              def main():
+                  raise RuntimeError("boom")
+            next:
+              - when: "{{ error is not none and 'disk' in error.message }}"
+                step: cleanup
+              - when: "{{ (result.error_count or 0) == 0 }}"
+                step: after
+          - step: cleanup
+            type: python
+            code: "def main():\n    return 0"
+          - step: after
+            type: python
+            code: "def main():\\n    return 1"
+    """, sqlite_url)
+    assert desc["status"] == "FAILED"  # the real handler declined: nothing handled it
+    assert desc["steps"]["after"]["status"] == "SKIPPED"
+    assert desc["steps"]["cleanup"]["status"] == "SKIPPED"

@@ -261,9 +261,9 @@ class Session:
                                                        else result)}
         ctx = self.ctx(ps.edge_refs, extra)
         where = f"step '{ps.name}'"
-        if error is not None:  # failure routing: only edges whose `when` mentions `error`
-            fired = [e for e in ps.edges if e.when and ps.handles_error
-                     and "error" in e.when and evaluate(e.when, ctx, f"{where} → next → when")]
+        if error is not None:  # failure routing: only edges whose `when` reads `error`
+            fired = [e for e in (ps.edges[i] for i in ps.error_edges)
+                     if evaluate(e.when or "", ctx, f"{where} → next → when")]
         else:
             conditional = [e for e in ps.edges if e.when is not None]
             plain = [e for e in ps.edges if e.when is None and not e.is_else]
@@ -461,7 +461,7 @@ class Session:
             from noetl.engine.loops import abort_loop
 
             abort_loop(self, ps, r)
-        if ps.handles_error:
+        if ps.error_edges:
             try:
                 fired = self.route(ps, envelope, envelope, error=info)
             except NoetlError as exc:

@@ -37,7 +37,7 @@ class PlanStep:
     edge_refs: frozenset[str]  # step names referenced by its edges (when + args)
     is_join: bool = False
     ancestors: frozenset[str] = frozenset()  # for joins: steps that can reach this one
-    handles_error: bool = False  # has an edge whose `when` mentions `error`
+    error_edges: tuple[int, ...] = ()  # edges whose `when` reads the name `error`
     task: dict[str, Any] | None = None  # iterators: the nested task (workbook-expanded)
     item_retry: RetryPolicy | None = None
     item_refs: frozenset[str] = frozenset()  # iterators: step results the task reads
@@ -150,7 +150,8 @@ def compile_plan(pb: Playbook) -> Plan:
             retry=retry, timeout=s.timeout,
             refs=names_in(refs_src) & names, edge_refs=names_in(edge_src) & names,
             is_join=is_join, ancestors=_ancestors(name, parents) if is_join else frozenset(),
-            handles_error=any(e.when and "error" in names_in(e.when) for e in s.next),
+            error_edges=tuple(i for i, e in enumerate(s.next)
+                              if e.when and "error" in names_in(e.when)),
             task=task, item_retry=item_retry, item_refs=item_refs,
         )
     raw_json = json.dumps(pb.raw, sort_keys=True, default=str)
