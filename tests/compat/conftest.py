@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ from noetl.engine.records import Event
 from noetl.local import LocalRunner
 from noetl.store import open_store
 from noetl.tools.base import Services
-from tests.conftest import _with_db
 from tests.helpers import assert_one_terminal
 from tests.tools.conftest import POSTS
 from tests.tools.pgutil import pg_fields
@@ -137,18 +135,11 @@ def rewrite_spec(api: Api) -> str:
     return ",".join(f"{p}={api.url}" for p in PUBLIC)
 
 
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    import psycopg
+def fresh_database(admin_url: str) -> Any:
+    """A scratch database (the one helper every PostgreSQL test uses)."""
+    from tests.conftest import scratch_database
 
-    db = f"noetl_c_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    try:
-        yield _with_db(admin_url, db)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return scratch_database(admin_url)
 
 
 class Compat:

@@ -97,7 +97,7 @@ def test_duplicate_report_is_acknowledged_once(sqlite_url: str) -> None:
     assert_one_terminal(events)
 
 
-def test_priorities_and_delayed_jobs(sqlite_url: str) -> None:
+def test_actionable_start_has_top_priority_and_one_attempt(sqlite_url: str) -> None:
     engine = Engine(open_store(sqlite_url))
     engine.start(PB)  # actionable start: priority 100
     with engine.store.read() as tx:

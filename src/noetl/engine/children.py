@@ -23,10 +23,7 @@ def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | N
     action = ps.task if index is not None and ps.task else ps.action
     extra: dict[str, Any] = {"args": args, "input": args}
     if index is not None and item_ctx is not None:
-        loop = session.row(ps.name).loop
-        job = Job(queue_id=0, execution_id=session.eid, step=ps.name, run=0, kind="item",
-                  index=index, payload=item_ctx)
-        extra.update(item_context(ps, job, loop))
+        extra.update(item_context(ps, index, item_ctx.get("item"), session.row(ps.name).loop))
     ctx = session.ctx(ps.item_refs if index is not None else ps.refs, extra)
     where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
     # an inline child's `content` is the child's own playbook: its templates are the child's

@@ -154,11 +154,12 @@ def abort_loop(session: Session, ps: PlanStep, r: StepRow) -> None:
     session.tx.cancel_step_jobs(session.eid, ps.name, r.runs)
 
 
-def item_context(ps: PlanStep, job: Job, loop: dict[str, Any] | None) -> dict[str, Any]:
+def item_context(ps: PlanStep, index: int | None, item: Any,
+                 loop: dict[str, Any] | None) -> dict[str, Any]:
+    """The names one loop item's templates and code see: the element, ``_loop``, etc."""
     element = (loop or {}).get("element") or str(ps.action.get("element") or "item")
-    item = job.payload.get("item")
     total = (loop or {}).get("total")
-    idx = job.index or 0
+    idx = index or 0
     ctx: dict[str, Any] = {
         element: item,
         "_loop": {"index": idx, "current_index": idx, "item": item, "count": total, "size": total},

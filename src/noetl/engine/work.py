@@ -41,7 +41,8 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
         save = action.get("save") if isinstance(action.get("save"), dict) else None
         timeout = action.get("timeout") or timeout
         loop = tx.get_steps(ex.execution_id, [ps.name]).get(ps.name)
-        extra = item_context(ps, job, loop.loop if loop else None)
+        extra = item_context(ps, job.index, job.payload.get("item"),
+                             loop.loop if loop else None)
         edge_args: dict[str, Any] = {}
     else:
         action = dict(ps.action)
