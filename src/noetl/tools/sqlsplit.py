@@ -12,6 +12,24 @@ import re
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
+def _quoted_end(sql: str, i: int, quote: str, escapes: bool) -> int:
+    """End (exclusive) of the quoted text opening at ``i``: a doubled quote stays inside, and
+    with ``escapes`` (an ``E'...'`` string) so does a backslash-escaped character."""
+    n = len(sql)
+    j = i + 1
+    while j < n:
+        if escapes and sql[j] == "\\":
+            j += 2
+            continue
+        if sql[j] == quote:
+            if j + 1 < n and sql[j + 1] == quote:
+                j += 2
+                continue
+            break
+        j += 1
+    return min(j + 1, n)
+
+
 def _is_blank(stmt: str) -> bool:
     return not strip_comments(stmt).strip()
 
@@ -55,35 +73,11 @@ def _tokens(sql: str) -> list[tuple[str, str]]:
                     j += 1
             toks.append(("comment", sql[i:j]))
             i = start = j
-        elif c == "'":
-            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum()
-                                                                      or sql[i - 2] == "_"))
+        elif c in "'\"":
+            escapes = c == "'" and i > 0 and sql[i - 1] in "eE" and (
+                i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
             flush(i)
-            j = i + 1
-            while j < n:
-                if escapes and sql[j] == "\\":
-                    j += 2
-                    continue
-                if sql[j] == "'":
-                    if j + 1 < n and sql[j + 1] == "'":
-                        j += 2
-                        continue
-                    break
-                j += 1
-            j = min(j + 1, n)
-            toks.append(("quoted", sql[i:j]))
-            i = start = j
-        elif c == '"':
-            flush(i)
-            j = i + 1
-            while j < n:
-                if sql[j] == '"':
-                    if j + 1 < n and sql[j + 1] == '"':
-                        j += 2
-                        continue
-                    break
-                j += 1
-            j = min(j + 1, n)
+            j = _quoted_end(sql, i, c, escapes)
             toks.append(("quoted", sql[i:j]))
             i = start = j
         elif c == "$" and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
