@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import re
 import uuid as _uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -266,5 +266,3 @@ def context(base: Mapping[str, Any], results: Mapping[str, Any],
                 ctx[k] = view(v) if k in ("result", "this", "data") else v
     return ctx
 
-
-Resolver = Callable[[str], Any]
