@@ -47,9 +47,10 @@ class Cluster:
         self.procs[name] = p
         return p
 
-    def server(self, name: str, token: str | None = None, port: int | None = None) -> str:
+    def server(self, name: str, token: str | None = None, port: int | None = None,
+               env_extra: dict[str, str] | None = None) -> str:
         port = port or free_port()
-        env = base_env(self.home)
+        env = {**base_env(self.home), **(env_extra or {})}
         if token:
             env["NOETL_API_TOKEN"] = token
         p = self._spawn(name, ["server", "start", "--port", str(port), "--store", self.pg_url,
