@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from noetl.dsl.loader import build_playbook, parse_playbook
+from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
 from noetl.engine.executions import create_execution
-from noetl.engine.plans import plan_for
+from noetl.engine.plans import catalog_plan, plan_for
 from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
 from noetl.engine.session import Session, error_info
 from noetl.engine.status import describe
@@ -74,19 +74,19 @@ class Engine:
         def go(tx: Tx) -> ExecutionRow:
             cat_id, ver = None, None
             if playbook is not None:
-                pb = playbook
+                plan = compile_plan(playbook)
             else:
                 v = None if version in (None, "", "latest") else int(version)
                 entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
                 if entry is None:
                     what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"
                     raise NotFound(f"{what}" + (f" version {v}" if v else "") + " not found")
-                pb = build_playbook(entry.payload, entry.path)
                 cat_id, ver = entry.catalog_id, str(entry.version)
-            plan = compile_plan(pb)
+                plan = catalog_plan(entry)
             ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
                                   catalog_id=cat_id, version=ver)
             s = Session(tx, ex, plan)
+            s.fresh = True
             s.begin()
             s.flush()
             holder.append(s)
@@ -199,12 +199,79 @@ class Engine:
         self._after(holder, skip_wake=bool(works) and ready <= len(works))
         return res, works
 
+    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int = 0, lease_seconds: float | None = None
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Record several outcomes in one transaction, then lease up to ``limit`` jobs for the
+        worker (the steps the reports made ready first). Returns one ``{status[, error]}`` per
+        report, in order: ``ok``, ``duplicate``, ``cancelled``, ``lease_lost`` or
+        ``not_found``, and the leased work.
+
+        Executions are locked in id order, so two batches never wait on each other in a cycle.
+        Should the batch fail for any other reason, each report is retried in a transaction of
+        its own, so one bad report never holds the others back."""
+        if not reports:
+            return [], (self.lease(worker_id, limit, lease_seconds) if worker_id and limit else [])
+        ttl = lease_seconds or self.lease_seconds
+        holder: list[Session] = []
+        works: list[dict[str, Any]] = []
+
+        def go(tx: Tx) -> list[dict[str, Any]]:
+            works.clear()
+            holder.clear()
+            owner = tx.job_executions([j for j, _ in reports]) if len(reports) > 1 else {}
+            order = sorted(range(len(reports)), key=lambda i: (owner.get(reports[i][0], 0), i))
+            out: list[dict[str, Any]] = [{} for _ in reports]
+            for i in order:
+                job_id, outcome = reports[i]
+                left = limit - len(works)
+                handoff = (worker_id, ttl, left) if left > 0 and worker_id else None
+                try:
+                    out[i] = {"status": self._report_in(tx, job_id, worker_id, outcome, holder,
+                                                        handoff, works)}
+                except LeaseLost as exc:  # raised before the report wrote anything
+                    out[i] = {"status": "lease_lost", "error": str(exc)}
+                except NotFound as exc:
+                    out[i] = {"status": "not_found", "error": str(exc)}
+            if worker_id and len(works) < limit:
+                works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
+            return out
+
+        try:
+            res = self._tx(go)
+        except Exception:
+            if len(reports) == 1:
+                raise
+            return self._report_each(reports, worker_id, limit, ttl)
+        ready = sum(s.ready for s in holder)
+        self._after(holder, skip_wake=bool(works) and ready <= len(works))
+        return res, works
+
+    def _report_each(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int, ttl: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        out: list[dict[str, Any]] = []
+        works: list[dict[str, Any]] = []
+        for job_id, outcome in reports:
+            try:
+                status, got = self.report_and_lease(job_id, worker_id, outcome,
+                                                    max(0, limit - len(works)), ttl)
+                out.append({"status": status})
+                works.extend(got)
+            except LeaseLost as exc:
+                out.append({"status": "lease_lost", "error": str(exc)})
+            except NotFound as exc:
+                out.append({"status": "not_found", "error": str(exc)})
+            except Exception as exc:
+                out.append({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        return out, works
+
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
                    holder: list[Session], handoff: tuple[str, float, int] | None = None,
                    works: list[dict[str, Any]] | None = None) -> str:
-        job = tx.get_job(job_id, lock=True)
-        if job is None:
+        got = tx.lock_job(job_id)
+        if got is None:
             raise NotFound(f"job {job_id} not found")
+        job, ex = got
         rid = outcome.get("report_id")
         if rid and job.payload.get("report_id") == rid:
             return "duplicate"
@@ -212,7 +279,6 @@ class Engine:
             if job.status == JobStatus.CANCELLED and job.worker_id == worker_id \
                     and not job.payload.get("late_report"):
                 # the execution ended while this job ran: record what happened, change nothing
-                ex = tx.get_execution(job.execution_id, lock=True)
                 if ex is not None:
                     job.payload["late_report"] = rid or True
                     tx.update_job(job)
@@ -222,7 +288,6 @@ class Engine:
                 return "cancelled"
             raise LeaseLost(f"job {job_id} is {job.status}"
                             + (f" (leased by {job.worker_id})" if job.worker_id else ""))
-        ex = tx.get_execution(job.execution_id, lock=True)
         if ex is None:
             raise NotFound(f"execution {job.execution_id} not found")
         if rid:
@@ -320,6 +385,10 @@ class LocalBackend:
     def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
                          limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
         return self.engine.report_and_lease(job_id, worker_id, outcome, limit)
+
+    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.engine.report_batch(reports, worker_id, limit)
 
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
         return self.engine.heartbeat(job_id, worker_id)

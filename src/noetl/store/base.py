@@ -87,6 +87,18 @@ class Tx(ABC):
     def get_job(self, queue_id: int, lock: bool = False) -> Job | None: ...
     @abstractmethod
     def update_job(self, job: Job) -> None: ...
+
+    def lock_job(self, queue_id: int) -> tuple[Job, ExecutionRow | None] | None:
+        """Lock a job's execution row, then the job row (the lock order everywhere); return
+        both, or None when the job does not exist."""
+        job = self.get_job(queue_id, lock=True)
+        if job is None:
+            return None
+        return job, self.get_execution(job.execution_id, lock=True)
+
+    def job_executions(self, queue_ids: list[int]) -> dict[int, int]:
+        """The execution id of each existing job (to order the locks of a batch)."""
+        return {}
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float) -> list[tuple[Job, str]]:

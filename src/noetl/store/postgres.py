@@ -49,6 +49,8 @@ DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a c
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
+_E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
+_N_EXEC = len(EXEC_SELECT.split(","))
 # Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
 # lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
 # first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
@@ -88,6 +90,7 @@ class PgTx(SqlTx):
         self.notified = False
         self._event_locks: set[int] = set()
         self._exec_locks: set[int] = set()  # execution rows this transaction locked
+        self._job_parents: dict[int, tuple[int, int | None]] = {}  # job -> (execution, parent)
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         # always pass a mapping so psycopg un-doubles the escaped '%'
@@ -174,6 +177,33 @@ class PgTx(SqlTx):
         self._x("SELECT 1 FROM execution WHERE execution_id = (SELECT execution_id FROM queue "
                 "WHERE queue_id = :id) FOR UPDATE", {"id": queue_id})
         return super().get_job(queue_id, lock=True)
+
+    def lock_job(self, queue_id: int) -> tuple[Job, ExecutionRow | None] | None:
+        """One statement: the execution row, then the job row (``FOR UPDATE OF e, q`` locks
+        in that order), as :meth:`get_job` with ``lock`` followed by :meth:`get_execution`."""
+        if self._exec_locks:
+            # Rows already held (a batch of reports): one statement only when this job's
+            # execution is known not to be a child of a held one (the downward case waits
+            # briefly, see get_execution).
+            known = self._job_parents.get(queue_id)
+            if known is None or (known[1] is not None and known[1] in self._exec_locks):
+                return super().lock_job(queue_id)
+        r = self._one(f"SELECT {_E_COLS}, {_Q_COLS} FROM queue q JOIN execution e "
+                      "ON e.execution_id = q.execution_id WHERE q.queue_id = :id "
+                      "FOR UPDATE OF e, q", {"id": queue_id})
+        if r is None:
+            return None
+        ex = _exec(r[:_N_EXEC])
+        self._exec_locks.add(ex.execution_id)
+        return _job(r[_N_EXEC:]), ex
+
+    def job_executions(self, queue_ids: list[int]) -> dict[int, int]:
+        rows = self._all("SELECT q.queue_id, q.execution_id, e.parent_execution_id FROM queue q "
+                         "JOIN execution e ON e.execution_id = q.execution_id "
+                         "WHERE q.queue_id = ANY(:ids)", {"ids": queue_ids})
+        for r in rows:
+            self._job_parents[int(r[0])] = (int(r[1]), None if r[2] is None else int(r[2]))
+        return {int(r[0]): int(r[1]) for r in rows}
 
     def add_events(self, events: list[Event]) -> None:
         if events:
