@@ -171,6 +171,50 @@ def test_complete_can_lease_the_next_job_in_the_same_call(qapi: Running) -> None
         assert metric(c, "noetl_leased_jobs_total") == 2
 
 
+def test_report_batch_records_several_outcomes_in_one_request(qapi: Running) -> None:
+    """POST /api/queue/report: one answer per report, in order; a failure reported in the same
+    batch is retried by the engine as the step's policy says; a malformed batch is refused
+    (422) with nothing recorded; the HTTP backend answers a refused batch report by report."""
+    with qapi.client() as c, HttpBackend(qapi.url, wait_seconds=1) as b:
+        e1, e2 = start(c), start(c)
+        jobs = lease(c, "w1", limit=2)
+        assert sorted(j["execution_id"] for j in jobs) == sorted([e1, e2])
+        ok = {**run_work(jobs[0]), "report_id": "a", "job_id": jobs[0]["job_id"]}
+        failed = {"job_id": jobs[1]["job_id"], "status": "error", "report_id": "b",
+                  "error": {"message": "flaky", "type": "IOError"}}
+        bad = c.post("/api/queue/report", json={"worker_id": "w1",
+                                                "reports": [ok, {**failed, "status": "maybe"}]})
+        assert bad.status_code == 422 and "status" in bad.text
+        r = c.post("/api/queue/report", json={"worker_id": "w1", "lease_next": 2,
+                                              "reports": [ok, failed, {**ok, "job_id": "77"}]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [x["status"] for x in body["results"]] == ["ok", "ok", "not_found"]
+        assert [x["id"] for x in body["results"]] == [jobs[0]["job_id"], jobs[1]["job_id"], "77"]
+        # the failed job is retried (max_attempts 3, no delay) and handed back at once
+        (again,) = body["jobs"]
+        assert again["job_id"] == jobs[1]["job_id"] and again["attempt"] == 2
+        by_eid = {j["execution_id"]: j for j in jobs}
+        done = c.get(f"/api/executions/{jobs[0]['execution_id']}").json()
+        assert done["status"] == "COMPLETED" and done["result"] == {"double": 42}
+        results, more = b.report_batch([(int(again["job_id"]), run_work(again))], "w1", 1)
+        assert results[0]["status"] == "ok" and more == []
+        desc = c.get(f"/api/executions/{again['execution_id']}").json()
+        assert desc["status"] == "COMPLETED" and desc["steps"]["start"]["attempts"] == 2
+        assert set(by_eid) == {e1, e2}
+        assert metric(c, 'noetl_reports_total{result="not_found"}') == 1
+        # one report the server refuses (report_id too long) spoils the batch request: the
+        # backend then sends them one by one, so only that one is lost
+        start(c), start(c)
+        j3, j4 = lease(c, "w1", limit=2)
+        results, _ = b.report_batch([(int(j3["job_id"]), {**run_work(j3), "report_id": "x" * 200}),
+                                     (int(j4["job_id"]), {**run_work(j4), "report_id": "y"})],
+                                    "w1", 0)
+        assert [x["status"] for x in results] == ["lease_lost", "ok"]
+        assert "report_id" in results[0]["error"]
+        assert c.get(f"/api/executions/{j4['execution_id']}").json()["status"] == "COMPLETED"
+
+
 def test_fail_retries_then_release_does_not_count_an_attempt(qapi: Running) -> None:
     with qapi.client() as c:
         eid = start(c)

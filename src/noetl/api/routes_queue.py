@@ -10,7 +10,13 @@ import anyio.from_thread
 from fastapi import APIRouter, Query, Request
 
 from noetl.api.deps import engine, parse_id, state
-from noetl.api.schemas import HeartbeatRequest, LeaseRequest, ReleaseRequest, ReportRequest
+from noetl.api.schemas import (
+    HeartbeatRequest,
+    LeaseRequest,
+    ReleaseRequest,
+    ReportBatchRequest,
+    ReportRequest,
+)
 from noetl.engine.records import JobStatus, now
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
@@ -82,9 +88,8 @@ def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
                 st.metrics.retries.inc()
 
 
-def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> dict[str, Any]:
-    jid = parse_id(job_id, "job")
-    outcome = body.model_dump(exclude={"worker_id", "lease_next", "lease_seconds"},
+def _outcome(body: ReportRequest, status: str, exclude: set[str]) -> dict[str, Any]:
+    outcome = body.model_dump(exclude={"worker_id", "lease_next", "lease_seconds", *exclude},
                               exclude_none=True)
     if outcome.get("status", status) != status:
         raise ValueError(f"outcome status {outcome['status']!r} sent to the "
@@ -95,6 +100,12 @@ def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> 
                             "type": "WorkerError"}
     if status == "error" and isinstance(outcome["error"], str):
         outcome["error"] = {"message": outcome["error"], "type": "WorkerError"}
+    return outcome
+
+
+def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> dict[str, Any]:
+    jid = parse_id(job_id, "job")
+    outcome = _outcome(body, status, set())
     st = state(request)
     if body.lease_next and body.worker_id:
         res, works = st.engine.report_and_lease(jid, body.worker_id, outcome, body.lease_next,
@@ -106,6 +117,27 @@ def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> 
         st.metrics.leases.inc(len(works))
         _count_reruns(request, works)
     return {"status": res, "id": str(jid), "jobs": works}
+
+
+@router.post("/report", summary="Report several outcomes (and lease) in one transaction")
+def report_batch(body: ReportBatchRequest, request: Request) -> dict[str, Any]:
+    """Body `{worker_id, reports: [{job_id, status:"ok"|"error", data, error, envelope, meta,
+    duration, report_id}], lease_next, lease_seconds}`. → `{status:"ok", results:[{id,
+    status, error?}], jobs}`, one result per report in order: `ok`, `duplicate`,
+    `cancelled`, `lease_lost` or `not_found` (never recorded: do not retry), or `error`
+    (not recorded: retry it). Every report is recorded in one transaction unless one of
+    them fails, then each in its own."""
+    items = [(int(str(r.job_id)), _outcome(r, r.status, {"job_id"})) for r in body.reports]
+    st = state(request)
+    results, works = st.engine.report_batch(items, body.worker_id, body.lease_next,
+                                            body.lease_seconds)
+    for (jid, outcome), res in zip(items, results, strict=True):
+        st.metrics.observe_report(outcome, res["status"])
+        res["id"] = str(jid)
+    if works:
+        st.metrics.leases.inc(len(works))
+        _count_reruns(request, works)
+    return {"status": "ok", "results": results, "jobs": works}
 
 
 @router.post("/{job_id}/complete", summary="Report a job's success")

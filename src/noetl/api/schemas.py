@@ -128,6 +128,28 @@ class ReportRequest(_Body):
     lease_seconds: float | None = Field(None, gt=0, le=86400)
 
 
+class BatchReportItem(ReportRequest):
+    """One outcome in a batch: the job it is for, and ``status`` (``ok`` or ``error``)."""
+
+    job_id: str | int
+    status: Literal["ok", "error"]
+
+    @field_validator("job_id")
+    @classmethod
+    def _id(cls, v: Any) -> str | None:
+        return id_text(v, "job_id")
+
+
+class ReportBatchRequest(_Body):
+    worker_id: str | None = Field(None, max_length=256)
+    reports: list[BatchReportItem] = Field(..., max_length=1000)
+    lease_next: int = Field(0, ge=0, le=1000, description="Also lease up to this many jobs "
+                                                           "for the worker, in the same "
+                                                           "transaction (the steps the reports "
+                                                           "made ready first).")
+    lease_seconds: float | None = Field(None, gt=0, le=86400)
+
+
 class HeartbeatRequest(_Body):
     worker_id: str = Field(..., min_length=1, max_length=256)
     extend_seconds: float | None = Field(None, gt=0, le=86400)

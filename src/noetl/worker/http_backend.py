@@ -62,6 +62,38 @@ class HttpBackend:
             raise  # unreachable or 5xx: the pool retries with the same report_id
         return str(out.get("status")), list(out.get("jobs") or [])
 
+    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Several outcomes in one request (and one transaction on the server), and up to
+        ``limit`` next jobs. A refused request is answered as ``lease_lost`` for each report
+        (retrying cannot record them); transport errors and 5xx are raised (retry)."""
+        body: dict[str, Any] = {"worker_id": worker_id, "lease_next": limit,
+                                "lease_seconds": self.lease_seconds,
+                                "reports": [{**o, "job_id": j} for j, o in reports]}
+        try:
+            out = self.client.request("POST", "/api/queue/report", body)
+        except ApiError as exc:
+            if exc.status_code not in (400, 413, 422):
+                raise
+            return self._one_by_one(reports, worker_id, limit)  # refused: find which one
+        return list(out.get("results") or []), list(out.get("jobs") or [])
+
+    def _one_by_one(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                    limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        results: list[dict[str, Any]] = []
+        jobs: list[dict[str, Any]] = []
+        for job_id, outcome in reports:
+            try:
+                status, got = self.report_and_lease(job_id, worker_id, outcome,
+                                                    max(0, limit - len(jobs)))
+                results.append({"status": status})
+                jobs.extend(got)
+            except LeaseLost as exc:
+                results.append({"status": "lease_lost", "error": str(exc)})
+            except Exception as exc:  # this one is retried by its thread
+                results.append({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        return results, jobs
+
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
         try:
             out: dict[str, Any] = self.client.request(

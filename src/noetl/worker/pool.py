@@ -12,10 +12,12 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any, Protocol
 
 from noetl.errors import LeaseLost, NoetlError
 from noetl.tools.base import Services
+from noetl.worker.combine import ReportCombiner
 from noetl.worker.runner import run_work
 
 log = logging.getLogger("noetl.worker")
@@ -26,6 +28,7 @@ class Backend(Protocol):
 
     def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]: ...
     def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str: ...
+    # optional: report_batch(reports, worker_id, limit) -> (statuses, jobs), see ReportCombiner
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]: ...
     def release(self, job_id: int, worker_id: str) -> None: ...
     def wait_for_work(self, seen: int, timeout: float) -> None: ...
@@ -50,7 +53,16 @@ class WorkerPool:
         self._running: dict[int, float] = {}  # job id -> started
         self._cancel: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
+        self._hb_stop = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+        self._cv = threading.Condition()
+        self._inbox: deque[dict[str, Any]] = deque()  # leased jobs for idle threads
+        self._polling = False  # a thread is asking the backend for work
+        self._waiting = 0  # idle threads waiting for it
         self.jobs_done = 0
+        batch = getattr(backend, "report_batch", None)
+        self.combiner = None if batch is None else ReportCombiner(
+            lambda reports, n: batch(reports, self.worker_id, n))
 
     def start(self) -> WorkerPool:
         for i in range(self.concurrency):
@@ -59,17 +71,24 @@ class WorkerPool:
             self._threads.append(t)
         hb = threading.Thread(target=self._heartbeats, name="noetl-heartbeat", daemon=True)
         hb.start()
+        self._hb_thread = hb
         self._threads.append(hb)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
         wake = getattr(self.backend, "wake", None)
         if wake is not None:
             wake()
         deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            if t is not self._hb_thread:
+                t.join(max(0.0, deadline - time.monotonic()))
+        self._hb_stop.set()  # leases of jobs still finishing were kept alive until now
+        if self._hb_thread is not None:
+            self._hb_thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> WorkerPool:
         return self.start()
@@ -85,22 +104,57 @@ class WorkerPool:
     def _loop(self) -> None:
         services = self._services()
         while not self._stop.is_set():
-            seen = self.backend.work_version()
-            try:
-                works = self.backend.lease(self.worker_id, 1)
-            except Exception as exc:
-                log.warning("lease failed: %s", exc)
-                self._stop.wait(min(self.poll_interval, 1.0))
+            work = self._next_work()
+            if work is None:
                 continue
-            if not works:
-                self.backend.wait_for_work(seen, self.poll_interval)
-                continue
+            works = [work]
             while works:
                 work = works.pop(0)
                 if self._stop.is_set():
                     self._give_back(work)
                     continue
-                works.extend(self._run_one(work, services))
+                more = self._run_one(work, services)
+                if more:  # run the first here; idle threads take the others
+                    works.append(more[0])
+                    self._share(more[1:])
+
+    def _share(self, works: list[dict[str, Any]]) -> None:
+        if works:
+            with self._cv:
+                self._inbox.extend(works)
+                self._cv.notify(len(works))
+
+    def _next_work(self) -> dict[str, Any] | None:
+        """A job shared by another thread, or one leased by this thread. One idle thread at a
+        time asks the backend (for itself and every thread waiting), so idle threads do not
+        all poll the server at once; the others wait here for what it brings."""
+        with self._cv:
+            if self._inbox:
+                return self._inbox.popleft()
+            if self._polling:
+                self._waiting += 1
+                try:
+                    self._cv.wait(self.poll_interval)
+                finally:
+                    self._waiting -= 1
+                return self._inbox.popleft() if self._inbox else None
+            self._polling = True
+            want = 1 + self._waiting
+        works: list[dict[str, Any]] = []
+        try:
+            seen = self.backend.work_version()
+            works = self.backend.lease(self.worker_id, want)
+            if not works:
+                self.backend.wait_for_work(seen, self.poll_interval)
+        except Exception as exc:
+            log.warning("lease failed: %s", exc)
+            self._stop.wait(min(self.poll_interval, 1.0))
+        finally:
+            with self._cv:
+                self._polling = False
+                self._inbox.extend(works[1:])
+                self._cv.notify(len(works))  # the jobs, and one thread to poll next
+        return works[0] if works else None
 
     def _give_back(self, work: dict[str, Any]) -> None:
         try:
@@ -132,13 +186,15 @@ class WorkerPool:
         combined = getattr(self.backend, "report_and_lease", None)
         while True:
             try:
+                if self.combiner is not None:
+                    return self.combiner.submit(job_id, outcome, 0 if self._stop.is_set() else 1)[1]
                 if combined is not None and not self._stop.is_set():
                     return list(combined(job_id, self.worker_id, outcome, 1)[1])
                 self.backend.report(job_id, self.worker_id, outcome)
                 return []
             except LeaseLost as exc:
                 log.warning("job %s: result not recorded, lease lost: %s", job_id, exc)
-                return []
+                return list(getattr(exc, "jobs", []))
             except Exception as exc:
                 if self._stop.is_set() and delay > 5:
                     log.error("job %s: giving up reporting at shutdown: %s", job_id, exc)
@@ -149,7 +205,7 @@ class WorkerPool:
 
     def _heartbeats(self) -> None:
         interval = max(0.1, self.backend.lease_seconds / 3)
-        while not self._stop.wait(interval):
+        while not self._hb_stop.wait(interval):  # past stop(): running jobs may finish
             with self._lock:
                 due = [j for j, t in self._running.items() if time.monotonic() - t > interval]
             for job_id in due:

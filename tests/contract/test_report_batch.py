@@ -1,0 +1,111 @@
+"""Several worker reports in one engine call (one transaction), on every store: each report gets
+its own answer, in order; the steps the reports made ready are handed to the reporter; a report
+that breaks the batch does not hold the others back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from noetl.dsl import parse_playbook
+from noetl.engine.core import Engine
+from noetl.engine.session import Session
+from noetl.store import Store
+from noetl.worker.runner import run_work
+from tests.helpers import assert_one_terminal
+
+CHAIN = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: chain}
+workload: {n: 1}
+workflow:
+  - step: start
+    type: python
+    args: {n: "{{ workload.n }}"}
+    code: "def main(n):\\n    return n * 10"
+    next: [{step: second}]
+  - step: second
+    type: python
+    args: {x: "{{ start }}"}
+    code: "def main(x):\\n    return x + 1"
+""")
+
+
+def _outcome(work: dict[str, Any], rid: str) -> dict[str, Any]:
+    out = run_work(work)
+    out["report_id"] = rid
+    return out
+
+
+def _lease_all(engine: Engine, worker: str, n: int) -> list[dict[str, Any]]:
+    works = engine.lease(worker, n)
+    assert len(works) == n, works
+    return works
+
+
+def test_batch_answers_each_report_and_hands_over_the_next_steps(store: Store) -> None:
+    engine = Engine(store)
+    eids = [engine.start(CHAIN, args={"n": n}).execution_id for n in (1, 2, 3, 4)]
+    works = _lease_all(engine, "w1", 3)
+    other = _lease_all(engine, "w2", 1)[0]  # the fourth start, leased by someone else
+    by_eid = {int(w["execution_id"]): w for w in works}
+    reports = [(int(w["job_id"]), _outcome(w, f"r{i}")) for i, w in enumerate(works)]
+    reports.append(reports[0])  # sent twice (a retried request): recorded once
+    reports.append((int(other["job_id"]), _outcome(other, "stolen")))
+    reports.append((123456789, {"status": "ok", "data": 1}))
+    results, nxt = engine.report_batch(reports, "w1", limit=3)
+
+    assert [r["status"] for r in results] == ["ok", "ok", "ok", "duplicate", "lease_lost",
+                                              "not_found"]
+    assert "w2" in results[4]["error"] and "123456789" in results[5]["error"]
+    # the three `second` steps went straight to w1, already leased, with their inputs
+    assert sorted(int(w["execution_id"]) for w in nxt) == sorted(by_eid)
+    assert {w["step"] for w in nxt} == {"second"} and all(w["attempt"] == 1 for w in nxt)
+    results, more = engine.report_batch(
+        [(int(w["job_id"]), _outcome(w, "s" + w["job_id"])) for w in nxt], "w1", limit=3)
+    assert [r["status"] for r in results] == ["ok"] * 3 and more == []
+
+    for eid in by_eid:
+        desc = engine.describe(eid)
+        n = {eids[0]: 1, eids[1]: 2, eids[2]: 3}[eid]
+        assert desc["status"] == "COMPLETED" and desc["result"] == n * 10 + 1
+        with store.read() as tx:
+            events = tx.get_events(eid)
+        assert_one_terminal(events)
+        kinds = [(e.event_type, e.node_name) for e in events if e.event_type.startswith("action")]
+        assert kinds == [("action_started", "start"), ("action_completed", "start"),
+                         ("action_started", "second"), ("action_completed", "second")]
+        assert {e.worker_id for e in events if e.event_type == "action_started"} == {"w1"}
+    assert engine.describe(eids[3])["status"] == "RUNNING"  # w2's job is untouched
+
+
+def test_a_report_that_breaks_the_batch_does_not_hold_back_the_others(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(store)
+    eids = [engine.start(CHAIN, args={"n": n}).execution_id for n in (1, 2, 3)]
+    works = _lease_all(engine, "w1", 3)
+    poisoned = int(works[1]["execution_id"])
+    real = Session.job_succeeded
+
+    def flaky(self: Session, job: Any, outcome: dict[str, Any]) -> None:
+        if self.eid == poisoned:
+            raise RuntimeError("engine bug on this report")
+        real(self, job, outcome)
+
+    monkeypatch.setattr(Session, "job_succeeded", flaky)
+    results, nxt = engine.report_batch(
+        [(int(w["job_id"]), _outcome(w, f"r{i}")) for i, w in enumerate(works)], "w1", 3)
+    assert [r["status"] for r in results] == ["ok", "error", "ok"]
+    assert "engine bug" in results[1]["error"]
+    assert len(nxt) == 2 and poisoned not in {int(w["execution_id"]) for w in nxt}
+    monkeypatch.setattr(Session, "job_succeeded", real)
+    # the worker retries the one that failed, with the same report id: now it is recorded
+    results, _ = engine.report_batch([(int(works[1]["job_id"]), _outcome(works[1], "r1"))],
+                                     "w1", 0)
+    assert results == [{"status": "ok"}]
+    desc = engine.describe(poisoned)
+    assert desc["steps"]["start"]["status"] == "COMPLETED"
+    assert desc["steps"]["second"]["status"] == "QUEUED"  # not handed over: limit 0
+    assert poisoned in eids
