@@ -84,6 +84,7 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
                              parent_job_id=job.queue_id, return_step=cfg.get("return_step"))
     job.payload["child"] = str(child.execution_id)
     cs = Session(tx, child, plan)
+    cs.fresh = True
     cs.parent_session = session
     cs.begin()
     session.after.append(cs)

@@ -59,6 +59,7 @@ class Session:
         self.ready = 0  # how many jobs this session made ready
         self.after: list[Session] = []  # other executions touched (parents, children)
         self.flushed: list[Session] = []  # the same, once flushed (for after-commit hooks)
+        self.fresh = False  # a new execution: it has no step rows to read yet
         st = ex.state
         st.setdefault("active", {})
         st.setdefault("joins", [])
@@ -71,7 +72,8 @@ class Session:
     def row(self, name: str) -> StepRow:
         r = self.rows.get(name)
         if r is None:
-            r = self.tx.get_steps(self.eid, [name]).get(name) or StepRow(self.eid, name)
+            r = StepRow(self.eid, name) if self.fresh else \
+                self.tx.get_steps(self.eid, [name]).get(name) or StepRow(self.eid, name)
             self.rows[name] = r
         return r
 
@@ -88,7 +90,7 @@ class Session:
                     out[n] = r.result
             else:
                 missing.append(n)
-        if missing:
+        if missing and not self.fresh:
             for n, r in self.tx.get_steps(self.eid, missing).items():
                 self.rows[n] = r
                 if r.has_result:
@@ -123,7 +125,7 @@ class Session:
         missing = [n for n in names if n not in self.rows]
         if not missing:
             return
-        found = self.tx.get_steps(self.eid, missing)
+        found = {} if self.fresh else self.tx.get_steps(self.eid, missing)
         for n in missing:
             self.rows[n] = found.get(n) or StepRow(self.eid, n)
 
