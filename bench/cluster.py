@@ -31,6 +31,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and all its descendants (a server with --processes)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        total += cpu_seconds(p)
+        stack.extend(children.get(p, []))
+    return total
+
+
 def postgres_cpu() -> float:
     """CPU seconds of every local ``postgres`` process (server side of the store)."""
     total = 0.0
@@ -107,7 +125,7 @@ class Cluster:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far: server, workers (summed), local postgres processes."""
-        return {"server": cpu_seconds(self.server.pid) if self.server else 0.0,
+        return {"server": tree_cpu(self.server.pid) if self.server else 0.0,
                 "workers": sum(cpu_seconds(w.pid) for w in self.workers),
                 "postgres": postgres_cpu()}
 

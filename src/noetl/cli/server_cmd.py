@@ -28,6 +28,11 @@ def server_start(
         store: str = typer.Option(None, "--store", envvar="NOETL_STORE_URL",
                                   help="Store URL (sqlite:///PATH or postgresql://...)."),
         log_level: str = typer.Option("info", "--log-level"),
+        processes: int = typer.Option(
+            1, "--processes", "-p", envvar="NOETL_SERVER_PROCESSES", min=1,
+            help="Server processes sharing the port (PostgreSQL store only): one Python "
+                 "process uses one core; they coordinate through the database as separate "
+                 "servers would. /metrics then counts per process."),
 ) -> None:
     """Run the API server in the foreground (Ctrl-C or SIGTERM stops it)."""
     import uvicorn
@@ -38,6 +43,19 @@ def server_start(
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("NOETL_API_TOKEN"):
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
+    if processes > 1:
+        from noetl.store import default_store_url
+
+        url = store or default_store_url()
+        if not url.startswith(("postgresql://", "postgres://")):
+            sys.stderr.write("error: --processes needs a PostgreSQL store (SQLite has one "
+                             f"writer and no cross-process wake-ups): {url}\n")
+            raise typer.Exit(2)
+        os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
+        uvicorn.run("noetl.api.app:create_app", factory=True, host=host, port=port,
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
+                    workers=processes)
+        return
     config = uvicorn.Config(create_app(store), host=host, port=port, log_level=log_level,
                             access_log=False, timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
