@@ -52,7 +52,7 @@ def run_distributed(only: set[str], quick: bool, tmp: Path, rows: list[Row]) -> 
     from bench.cluster import commands_problem
     from bench.stores import postgres_problem, scratch_postgres
 
-    wanted = only & {"throughput", "recovery", "seq40", "seq7"}
+    wanted = only & {"throughput", "recovery", "seq40", "seq7", "loop"}
     if not wanted:
         return
     problem = commands_problem() or postgres_problem()
@@ -68,6 +68,8 @@ def run_distributed(only: set[str], quick: bool, tmp: Path, rows: list[Row]) -> 
         if "throughput" in wanted:
             guarded(rows, "throughput", label,
                     lambda: d.throughput(50 if quick else 200, 1 if quick else 2))
+        if "loop" in wanted:
+            guarded(rows, "loop", label, lambda: d.loop(1 if quick else 3))
         if wanted & {"seq40", "seq7"}:
             guarded(rows, "seq40/seq7", label, lambda: [
                 r for r in d.sequences(3 if quick else 10) if r.scenario in wanted])

@@ -100,9 +100,10 @@ class Cluster:
         path = self.tmp / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
-    def start_server(self, timeout: float = 60) -> None:
+    def start_server(self, timeout: float = 60, processes: int = 1) -> None:
         self.server = self._spawn(["server", "start", "--port", str(self.port),
-                                   "--store", self.store_url], "server")
+                                   "--store", self.store_url, "--processes", str(processes)],
+                                  "server")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.poll() is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +15,7 @@ import httpx
 import pytest
 
 from noetl.client import Client
-from tests.distributed.conftest import Cluster
+from tests.distributed.conftest import Cluster, base_env
 
 pytestmark = pytest.mark.postgres
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
@@ -248,3 +250,39 @@ def test_server_killed_mid_step_loses_nothing(cluster: Cluster) -> None:
     check_events(evs)
     assert "retrying" in cluster.log("w-d")
     assert cluster.kill("w-d", signal.SIGTERM) == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def test_server_with_two_processes(cluster: Cluster, tmp_path: Path) -> None:
+    """`noetl server start --processes 2`: two server processes behind one port serve the
+    runs (they share nothing but PostgreSQL); on SQLite the option is refused."""
+    url = cluster.server("p", env_extra={"NOETL_SERVER_PROCESSES": "2"})
+    servers = [c for c in _children(cluster.procs["p"].pid)
+               if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(servers) == 2, servers
+    with Client(url) as cl:
+        cl.register(TWO_STEPS)
+        with ThreadPoolExecutor(8) as ex:
+            starts = list(ex.map(lambda i: cl.run("tests/dist/two", args={"k": i}), range(20)))
+        descs = run_all(cl, starts, 60)
+        for i, d in enumerate(descs):
+            assert d["status"] == "COMPLETED" and d["result"] == {"k": (i + 1) * 10}
+            check_events(cl.events(d["execution_id"]))
+    assert cluster.kill("p", signal.SIGTERM) == 0
+    assert all(not Path(f"/proc/{c}").exists() for c in servers)
+    env = {**base_env(tmp_path), "NOETL_SERVER_PROCESSES": "2"}
+    r = subprocess.run([sys.executable, "-m", "noetl", "server", "start", "--port", "1",
+                        "--store", f"sqlite:///{tmp_path / 'x.db'}"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--processes needs a PostgreSQL store" in r.stderr
