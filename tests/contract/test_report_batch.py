@@ -108,4 +108,41 @@ def test_a_report_that_breaks_the_batch_does_not_hold_back_the_others(
     desc = engine.describe(poisoned)
     assert desc["steps"]["start"]["status"] == "COMPLETED"
     assert desc["steps"]["second"]["status"] == "QUEUED"  # not handed over: limit 0
-    assert poisoned in eids
+
+
+def test_a_finished_loop_item_hands_the_next_waiting_item_to_its_worker(store: Store) -> None:
+    """A sequential loop: each item's report queues the next waiting item and gives it to the
+    reporting worker in the same transaction (no lease round), with its loop context."""
+    pb = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: seqloop}
+workflow:
+  - step: start
+    type: iterator
+    collection: [a, b, c]
+    element: letter
+    mode: sequential
+    task:
+      type: python
+      args: {n: "{{ _loop.count }}", i: "{{ _loop.index }}"}
+      code: "def main(letter, n, i):\\n    return f'{letter}{i}/{n}'"
+""")
+    engine = Engine(store)
+    ex = engine.start(pb)
+    work = engine.lease("w1", 5)
+    assert [w["index"] for w in work] == [0]  # one at a time
+    seen = []
+    while work:
+        (w,) = work
+        seen.append((w["index"], w["attempt"], w["ctx"]["extra"]["letter"]))
+        assert engine.lease("w2") == []  # the next item is never up for grabs
+        status, work = engine.report_and_lease(int(w["job_id"]), "w1", run_work(w), 1)
+        assert status == "ok"
+    assert seen == [(0, 1, "a"), (1, 1, "b"), (2, 1, "c")]
+    desc = engine.describe(ex.execution_id)
+    assert desc["status"] == "COMPLETED" and desc["result"] == ["a0/3", "b1/3", "c2/3"]
+    with store.read() as tx:
+        events = tx.get_events(ex.execution_id)
+    assert_one_terminal(events)
+    assert [e.worker_id for e in events if e.event_type == "action_started"] == ["w1"] * 3

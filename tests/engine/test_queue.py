@@ -160,3 +160,4 @@ workflow:
     assert second == ["step_started", "action_started", "action_completed", "step_result",
                       "step_completed"]
     assert_one_terminal(events)
+

@@ -112,9 +112,10 @@ def start_loop(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any])
                     status=JobStatus.WAITING, max_attempts=max_attempts, available_at=t)
                 for i, item in enumerate(items) if i >= conc)
         return
+    info = {"element": element, "total": len(items)}  # what item_context needs
     session.jobs.extend(
         Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs, kind="item",
-            index=i, payload={"item": item, "args": args},
+            index=i, payload={"item": item, "args": args, "loop": info},
             status=JobStatus.QUEUED if i < conc else JobStatus.WAITING,
             max_attempts=max_attempts, available_at=t)
         for i, item in enumerate(items))
@@ -131,12 +132,14 @@ def item_done(session: Session, ps: PlanStep, job: Job) -> None:
     session.touch(r)
     if loop["done"] < loop["total"]:
         for nxt in session.tx.release_waiting(session.eid, ps.name, job.run, 1):
-            session.wake = True
-            session.ready += 1
             if nxt.payload.get("child"):
                 from noetl.engine.children import start_child_for_job
 
+                session.wake = True
+                session.ready += 1
                 start_child_for_job(session, ps, r, nxt)
+            else:  # queued now; the reporter may take it at once (Session.hand_off)
+                session.released.append(nxt)
         return
     results = session.tx.item_results(session.eid, ps.name, job.run)
     if ps.save:

@@ -54,6 +54,7 @@ class Session:
         self.dirty: set[str] = set()
         self.events: list[Event] = []
         self.jobs: list[Job] = []
+        self.released: list[Job] = []  # waiting loop items this session queued
         self.job_updates: dict[int, Job] = {}
         self.wake = False  # new ready jobs: wake workers after commit
         self.ready = 0  # how many jobs this session made ready
@@ -136,12 +137,15 @@ class Session:
             return []
         t = now()
         handed: list[Job] = []
-        for job in self.jobs:
+        released = {id(j) for j in self.released}
+        for job in [*self.jobs, *self.released]:
             if len(handed) >= limit:
                 break
             if job.status != JobStatus.QUEUED or job.kind not in ("step", "item") \
                     or job.available_at > t or "preset" in job.payload:
                 continue
+            if id(job) in released:
+                self.update_job(job)  # already a row: written leased at flush
             job.status = JobStatus.LEASED
             job.worker_id = worker_id
             job.attempts = 1
@@ -165,6 +169,7 @@ class Session:
         self.flushed.extend(self.after)
         self.after = []
         self.ready += sum(1 for j in self.jobs if j.status == JobStatus.QUEUED) + \
+            sum(1 for j in self.released if j.status == JobStatus.QUEUED) + \
             sum(1 for j in self.job_updates.values() if j.status == JobStatus.QUEUED) + \
             sum(s.ready for s in self.flushed)
         if self.ready:
@@ -181,6 +186,7 @@ class Session:
         self.dirty.clear()
         self.events = []
         self.jobs = []
+        self.released = []
         self.job_updates = {}
 
     # -- starting ------------------------------------------------------------------------

@@ -40,9 +40,11 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
                 args = {**action[alias], **args}
         save = action.get("save") if isinstance(action.get("save"), dict) else None
         timeout = action.get("timeout") or timeout
-        loop = tx.get_steps(ex.execution_id, [ps.name]).get(ps.name)
-        extra = item_context(ps, job.index, job.payload.get("item"),
-                             loop.loop if loop else None)
+        info = job.payload.get("loop")
+        if info is None:  # queued before items carried it
+            row = tx.get_steps(ex.execution_id, [ps.name]).get(ps.name)
+            info = row.loop if row else None
+        extra = item_context(ps, job.index, job.payload.get("item"), info)
         edge_args: dict[str, Any] = {}
     else:
         action = dict(ps.action)

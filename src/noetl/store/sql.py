@@ -16,7 +16,6 @@ from noetl.engine.records import (
     Event,
     ExecutionRow,
     Job,
-    JobStatus,
     StepRow,
     now,
 )
@@ -314,20 +313,17 @@ class SqlTx(Tx):
         return min(vals) if vals else None
 
     def release_waiting(self, execution_id: int, step: str, run: int, count: int) -> list[Job]:
+        """The next ``count`` waiting items of a loop (lowest index first) become queued; one
+        statement."""
         if count <= 0:
             return []
-        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND step = :s "
-                         "AND run = :r AND status = 'waiting' ORDER BY idx LIMIT :n",
-                         {"e": execution_id, "s": step, "r": run, "n": count})
-        jobs = [_job(r) for r in rows]
-        t = now()
-        for j in jobs:
-            j.status = JobStatus.QUEUED
-            j.available_at = t
-        if jobs:
-            self._xmany("UPDATE queue SET status = 'queued', available_at = :t, updated_at = :t "
-                        "WHERE queue_id = :id", [{"t": t, "id": j.queue_id} for j in jobs])
-        return jobs
+        rows = self._all(
+            f"UPDATE queue SET status = 'queued', available_at = :t, updated_at = :t "
+            f"WHERE queue_id IN (SELECT queue_id FROM queue WHERE execution_id = :e AND "
+            f"step = :s AND run = :r AND status = 'waiting' ORDER BY idx LIMIT :n) "
+            f"RETURNING {JOB_COLS}",
+            {"e": execution_id, "s": step, "r": run, "n": count, "t": now()})
+        return sorted((_job(r) for r in rows), key=lambda j: j.index or 0)
 
     def cancel_jobs(self, execution_id: int) -> list[Job]:
         rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND status IN "
