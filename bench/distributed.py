@@ -25,7 +25,9 @@ LABEL = "postgres (server+workers)"
 # `noetl server start --processes`: one Python process uses one core; two use both cores of
 # this machine (they coordinate through PostgreSQL exactly as servers on two hosts would)
 SERVER_PROCESSES = int(os.environ.get("NOETL_BENCH_SERVER_PROCESSES", "2"))
-WORKER_CONCURRENCY = int(os.environ.get("NOETL_BENCH_WORKER_CONCURRENCY", "4"))
+# threads per worker for the many-executions scenarios: tiny steps, so more threads mean fuller
+# report batches (one request and one transaction for several outcomes)
+WORKER_CONCURRENCY = int(os.environ.get("NOETL_BENCH_WORKER_CONCURRENCY", "16"))
 STARTERS = 8  # client threads posting the run requests of `throughput` together
 
 

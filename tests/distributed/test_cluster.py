@@ -271,6 +271,7 @@ def test_server_with_two_processes(cluster: Cluster, tmp_path: Path) -> None:
     servers = [c for c in _children(cluster.procs["p"].pid)
                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
     assert len(servers) == 2, servers
+    cluster.worker("w-p", "p", concurrency=8)
     with Client(url) as cl:
         cl.register(TWO_STEPS)
         with ThreadPoolExecutor(8) as ex:
@@ -279,6 +280,7 @@ def test_server_with_two_processes(cluster: Cluster, tmp_path: Path) -> None:
         for i, d in enumerate(descs):
             assert d["status"] == "COMPLETED" and d["result"] == {"k": (i + 1) * 10}
             check_events(cl.events(d["execution_id"]))
+    assert cluster.kill("w-p", signal.SIGTERM) == 0
     assert cluster.kill("p", signal.SIGTERM) == 0
     assert all(not Path(f"/proc/{c}").exists() for c in servers)
     env = {**base_env(tmp_path), "NOETL_SERVER_PROCESSES": "2"}
