@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.responses import JSONResponse
 
 from noetl.errors import LeaseLost
 from noetl.worker.http_backend import HttpBackend
@@ -260,3 +261,43 @@ def test_lease_expiry_reruns_on_another_worker(qapi: Running) -> None:
         assert metric(c, "noetl_lease_expiries_total") == 1
         assert metric(c, "noetl_retries_total") == 0
         assert c.get(f"/api/executions/{eid}").json()["status"] == "COMPLETED"
+
+
+def test_a_worker_falls_back_to_single_reports_on_a_server_without_the_batch_route(
+        serve: Callable[..., Running], sqlite_url: str, noetl_home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newer worker against an older server (no POST /api/queue/report): the batch is sent
+    report by report, and later batches go that way at once."""
+    import noetl.api.app as app_mod
+
+    real = app_mod.create_app
+
+    def older(*args: Any, **kw: Any) -> Any:
+        app = real(*args, **kw)
+        inner = app.build_middleware_stack
+
+        def without_batch_route() -> Any:
+            stack = inner()
+
+            async def asgi(scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] == "http" and scope["path"] == "/api/queue/report":
+                    await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
+                    return
+                await stack(scope, receive, send)
+            return asgi
+
+        app.build_middleware_stack = without_batch_route  # type: ignore[method-assign]
+        return app
+
+    monkeypatch.setattr(app_mod, "create_app", older)
+    api = serve(sqlite_url)
+    with api.client() as c, HttpBackend(api.url, wait_seconds=1) as b:
+        assert c.post("/api/queue/report", json={"reports": []}).status_code in (404, 405)
+        start(c), start(c)
+        j1, j2 = lease(c, "w1", limit=2)
+        results, _ = b.report_batch([(int(j1["job_id"]), {**run_work(j1), "report_id": "1"}),
+                                     (int(j2["job_id"]), {**run_work(j2), "report_id": "2"})],
+                                    "w1", 0)
+        assert [r["status"] for r in results] == ["ok", "ok"] and b.batch_route is False
+        for j in (j1, j2):
+            assert c.get(f"/api/executions/{j['execution_id']}").json()["status"] == "COMPLETED"

@@ -147,3 +147,59 @@ workflow:
         events = tx.get_events(ex.execution_id)
     assert_one_terminal(events)
     assert [e.worker_id for e in events if e.event_type == "action_started"] == ["w1"] * 3
+
+
+KID = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: kid, path: tests/kid}
+workflow:
+  - step: start
+    type: python
+    args: {x: "{{ workload.x }}"}
+    code: "def main(x):\\n    return x + 1"
+"""
+
+MOM = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: mom}
+workflow:
+  - step: start
+    next: [{step: child}, {step: own}]
+  - step: child
+    type: playbook
+    path: tests/kid
+    args: {x: 1}
+    next: [{step: join}]
+  - step: own
+    type: python
+    code: "def main():\\n    return 'mine'"
+    next: [{step: join}]
+  - step: join
+    type: python
+    args: {c: "{{ child }}", o: "{{ own }}"}
+    code: "def main(c, o):\\n    return [c, o]"
+""")
+
+
+def test_a_batch_with_a_parent_and_its_child(store: Store) -> None:
+    """One batch reports a parent's step and its child's last step: the child ends and
+    reports to its parent inside the same transaction, and the parent's join runs once."""
+    engine = Engine(store)
+    engine.register(KID, "kid.yaml")
+    ex = engine.start(MOM)
+    works = engine.lease("w1", 5)
+    assert sorted(w["step"] for w in works) == ["own", "start"]  # own, and the child's start
+    child = next(w for w in works if w["step"] == "start")
+    assert int(child["execution_id"]) != ex.execution_id
+    reports = [(int(w["job_id"]), _outcome(w, w["job_id"])) for w in works]
+    results, nxt = engine.report_batch(reports, "w1", limit=2)
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert [w["step"] for w in nxt] == ["join"]  # handed over, once
+    results, _ = engine.report_batch([(int(nxt[0]["job_id"]), _outcome(nxt[0], "j"))], "w1")
+    desc = engine.describe(ex.execution_id)
+    assert desc["status"] == "COMPLETED" and desc["result"] == [2, "mine"]
+    with store.read() as tx:
+        assert_one_terminal(tx.get_events(ex.execution_id))
+        assert_one_terminal(tx.get_events(int(child["execution_id"])))

@@ -157,3 +157,84 @@ def test_a_stopping_pool_keeps_the_lease_of_the_job_it_finishes(sqlite_url: str)
     assert desc["status"] == "COMPLETED" and desc["steps"]["start"]["attempts"] == 1
     assert [e.worker_id for e in events if e.event_type == "action_started"] == ["leaving"]
     assert not any(e.event_type == "action_retry" for e in events)
+
+
+ONE = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: one}
+workflow:
+  - step: start
+    type: python
+    code: "def main():\\n    return 1"
+""")
+
+
+def _until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_jobs_leased_for_idle_threads_are_given_back_when_the_pool_stops(sqlite_url: str
+                                                                         ) -> None:
+    """The stop lands while one thread's lease (for itself and two idle threads) is on its
+    way, and the idle threads have already gone: what it brings back for them is released."""
+    store = open_store(sqlite_url)
+    engine = Engine(store)
+    holder: list[WorkerPool] = []
+    asked: list[int] = []
+
+    class StopDuringLease(LocalBackend):
+        def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+            works = super().lease(worker_id, limit)
+            if works:
+                asked.append(limit)
+                pool = holder[0]
+                pool._stop.set()  # what stop() does first ...
+                with pool._cv:
+                    pool._cv.notify_all()
+                _until(lambda: pool._waiting == 0)  # ... and the idle threads have left
+            return works
+
+    pool = WorkerPool(StopDuringLease(engine), 3, worker_id="w", poll_interval=5)
+    holder.append(pool)
+    try:
+        pool.start()
+        _until(lambda: pool._waiting == 2)  # one thread polls, two wait for what it brings
+        eids = [engine.start(ONE).execution_id for _ in range(3)]
+        _until(lambda: pool._stop.is_set())
+        pool.stop(timeout=10)
+        assert asked == [3]
+        with store.read() as tx:
+            jobs = tx.list_jobs()
+        assert len(jobs) == 3
+        assert all(j.status == "queued" and j.worker_id is None and j.attempts == 0
+                   for j in jobs), [(j.status, j.worker_id, j.attempts) for j in jobs]
+        assert all(engine.describe(e)["status"] == "RUNNING" for e in eids)
+        assert not pool._running and not pool._inbox
+    finally:
+        store.close()
+
+
+def test_a_lease_never_asks_for_more_than_the_api_allows(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    engine = Engine(store)
+    asked: list[int] = []
+
+    class Recording(LocalBackend):
+        def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+            asked.append(limit)
+            return super().lease(worker_id, limit)
+
+    pool = WorkerPool(Recording(engine), 150, worker_id="big", poll_interval=0.2).start()
+    try:
+        _until(lambda: pool._waiting >= 120 and len(asked) >= 3)
+        ex = engine.start(ONE)
+        _until(lambda: engine.is_terminal(ex.execution_id))
+        assert engine.describe(ex.execution_id)["status"] == "COMPLETED"
+    finally:
+        pool.stop()
+        store.close()
+    assert max(asked) == 100  # 149 threads idle, one lease for 100 of them

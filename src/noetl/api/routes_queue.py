@@ -13,6 +13,7 @@ from noetl.api.deps import engine, parse_id, state
 from noetl.api.schemas import (
     HeartbeatRequest,
     LeaseRequest,
+    Outcome,
     ReleaseRequest,
     ReportBatchRequest,
     ReportRequest,
@@ -88,7 +89,7 @@ def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
                 st.metrics.retries.inc()
 
 
-def _outcome(body: ReportRequest, status: str, exclude: set[str]) -> dict[str, Any]:
+def _outcome(body: Outcome, status: str, exclude: set[str]) -> dict[str, Any]:
     outcome = body.model_dump(exclude={"worker_id", "lease_next", "lease_seconds", *exclude},
                               exclude_none=True)
     if outcome.get("status", status) != status:

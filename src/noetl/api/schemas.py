@@ -110,11 +110,10 @@ class LeaseRequest(_Body):
     wait_seconds: float = Field(0, ge=0, le=30)
 
 
-class ReportRequest(_Body):
-    """The outcome produced by ``noetl.worker.runner.run_work`` plus who reports it."""
+class Outcome(_Body):
+    """The outcome produced by ``noetl.worker.runner.run_work``."""
 
     model_config = ConfigDict(extra="allow")
-    worker_id: str | None = Field(None, max_length=256)
     report_id: str | None = Field(None, max_length=128)
     status: Literal["ok", "error"] | None = None
     data: Any = None
@@ -122,13 +121,19 @@ class ReportRequest(_Body):
     envelope: Any = None
     meta: Any = None
     duration: float | None = None
+
+
+class ReportRequest(Outcome):
+    """One outcome plus who reports it."""
+
+    worker_id: str | None = Field(None, max_length=256)
     lease_next: int = Field(0, ge=0, le=100, description="Also lease up to this many ready "
                                                           "jobs for the worker, in the same "
                                                           "transaction (one round trip per step).")
     lease_seconds: float | None = Field(None, gt=0, le=86400)
 
 
-class BatchReportItem(ReportRequest):
+class BatchReportItem(Outcome):
     """One outcome in a batch: the job it is for, and ``status`` (``ok`` or ``error``)."""
 
     job_id: str | int

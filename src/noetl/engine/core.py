@@ -20,7 +20,7 @@ from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, 
 from noetl.engine.session import Session, error_info
 from noetl.engine.status import describe
 from noetl.engine.work import build_work
-from noetl.errors import Conflict, LeaseLost, NotFound
+from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound
 from noetl.plan import compile_plan
 from noetl.store.base import Store, Tx
 
@@ -188,15 +188,17 @@ class Engine:
             works.clear()
             holder.clear()
             handoff = (worker_id, ttl, limit) if limit > 0 and worker_id else None
-            status = self._report_in(tx, job_id, worker_id, outcome, holder, handoff, works)
+            try:
+                status = self._report_in(tx, job_id, worker_id, outcome, holder, handoff, works)
+            except _Refused as r:
+                raise r.error from None
             if worker_id and len(works) < limit:
                 works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
             return status
 
         res = self._tx(go)
-        # the reporter took what it made ready: don't wake idle workers to find nothing
-        ready = sum(s.ready for s in holder)
-        self._after(holder, skip_wake=bool(works) and ready <= len(works))
+        # jobs handed to the reporter are not counted as ready: only what is left wakes others
+        self._after(holder)
         return res, works
 
     def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
@@ -207,9 +209,12 @@ class Engine:
         report, in order: ``ok``, ``duplicate``, ``cancelled``, ``lease_lost`` or
         ``not_found``, and the leased work.
 
-        Executions are locked in id order, so two batches never wait on each other in a cycle.
-        Should the batch fail for any other reason, each report is retried in a transaction of
-        its own, so one bad report never holds the others back."""
+        Every execution and job row of the batch is locked first, in one order (newest
+        execution first: a child before its parent, the order in which a child's end locks its
+        parent), before any report writes; so a batch never holds an event lock while it waits
+        for a row. Should the batch fail for any reason other than a refused report, each
+        report is retried in a transaction of its own, so one bad report never holds the others
+        back (and what it wrote is rolled back, as with a single report)."""
         if not reports:
             return [], (self.lease(worker_id, limit, lease_seconds) if worker_id and limit else [])
         ttl = lease_seconds or self.lease_seconds
@@ -219,8 +224,10 @@ class Engine:
         def go(tx: Tx) -> list[dict[str, Any]]:
             works.clear()
             holder.clear()
-            owner = tx.job_executions([j for j, _ in reports]) if len(reports) > 1 else {}
-            order = sorted(range(len(reports)), key=lambda i: (owner.get(reports[i][0], 0), i))
+            ids = [j for j, _ in reports]
+            first = tx.lock_jobs(ids) if len(reports) > 1 else []
+            rank = {j: k for k, j in enumerate(first)}
+            order = sorted(range(len(reports)), key=lambda i: (rank.get(ids[i], len(rank)), i))
             out: list[dict[str, Any]] = [{} for _ in reports]
             for i in order:
                 job_id, outcome = reports[i]
@@ -229,10 +236,8 @@ class Engine:
                 try:
                     out[i] = {"status": self._report_in(tx, job_id, worker_id, outcome, holder,
                                                         handoff, works)}
-                except LeaseLost as exc:  # raised before the report wrote anything
-                    out[i] = {"status": "lease_lost", "error": str(exc)}
-                except NotFound as exc:
-                    out[i] = {"status": "not_found", "error": str(exc)}
+                except _Refused as r:  # refused before the report wrote anything
+                    out[i] = {"status": r.status, "error": str(r.error)}
             if worker_id and len(works) < limit:
                 works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
             return out
@@ -243,8 +248,7 @@ class Engine:
             if len(reports) == 1:
                 raise
             return self._report_each(reports, worker_id, limit, ttl)
-        ready = sum(s.ready for s in holder)
-        self._after(holder, skip_wake=bool(works) and ready <= len(works))
+        self._after(holder)
         return res, works
 
     def _report_each(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
@@ -270,7 +274,7 @@ class Engine:
                    works: list[dict[str, Any]] | None = None) -> str:
         got = tx.lock_job(job_id)
         if got is None:
-            raise NotFound(f"job {job_id} not found")
+            raise _Refused("not_found", NotFound(f"job {job_id} not found"))
         job, ex = got
         rid = outcome.get("report_id")
         if rid and job.payload.get("report_id") == rid:
@@ -286,10 +290,11 @@ class Engine:
                     s.record_late(job, outcome)
                     tx.add_events(s.events)
                 return "cancelled"
-            raise LeaseLost(f"job {job_id} is {job.status}"
-                            + (f" (leased by {job.worker_id})" if job.worker_id else ""))
+            raise _Refused("lease_lost", LeaseLost(
+                f"job {job_id} is {job.status}"
+                + (f" (leased by {job.worker_id})" if job.worker_id else "")))
         if ex is None:
-            raise NotFound(f"execution {job.execution_id} not found")
+            raise _Refused("not_found", NotFound(f"execution {job.execution_id} not found"))
         if rid:
             job.payload["report_id"] = rid
         s = Session(tx, ex)
@@ -367,6 +372,16 @@ def _all_sessions(sessions: list[Session]) -> list[Session]:
         out.append(s)
         stack.extend(s.flushed)
     return out
+
+
+class _Refused(Exception):
+    """A report refused in its checks, before it wrote anything (``status``: ``lease_lost`` or
+    ``not_found``; ``error``: what a single report raises)."""
+
+    def __init__(self, status: str, error: NoetlError):
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
 
 
 class LocalBackend:

@@ -96,9 +96,10 @@ class Tx(ABC):
             return None
         return job, self.get_execution(job.execution_id, lock=True)
 
-    def job_executions(self, queue_ids: list[int]) -> dict[int, int]:
-        """The execution id of each existing job (to order the locks of a batch)."""
-        return {}
+    def lock_jobs(self, queue_ids: list[int]) -> list[int]:
+        """Lock the execution and job rows of several jobs up front (PostgreSQL), newest
+        execution first; return the ids of the jobs that exist, in that order."""
+        return list(queue_ids)
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float) -> list[tuple[Job, str]]:

@@ -90,7 +90,7 @@ class PgTx(SqlTx):
         self.notified = False
         self._event_locks: set[int] = set()
         self._exec_locks: set[int] = set()  # execution rows this transaction locked
-        self._job_parents: dict[int, tuple[int, int | None]] = {}  # job -> (execution, parent)
+        self._batch_locked: set[int] = set()  # jobs whose rows lock_jobs locked
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         # always pass a mapping so psycopg un-doubles the escaped '%'
@@ -180,14 +180,17 @@ class PgTx(SqlTx):
 
     def lock_job(self, queue_id: int) -> tuple[Job, ExecutionRow | None] | None:
         """One statement: the execution row, then the job row (``FOR UPDATE OF e, q`` locks
-        in that order), as :meth:`get_job` with ``lock`` followed by :meth:`get_execution`."""
-        if self._exec_locks:
-            # Rows already held (a batch of reports): one statement only when this job's
-            # execution is known not to be a child of a held one (the downward case waits
-            # briefly, see get_execution).
-            known = self._job_parents.get(queue_id)
-            if known is None or (known[1] is not None and known[1] in self._exec_locks):
-                return super().lock_job(queue_id)
+        in that order), as :meth:`get_job` with ``lock`` followed by :meth:`get_execution`.
+
+        A transaction that already holds rows uses it only for jobs whose rows
+        :meth:`lock_jobs` locked; otherwise the execution is locked through
+        :meth:`get_execution` first (it waits only briefly for a child of a held execution)."""
+        if self._exec_locks and queue_id not in self._batch_locked:
+            job = super().get_job(queue_id)
+            if job is None:
+                return None
+            ex = self.get_execution(job.execution_id, lock=True)
+            return super().get_job(queue_id, lock=True) or job, ex
         r = self._one(f"SELECT {_E_COLS}, {_Q_COLS} FROM queue q JOIN execution e "
                       "ON e.execution_id = q.execution_id WHERE q.queue_id = :id "
                       "FOR UPDATE OF e, q", {"id": queue_id})
@@ -197,13 +200,17 @@ class PgTx(SqlTx):
         self._exec_locks.add(ex.execution_id)
         return _job(r[_N_EXEC:]), ex
 
-    def job_executions(self, queue_ids: list[int]) -> dict[int, int]:
-        rows = self._all("SELECT q.queue_id, q.execution_id, e.parent_execution_id FROM queue q "
-                         "JOIN execution e ON e.execution_id = q.execution_id "
-                         "WHERE q.queue_id = ANY(:ids)", {"ids": queue_ids})
-        for r in rows:
-            self._job_parents[int(r[0])] = (int(r[1]), None if r[2] is None else int(r[2]))
-        return {int(r[0]): int(r[1]) for r in rows}
+    def lock_jobs(self, queue_ids: list[int]) -> list[int]:
+        """Lock every execution and job row of a batch in one statement, newest execution
+        first (a child before its parent: the order in which a child's end locks its parent),
+        each execution row before its jobs' rows."""
+        rows = self._all("SELECT q.queue_id, q.execution_id FROM queue q JOIN execution e "
+                         "ON e.execution_id = q.execution_id WHERE q.queue_id = ANY(:ids) "
+                         "ORDER BY e.execution_id DESC, q.queue_id FOR UPDATE OF e, q",
+                         {"ids": queue_ids})
+        self._exec_locks.update(int(r[1]) for r in rows)
+        self._batch_locked.update(int(r[0]) for r in rows)
+        return [int(r[0]) for r in rows]
 
     def add_events(self, events: list[Event]) -> None:
         if events:

@@ -288,14 +288,6 @@ class SqlTx(Tx):
                       + (self.for_update if lock else ""), {"id": queue_id})
         return _job(r) if r else None
 
-    def job_executions(self, queue_ids: list[int]) -> dict[int, int]:
-        if not queue_ids:
-            return {}
-        marks = ", ".join(f":q{i}" for i in range(len(queue_ids)))
-        rows = self._all(f"SELECT queue_id, execution_id FROM queue WHERE queue_id IN ({marks})",
-                         {f"q{i}": q for i, q in enumerate(queue_ids)})
-        return {int(r[0]): int(r[1]) for r in rows}
-
     def update_job(self, job: Job) -> None:
         job.updated_at = now()
         self._x("UPDATE queue SET status = :status, attempts = :attempts, "
@@ -321,7 +313,7 @@ class SqlTx(Tx):
             f"UPDATE queue SET status = 'queued', available_at = :t, updated_at = :t "
             f"WHERE queue_id IN (SELECT queue_id FROM queue WHERE execution_id = :e AND "
             f"step = :s AND run = :r AND status = 'waiting' ORDER BY idx LIMIT :n) "
-            f"RETURNING {JOB_COLS}",
+            f"AND status = 'waiting' RETURNING {JOB_COLS}",
             {"e": execution_id, "s": step, "r": run, "n": count, "t": now()})
         return sorted((_job(r) for r in rows), key=lambda j: j.index or 0)
 

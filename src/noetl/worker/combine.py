@@ -49,8 +49,10 @@ class _Slot:
 
 
 class ReportCombiner:
-    def __init__(self, send: Send, max_batch: int = 64):
+    def __init__(self, send: Send, max_batch: int = 64,
+                 give_back: Callable[[dict[str, Any]], None] | None = None):
         self.send = send
+        self.give_back = give_back  # for leased jobs no thread can take (never expected)
         self.max_batch = max(1, max_batch)
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
@@ -84,6 +86,11 @@ class ReportCombiner:
             raise Refused(slot.message, slot.jobs)
         return slot.status, slot.jobs
 
+    def _hand_back(self, jobs: list[dict[str, Any]]) -> None:
+        for job in jobs:
+            if self.give_back is not None:
+                self.give_back(job)
+
     def _send_pending(self) -> None:
         with self._lock:
             batch = self._pending[: self.max_batch]
@@ -93,9 +100,10 @@ class ReportCombiner:
                                       sum(s.want for s in batch))
             self.batches += 1
             self.reports += len(batch)
-            if len(results) != len(batch):
-                raise RuntimeError(f"{len(results)} answers for a batch of {len(batch)} reports")
             jobs = list(jobs)
+            if len(results) != len(batch):
+                self._hand_back(jobs)
+                raise RuntimeError(f"{len(results)} answers for a batch of {len(batch)} reports")
             for s, r in zip(batch, results, strict=True):
                 status = str(r.get("status"))
                 if status == "error":  # not recorded: this thread retries its report
@@ -108,8 +116,9 @@ class ReportCombiner:
             if jobs:  # more than asked for, or meant for a thread that retries: never dropped
                 keep = next((s for s in batch if s.error is None), None)
                 if keep is None:
-                    raise RuntimeError(f"{len(jobs)} leased jobs but no report was recorded")
-                keep.jobs.extend(jobs)
+                    self._hand_back(jobs)
+                else:
+                    keep.jobs.extend(jobs)
         except BaseException as exc:  # every report in the batch is retried by its thread
             for s in batch:
                 s.error = exc

@@ -24,6 +24,7 @@ class HttpBackend:
 
         self.lease_seconds = lease_seconds or DEFAULT_LEASE_SECONDS
         self.wait_seconds = wait_seconds
+        self.batch_route = True  # False once a server answers that it has no batch route
 
     def close(self) -> None:
         self.client.close()
@@ -65,15 +66,24 @@ class HttpBackend:
     def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
                      limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Several outcomes in one request (and one transaction on the server), and up to
-        ``limit`` next jobs. A refused request is answered as ``lease_lost`` for each report
-        (retrying cannot record them); transport errors and 5xx are raised (retry)."""
+        ``limit`` next jobs. A batch the server refuses as a whole (400/413/422: one malformed
+        report) is sent again report by report, so only the bad one is lost; a server without
+        the batch route (404/405, an older version) gets single reports from then on. Transport
+        errors and 5xx are raised (the pool retries with the same report ids)."""
+        if not self.batch_route:
+            return self._one_by_one(reports, worker_id, limit)
         body: dict[str, Any] = {"worker_id": worker_id, "lease_next": limit,
                                 "lease_seconds": self.lease_seconds,
                                 "reports": [{**o, "job_id": j} for j, o in reports]}
         try:
             out = self.client.request("POST", "/api/queue/report", body)
+        except NotFound:
+            self.batch_route = False
+            return self._one_by_one(reports, worker_id, limit)
         except ApiError as exc:
-            if exc.status_code not in (400, 413, 422):
+            if exc.status_code == 405:
+                self.batch_route = False
+            elif exc.status_code not in (400, 413, 422):
                 raise
             return self._one_by_one(reports, worker_id, limit)  # refused: find which one
         return list(out.get("results") or []), list(out.get("jobs") or [])

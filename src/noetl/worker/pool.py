@@ -21,6 +21,7 @@ from noetl.worker.combine import ReportCombiner
 from noetl.worker.runner import run_work
 
 log = logging.getLogger("noetl.worker")
+MAX_LEASE = 100  # jobs one lease call may ask for (the API's limit)
 
 
 class Backend(Protocol):
@@ -62,7 +63,7 @@ class WorkerPool:
         self.jobs_done = 0
         batch = getattr(backend, "report_batch", None)
         self.combiner = None if batch is None else ReportCombiner(
-            lambda reports, n: batch(reports, self.worker_id, n))
+            lambda reports, n: batch(reports, self.worker_id, n), give_back=self._give_back)
 
     def start(self) -> WorkerPool:
         for i in range(self.concurrency):
@@ -86,6 +87,11 @@ class WorkerPool:
         for t in self._threads:
             if t is not self._hb_thread:
                 t.join(max(0.0, deadline - time.monotonic()))
+        with self._cv:  # leased for threads that have stopped: give them back
+            left = list(self._inbox)
+            self._inbox.clear()
+        for work in left:
+            self._give_back(work)
         self._hb_stop.set()  # leases of jobs still finishing were kept alive until now
         if self._hb_thread is not None:
             self._hb_thread.join(max(0.0, deadline - time.monotonic()))
@@ -113,16 +119,33 @@ class WorkerPool:
                 if self._stop.is_set():
                     self._give_back(work)
                     continue
-                more = self._run_one(work, services)
-                if more:  # run the first here; idle threads take the others
-                    works.append(more[0])
-                    self._share(more[1:])
+                works.extend(self._share(self._run_one(work, services)))
 
-    def _share(self, works: list[dict[str, Any]]) -> None:
-        if works:
-            with self._cv:
-                self._inbox.extend(works)
-                self._cv.notify(len(works))
+    def _share(self, works: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Beyond the first, jobs go to threads waiting idle (never to an inbox no thread
+        watches); return the ones this thread runs itself."""
+        if len(works) <= 1:
+            return works
+        with self._cv:
+            n = min(len(works) - 1, self._waiting)
+            if n:
+                self._queue_locked(works[1:1 + n])
+                self._cv.notify(n)
+        kept = works[1 + n:]
+        if kept:  # run here after the first: keep their leases alive meanwhile
+            t = time.monotonic()
+            with self._lock:
+                for w in kept:
+                    self._running[int(w["job_id"])] = t
+        return [works[0], *kept]
+
+    def _queue_locked(self, works: list[dict[str, Any]]) -> None:
+        """Into the inbox (under ``_cv``); their leases are kept alive from now on."""
+        self._inbox.extend(works)
+        t = time.monotonic()
+        with self._lock:
+            for w in works:
+                self._running[int(w["job_id"])] = t
 
     def _next_work(self) -> dict[str, Any] | None:
         """A job shared by another thread, or one leased by this thread. One idle thread at a
@@ -139,7 +162,7 @@ class WorkerPool:
                     self._waiting -= 1
                 return self._inbox.popleft() if self._inbox else None
             self._polling = True
-            want = 1 + self._waiting
+            want = min(1 + self._waiting, MAX_LEASE)
         works: list[dict[str, Any]] = []
         try:
             seen = self.backend.work_version()
@@ -152,11 +175,13 @@ class WorkerPool:
         finally:
             with self._cv:
                 self._polling = False
-                self._inbox.extend(works[1:])
+                self._queue_locked(works[1:])
                 self._cv.notify(len(works))  # the jobs, and one thread to poll next
         return works[0] if works else None
 
     def _give_back(self, work: dict[str, Any]) -> None:
+        with self._lock:
+            self._running.pop(int(work["job_id"]), None)
         try:
             self.backend.release(int(work["job_id"]), self.worker_id)
         except NoetlError as exc:
