@@ -81,6 +81,40 @@ def to_pyformat(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+_INSERT_VALUES = re.compile(r"^(INSERT INTO \w+ \([^()]*\) VALUES )\(([^()]*)\)(.*)$", re.S)
+MULTI_ROW_PARAMS = 1800  # parameters per multi-row INSERT (chunks beyond)
+# psycopg caches the conversion of a query's placeholders only for statements of at most 50
+# parameters and 4,096 characters (to spare its cache ORM-generated one-offs). Multi-row
+# INSERTs here come in a handful of shapes (one per row count), so cache those too:
+# re-parsing them cost more than the per-row round trips they replace.
+try:
+    import psycopg._queries as _pq
+
+    _pq.MAX_CACHED_STATEMENT_PARAMS = max(_pq.MAX_CACHED_STATEMENT_PARAMS, MULTI_ROW_PARAMS)
+    _pq.MAX_CACHED_STATEMENT_LENGTH = max(_pq.MAX_CACHED_STATEMENT_LENGTH, 65536)
+except (ImportError, AttributeError):  # another psycopg layout: correct, a little slower
+    pass
+
+
+@lru_cache(maxsize=64)
+def _multi_row(sql: str) -> tuple[str, tuple[str, ...], str] | None:
+    """``INSERT INTO t (..) VALUES (:a, :b) [ON CONFLICT ...]`` → (head, parameter names,
+    tail), or None for any other statement."""
+    m = _INSERT_VALUES.match(sql)
+    if m is None:
+        return None
+    names = tuple(p.strip()[1:] for p in m.group(2).split(","))
+    if not all(n.isidentifier() for n in names):
+        return None
+    return m.group(1).replace("%", "%%"), names, m.group(3).replace("%", "%%")
+
+
+@lru_cache(maxsize=256)
+def _multi_sql(head: str, width: int, tail: str, n: int) -> str:
+    one = "(" + ", ".join(["%s"] * width) + ")"
+    return head + ", ".join([one] * n) + tail
+
+
 class PgTx(SqlTx):
     for_update = " FOR UPDATE"
 
@@ -97,8 +131,18 @@ class PgTx(SqlTx):
         return self.conn.execute(to_pyformat(sql), params or {})
 
     def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(to_pyformat(sql), rows)
+        multi = _multi_row(sql) if len(rows) > 1 else None
+        if multi is None:
+            with self.conn.cursor() as cur:
+                cur.executemany(to_pyformat(sql), rows)
+            return
+        # INSERT of several rows: one statement (executemany sends and flushes per row)
+        head, names, tail = multi
+        per = max(1, MULTI_ROW_PARAMS // len(names))
+        for i in range(0, len(rows), per):
+            chunk = rows[i:i + per]
+            self.conn.execute(_multi_sql(head, len(names), tail, len(chunk)),
+                              [r[n] for r in chunk for n in names])
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float) -> list[tuple[Job, str]]:

@@ -306,14 +306,16 @@ class SqlTx(Tx):
 
     def release_waiting(self, execution_id: int, step: str, run: int, count: int) -> list[Job]:
         """The next ``count`` waiting items of a loop (lowest index first) become queued; one
-        statement."""
+        statement. (No status re-check outside the subquery: the caller holds the execution's
+        row lock, which every writer of waiting items holds, and on SQLite a re-check there
+        made the planner scan every waiting row by the status index: quadratic loops.)"""
         if count <= 0:
             return []
         rows = self._all(
             f"UPDATE queue SET status = 'queued', available_at = :t, updated_at = :t "
             f"WHERE queue_id IN (SELECT queue_id FROM queue WHERE execution_id = :e AND "
             f"step = :s AND run = :r AND status = 'waiting' ORDER BY idx LIMIT :n) "
-            f"AND status = 'waiting' RETURNING {JOB_COLS}",
+            f"RETURNING {JOB_COLS}",
             {"e": execution_id, "s": step, "r": run, "n": count, "t": now()})
         return sorted((_job(r) for r in rows), key=lambda j: j.index or 0)
 
