@@ -147,9 +147,15 @@ class Engine:
                        current_index=job.index,
                        context={"reason": "lease_expired", "next_attempt": job.attempts,
                                 "lease_expiries": n})
-                if n > MAX_LEASE_EXPIRIES:
-                    lock = tx.get_execution(job.execution_id, lock=True)
-                    s = Session(tx, lock or ex, plan)
+                # failing the step needs the execution's row: take it only if free at once
+                # (this transaction holds queue rows and event locks; waiting here could close
+                # a cycle with a report of this very job), else run the job once more
+                lock = tx.try_lock_execution(job.execution_id) \
+                    if n > MAX_LEASE_EXPIRIES else None
+                if lock is not None:
+                    retry_events = s.events
+                    s = Session(tx, lock, plan)
+                    s.events = retry_events
                     s.job_failed(job, {"final": True, "error": {
                         "message": f"lease expired {n} times (workers lost mid-step)",
                         "type": "LeaseExpired"}})
@@ -209,12 +215,13 @@ class Engine:
         report, in order: ``ok``, ``duplicate``, ``cancelled``, ``lease_lost`` or
         ``not_found``, and the leased work.
 
-        Every execution and job row of the batch is locked first, in one order (newest
-        execution first: a child before its parent, the order in which a child's end locks its
-        parent), before any report writes; so a batch never holds an event lock while it waits
-        for a row. Should the batch fail for any reason other than a refused report, each
-        report is retried in a transaction of its own, so one bad report never holds the others
-        back (and what it wrote is rolled back, as with a single report)."""
+        Every lock the batch can need is taken first, before any report writes (see
+        :meth:`noetl.store.postgres.PgTx.lock_jobs`): execution rows of the jobs and their
+        ancestors newest first, job rows, then event locks in ascending order; so batches,
+        single reports and leases take each kind of lock in one order. Should the batch fail
+        for any reason other than a refused report, each report is retried in a transaction of
+        its own, so one bad report never holds the others back (and what it wrote is rolled
+        back, as with a single report)."""
         if not reports:
             return [], (self.lease(worker_id, limit, lease_seconds) if worker_id and limit else [])
         ttl = lease_seconds or self.lease_seconds
@@ -225,9 +232,9 @@ class Engine:
             works.clear()
             holder.clear()
             ids = [j for j, _ in reports]
-            first = tx.lock_jobs(ids) if len(reports) > 1 else []
-            rank = {j: k for k, j in enumerate(first)}
-            order = sorted(range(len(reports)), key=lambda i: (rank.get(ids[i], len(rank)), i))
+            if len(reports) > 1:
+                tx.lock_jobs(ids)  # every lock the batch needs, up front, in global orders
+            order = range(len(reports))
             out: list[dict[str, Any]] = [{} for _ in reports]
             for i in order:
                 job_id, outcome = reports[i]

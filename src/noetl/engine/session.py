@@ -164,6 +164,8 @@ class Session:
 
     def flush(self) -> None:
         """Write everything buffered; the writes go to the store as one batch."""
+        if self.after:  # executions written together: their event locks in one order
+            self.tx.lock_events({s.eid for s in _tree([self])})
         for s in self.after:
             s.flush()
         self.flushed.extend(self.after)
@@ -556,3 +558,14 @@ class Session:
         from noetl.engine.children import notify_parent
 
         notify_parent(self)
+
+
+def _tree(sessions: list[Session]) -> list[Session]:
+    """These sessions and every session waiting to be flushed with them."""
+    out: list[Session] = []
+    stack = list(sessions)
+    while stack:
+        s = stack.pop()
+        out.append(s)
+        stack.extend(s.after)
+    return out

@@ -96,6 +96,13 @@ class Tx(ABC):
             return None
         return job, self.get_execution(job.execution_id, lock=True)
 
+    def try_lock_execution(self, execution_id: int) -> ExecutionRow | None:
+        """Lock an execution row unless another transaction holds it (then None, at once)."""
+        return self.get_execution(execution_id, lock=True)
+
+    def lock_events(self, execution_ids: set[int]) -> None:  # noqa: B027 - optional hook
+        """Before writing several executions' events: take their event locks in one order."""
+
     def lock_jobs(self, queue_ids: list[int]) -> list[int]:
         """Lock the execution and job rows of several jobs up front (PostgreSQL), newest
         execution first; return the ids of the jobs that exist, in that order."""

@@ -104,8 +104,8 @@ def _multi_row(sql: str) -> tuple[str, tuple[str, ...], str] | None:
     if m is None:
         return None
     names = tuple(p.strip()[1:] for p in m.group(2).split(","))
-    if not all(n.isidentifier() for n in names):
-        return None
+    if not all(n.isidentifier() for n in names) or _PARAM.search(m.group(1) + m.group(3)):
+        return None  # parameters outside the VALUES list: not for this rewrite
     return m.group(1).replace("%", "%%"), names, m.group(3).replace("%", "%%")
 
 
@@ -209,6 +209,15 @@ class PgTx(SqlTx):
         self._exec_locks.add(execution_id)
         return _exec(row)
 
+    def try_lock_execution(self, execution_id: int) -> ExecutionRow | None:
+        """The execution row locked, or None at once when another transaction holds it."""
+        r = self._one(f"SELECT {EXEC_SELECT} FROM execution WHERE execution_id = :id "
+                      "FOR UPDATE SKIP LOCKED", {"id": execution_id})
+        if r is None:
+            return None
+        self._exec_locks.add(execution_id)
+        return _exec(r)
+
     def get_job(self, queue_id: int, lock: bool = False) -> Job | None:
         """With ``lock``, lock the job's execution row first, then the job row.
 
@@ -245,16 +254,24 @@ class PgTx(SqlTx):
         return _job(r[_N_EXEC:]), ex
 
     def lock_jobs(self, queue_ids: list[int]) -> list[int]:
-        """Lock every execution and job row of a batch in one statement, newest execution
-        first (a child before its parent: the order in which a child's end locks its parent),
-        each execution row before its jobs' rows."""
-        rows = self._all("SELECT q.queue_id, q.execution_id FROM queue q JOIN execution e "
-                         "ON e.execution_id = q.execution_id WHERE q.queue_id = ANY(:ids) "
-                         "ORDER BY e.execution_id DESC, q.queue_id FOR UPDATE OF e, q",
-                         {"ids": queue_ids})
-        self._exec_locks.update(int(r[1]) for r in rows)
-        self._batch_locked.update(int(r[0]) for r in rows)
-        return [int(r[0]) for r in rows]
+        """Take every lock a batch of reports can need, before any report writes, each kind in
+        one global order: the execution rows of the jobs and of all their ancestors (a child's
+        end locks its parent) newest first, then the job rows, then those executions' event
+        locks in ascending order (the order leases take them). Returns the ids of the jobs
+        that exist."""
+        execs = [int(r[0]) for r in self._all(
+            "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue "
+            "WHERE queue_id = ANY(:ids) UNION SELECT e.parent_execution_id FROM execution e "
+            "JOIN chain c ON e.execution_id = c.id WHERE e.parent_execution_id IS NOT NULL) "
+            "SELECT execution_id FROM execution WHERE execution_id IN (SELECT id FROM chain) "
+            "ORDER BY execution_id DESC FOR UPDATE", {"ids": queue_ids})]
+        jobs = [int(r[0]) for r in self._all(
+            "SELECT queue_id FROM queue WHERE queue_id = ANY(:ids) ORDER BY queue_id FOR UPDATE",
+            {"ids": queue_ids})]
+        self._exec_locks.update(execs)
+        self._batch_locked.update(jobs)
+        self.lock_events(set(execs))
+        return jobs
 
     def add_events(self, events: list[Event]) -> None:
         if events:
@@ -268,6 +285,17 @@ class PgTx(SqlTx):
         if rows:
             self._lock_events({r.execution_id for r in rows})
         super().save_steps(rows)
+
+    def lock_events(self, execution_ids: set[int]) -> None:
+        """Take several executions' event locks at once, in ascending order (see
+        :meth:`_lock_events`); one statement."""
+        todo = sorted(execution_ids - self._event_locks)
+        if len(todo) > 1:
+            self._x("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k",
+                    {"ks": todo})
+            self._event_locks.update(todo)
+        elif todo:
+            self._lock_events(set(todo))
 
     def _lock_events(self, execution_ids: set[int]) -> None:
         """Hold each execution's event lock until commit, so one execution's events get their

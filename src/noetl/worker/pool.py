@@ -127,7 +127,7 @@ class WorkerPool:
         if len(works) <= 1:
             return works
         with self._cv:
-            n = min(len(works) - 1, self._waiting)
+            n = max(0, min(len(works) - 1, self._waiting - len(self._inbox)))
             if n:
                 self._queue_locked(works[1:1 + n])
                 self._cv.notify(n)
@@ -173,10 +173,15 @@ class WorkerPool:
             log.warning("lease failed: %s", exc)
             self._stop.wait(min(self.poll_interval, 1.0))
         finally:
+            late = self._stop.is_set()  # stop() may have emptied the inbox already
             with self._cv:
                 self._polling = False
-                self._queue_locked(works[1:])
+                if not late:
+                    self._queue_locked(works[1:])
                 self._cv.notify(len(works))  # the jobs, and one thread to poll next
+            if late:
+                for work in works[1:]:
+                    self._give_back(work)
         return works[0] if works else None
 
     def _give_back(self, work: dict[str, Any]) -> None:
