@@ -58,6 +58,24 @@ workflow:
 """
 
 
+MARKED = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: marked, path: tests/dist/marked}
+workload: {marker: ""}
+workflow:
+  - step: start
+    type: python
+    args: {marker: "{{ workload.marker }}"}
+    code: |
+      def main(marker):
+          import time
+          open(marker, "w").close()
+          time.sleep(2.5)
+          return {"slept": True}
+"""
+
+
 def check_events(evs: list[dict[str, Any]]) -> None:
     """One terminal event; step and action events in pairs; no re-run without action_retry."""
     types = [e["event_type"] for e in evs]
@@ -206,12 +224,16 @@ def test_sigterm_lets_the_running_job_finish(cluster: Cluster) -> None:
     """SIGTERM on a worker mid-step: it stops leasing, finishes the job, reports, exits 0."""
     assert cluster.kill("w-a", signal.SIGTERM) == 0  # idle workers stop at once
     assert cluster.kill("w-b", signal.SIGTERM) == 0
+    marker = cluster.home / "marked.started"
     with Client(cluster.urls["a"]) as cl:
-        eid = cl.run("tests/dist/slow")["execution_id"]
+        cl.register(MARKED)
+        eid = cl.run("tests/dist/marked", args={"marker": str(marker)})["execution_id"]
+        # wait until the step runs in the worker (action_started is written when the job is
+        # leased, a moment before the worker has it: a stop then gives it back unrun)
         deadline = time.monotonic() + 20
-        while not any(e["event_type"] == "action_started" for e in cl.events(eid)):
+        while not marker.exists():
             assert time.monotonic() < deadline, "the slow step never started"
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert cluster.kill("w-c", signal.SIGTERM) == 0
         desc = cl.execution(eid)  # the worker reported before exiting
         evs = cl.events(eid)
@@ -231,13 +253,14 @@ def test_server_killed_mid_step_loses_nothing(cluster: Cluster) -> None:
     cluster.wait_log("w-d", "threads leasing from")
     for w in [n for n in cluster.procs if n.startswith("w-") and n != "w-d"]:
         assert cluster.kill(w, signal.SIGTERM) == 0  # only w-d may take the job
+    marker = cluster.home / "killed.started"
     with Client(url) as cl:
-        cl.register(SLOW)
-        eid = cl.run("tests/dist/slow")["execution_id"]
+        cl.register(MARKED)
+        eid = cl.run("tests/dist/marked", args={"marker": str(marker)})["execution_id"]
         deadline = time.monotonic() + 20
-        while not any(e["event_type"] == "action_started" for e in cl.events(eid)):
+        while not marker.exists():  # the step runs in the worker (see the SIGTERM test)
             assert time.monotonic() < deadline, "the slow step never started"
-            time.sleep(0.05)
+            time.sleep(0.02)
     cluster.kill("c", signal.SIGKILL)
     cluster.wait_log("w-d", "report failed")  # the step ended while the server was down
     cluster.server("c", port=port)
