@@ -17,7 +17,7 @@ from noetl.dsl.yamlsrc import plain
 from noetl.engine.executions import create_execution
 from noetl.engine.plans import catalog_plan, plan_for
 from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
-from noetl.engine.session import Session, error_info
+from noetl.engine.session import Session, error_info, session_tree
 from noetl.engine.status import describe
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound
@@ -55,7 +55,7 @@ class Engine:
             self.store.notify_work()
         if not self.listeners:
             return
-        ended = {s.eid for s in _all_sessions(sessions) if s.ex.terminal}
+        ended = {s.eid for s in session_tree(sessions, pending=False) if s.ex.terminal}
         for cb in self.listeners:
             cb(ended)
 
@@ -369,16 +369,6 @@ class Engine:
 
 
 __all__ = ["Engine", "Status", "error_info"]
-
-
-def _all_sessions(sessions: list[Session]) -> list[Session]:
-    out: list[Session] = []
-    stack = list(sessions)
-    while stack:
-        s = stack.pop()
-        out.append(s)
-        stack.extend(s.flushed)
-    return out
 
 
 class _Refused(Exception):

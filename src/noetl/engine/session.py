@@ -165,7 +165,7 @@ class Session:
     def flush(self) -> None:
         """Write everything buffered; the writes go to the store as one batch."""
         if self.after:  # executions written together: their event locks in one order
-            self.tx.lock_events({s.eid for s in _tree([self])})
+            self.tx.lock_events({s.eid for s in session_tree([self], pending=True)})
         for s in self.after:
             s.flush()
         self.flushed.extend(self.after)
@@ -560,12 +560,13 @@ class Session:
         notify_parent(self)
 
 
-def _tree(sessions: list[Session]) -> list[Session]:
-    """These sessions and every session waiting to be flushed with them."""
+def session_tree(sessions: list[Session], pending: bool) -> list[Session]:
+    """These sessions and the other executions' sessions they carry: still to be flushed
+    with them (``pending``, ``Session.after``) or already flushed (``Session.flushed``)."""
     out: list[Session] = []
     stack = list(sessions)
     while stack:
         s = stack.pop()
         out.append(s)
-        stack.extend(s.after)
+        stack.extend(s.after if pending else s.flushed)
     return out
