@@ -48,10 +48,10 @@ class Engine:
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # jittered backoff
         raise AssertionError("unreachable")
 
-    def _after(self, sessions: list[Session], skip_wake: bool = False) -> None:
+    def _after(self, sessions: list[Session]) -> None:
         """After a commit: wake idle workers if jobs became ready; tell listeners which
         executions just ended."""
-        if not skip_wake and any(s.wake for s in sessions):
+        if any(s.wake for s in sessions):
             self.store.notify_work()
         if not self.listeners:
             return

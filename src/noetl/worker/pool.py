@@ -1,7 +1,10 @@
 """A pool of worker threads leasing from a backend: the engine in-process, or a server over
-HTTP. Each thread leases, runs and reports with no idle wait between jobs; an idle thread
-waits for a wake-up (or polls, the always-correct baseline). A heartbeat thread extends the
-leases of running jobs.
+HTTP. Each thread runs a job and reports it, getting its next job in the same call, with no
+idle wait between jobs; reports of threads finishing together travel in one batch
+(:mod:`noetl.worker.combine`). One idle thread at a time asks the backend for work, for itself
+and for the threads waiting (a wake-up, or polling as the always-correct baseline). A heartbeat
+thread extends the leases of running jobs, and of jobs waiting for a thread, until the pool
+has stopped.
 """
 
 from __future__ import annotations
