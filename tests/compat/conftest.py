@@ -10,15 +10,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult
 
 import pytest
 
@@ -29,6 +27,7 @@ from noetl.local import LocalRunner
 from noetl.store import open_store
 from noetl.tools.base import Services
 from tests.helpers import assert_one_terminal
+from tests.httpstub import StubHandler, serving
 from tests.tools.conftest import POSTS
 from tests.tools.pgutil import pg_fields
 
@@ -63,31 +62,9 @@ class Api:
             self.requests.clear()
 
 
-def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
-    class H(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *a: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: Any) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def _handle(self) -> None:
-            parts = urlsplit(self.path)
-            n = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(n) if n else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+def _handler(api: Api) -> type[StubHandler]:
+    class H(StubHandler):
+        def route(self, parts: SplitResult, query: dict[str, str], body: Any) -> None:
             seen = {"method": self.command, "path": parts.path, "query": query, "body": body,
                     "headers": {k.lower(): v for k, v in self.headers.items()}}
             with api.lock:
@@ -96,20 +73,18 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
             if seg[0] in ("get", "post"):  # httpbin echo
                 want = "GET" if seg[0] == "get" else "POST"
                 if self.command != want:
-                    self._send(405, {"error": "method not allowed"})
+                    self.send(405, {"error": "method not allowed"})
                 else:
-                    self._send(200, {"args": query, "json": body, "url": api.url + self.path,
-                                     "headers": dict(self.headers.items())})
+                    self.send(200, {"args": query, "json": body, "url": api.url + self.path,
+                                    "headers": dict(self.headers.items())})
             elif seg[0] == "status":
-                self._send(int(seg[1]), {"status": int(seg[1])})
+                self.send(int(seg[1]), {"status": int(seg[1])})
             elif seg[0] == "posts":
-                self._send(200, POSTS)
+                self.send(200, POSTS)
             elif seg[:2] == ["v1", "forecast"]:
-                self._send(200, forecast(query))
+                self.send(200, forecast(query))
             else:
-                self._send(404, {"error": "no route"})
-
-        do_GET = do_POST = do_PUT = do_DELETE = _handle
+                self.send(404, {"error": "no route"})
 
     return H
 
@@ -117,18 +92,9 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serve_api() -> Iterator[Api]:
     api = Api()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True)
-    t.start()
-    try:
+    with serving(_handler(api)) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        t.join(5)
 
 
 def rewrite_spec(api: Api) -> str:
