@@ -50,7 +50,7 @@ def test_a_batch_and_a_lease_take_event_locks_in_one_order(
         works = {(int(w["execution_id"]), w["step"]): w for w in engine.lease("w1", 10)}
         for x in (x1, x2):  # the `b` jobs go back to the queue for the lease below
             engine.release(int(works[(x, "b")]["job_id"]), "w1")
-        real = PgTx._lock_events
+        real = PgTx.lock_events
         holding = threading.Event()
 
         def lease_slowly(self: PgTx, ids: set[int]) -> None:
@@ -62,7 +62,7 @@ def test_a_batch_and_a_lease_take_event_locks_in_one_order(
                 time.sleep(0.3)  # the batch starts meanwhile and meets this lock
             return None
 
-        monkeypatch.setattr(PgTx, "_lock_events", lease_slowly)
+        monkeypatch.setattr(PgTx, "lock_events", lease_slowly)
         before = _deadlocks(fresh_pg_url)
         out: dict[str, Any] = {}
 

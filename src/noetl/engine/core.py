@@ -231,20 +231,17 @@ class Engine:
         def go(tx: Tx) -> list[dict[str, Any]]:
             works.clear()
             holder.clear()
-            ids = [j for j, _ in reports]
             if len(reports) > 1:
-                tx.lock_jobs(ids)  # every lock the batch needs, up front, in global orders
-            order = range(len(reports))
-            out: list[dict[str, Any]] = [{} for _ in reports]
-            for i in order:
-                job_id, outcome = reports[i]
+                tx.lock_jobs([j for j, _ in reports])  # every lock it needs, up front
+            out: list[dict[str, Any]] = []
+            for job_id, outcome in reports:
                 left = limit - len(works)
                 handoff = (worker_id, ttl, left) if left > 0 and worker_id else None
                 try:
-                    out[i] = {"status": self._report_in(tx, job_id, worker_id, outcome, holder,
-                                                        handoff, works)}
+                    out.append({"status": self._report_in(tx, job_id, worker_id, outcome,
+                                                          holder, handoff, works)})
                 except _Refused as r:  # refused before the report wrote anything
-                    out[i] = {"status": r.status, "error": str(r.error)}
+                    out.append({"status": r.status, "error": str(r.error)})
             if worker_id and len(works) < limit:
                 works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
             return out

@@ -14,25 +14,41 @@ from noetl.plan import Plan, compile_plan, plan_from_raw
 if TYPE_CHECKING:
     from noetl.store.base import Tx
 
-_MAX = 2048
-_cache: OrderedDict[int, Plan] = OrderedDict()
-_lock = threading.Lock()
+class _Lru:
+    """A small thread-safe least-recently-used map of compiled plans."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[int, Plan] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: int) -> Plan | None:
+        with self.lock:
+            plan = self.items.get(key)
+            if plan is not None:
+                self.items.move_to_end(key)
+            return plan
+
+    def put(self, key: int, plan: Plan) -> None:
+        with self.lock:
+            self.items[key] = plan
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_by_execution = _Lru(2048)
+_by_catalog = _Lru(256)
 
 
 def remember(execution_id: int, plan: Plan) -> None:
-    with _lock:
-        _cache[execution_id] = plan
-        _cache.move_to_end(execution_id)
-        while len(_cache) > _MAX:
-            _cache.popitem(last=False)
+    _by_execution.put(execution_id, plan)
 
 
 def plan_for(tx: Tx, ex: ExecutionRow) -> Plan:
-    with _lock:
-        plan = _cache.get(ex.execution_id)
-        if plan is not None:
-            _cache.move_to_end(ex.execution_id)
-            return plan
+    plan = _by_execution.get(ex.execution_id)
+    if plan is not None:
+        return plan
     raw = ex.playbook or tx.get_playbook(ex.execution_id)
     if raw is None:
         raise NotFound(f"execution {ex.execution_id} has no stored playbook")
@@ -41,20 +57,11 @@ def plan_for(tx: Tx, ex: ExecutionRow) -> Plan:
     return plan
 
 
-_by_catalog: OrderedDict[int, Plan] = OrderedDict()
-
-
 def catalog_plan(entry: CatalogEntry) -> Plan:
     """The compiled plan of a catalog entry (entries never change: a new version is a new
     entry), cached so starting a run does not parse and compile the playbook again."""
-    with _lock:
-        plan = _by_catalog.get(entry.catalog_id)
-        if plan is not None:
-            _by_catalog.move_to_end(entry.catalog_id)
-            return plan
-    plan = compile_plan(build_playbook(entry.payload, entry.path))
-    with _lock:
-        _by_catalog[entry.catalog_id] = plan
-        while len(_by_catalog) > 256:
-            _by_catalog.popitem(last=False)
+    plan = _by_catalog.get(entry.catalog_id)
+    if plan is None:
+        plan = compile_plan(build_playbook(entry.payload, entry.path))
+        _by_catalog.put(entry.catalog_id, plan)
     return plan

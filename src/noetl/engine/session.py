@@ -73,10 +73,13 @@ class Session:
     def row(self, name: str) -> StepRow:
         r = self.rows.get(name)
         if r is None:
-            r = StepRow(self.eid, name) if self.fresh else \
-                self.tx.get_steps(self.eid, [name]).get(name) or StepRow(self.eid, name)
+            r = self._read_steps([name]).get(name) or StepRow(self.eid, name)
             self.rows[name] = r
         return r
+
+    def _read_steps(self, names: list[str]) -> dict[str, StepRow]:
+        """Stored step rows (a new execution has none: no query)."""
+        return {} if self.fresh else self.tx.get_steps(self.eid, names)
 
     def touch(self, r: StepRow) -> None:
         self.dirty.add(r.step)
@@ -91,8 +94,8 @@ class Session:
                     out[n] = r.result
             else:
                 missing.append(n)
-        if missing and not self.fresh:
-            for n, r in self.tx.get_steps(self.eid, missing).items():
+        if missing:
+            for n, r in self._read_steps(missing).items():
                 self.rows[n] = r
                 if r.has_result:
                     out[n] = r.result
@@ -126,7 +129,7 @@ class Session:
         missing = [n for n in names if n not in self.rows]
         if not missing:
             return
-        found = {} if self.fresh else self.tx.get_steps(self.eid, missing)
+        found = self._read_steps(missing)
         for n in missing:
             self.rows[n] = found.get(n) or StepRow(self.eid, n)
 

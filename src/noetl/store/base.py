@@ -103,10 +103,9 @@ class Tx(ABC):
     def lock_events(self, execution_ids: set[int]) -> None:  # noqa: B027 - optional hook
         """Before writing several executions' events: take their event locks in one order."""
 
-    def lock_jobs(self, queue_ids: list[int]) -> list[int]:
-        """Lock the execution and job rows of several jobs up front (PostgreSQL), newest
-        execution first; return the ids of the jobs that exist, in that order."""
-        return list(queue_ids)
+    def lock_jobs(self, queue_ids: list[int]) -> None:  # noqa: B027 - optional hook
+        """Before a batch of reports: take every lock it can need, in global orders
+        (PostgreSQL; one writer at a time needs none)."""
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float) -> list[tuple[Job, str]]:

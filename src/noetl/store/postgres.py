@@ -158,7 +158,7 @@ class PgTx(SqlTx):
         out = _leased(rows, None)
         # the engine writes action_started events for these next: take the executions' event
         # locks now, in id order, so two leasing transactions never wait on each other
-        self._lock_events({j.execution_id for j, _ in out})
+        self.lock_events({j.execution_id for j, _ in out})
         return out
 
     def _lease_holding_locks(self, p: dict[str, Any]) -> list[tuple[Job, str]]:
@@ -243,7 +243,8 @@ class PgTx(SqlTx):
             if job is None:
                 return None
             ex = self.get_execution(job.execution_id, lock=True)
-            return super().get_job(queue_id, lock=True) or job, ex
+            job = super().get_job(queue_id, lock=True)  # now locked, as it is now
+            return (job, ex) if job else None
         r = self._one(f"SELECT {_E_COLS}, {_Q_COLS} FROM queue q JOIN execution e "
                       "ON e.execution_id = q.execution_id WHERE q.queue_id = :id "
                       "FOR UPDATE OF e, q", {"id": queue_id})
@@ -253,12 +254,11 @@ class PgTx(SqlTx):
         self._exec_locks.add(ex.execution_id)
         return _job(r[_N_EXEC:]), ex
 
-    def lock_jobs(self, queue_ids: list[int]) -> list[int]:
+    def lock_jobs(self, queue_ids: list[int]) -> None:
         """Take every lock a batch of reports can need, before any report writes, each kind in
         one global order: the execution rows of the jobs and of all their ancestors (a child's
         end locks its parent) newest first, then the job rows, then those executions' event
-        locks in ascending order (the order leases take them). Returns the ids of the jobs
-        that exist."""
+        locks in ascending order (the order leases take them)."""
         execs = [int(r[0]) for r in self._all(
             "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue "
             "WHERE queue_id = ANY(:ids) UNION SELECT e.parent_execution_id FROM execution e "
@@ -271,11 +271,10 @@ class PgTx(SqlTx):
         self._exec_locks.update(execs)
         self._batch_locked.update(jobs)
         self.lock_events(set(execs))
-        return jobs
 
     def add_events(self, events: list[Event]) -> None:
         if events:
-            self._lock_events({e.execution_id for e in events})
+            self.lock_events({e.execution_id for e in events})
         super().add_events(events)
 
     def save_steps(self, rows: Iterable[StepRow]) -> None:
@@ -283,30 +282,24 @@ class PgTx(SqlTx):
         # leasing transaction holding it never waits for a step row this one holds (cycle).
         rows = list(rows)
         if rows:
-            self._lock_events({r.execution_id for r in rows})
+            self.lock_events({r.execution_id for r in rows})
         super().save_steps(rows)
 
     def lock_events(self, execution_ids: set[int]) -> None:
-        """Take several executions' event locks at once, in ascending order (see
-        :meth:`_lock_events`); one statement."""
-        todo = sorted(execution_ids - self._event_locks)
-        if len(todo) > 1:
-            self._x("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k",
-                    {"ks": todo})
-            self._event_locks.update(todo)
-        elif todo:
-            self._lock_events(set(todo))
-
-    def _lock_events(self, execution_ids: set[int]) -> None:
         """Hold each execution's event lock until commit, so one execution's events get their
         ``seq`` in commit order and a reader paging with ``since_seq`` never skips one.
+        Several are taken in ascending order, in one statement.
 
         (``seq`` comes from an identity column: without this, a transaction that drew seq 100
         could commit after one that drew 101, and a follower that already read 101 would
         never see 100.) Transaction-scoped advisory lock keyed by the execution id."""
-        for eid in sorted(execution_ids - self._event_locks):
-            self._x("SELECT pg_advisory_xact_lock(:k)", {"k": eid})
-            self._event_locks.add(eid)
+        todo = sorted(execution_ids - self._event_locks)
+        if len(todo) == 1:
+            self._x("SELECT pg_advisory_xact_lock(:k)", {"k": todo[0]})
+        elif todo:
+            self._x("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k",
+                    {"ks": todo})
+        self._event_locks.update(todo)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
