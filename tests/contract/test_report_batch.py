@@ -133,14 +133,19 @@ workflow:
     ex = engine.start(pb)
     work = engine.lease("w1", 5)
     assert [w["index"] for w in work] == [0]  # one at a time
+    # another run's first step waits in the queue with a higher priority than loop items: a
+    # plain lease after the report would take it; the hand-off gives the reporter the next item
+    other = engine.start(CHAIN).execution_id
     seen = []
-    while work:
+    for _ in range(3):
         (w,) = work
+        assert int(w["execution_id"]) == ex.execution_id and w["step"] == "start"
         seen.append((w["index"], w["attempt"], w["ctx"]["extra"]["letter"]))
-        assert engine.lease("w2") == []  # the next item is never up for grabs
         status, work = engine.report_and_lease(int(w["job_id"]), "w1", run_work(w), 1)
         assert status == "ok"
     assert seen == [(0, 1, "a"), (1, 1, "b"), (2, 1, "c")]
+    # the loop is over: now the reporter is free for the other run's step
+    assert [int(w["execution_id"]) for w in work] == [other]
     desc = engine.describe(ex.execution_id)
     assert desc["status"] == "COMPLETED" and desc["result"] == ["a0/3", "b1/3", "c2/3"]
     with store.read() as tx:
