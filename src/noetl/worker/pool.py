@@ -135,16 +135,16 @@ class WorkerPool:
                 self._queue_locked(works[1:1 + n])
                 self._cv.notify(n)
         kept = works[1 + n:]
-        if kept:  # run here after the first: keep their leases alive meanwhile
-            t = time.monotonic()
-            with self._lock:
-                for w in kept:
-                    self._running[int(w["job_id"])] = t
+        self._keep_alive(kept)  # run here after the first
         return [works[0], *kept]
 
     def _queue_locked(self, works: list[dict[str, Any]]) -> None:
-        """Into the inbox (under ``_cv``); their leases are kept alive from now on."""
+        """Into the inbox (under ``_cv``)."""
         self._inbox.extend(works)
+        self._keep_alive(works)
+
+    def _keep_alive(self, works: list[dict[str, Any]]) -> None:
+        """Leased jobs waiting for a thread: heartbeats keep their leases from now on."""
         t = time.monotonic()
         with self._lock:
             for w in works:
