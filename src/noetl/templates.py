@@ -26,9 +26,10 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Undefined, meta, nodes
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 
+from noetl import sandbox
 from noetl.errors import TemplateError
+from noetl.sandbox import BoundedNamespace, BoundedSandbox, TemplateTimeout, time_limit
 
 _TOJSON_TAIL = re.compile(r"\|\s*tojson\s*(\(\s*\))?\s*$")
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -85,7 +86,7 @@ class _ListView(list[Any]):
     """A list result; ``.data``/``.result`` return the list itself."""
 
 
-class _Env(SandboxedEnvironment):
+class _Env(BoundedSandbox):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Undefined):
             obj._fail_with_undefined_error()
@@ -142,7 +143,7 @@ def _now(fmt: str | None = None) -> str:
 ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 ENV.filters["tojson"] = _tojson
 ENV.filters["b64encode"] = _b64encode
-ENV.globals.update(now=_now, uuid=lambda: str(_uuid.uuid4()))
+ENV.globals.update(now=_now, uuid=lambda: str(_uuid.uuid4()), namespace=BoundedNamespace)
 GLOBAL_NAMES = frozenset(ENV.globals) | {"range", "dict", "lipsum", "cycler", "joiner", "namespace"}
 
 
@@ -195,12 +196,16 @@ def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> An
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{where}: template syntax error in {text!r}: {exc.message}") from exc
     try:
-        if native:
-            result = fn(**ctx)
-            if isinstance(result, StrictUndefined):
-                str(result)  # raises UndefinedError naming the variable
-            return _unview(result)
-        return fn.render(ctx)
+        with time_limit():
+            if native:
+                result = fn(**ctx)
+                if isinstance(result, StrictUndefined):
+                    str(result)  # raises UndefinedError naming the variable
+                return _unview(result)
+            return fn.render(ctx)
+    except TemplateTimeout as exc:
+        raise TemplateError(f"{where}: rendering {text[:200]!r} took longer than the "
+                            f"{sandbox.RENDER_SECONDS:g} s template time limit") from exc
     except UndefinedError as exc:
         raise TemplateError(f"{where}: cannot render {text!r}: {exc.message}") from exc
     except TemplateError:
