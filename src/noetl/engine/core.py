@@ -157,7 +157,8 @@ class Engine:
                     s = Session(tx, lock, plan)
                     s.events = retry_events
                     s.job_failed(job, {"final": True, "error": {
-                        "message": f"lease expired {n} times (workers lost mid-step)",
+                        "message": "worker died while running this step "
+                                   f"(its lease expired {n} times)",
                         "type": "LeaseExpired"}})
                     s.flush()
                     execs.pop(job.execution_id, None)

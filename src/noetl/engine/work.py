@@ -59,6 +59,8 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
                 "results": results, "extra": extra},
         "path": ex.path,
     }
+    if job.payload.get("expiries"):  # a worker was lost running it: tools may isolate it
+        work["lease_expiries"] = job.payload["expiries"]
     if "preset" in job.payload:  # a loop's save, or a sub-playbook step's save: no tool runs
         work["preset"] = job.payload.get("preset")
         work["preset_meta"] = job.payload.get("preset_meta")

@@ -38,6 +38,7 @@ class ToolCall:
     attempt: int = 1
     index: int | None = None
     timeout: float | None = None
+    isolate: bool = False  # run in a child process (the previous attempt lost its worker)
     services: Services = field(default_factory=Services)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from noetl.errors import ToolError
 from noetl.tools.base import ToolCall
 from noetl.tools.output import capture
+from noetl.tools.step_env import StepExit
 
 _MISSING = object()
 
@@ -101,16 +102,28 @@ def step_globals(ctx: dict[str, Any]) -> dict[str, Any]:
     """Names the step's code sees without importing (NoETL's set): ``context`` (the render
     context as plain data), ``json``, ``os``, ``datetime``, ``uuid``."""
     import datetime
-    import os
     import uuid
 
-    return {"__name__": "__noetl_step__", "json": json, "os": os, "datetime": datetime,
-            "uuid": uuid, "context": {k: _unview(v) for k, v in ctx.items()}}
+    from noetl.tools.step_env import step_builtins, step_os
+
+    os = step_os()  # scrubbed environment; os._exit fails the step
+    return {"__name__": "__noetl_step__", "__builtins__": step_builtins(os), "json": json,
+            "os": os, "datetime": datetime, "uuid": uuid,
+            "context": {k: _unview(v) for k, v in ctx.items()}}
+
+
+def isolated(call: ToolCall) -> bool:
+    """A child process for the step: with a ``timeout``, with ``isolate: true``, or when the
+    step's previous attempt lost its worker (so a step that kills its process kills one
+    worker at most)."""
+    flag = call.action.get("isolate")
+    return bool(call.timeout or call.isolate or flag is True
+                or str(flag).lower() in ("true", "yes", "1"))
 
 
 def run(call: ToolCall) -> Any:
     code = _code(call.action)
-    if call.timeout:
+    if isolated(call):
         from noetl.tools.python_isolated import run_isolated
 
         result, text = run_isolated(code, call.args, call.ctx, call.timeout,
@@ -133,7 +146,8 @@ def run(call: ToolCall) -> Any:
             result = call_main(main, call.args, call.ctx)
         except ToolError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt, StepExit) as exc:
+            # SystemExit, KeyboardInterrupt and os._exit() end the step, not the worker thread
             raise ToolError(str(exc) or type(exc).__name__, type(exc).__name__,
                             user_traceback(exc)) from exc
         finally:

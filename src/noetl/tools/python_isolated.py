@@ -43,7 +43,7 @@ sys.__stdout__.write("\n__NOETL_RESULT__" + json.dumps(reply, default=str))
 """
 
 
-def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: float,
+def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: float | None,
                  cancelled: threading.Event | None = None) -> tuple[Any, str]:
     """Return (result, stdout) or raise ToolError (TimeoutError on timeout, Cancelled when
     ``cancelled`` is set while it runs)."""
@@ -52,7 +52,7 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                 stdout=out, stderr=err, text=True, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                env=_child_env(),
                                 preexec_fn=_die_with_parent)
         assert proc.stdin is not None
         try:
@@ -60,7 +60,7 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
             proc.stdin.close()
         except BrokenPipeError:
             pass
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout if timeout else float("inf")
         while proc.poll() is None:
             if cancelled is not None and cancelled.is_set():
                 _kill(proc)
@@ -69,7 +69,7 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
             left = deadline - time.monotonic()
             if left <= 0:
                 _kill(proc)
-                raise ToolError(f"python step timed out after {timeout:g} s (process killed)",
+                raise ToolError(f"python step timed out after {timeout or 0:g} s (process killed)",
                                 "TimeoutError")
             try:
                 proc.wait(min(left, 0.1))
@@ -81,14 +81,25 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
         errtext = err.read()
     marker = text.rfind("\n__NOETL_RESULT__")
     if marker < 0:
-        raise ToolError(f"python step process exited with code {proc.returncode}: "
-                        f"{errtext.strip()[-2000:]}", "ProcessError")
+        raise ToolError(f"python step process exited with code {proc.returncode} before "
+                        f"reporting a result: {errtext.strip()[-2000:]}", "ProcessError")
     reply = json.loads(text[marker + len("\n__NOETL_RESULT__"):])
     stdout = (text[:marker] + reply.get("stdout", "")).strip("\n")
     if not reply["ok"]:
         raise ToolError(reply["message"], reply["type"], reply.get("traceback"),
                         data={"stdout": stdout} if stdout else None)
     return reply["result"], stdout
+
+
+def _child_env() -> dict[str, str]:
+    """The scrubbed environment (no NOETL_* secrets), able to import noetl."""
+    from noetl.tools.step_env import scrubbed_environ
+
+    env = scrubbed_environ()
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def _die_with_parent() -> None:

@@ -121,7 +121,7 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
             call = ToolCall(action=action, args=args, ctx=ctx, execution_id=work["execution_id"],
                             step=work["step"], attempt=int(work.get("attempt") or 1),
                             index=work.get("index"), timeout=work.get("timeout"),
-                            services=services)
+                            isolate=bool(work.get("lease_expiries")), services=services)
             tool = get_tool(ttype)
             if call.timeout and ttype != "python":  # python kills its own process on timeout
                 fut = _timeout_pool.submit(tool, call)

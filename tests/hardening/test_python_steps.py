@@ -1,0 +1,83 @@
+"""Python steps cannot take the worker down (issue 13, item 4): SystemExit, KeyboardInterrupt
+and os._exit() fail the step and the next job on the same worker runs normally; steps see a
+scrubbed environment; a step that kills its process fails with a clear error."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import pytest
+
+from noetl.dsl import parse_playbook
+from noetl.local import LocalRunner
+
+STEP = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {{name: p, path: t/p}}
+workflow:
+  - step: start
+    type: python
+{extra}    code: |
+{code}
+"""
+
+
+def _pb(code: str, extra: str = "") -> object:
+    return parse_playbook(STEP.format(code=textwrap.indent(textwrap.dedent(code), "      "),
+                                      extra=extra), "<t>")
+
+
+OK = "def main():\n    return {'ok': 1}\n"
+
+
+@pytest.mark.parametrize("code, kind", [
+    ("import sys\ndef main():\n    sys.exit(3)\n", "SystemExit"),
+    ("def main():\n    raise KeyboardInterrupt('stop')\n", "KeyboardInterrupt"),
+    ("import os\ndef main():\n    os._exit(1)\n", "StepExit"),
+    ("def main():\n    os._exit(1)\n", "StepExit"),
+    ("from os import _exit\ndef main():\n    _exit(1)\n", "StepExit"),
+])
+def test_exits_fail_the_step_and_the_worker_goes_on(sqlite_url: str, code: str, kind: str
+                                                    ) -> None:
+    with LocalRunner(sqlite_url, concurrency=1) as runner:
+        t0 = time.monotonic()
+        bad = runner.run(_pb(code), timeout=30)
+        assert bad["status"] == "FAILED"
+        assert bad["error"]["type"] == kind, bad["error"]
+        assert time.monotonic() - t0 < 10
+        good = runner.run(_pb(OK), timeout=30)  # the same single worker thread
+        assert good["status"] == "COMPLETED", good["error"]
+        assert good["result"] == {"ok": 1}
+
+
+def test_os_exit_in_an_isolated_step_is_recorded(sqlite_url: str) -> None:
+    code = "import posix\ndef main():\n    posix._exit(7)\n"  # round the step's os
+    with LocalRunner(sqlite_url, concurrency=1) as runner:
+        bad = runner.run(_pb(code, "    isolate: true\n"), timeout=60)
+        assert bad["status"] == "FAILED"
+        assert bad["error"]["type"] == "ProcessError"
+        assert "exited with code 7" in bad["error"]["message"]
+        assert runner.run(_pb(OK), timeout=30)["status"] == "COMPLETED"
+
+
+def test_steps_see_a_scrubbed_environment(sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    monkeypatch.setenv("NOETL_API_TOKEN", "tok-SECRET-1")
+    monkeypatch.setenv("NOETL_ENCRYPTION_KEY", "key-SECRET-2")
+    monkeypatch.setenv("SOME_PASSWORD", "pw-SECRET-3")
+    monkeypatch.setenv("STEP_VISIBLE", "yes")
+    monkeypatch.setenv("NOETL_STEP_ENV_ALLOW", "STEP_VISIBLE")
+    code = ("import os\nimport subprocess\n"
+            "def main():\n"
+            "    return {'env': dict(os.environ), 'tok': os.getenv('NOETL_API_TOKEN'),\n"
+            "            'visible': os.environ.get('STEP_VISIBLE')}\n")
+    with LocalRunner(sqlite_url, concurrency=1) as runner:
+        for extra in ("", "    isolate: true\n"):
+            d = runner.run(_pb(code, extra), timeout=60)
+            assert d["status"] == "COMPLETED", d["error"]
+            text = repr(d["result"])
+            assert "SECRET" not in text
+            assert d["result"]["tok"] is None and d["result"]["visible"] == "yes"
+            assert "PATH" in d["result"]["env"]
