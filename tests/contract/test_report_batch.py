@@ -98,17 +98,20 @@ def test_a_report_that_breaks_the_batch_does_not_hold_back_the_others(
     monkeypatch.setattr(Session, "job_succeeded", flaky)
     results, nxt = engine.report_batch(
         [(int(w["job_id"]), _outcome(w, f"r{i}")) for i, w in enumerate(works)], "w1", 3)
-    assert [r["status"] for r in results] == ["ok", "error", "ok"]
-    assert "engine bug" in results[1]["error"]
+    # the others are recorded; the one the engine cannot process fails its step with the
+    # reason (issue 13: never a report refused, and retried, for ever)
+    assert [r["status"] for r in results] == ["ok", "ok", "ok"]
     assert len(nxt) == 2 and poisoned not in {int(w["execution_id"]) for w in nxt}
     monkeypatch.setattr(Session, "job_succeeded", real)
-    # the worker retries the one that failed, with the same report id: now it is recorded
+    desc = engine.describe(poisoned)
+    assert desc["status"] == "FAILED"
+    assert desc["steps"]["start"]["status"] == "FAILED"
+    assert "engine bug on this report" in desc["steps"]["start"]["error"]["message"]
+    # the worker's retry with the same report id changes nothing
     results, _ = engine.report_batch([(int(works[1]["job_id"]), _outcome(works[1], "r1"))],
                                      "w1", 0)
-    assert results == [{"status": "ok"}]
-    desc = engine.describe(poisoned)
-    assert desc["steps"]["start"]["status"] == "COMPLETED"
-    assert desc["steps"]["second"]["status"] == "QUEUED"  # not handed over: limit 0
+    assert results[0]["status"] in ("duplicate", "cancelled", "lease_lost")
+    assert engine.describe(poisoned)["status"] == "FAILED"
 
 
 def test_a_finished_loop_item_hands_the_next_waiting_item_to_its_worker(store: Store) -> None:

@@ -49,3 +49,6 @@ def server_proc(tmp_path: Path) -> Iterator[Callable[..., str]]:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+
+
+from tests.api.conftest import serve  # noqa: E402,F401  (a real uvicorn server in a thread)

@@ -20,7 +20,7 @@ from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, 
 from noetl.engine.session import Session, error_info, session_tree
 from noetl.engine.status import describe
 from noetl.engine.work import build_work
-from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound
+from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound, PlaybookError, Problem
 from noetl.plan import compile_plan
 from noetl.store.base import Store, Tx
 
@@ -92,7 +92,15 @@ class Engine:
             holder.append(s)
             return ex
 
-        ex = self._tx(go)
+        try:
+            ex = self._tx(go)
+        except Exception as exc:
+            from noetl.engine.unprocessable import describe_error, processing_error
+
+            if not processing_error(exc) or isinstance(exc, NoetlError):
+                raise
+            raise PlaybookError(path or (playbook.path if playbook else "<playbook>"), [
+                Problem("start", f"cannot start the execution: {describe_error(exc)}")]) from exc
         self._after(holder)
         return ex
 
@@ -203,7 +211,14 @@ class Engine:
                 works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
             return status
 
-        res = self._tx(go)
+        try:
+            res = self._tx(go)
+        except Exception as exc:
+            from noetl.engine.unprocessable import fail_unprocessable, processing_error
+
+            if not processing_error(exc):
+                raise
+            return fail_unprocessable(self, job_id, worker_id, outcome, exc), []
         # jobs handed to the reporter are not counted as ready: only what is left wakes others
         self._after(holder)
         return res, works

@@ -34,6 +34,14 @@ PRIORITY_START = 100
 PRIORITY_FIRST = 90
 PRIORITY_STEP = 50
 MAX_ROUTER_DEPTH = 200
+MAX_RETRY_DELAY = 7 * 86400  # seconds; a longer (or NaN, infinite) delay fails the step
+
+
+def _retry_delay(policy: Any, attempts: int) -> float:
+    try:
+        return float(policy.delay(attempts, random.uniform(0.5, 1.5)))
+    except (OverflowError, ValueError, TypeError):
+        return float("inf")
 
 
 def error_info(message: str, type_: str = "Error", traceback: str | None = None,
@@ -389,8 +397,14 @@ class Session:
         policy = ps.item_retry if job.kind == "item" else ps.retry
         if not self.ex.terminal and policy and job.attempts < policy.max_attempts \
                 and not outcome.get("final"):
-            if self.should_retry(ps, policy, job, outcome, message):
-                delay = policy.delay(job.attempts, random.uniform(0.5, 1.5))
+            delay = _retry_delay(policy, job.attempts) \
+                if self.should_retry(ps, policy, job, outcome, message) else None
+            if delay is not None and not 0 <= delay <= MAX_RETRY_DELAY:  # nan, inf, 1e300
+                message += (f" (not retried: the retry delay {delay!r} is not a number of "
+                            f"seconds between 0 and {MAX_RETRY_DELAY})")
+                err = {**err, "message": message}
+                delay = None
+            if delay is not None:
                 job.status = JobStatus.QUEUED
                 job.available_at = now() + delay
                 job.lease_until = None

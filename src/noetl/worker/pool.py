@@ -27,6 +27,26 @@ log = logging.getLogger("noetl.worker")
 MAX_LEASE = 100  # jobs one lease call may ask for (the API's limit)
 
 
+REFUSALS_BEFORE_ERROR = 5
+
+
+def _unreachable(exc: Exception) -> bool:
+    """The backend is down or busy (retry for as long as it takes), not refusing the report."""
+    code = getattr(exc, "status_code", None)
+    if code in (0, 502, 503, 504):
+        return True
+    return any(c.__name__ in ("OperationalError", "InterfaceError", "PoolTimeout",
+                              "ConnectionError", "TimeoutError") for c in type(exc).__mro__)
+
+
+def _refused_outcome(outcome: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    message = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode()[:2000]
+    return {"status": "error", "report_id": uuid.uuid4().hex, "final": True,
+            "duration": outcome.get("duration"),
+            "error": {"message": f"the engine refused this step's outcome: {message}",
+                      "type": "UnprocessableOutcome"}}
+
+
 class Backend(Protocol):
     lease_seconds: float
 
@@ -217,6 +237,7 @@ class WorkerPool:
         lease the next job in the same call (one round trip per step)."""
         delay = 0.05
         combined = getattr(self.backend, "report_and_lease", None)
+        refused = 0  # failures that are not the backend being unreachable
         while True:
             try:
                 if self.combiner is not None:
@@ -233,6 +254,12 @@ class WorkerPool:
                     log.error("job %s: giving up reporting at shutdown: %s", job_id, exc)
                     return []
                 log.warning("job %s: report failed (%s), retrying", job_id, exc)
+                refused += not _unreachable(exc)
+                if refused == REFUSALS_BEFORE_ERROR:  # its content: report that instead
+                    outcome = _refused_outcome(outcome, exc)
+                elif refused >= 2 * REFUSALS_BEFORE_ERROR:  # the lease expires; after a few
+                    log.error("job %s: report refused, dropped: %s", job_id, exc)  # expiries
+                    return []  # the step fails ("worker died while running this step")
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

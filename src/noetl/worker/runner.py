@@ -94,8 +94,10 @@ def redact(value: Any, secrets: set[str]) -> Any:
 
 def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
     """Run a work package; the outcome never carries a credential secret a tool resolved."""
+    from noetl.worker.recordable import check
+
     services = services or Services()
-    outcome = _run_work(work, services)
+    outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
     secrets = {s for s in services.secrets if isinstance(s, str)}
     return redact(outcome, secrets) if secrets else outcome
 
@@ -151,7 +153,7 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
             envelope["meta"] = meta
         return {"status": "ok", "data": data, "envelope": envelope, "meta": meta or None,
                 "duration": time.perf_counter() - t0, "input": _small(rendered_input)}
-    except Exception as exc:
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # never the worker's thread
         meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
         out = _outcome_error(_error(exc), envelope, meta, t0)
         out["input"] = _small(rendered_input)
@@ -167,7 +169,10 @@ def _small(args: dict[str, Any] | None) -> Any:
         return None
     from noetl.templates import dumps
 
-    text = dumps(args)
+    try:
+        text = dumps(args)
+    except (ValueError, TypeError, RecursionError) as exc:  # the outcome check names the value
+        return {"unrecordable": f"{type(exc).__name__}: {exc}"[:500]}
     return args if len(text) <= INPUT_LIMIT else {"truncated": text[:INPUT_LIMIT]}
 
 

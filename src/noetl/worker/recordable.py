@@ -1,0 +1,93 @@
+"""Make a step's outcome recordable before it is reported.
+
+The engine stores outcomes as JSON text (UTF-8). What cannot be stored is dealt with here,
+on the worker, so that a report never fails for its content:
+
+- a lone surrogate in a string or a key (``"\\ud800"``) is escaped to its ``\\ud800`` text;
+- a NUL character (refused by PostgreSQL text) is escaped to ``\\x00``;
+- a value that cannot be stored faithfully (an integer of more than :data:`MAX_DIGITS`
+  digits, a NaN or infinite float, a value containing itself, a key that is not a string,
+  number, boolean or null) turns the outcome into an error of the step naming the value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from noetl.templates import json_default
+
+MAX_DIGITS = 4000  # Python refuses to print longer integers (sys.get_int_max_str_digits)
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
+class Unrecordable(ValueError):
+    pass
+
+
+def check(outcome: dict[str, Any]) -> dict[str, Any]:
+    """``outcome`` unchanged when it encodes cleanly (the common case: one ``json.dumps``),
+    else a cleaned copy, or an error outcome naming what cannot be recorded."""
+    try:
+        text = json.dumps(outcome, default=json_default, ensure_ascii=False, allow_nan=False)
+        if "\x00" not in text and "\\u0000" not in text:
+            text.encode("utf-8")
+            return outcome
+    except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+        pass
+    try:
+        return _clean(outcome, "outcome", [])
+    except Unrecordable as exc:
+        return {"status": "error", "duration": outcome.get("duration"),
+                "report_id": outcome.get("report_id"),
+                "error": {"message": f"the step's outcome cannot be recorded: {exc}",
+                          "type": "UnrecordableResult"},
+                "envelope": {"status": "error", "error": str(exc)}}
+
+
+def _text(s: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s.replace("\x00", "\\x00") if "\x00" in s else s
+
+
+def _clean(v: Any, where: str, stack: list[int]) -> Any:
+    if isinstance(v, str):
+        return _text(v)
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int):
+        if v.bit_length() > MAX_DIGITS * 3.32:
+            raise Unrecordable(f"{where} is an integer of more than {MAX_DIGITS} digits")
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise Unrecordable(f"{where} is {v} (not a JSON number)")
+        return v
+    if isinstance(v, dict | list | tuple | set | frozenset):
+        if id(v) in stack:
+            raise Unrecordable(f"{where} contains itself (a cycle)")
+        if len(stack) > 200:
+            raise Unrecordable(f"{where} is nested more than 200 levels deep")
+        stack.append(id(v))
+        try:
+            if isinstance(v, dict):
+                out = {}
+                for k, x in v.items():
+                    if not isinstance(k, _KEY_TYPES):
+                        raise Unrecordable(f"{where} has a key of type {type(k).__name__} "
+                                           f"({_text(repr(k))[:80]}); keys must be strings")
+                    key = _text(k) if isinstance(k, str) else _clean(k, where, stack)
+                    out[key] = _clean(x, f"{where}.{key}", stack)
+                return out
+            return [_clean(x, f"{where}[{i}]", stack) for i, x in enumerate(v)]
+        finally:
+            stack.pop()
+    try:
+        converted = json_default(v)
+    except Exception as exc:
+        raise Unrecordable(f"{where}: {type(v).__name__} cannot be converted: {exc}") from exc
+    return _clean(converted, where, stack)
