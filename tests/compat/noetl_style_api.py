@@ -24,9 +24,10 @@ REPOS = {"microsoft/vscode": (160000, 28000, "TypeScript"),
          "psf/requests": (52000, 9300, "Python"),
          "noetl/noetl": (120, 30, "Python")}
 AUTHORS = ["Ada", "Grace", "Ada", "Linus", "Grace", "Ada", "Linus", "Linus", "Grace", "Ada"]
-COMMITS: list[dict[str, Any]] = [{"sha": f"c{i:02d}", "commit": {"author": {"name": a, "date": f"2025-10-{i + 1:02d}"},
-                                           "message": f"change {i}"}}
-           for i, a in enumerate(AUTHORS)]
+COMMITS: list[dict[str, Any]] = [
+    {"sha": f"c{i:02d}", "commit": {"author": {"name": a, "date": f"2025-10-{i + 1:02d}"},
+                                    "message": f"change {i}"}}
+    for i, a in enumerate(AUTHORS)]
 CITIES = ["Gwenborough", "Wisokyburgh", "Gwenborough", "McKenziehaven", "Wisokyburgh",
           "Gwenborough"]
 USERS: list[dict[str, Any]] = [{"id": i + 1, "name": f"User {i + 1}", "username": f"user{i + 1}",
