@@ -254,9 +254,18 @@ def http_post_echo(t: Target) -> None:
                                    "body": {"order": "A-17", "lines": 3}}
 
 
+def workload_bare_names(t: Target) -> None:
+    n = len(t.api.matching("/repos/psf/requests"))
+    r = t.run("workload_bare_names").ok()
+    assert len(t.api.matching("/repos/psf/requests")) == n + 1
+    assert r.result("stars") == {"repo": "psf/requests", "stars": REPOS["psf/requests"][0]}
+    assert t.query("SELECT repo, stars FROM public.ns_repo_stars WHERE execution_id = %s",
+                   (r.eid,)) == [("psf/requests", REPOS["psf/requests"][0])]
+
+
 CASES: dict[str, Callable[[Target], None]] = {f.__name__: f for f in (
     weather_forecast, weather_cities_loop, github_repo_metrics, github_commits_duckdb,
     http_duckdb_postgres, subplaybook_loop_data, workbook_chain, iterator_loop_save,
     save_end_step, b64_commands, workload_env_job, python_context, edge_args_routing,
     http_retry, http_retry_stop, conditional_routing, sql_args_bare_names,
-    save_statement_params, iterator_task_data, http_post_echo)}
+    save_statement_params, iterator_task_data, http_post_echo, workload_bare_names)}
