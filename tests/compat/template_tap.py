@@ -17,6 +17,7 @@ gone, from the last ``describe`` of that execution.
 
 Distributed runs happen in worker processes; for them :func:`scan_run` reads what the server
 keeps: each step's rendered input (``steps[*].input``) and each save's data (``meta.save``).
+The tap runs it on every run a test waits for through ``noetl.client.Client.wait``.
 """
 
 from __future__ import annotations
@@ -186,6 +187,21 @@ def install(mp: Any) -> Tap:
 
     mp.setattr(Engine, "__init__", init)
     mp.setattr(Engine, "describe", describe)
+
+    from noetl.client import Client
+
+    real_wait = Client.wait
+
+    def wait(self: Any, execution_id: str | int, *a: Any, **kw: Any) -> dict[str, Any]:
+        out: dict[str, Any] = real_wait(self, execution_id, *a, **kw)
+        eid = str(execution_id)
+        TAP.statuses[eid] = str(out.get("status"))
+        found = scan_run(out, self.events(execution_id, limit=100000))
+        with TAP.lock:
+            TAP.leaks += [Leak(eid, text.split("'")[1], "server-kept", text) for text in found]
+        return out
+
+    mp.setattr(Client, "wait", wait)
     return TAP
 
 

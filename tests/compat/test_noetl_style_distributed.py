@@ -73,3 +73,33 @@ def test_noetl_style_distributed(dsuite: Distributed, case: str) -> None:
                                if e["event_type"] == "action_started"} <= {"w-a", "w-b"}
         if run.desc["status"] == "COMPLETED":
             assert scan_run(run.desc, run.events) == [], run.eid
+
+
+LEAKY = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: leaky_remote, path: noetl_style_scan/leaky_remote}
+workflow:
+  - step: start
+    type: python
+    args: {t: "{% raw %}{{ left_as_is }}{% endraw %}"}
+    code: |
+      def main(t):
+          return t
+"""
+
+
+def test_scan_flags_template_text_kept_by_the_server(dsuite: Distributed) -> None:
+    """The scan of distributed runs can fail: a remote run whose step input holds template
+    text is found both by scan_run and by the tap on Client.wait."""
+    from tests.compat.template_tap import TAP
+
+    since = len(TAP.leaks)
+    dsuite.client.register(LEAKY)
+    eid = dsuite.client.run("noetl_style_scan/leaky_remote")["execution_id"]
+    desc = dsuite.client.wait(eid, 60)
+    TAP.intended.add(str(eid))
+    assert desc["status"] == "COMPLETED", desc["error"]
+    found = scan_run(desc, dsuite.client.events(eid))
+    assert found == ["step 'start' input.t: '{{ left_as_is }}'"]
+    assert [x.execution_id for x in TAP.leaks[since:]] == [str(eid)]
