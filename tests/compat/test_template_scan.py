@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from noetl.dsl import load_playbook, parse_playbook
+from noetl.errors import NoetlError
 from tests.compat.conftest import Compat
 from tests.compat.template_tap import TAP, Tap, scan_run
 
@@ -133,7 +134,11 @@ def test_reproduction_never_completes_with_template_text(compat: Compat, path: P
     """Whatever an rNN reproduction ends with, it does not complete with `{{ }}` in a tool
     (the per-test tap check is the assertion; this runs it)."""
     since = len(TAP.leaks)
-    eid = compat.runner.engine.start(load_playbook(path)).execution_id
+    try:
+        eid = compat.runner.engine.start(load_playbook(path)).execution_id
+    except NoetlError:  # refused at validation or start: nothing reached a tool
+        assert TAP.violations(since) == []
+        return
     desc = compat.runner.wait(eid, 60)
     assert desc["status"] in ("COMPLETED", "FAILED"), desc
     assert TAP.violations(since) == []
