@@ -203,3 +203,56 @@ def test_r13_cli_run_of_a_router_cycle_ends(tmp_path: Any) -> None:
         env={"NOETL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1, proc.stderr
     assert "routers cycle" in proc.stdout
+
+
+def test_workload_keys_are_bare_names_below_everything_else(compat: Compat) -> None:
+    """NoETL exposed workload keys at top level (suite finding F2); a step result or an arg of
+    the same name wins over them."""
+    pb = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: workload_bare}
+workload: {greeting: hello, start: "the workload's", who: workload}
+workflow:
+  - step: start
+    type: python
+    code: |
+      def main():
+          return {"n": 1}
+    next: [show]
+  - step: show
+    type: python
+    args:
+      who: arg
+      g: "{{ greeting }}"
+      s: "{{ start.n }}"
+      w: "{{ who }}"
+    code: |
+      def main(g, s, w, who):
+          return [g, s, w, who]
+""")
+    desc, _ = compat.finish(compat.runner.engine.start(pb).execution_id)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    # `w` renders before the step's args exist, so it sees the workload's `who`
+    assert desc["result"] == ["hello", 1, "workload", "arg"]
+
+
+def test_a_python_loop_task_gets_value_as_noetl_did(compat: Compat) -> None:
+    pb = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: loop_value}
+workflow:
+  - step: start
+    type: iterator
+    collection: [1, 2]
+    element: n
+    task:
+      type: python
+      code: |
+        def main(value, n):
+            return value * 10 + n
+""")
+    desc, _ = compat.finish(compat.runner.engine.start(pb).execution_id)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"] == [11, 22]
