@@ -256,3 +256,25 @@ workflow:
     desc, _ = compat.finish(compat.runner.engine.start(pb).execution_id)
     assert desc["status"] == "COMPLETED", desc["error"]
     assert desc["result"] == [11, 22]
+
+
+def test_a_save_task_in_a_loop_saves_each_item(compat: Compat) -> None:
+    pb = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: loop_save_task}
+workflow:
+  - step: start
+    type: iterator
+    collection: [a, b]
+    element: x
+    task:
+      type: save
+      storage: event
+      data: {v: "{{ x }}"}
+""")
+    desc, events = compat.finish(compat.runner.engine.start(pb).execution_id)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"] == [{"v": "a"}, {"v": "b"}]
+    saved = sorted(e.meta["save"]["data"]["v"] for e in events_of(events, "start", "action_completed"))
+    assert saved == ["a", "b"]
