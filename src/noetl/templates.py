@@ -303,6 +303,10 @@ def context(base: Mapping[str, Any], results: Mapping[str, Any],
     ctx: dict[str, Any] = {}
     workload = base.get("workload")
     if isinstance(workload, dict):
+        # workload keys are also bare names (as in NoETL), below everything else
+        for k, v in workload.items():
+            if k not in RESERVED_NAMES:
+                ctx[k] = view(v)
         wl = view(workload)
         ctx["workload"] = wl
         ctx["work"] = wl

@@ -184,6 +184,7 @@ def item_context(ps: PlanStep, index: int | None, item: Any,
     total = (loop or {}).get("total")
     idx = index or 0
     ctx: dict[str, Any] = {
+        "value": item,  # NoETL's other name for the element (the element's own name wins)
         element: item,
         "_loop": {"index": idx, "current_index": idx, "item": item, "count": total, "size": total},
         ps.name: {"result_index": idx, "index": idx},

@@ -188,7 +188,11 @@ def _expand_task(pb: Playbook, task: dict[str, Any]) -> tuple[dict[str, Any], Re
     out["args"] = task_args(out)
     for alias in ("payload", "input", "with"):
         out.pop(alias, None)
-    if out["type"] != "http" and "data" in out and isinstance(out["data"], dict):
+    if out["type"] == "save":  # a save task: its top-level keys are its save
+        own = {k: out.pop(k) for k in list(out) if k in SAVE_STEP_KEYS}
+        out["save"] = {**own, **(out.get("save") or {})}
+        out["args"] = {}
+    elif out["type"] != "http" and "data" in out and isinstance(out["data"], dict):
         out.pop("data")
     return out, _retry_of("task", out)
 
