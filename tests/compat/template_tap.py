@@ -11,7 +11,8 @@ itself with the save's data. Base64 SQL (``command_b64``, ``commands_b64``) is d
 NoETL decoded and then rendered it, so template text in it must not reach the database.
 
 A run that *completed* while template text reached one of its tools is the failure
-(:func:`violations`); a run that failed is not (it did not report success). Statuses come from
+(:func:`violations`); a run that failed is not (it did not report success), and neither is text
+equal to a string the caller passed as execution args (data, which is never rendered). Statuses come from
 the engines of the runs (every ``Engine`` made while the tap is installed) or, when an engine is
 gone, from the last ``describe`` of that execution.
 
@@ -101,6 +102,7 @@ class Tap:
     statuses: dict[str, str] = field(default_factory=dict)  # from describe()
     engines: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     intended: set[str] = field(default_factory=set)  # runs a test leaks on purpose
+    data: dict[str, set[str]] = field(default_factory=dict)  # caller-given strings per run
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, execution_id: Any, step: str, found: list[tuple[str, str]]) -> None:
@@ -126,12 +128,21 @@ class Tap:
             leaks = self.leaks[since:]
         out = []
         for leak in leaks:
-            if leak.execution_id in self.intended:
+            if leak.execution_id in self.intended or \
+                    leak.text in self.data.get(leak.execution_id, ()):
                 continue
             status = self.status(leak.execution_id)
             if status == "COMPLETED":
                 out.append(f"{leak} (the run COMPLETED)")
         return out
+
+    def caller_data(self, execution_id: Any, args: Any) -> None:
+        """Strings a caller passed as execution args are data, never rendered: text equal to
+        one of them reaching a tool is not a template the run should have rendered."""
+        found = {text for _, text in find_templates(args, "args")}
+        if found:
+            with self.lock:
+                self.data.setdefault(str(execution_id), set()).update(found)
 
     def leaks_of(self, execution_id: Any) -> list[Leak]:
         with self.lock:
@@ -185,8 +196,16 @@ def install(mp: Any) -> Tap:
         TAP.statuses[str(execution_id)] = str(out.get("status"))
         return out
 
+    real_start = Engine.start
+
+    def start(self: Any, *a: Any, **kw: Any) -> Any:
+        row = real_start(self, *a, **kw)
+        TAP.caller_data(row.execution_id, kw.get("args"))
+        return row
+
     mp.setattr(Engine, "__init__", init)
     mp.setattr(Engine, "describe", describe)
+    mp.setattr(Engine, "start", start)
 
     from noetl.client import Client
 
@@ -201,7 +220,16 @@ def install(mp: Any) -> Tap:
             TAP.leaks += [Leak(eid, text.split("'")[1], "server-kept", text) for text in found]
         return out
 
+    real_run = Client.run
+
+    def run(self: Any, *a: Any, **kw: Any) -> dict[str, Any]:
+        out: dict[str, Any] = real_run(self, *a, **kw)
+        TAP.caller_data(out.get("execution_id"), kw.get("args") if "args" in kw
+                        else (a[2] if len(a) > 2 else None))
+        return out
+
     mp.setattr(Client, "wait", wait)
+    mp.setattr(Client, "run", run)
     return TAP
 
 

@@ -142,3 +142,24 @@ def test_reproduction_never_completes_with_template_text(compat: Compat, path: P
     desc = compat.runner.wait(eid, 60)
     assert desc["status"] in ("COMPLETED", "FAILED"), desc
     assert TAP.violations(since) == []
+
+
+def test_caller_given_text_is_data(compat: Compat) -> None:
+    """Execution args are data: `{{ }}` text a caller passed reaches the tool as text and is
+    not a template the run should have rendered; the same text written in the playbook is."""
+    since = len(TAP.leaks)
+    text = pb("echo_arg", """\
+  - step: start
+    type: python
+    args: {who: "{{ workload.who }}"}
+    code: |
+      def main(who):
+          return who
+""")
+    eid = compat.runner.engine.start(parse_playbook(text, "<scan test>"),
+                                     args={"who": "{{ from_the_caller }}"}).execution_id
+    desc = compat.runner.wait(eid, 60)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"] == "{{ from_the_caller }}"
+    assert [x.text for x in TAP.leaks_of(eid)] == ["{{ from_the_caller }}"]
+    assert TAP.violations(since) == []
