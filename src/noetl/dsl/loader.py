@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from noetl.dsl.auth_forms import auth_problem
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
     SAVE_KINDS,
@@ -212,7 +213,8 @@ def _step_args(c: _Checker, where: str, s: LineDict) -> dict[str, Any]:
         c.error(where + " → args", "must be a mapping (or a template string)", _line(s, "args"))
     elif isinstance(v, str):
         args["__whole__"] = v  # a template rendering to the whole args mapping
-    if "args" not in s and isinstance(s.get("data"), dict) and _step_type_raw(s) != "http":
+    if "args" not in s and isinstance(s.get("data"), dict) and \
+            str(_step_type_raw(s)).lower() not in ("http", "save"):
         for k, val in plain(s["data"]).items():
             args.setdefault(k, val)
     return args
@@ -258,6 +260,7 @@ def _check_step(c: _Checker, s: Any, names: set[str],
                         _line(task, "name"))
             _check_retry(c, where + " → task", task)
             _check_save(c, where + " → task", task)
+            _check_b64(c, where + " → task", task)
         mode = s.get("mode", "sequential")
         if str(mode).lower() not in ("sequential", "async", "parallel"):
             c.error(where + " → mode", f"must be sequential or async, got {mode!r}", _line(s, "mode"))
@@ -266,6 +269,16 @@ def _check_step(c: _Checker, s: Any, names: set[str],
         c.error(where, "a playbook step needs 'path'", _line(s))
     retry = _check_retry(c, where, s)
     _check_save(c, where, s)
+    if ttype == "save":  # the step itself is a save: its top-level keys are the save's
+        _check_save(c, where, {"save": {k: v for k, v in s.items() if k not in
+                                        ("step", "type", "tool", "next", "desc", "description",
+                                         "retry", "timeout", "save")}}, "")
+    _check_b64(c, where, s)
+    for holder, w in ((s, where), (s.get("save"), where + " → save")):
+        if isinstance(holder, dict):
+            problem = auth_problem(holder.get("auth"))
+            if problem:
+                c.error(w + " → auth", problem.removeprefix("auth: "), _line(holder, "auth"))
     timeout = s.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or timeout <= 0):
@@ -280,9 +293,12 @@ def _check_step(c: _Checker, s: Any, names: set[str],
     )
 
 
+EDGE_ARG_KEYS = ("payload", "input", "with", "data", "args")  # aliases of args, as on steps
+
+
 def _edge_args(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in ("with", "data", "args"):
+    for key in EDGE_ARG_KEYS:
         v = item.get(key)
         if isinstance(v, dict):
             out.update(plain(v))
@@ -388,11 +404,23 @@ def save_kind(save: dict[str, Any]) -> Any:
     return storage if storage is not None else save.get("type", save.get("tool", "event"))
 
 
-def _check_save(c: _Checker, where: str, s: dict[str, Any]) -> None:
+def _check_b64(c: _Checker, where: str, s: dict[str, Any]) -> None:
+    import base64
+    import binascii
+
+    for key in ("command_b64", "commands_b64", "code_b64"):
+        if key in s:
+            try:
+                base64.b64decode(str(s[key]), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                c.error(f"{where} → {key}", "not valid base64 of UTF-8 text", _line(s, key))
+
+
+def _check_save(c: _Checker, where: str, s: dict[str, Any], suffix: str = " → save") -> None:
     sv = s.get("save")
     if sv is None:
         return
-    w = where + " → save"
+    w = where + suffix
     line = _line(s, "save")
     if not isinstance(sv, dict):
         c.error(w, "must be a mapping with 'storage'", line)
