@@ -58,6 +58,14 @@ def _fernet(store: Store) -> Any:
 
 def put_credential(store: Store, name: str, type: str, data: dict[str, Any],
                    description: str | None = None, tags: list[str] | None = None) -> None:
+    for text in (name, type, description or "", json.dumps(data, ensure_ascii=False)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # stored, it could never be read back
+            raise ValueError("credential holds text that cannot be encoded "
+                             "(a lone surrogate)") from None
+        if "\x00" in text or "\\u0000" in text:
+            raise ValueError("credential holds a NUL character")
     token = _fernet(store).encrypt(json.dumps(data).encode()).decode()
     with store.transaction() as tx:
         tx.put_credential(name, type, token, description, tags or [])

@@ -82,6 +82,17 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
+        names = {c.__name__ for c in type(exc).__mro__}
+        if names & {"UnicodeError", "DataError"}:  # a NUL, a lone surrogate: the request's text
+            return _error(400, "the request holds text that cannot be stored (a NUL character "
+                               "or a lone surrogate)", error="invalid_text")
+        if names & {"OperationalError", "InterfaceError", "PoolTimeout"}:
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                        exc)
+            response = _error(503, "the database is unavailable; retry later",
+                              error="unavailable")
+            response.headers["Retry-After"] = "5"
+            return response
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 

@@ -49,6 +49,21 @@ class SqliteTx(SqlTx):
         return out
 
 
+def _private_file(path: Path) -> None:
+    """The database holds workloads and results: its directory 0700 when created here, the
+    file (and its WAL/SHM companions) 0600."""
+    import os
+
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            os.close(os.open(p, os.O_CREAT | os.O_RDWR, 0o600))
+            os.chmod(p, 0o600)
+        except OSError:  # not ours to change (another user's file): sqlite reports the rest
+            pass
+
+
 class SqliteStore(Store):
     dialect = "sqlite"
 
@@ -58,7 +73,7 @@ class SqliteStore(Store):
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         self.path = path or ":memory:"
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(self.path))
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                      timeout=30.0)
         self._conn.execute("PRAGMA journal_mode=WAL")

@@ -54,6 +54,10 @@ def remember(data: Any, services: Services, force: bool = False) -> None:
     if isinstance(data, dict):
         for k, v in data.items():
             remember(v, services, force or bool(_SENSITIVE.search(str(k))))
+        user = next((data[k] for k in ("user", "username", "login") if data.get(k)), None)
+        password = data.get("password") or data.get("pass")
+        if isinstance(user, str) and isinstance(password, str) and password:
+            services.secrets.add(f"{user}:{password}")  # its base64 is what Basic auth sends
     elif isinstance(data, (list, tuple)):
         for v in data:
             remember(v, services, force)

@@ -109,8 +109,27 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
 
     services = services or Services()
     outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
-    secrets = {s for s in services.secrets if isinstance(s, str)}
+    secrets = with_encodings({s for s in services.secrets if isinstance(s, str)})
     return redact(outcome, secrets) if secrets else outcome
+
+
+def with_encodings(secrets: set[str]) -> set[str]:
+    """The secrets, the worker's API token, and how they travel encoded: base64 (as in an
+    ``Authorization: Basic`` header, of ``user:password``) and URL-encoded."""
+    import base64
+    import os
+    from urllib.parse import quote, quote_plus
+
+    token = os.environ.get("NOETL_API_TOKEN")
+    out = set(secrets) | ({token} if token else set())
+    for v in list(out):
+        if len(v) < 4:
+            continue
+        raw = v.encode("utf-8", "backslashreplace")
+        b64 = base64.b64encode(raw).decode()
+        out.update({b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode(),
+                    quote(v, safe=""), quote_plus(v)})
+    return out
 
 
 def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
