@@ -124,3 +124,16 @@ def test_no_connection_and_no_sql(services: Services) -> None:
         run({"auth": "pg"}, services)
     with pytest.raises(ToolError, match="credential 'missing' not found"):
         run({"auth": "missing", "command": "SELECT 1"}, services)
+
+
+def test_params_are_bound_by_the_driver(services: Services, pg_url: str) -> None:
+    """Issue 13: a value through `params:` is data, never SQL text."""
+    victim, t = unique("victim"), unique("pgp")
+    evil = "x'); DROP TABLE " + victim + "; --"
+    run({"auth": "pg", "command": f"CREATE TABLE {victim} (a int); CREATE TABLE {t} (v text, n int)"},
+        services)
+    run({"auth": "pg", "params": {"v": evil, "n": 7},
+         "command": f"INSERT INTO {t} VALUES (:v, %(n)s); SELECT '50%' AS pct, :n::int AS n"},
+        services)
+    assert query(pg_url, f"SELECT v, n FROM {t}") == [(evil, 7)]
+    assert query(pg_url, f"SELECT count(*) FROM {victim}") == [(0,)]  # not dropped

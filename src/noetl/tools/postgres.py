@@ -120,5 +120,24 @@ def run(call: ToolCall) -> Any:
         raise ToolError("no SQL statements to run", "ValueError")
     fields = conn_fields(auth_of(call.action, call.args), [call.action, call.args],
                          call.services)
+    bound = call.action.get("params")
+    if bound is not None and not isinstance(bound, dict):
+        raise ToolError("postgres 'params' must be a mapping of names to values", "ValueError")
     with connect(fields, call.services) as conn:
+        if bound:
+            return run_statements(conn, [bind_named(st, bound) for st in statements],
+                                  call.services, [bound] * len(statements))
         return run_statements(conn, statements, call.services)
+
+
+def bind_named(stmt: str, params: dict[str, Any]) -> str:
+    """``:name`` and ``%(name)s`` placeholders (names of ``params``) for the driver to bind;
+    every other ``%`` is doubled (psycopg reads ``%`` as a placeholder when values are bound).
+    A ``::type`` cast is left alone."""
+    import re
+
+    names = "|".join(re.escape(n) for n in sorted(params, key=len, reverse=True))
+    if not names:
+        return stmt
+    stmt = re.sub(rf"%(?!\((?:{names})\)s)", "%%", stmt)
+    return re.sub(rf"(?<![:\w]):({names})\b", r"%(\1)s", stmt)
