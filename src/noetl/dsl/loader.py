@@ -25,6 +25,7 @@ from noetl.errors import PlaybookError, Problem
 
 TOP_KEYS = frozenset({"apiVersion", "kind", "metadata", "workload", "workbook", "workflow",
                       "name", "path", "description"})
+MAX_STEPS = 100_000
 RETRY_KEYS = frozenset({"max_attempts", "initial_delay", "backoff_multiplier", "max_delay",
                         "jitter", "retry_when", "stop_when"})
 
@@ -40,6 +41,7 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        self.warning_problems: list[Problem] = []
 
     def error(self, where: str, message: str, line: int | None) -> None:
         self.problems.append(Problem(where, message, line))
@@ -47,6 +49,7 @@ class _Checker:
     def warn(self, where: str, message: str, line: int | None) -> None:
         at = f" (line {line})" if line else ""
         self.warnings.append(f"{self.source}: {where}{at}: {message}")
+        self.warning_problems.append(Problem(where, message, line, "warning"))
 
 
 def load_playbook(path: str | Path) -> Playbook:
@@ -130,7 +133,7 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
     return Playbook(
         path=str(path), name=str(name or path), version=None if version is None else str(version),
         workload=plain(workload), workbook=workbook, steps=steps, raw=plain(doc), source=source,
-        warnings=tuple(c.warnings), description=meta.get("description") or doc.get("description"),
+        warnings=tuple(c.warnings), warning_problems=tuple(c.warning_problems), description=meta.get("description") or doc.get("description"),
     )
 
 
@@ -180,6 +183,9 @@ def _check_workflow(c: _Checker, wf: Any, line: int | None,
     steps: dict[str, Step] = {}
     if not isinstance(wf, list) or not wf:
         c.error("workflow", "missing or empty (needs a list of steps)", line)
+        return steps
+    if len(wf) > MAX_STEPS:
+        c.error("workflow", f"more than {MAX_STEPS:,} steps ({len(wf):,})", line)
         return steps
     raw_steps: list[dict[str, Any]] = []
     seen: set[str] = set()
