@@ -85,10 +85,27 @@ class _ListView(list[Any]):
     """A list result; ``.data``/``.result`` return the list itself."""
 
 
+class EnvView(dict[str, Any]):
+    """``env``: the process environment variables a deployment allows templates to read
+    (``NOETL_TEMPLATE_ENV=NAME,NAME``). A name that is not there is undefined, so
+    ``{{ env.X | default('y') }}`` falls back and ``{{ env.X }}`` alone is an error."""
+
+
+def allowed_env() -> EnvView:
+    import os
+
+    names = [n.strip() for n in os.environ.get("NOETL_TEMPLATE_ENV", "").split(",") if n.strip()]
+    return EnvView({n: os.environ[n] for n in names if n in os.environ})
+
+
 class _Env(SandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Undefined):
             obj._fail_with_undefined_error()
+        if isinstance(obj, EnvView) and attribute not in obj:
+            return self.undefined(
+                hint=f"env.{attribute} is not set, or not allowed by NOETL_TEMPLATE_ENV",
+                obj=obj, name=attribute)
         if isinstance(obj, dict | list) and attribute in ("data", "result", "results"):
             if isinstance(obj, StepView | _ListView) and not (isinstance(obj, dict) and attribute in obj):
                 return obj
@@ -165,6 +182,17 @@ def _names(ast: nodes.Template) -> frozenset[str]:
 
 def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def has_template(value: Any) -> bool:
+    """Is there a template string anywhere inside ``value``?"""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, dict):
+        return any(has_template(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_template(v) for v in value)
+    return False
 
 
 def names_in(value: Any) -> frozenset[str]:
@@ -244,12 +272,41 @@ def evaluate(condition: str | bool, ctx: Mapping[str, Any], where: str = "when")
     return truthy(render_str(text, ctx, where))
 
 
+# Names a step's args never shadow: they are the frame every template relies on.
+RESERVED_NAMES = frozenset({"workload", "work", "execution_id", "args", "input", "env", "job"})
+
+
+def with_names(ctx: Mapping[str, Any], names: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``ctx`` with ``names`` (a step's args, an edge's args) on top as bare names, as NoETL
+    rendered tool templates with ``{**context, **args}``: a bare name that is both an arg and a
+    step result is the arg. The names in :data:`RESERVED_NAMES` are never shadowed."""
+    out = dict(ctx)
+    if names:
+        for k, v in names.items():
+            if k not in RESERVED_NAMES:
+                out[k] = v
+    return out
+
+
+def tool_context(ctx: Mapping[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The context of a step's own templates (tool config, save, collection): its args as bare
+    names and as ``args`` / ``input``."""
+    out = with_names(ctx, args)
+    out["args"] = args
+    out["input"] = args
+    return out
+
+
 def context(base: Mapping[str, Any], results: Mapping[str, Any],
             extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build a render context: workload keys, step results wrapped in StepView, extras on top."""
     ctx: dict[str, Any] = {}
     workload = base.get("workload")
     if isinstance(workload, dict):
+        # workload keys are also bare names (as in NoETL), below everything else
+        for k, v in workload.items():
+            if k not in RESERVED_NAMES:
+                ctx[k] = view(v)
         wl = view(workload)
         ctx["workload"] = wl
         ctx["work"] = wl

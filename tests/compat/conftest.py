@@ -77,6 +77,9 @@ def _handler(api: Api) -> type[StubHandler]:
                 else:
                     self.send(200, {"args": query, "json": body, "url": api.url + self.path,
                                     "headers": dict(self.headers.items())})
+            elif seg[0] == "echo":  # any method: what was asked
+                self.send(200, {"method": self.command, "path": parts.path, "args": query,
+                                "json": body})
             elif seg[0] == "status":
                 self.send(int(seg[1]), {"status": int(seg[1])})
             elif seg[0] == "posts":
@@ -97,8 +100,11 @@ def serve_api() -> Iterator[Api]:
         yield api
 
 
+REPRO_HOST = "http://127.0.0.1:18765"  # the compatibility reproductions' echo server
+
+
 def rewrite_spec(api: Api) -> str:
-    return ",".join(f"{p}={api.url}" for p in PUBLIC)
+    return ",".join(f"{p}={api.url}" for p in (*PUBLIC, REPRO_HOST))
 
 
 def fresh_database(admin_url: str) -> Any:
@@ -108,13 +114,25 @@ def fresh_database(admin_url: str) -> Any:
     return scratch_database(admin_url)
 
 
+REPROS = Path(__file__).resolve().parent / "repro"
+
+
+def fixture_path(rel: str) -> Path:
+    if rel.startswith("copy:"):
+        return COPIES / rel[5:]
+    if rel.startswith("repro:"):
+        return REPROS / rel[6:]
+    return CORPUS / rel
+
+
 class Compat:
     def __init__(self, runner: LocalRunner, target: str, api: Api):
         self.runner, self.target, self.api = runner, target, api
 
     def start(self, rel: str, args: dict[str, Any] | None = None) -> int:
-        """Start a corpus fixture (``rel`` under tests/fixtures/noetl) or a copy (``copy:NAME``)."""
-        path = COPIES / rel[5:] if rel.startswith("copy:") else CORPUS / rel
+        """Start a corpus fixture (``rel`` under tests/fixtures/noetl), a copy (``copy:NAME``)
+        or a compatibility reproduction (``repro:NAME``)."""
+        path = fixture_path(rel)
         return self.runner.engine.start(load_playbook(path), args=args).execution_id
 
     def finish(self, eid: int, timeout: float = 60) -> tuple[dict[str, Any], list[Event]]:
@@ -129,7 +147,7 @@ class Compat:
         return self.finish(self.start(rel, args))
 
     def register(self, rel: str) -> None:
-        path = COPIES / rel[5:] if rel.startswith("copy:") else CORPUS / rel
+        path = fixture_path(rel)
         self.runner.engine.register(path.read_text(), str(path))
 
     def execute(self, sql: str) -> None:

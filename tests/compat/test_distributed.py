@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from noetl.client import Client
-from tests.compat.conftest import COPIES, CORPUS, Api, fresh_database, rewrite_spec, serve_api
+from tests.compat.conftest import (
+    CORPUS,
+    Api,
+    fixture_path,
+    fresh_database,
+    rewrite_spec,
+    serve_api,
+)
 from tests.distributed.conftest import Cluster
 from tests.tools.pgutil import pg_fields
 
@@ -111,7 +118,7 @@ def test_thousand_items_on_two_workers(dist: Dist) -> None:
 
 
 def _run(dist: Dist, rel: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    path = COPIES / rel[5:] if rel.startswith("copy:") else CORPUS / rel
+    path = fixture_path(rel)
     entry = dist.client.register(Path(path).read_text())
     return dist.client.run(entry["path"], args=args)
 
@@ -147,3 +154,23 @@ def test_corpus_fixtures_distributed(dist: Dist) -> None:
     assert descs["transfer"]["steps"]["transfer_http_to_pg"]["result"]["rows_transferred"] == 25
     assert "/posts" in dist.api.paths()  # the workers reached the local API through the rewrite
     print(f"corpus on 2 workers: jobs per worker {dict(workers)}")
+
+
+def test_reproductions_through_a_server_and_remote_workers(dist: Dist) -> None:
+    """Issue 10: the bare-name, edge-name, child-data and workload-template rules hold when the
+    steps run on remote workers (the work package carries what the templates need)."""
+    cl = dist.client
+    starts = {name: _run(dist, f"repro:{name}.yaml") for name in (
+        "r02_args_in_tool_templates", "r03_edge_args_as_names", "r05b_loop_playbook_task_data",
+        "r08_workload_templates_unrendered", "r09_python_context_lacks_results")}
+    descs = {k: cl.wait(v["execution_id"], 60) for k, v in starts.items()}
+    for k, d in descs.items():
+        assert d["status"] == "COMPLETED", (k, d["error"])
+        check_events(cl.events(d["execution_id"]))
+    assert descs["r02_args_in_tool_templates"]["result"]["command_0"]["rows"] == [
+        {"greeting": "hello Ada"}]
+    assert descs["r03_edge_args_as_names"]["result"] == {"city": "Oslo", "t": 21}
+    assert descs["r05b_loop_playbook_task_data"]["result"] == ["hi Oslo", "hi Rome"]
+    r08 = descs["r08_workload_templates_unrendered"]["result"]
+    assert r08["db_host"] == "localhost" and len(r08["job_id"]) == 36, r08
+    assert descs["r09_python_context_lacks_results"]["result"] == {"seen": 42}

@@ -63,8 +63,7 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
     console.print(table(desc))
     if desc.get("error"):
         err = desc["error"]
-        console.print(f"[red]error in step {err.get('step')}: {err.get('type')}: "
-                      f"{err.get('message')}[/]")
+        console.print(f"[red]{_error_line(err)}[/]")
         if err.get("traceback"):
             console.print(err["traceback"], markup=False, highlight=False)
 
@@ -107,12 +106,17 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
     raise typer.Exit(exit_for(desc["status"]))
 
 
+def _error_line(err: dict[str, Any]) -> str:
+    where = f"error in step {err['step']}" if err.get("step") else "error"
+    return f"{where}: {err.get('type')}: {err.get('message')}"
+
+
 def _show_error(desc: dict[str, Any]) -> None:
     from rich.console import Console
 
     err = desc["error"]
     c = Console(stderr=True)
-    c.print(f"[red]error in step {err.get('step')}: {err.get('type')}: {err.get('message')}[/]")
+    c.print(f"[red]{_error_line(err)}[/]")
     if err.get("traceback"):
         c.print(err["traceback"], markup=False, highlight=False)
 

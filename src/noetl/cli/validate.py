@@ -43,13 +43,17 @@ def check_file(path: Path) -> dict[str, Any]:
     except RecursionError:
         out["problems"] = [_problem(Problem("document", "nested too deeply to validate"))]
         return out
-    except Exception as exc:  # noqa: BLE001 - the validator never shows a traceback
+    except Exception as exc:
         out["problems"] = [_problem(Problem("document", f"cannot be validated: "
                                             f"{type(exc).__name__}: {str(exc)[:300]}"))]
         return out
     out.update(valid=True, path=pb.path, steps=len(plan.steps),
                problems=[_problem(p, "warning") for p in pb.warning_problems])
     return out
+
+
+def _at(line: int | None) -> str:
+    return f" (line {line})" if line else ""
 
 
 def run(files: list[Path], as_json: bool) -> int:
@@ -62,8 +66,7 @@ def run(files: list[Path], as_json: bool) -> int:
                                      "files": results}, indent=2) + "\n")
     else:
         for r in results:
-            lines = [f"{p['where']}{' (line %d)' % p['line'] if p['line'] else ''}: {p['message']}"
-                     for p in r["problems"]]
+            lines = [f"{p['where']}{_at(p['line'])}: {p['message']}" for p in r["problems"]]
             if r["valid"]:
                 for w in lines:
                     sys.stderr.write(f"warning: {r['file']}: {w}\n")

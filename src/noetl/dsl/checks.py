@@ -89,7 +89,7 @@ def check_number(c: Reporter, where: str, obj: dict[str, Any], key: str, *, inte
 
 def _short(val: Any) -> str:
     if isinstance(val, int) and not isinstance(val, bool) and abs(val) > 10**15:
-        return "a number with %d digits" % len(str(abs(val)))
+        return f"a number of about {int(val.bit_length() * 0.30103) + 1} digits"
     text = repr(val)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -8,6 +8,9 @@ from typing import Any
 
 import yaml
 
+from noetl.dsl import checks
+from noetl.dsl.auth_forms import auth_problem
+from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
     SAVE_KINDS,
@@ -18,8 +21,6 @@ from noetl.dsl.model import (
     RetryPolicy,
     Step,
 )
-from noetl.dsl import checks
-from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
 from noetl.dsl.yamlsrc import LimitError, LineDict, load_yaml, plain
 from noetl.errors import PlaybookError, Problem
 
@@ -109,7 +110,7 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
     for holder in (meta, doc):
         for key in ("name", "path", "version"):
             val = holder.get(key)
-            if val is not None and not isinstance(val, str | int | float) or isinstance(val, bool):
+            if (val is not None and not isinstance(val, str | int | float)) or isinstance(val, bool):
                 c.error(key if holder is doc else f"metadata → {key}",
                         f"must be a string, got a {type(val).__name__}", _line(holder, key))
                 holder.pop(key, None)
@@ -133,7 +134,8 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
     return Playbook(
         path=str(path), name=str(name or path), version=None if version is None else str(version),
         workload=plain(workload), workbook=workbook, steps=steps, raw=plain(doc), source=source,
-        warnings=tuple(c.warnings), warning_problems=tuple(c.warning_problems), description=meta.get("description") or doc.get("description"),
+        warnings=tuple(c.warnings), warning_problems=tuple(c.warning_problems),
+        description=meta.get("description") or doc.get("description"),
     )
 
 
@@ -244,7 +246,8 @@ def _step_args(c: _Checker, where: str, s: LineDict) -> dict[str, Any]:
         c.error(where + " → args", "must be a mapping (or a template string)", _line(s, "args"))
     elif isinstance(v, str):
         args["__whole__"] = v  # a template rendering to the whole args mapping
-    if "args" not in s and isinstance(s.get("data"), dict) and _step_type_raw(s) != "http":
+    if "args" not in s and isinstance(s.get("data"), dict) and \
+            str(_step_type_raw(s)).lower() not in ("http", "save"):
         for k, val in plain(s["data"]).items():
             args.setdefault(k, val)
     return args
@@ -292,6 +295,7 @@ def _check_step(c: _Checker, s: Any, names: set[str],
                             f"unknown workbook task {task.get('name')!r}", _line(task, "name"))
             _check_retry(c, where + " → task", task)
             _check_save(c, where + " → task", task)
+            _check_b64(c, where + " → task", task)
         mode = s.get("mode", "sequential")
         if not isinstance(mode, str) or mode.lower() not in ("sequential", "async", "parallel"):
             c.error(where + " → mode", f"must be sequential or async, got {mode!r}", _line(s, "mode"))
@@ -308,6 +312,20 @@ def _check_step(c: _Checker, s: Any, names: set[str],
         _check_tool_values(c, where, s, ttype)
     retry = _check_retry(c, where, s)
     _check_save(c, where, s)
+    if ttype == "save":  # the step itself is a save: its top-level keys are the save's
+        body = LineDict({k: v for k, v in s.items() if k not in
+                         ("step", "type", "tool", "next", "desc", "description",
+                          "retry", "timeout", "save", "with", "input", "payload", "metadata")})
+        body.line, body.key_lines = _line(s), getattr(s, "key_lines", {})
+        holder = LineDict({"save": body})
+        holder.line, holder.key_lines = _line(s), {"save": _line(s) or 0}
+        _check_save(c, where, holder, "")
+    _check_b64(c, where, s)
+    for holder, w in ((s, where), (s.get("save"), where + " → save")):
+        if isinstance(holder, dict):
+            problem = auth_problem(holder.get("auth"))
+            if problem:
+                c.error(w + " → auth", problem.removeprefix("auth: "), _line(holder, "auth"))
     timeout = s.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not 0 < timeout <= MAX_SECONDS):
@@ -323,9 +341,12 @@ def _check_step(c: _Checker, s: Any, names: set[str],
     )
 
 
+EDGE_ARG_KEYS = ("payload", "input", "with", "data", "args")  # aliases of args, as on steps
+
+
 def _edge_args(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in ("with", "data", "input", "payload", "args"):
+    for key in EDGE_ARG_KEYS:
         v = item.get(key)
         if isinstance(v, dict):
             out.update(plain(v))
@@ -437,11 +458,23 @@ def save_kind(save: dict[str, Any]) -> Any:
     return storage if storage is not None else save.get("type", save.get("tool", "event"))
 
 
-def _check_save(c: _Checker, where: str, s: dict[str, Any]) -> None:
+def _check_b64(c: _Checker, where: str, s: dict[str, Any]) -> None:
+    import base64
+    import binascii
+
+    for key in ("command_b64", "commands_b64", "code_b64"):
+        if key in s:
+            try:
+                base64.b64decode(str(s[key]), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                c.error(f"{where} → {key}", "not valid base64 of UTF-8 text", _line(s, key))
+
+
+def _check_save(c: _Checker, where: str, s: dict[str, Any], suffix: str = " → save") -> None:
     sv = s.get("save")
     if sv is None:
         return
-    w = where + " → save"
+    w = where + suffix
     line = _line(s, "save")
     if not isinstance(sv, dict):
         c.error(w, "must be a mapping with 'storage'", line)

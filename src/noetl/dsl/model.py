@@ -34,7 +34,9 @@ TOOL_KEYS: dict[str, frozenset[str]] = {
     "transfer": frozenset({"source", "target", "chunk_size", "mapping", "mode"}),
     "snowflake": frozenset({"command", "commands", "command_b64", "commands_b64"}),
     "snowflake_transfer": frozenset({"direction", "source", "target", "chunk_size", "mode"}),
-    "save": frozenset({"storage", "table", "mode", "key", "statement"}),
+    "save": frozenset({"storage", "table", "mode", "key", "keys", "statement", "params",
+                       "commands", "sql", "code", "script", "endpoint", "url", "method",
+                       "headers", "database", "format"}),
 }
 
 

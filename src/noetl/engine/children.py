@@ -10,7 +10,7 @@ from noetl.engine.records import Job, JobStatus, Status, StepRow, now
 from noetl.errors import NoetlError
 from noetl.ids import new_id
 from noetl.plan import PlanStep, compile_plan
-from noetl.templates import render
+from noetl.templates import render, tool_context
 
 if TYPE_CHECKING:
     from noetl.engine.session import Session
@@ -18,22 +18,26 @@ if TYPE_CHECKING:
 
 def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | None,
             item_ctx: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    from noetl.engine.loops import item_context
+    """The child's config and workload args. ``args``: the step's incoming edge args, or for a
+    loop item the loop step's rendered args (bare names in the item's templates)."""
+    from noetl.engine.loops import item_context, step_args
 
-    action = ps.task if index is not None and ps.task else ps.action
-    extra: dict[str, Any] = {"args": args, "input": args}
-    if index is not None and item_ctx is not None:
-        extra.update(item_context(ps, index, item_ctx.get("item"), session.row(ps.name).loop))
-    ctx = session.ctx(ps.item_refs if index is not None else ps.refs, extra)
     where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
+    if index is None:
+        action = ps.action
+        ctx = session.ctx(ps.refs)
+        child_args = step_args(session, ps, args)
+    else:
+        action = ps.task or ps.action
+        extra = dict(args)
+        if item_ctx is not None:
+            extra.update(item_context(ps, index, item_ctx.get("item"), session.row(ps.name).loop))
+        ctx = session.ctx(ps.item_refs, extra)
+        child_args = render(dict(action.get("args") or {}), ctx, where + " → args")
     # an inline child's `content` is the child's own playbook: its templates are the child's
     cfg = render({k: v for k, v in action.items()
-                  if k not in ("next", "save", "retry", "content")}, ctx,
-                 where)
-    child_args = dict(ps.args) if index is None else dict(action.get("args") or {})
-    child_args = render(child_args, ctx, where + " → args")
-    child_args.update(args if index is None else {})
-    child_args.pop("__whole__", None)
+                  if k not in ("next", "save", "retry", "content", "args")},
+                 tool_context(ctx, child_args), where)
     return cfg, child_args
 
 

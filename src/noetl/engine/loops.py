@@ -11,10 +11,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from noetl.engine.records import Job, JobStatus, StepRow, now
-from noetl.errors import NoetlError
+from noetl.errors import NoetlError, TemplateError
 from noetl.ids import new_id
 from noetl.plan import PlanStep
-from noetl.templates import evaluate, render
+from noetl.templates import evaluate, render, tool_context, with_names
 
 if TYPE_CHECKING:
     from noetl.engine.session import Session
@@ -53,7 +53,7 @@ def collection(session: Session, ps: PlanStep, args: dict[str, Any]) -> tuple[li
     action = ps.action
     element = str(action.get("element") or action.get("iterator") or "item")
     where = f"step '{ps.name}'"
-    ctx = session.ctx(ps.refs, {"args": args, "input": args})
+    ctx = tool_context(session.ctx(ps.refs), args)
     raw = action.get("collection", action.get("data"))
     items = _as_list(render(raw, ctx, f"{where} → collection"), element)
     if action.get("where"):
@@ -83,7 +83,27 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     return (2, str(v))
 
 
+def step_args(session: Session, ps: PlanStep, edge_args: dict[str, Any]) -> dict[str, Any]:
+    """An engine-run step's (loop, sub-playbook) own args, rendered with the incoming edge's
+    values as bare names; the edge's values win (as for steps a worker runs)."""
+    raw = dict(ps.args)
+    whole = raw.pop("__whole__", None)
+    if not raw and whole is None:
+        return dict(edge_args)
+    ctx = with_names(session.ctx(ps.refs), edge_args)
+    where = f"step '{ps.name}' → args"
+    base: dict[str, Any] = {}
+    if whole is not None:
+        value = render(whole, ctx, where)
+        if not isinstance(value, dict):
+            raise TemplateError(f"{where}: {whole!r} rendered to {type(value).__name__}, "
+                                "not a mapping")
+        base = value
+    return {**base, **render(raw, ctx, where), **edge_args}
+
+
 def start_loop(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]) -> None:
+    args = step_args(session, ps, args)
     items, element = collection(session, ps, args)
     mode = str(ps.action.get("mode") or "sequential").lower()
     if mode in ("async", "parallel"):
@@ -164,6 +184,7 @@ def item_context(ps: PlanStep, index: int | None, item: Any,
     total = (loop or {}).get("total")
     idx = index or 0
     ctx: dict[str, Any] = {
+        "value": item,  # NoETL's other name for the element (the element's own name wins)
         element: item,
         "_loop": {"index": idx, "current_index": idx, "item": item, "count": total, "size": total},
         ps.name: {"result_index": idx, "index": idx},

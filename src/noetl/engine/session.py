@@ -34,6 +34,8 @@ PRIORITY_START = 100
 PRIORITY_FIRST = 90
 PRIORITY_STEP = 50
 MAX_ROUTER_DEPTH = 200
+ROUTER_HOPS_MIN = 1000
+ROUTER_HOPS_PER_STEP = 20
 
 
 def error_info(message: str, type_: str = "Error", traceback: str | None = None,
@@ -61,6 +63,8 @@ class Session:
         self.after: list[Session] = []  # other executions touched (parents, children)
         self.flushed: list[Session] = []  # the same, once flushed (for after-commit hooks)
         self.fresh = False  # a new execution: it has no step rows to read yet
+        self.router_hops = 0  # routers activated by this session (never reset)
+        self.max_router_hops = max(ROUTER_HOPS_MIN, ROUTER_HOPS_PER_STEP * len(plan.steps))
         st = ex.state
         st.setdefault("active", {})
         st.setdefault("joins", [])
@@ -206,6 +210,10 @@ class Session:
         self.emit("workflow_initialized", "COMPLETED", "workflow", "workflow",
                   context={"step_count": len(self.plan.steps), "transition_count": n_edges})
         self.ex.status = Status.RUNNING
+        start_error = self.ex.state.pop("start_error", None)
+        if start_error is not None:  # e.g. a workload template that cannot render
+            self.fail_execution(start_error)
+            return
         try:
             start = self.plan.step(self.plan.start)
             self.activate(start.name, {}, priority=PRIORITY_START if start.actionable
@@ -230,6 +238,13 @@ class Session:
         r.ended_at = None
         self.touch(r)
         if not ps.actionable:
+            # a cycle of routers would route for ever inside this transaction (a join in the
+            # cycle starts each round at depth 0): the hops of one session are capped
+            self.router_hops += 1
+            if self.router_hops > self.max_router_hops:
+                raise NoetlError(f"step '{name}': routers cycle without an action step "
+                                 f"({self.router_hops - 1} router steps in one go); add an "
+                                 "action step to the loop or a condition that ends it")
             r.status = Status.COMPLETED
             r.ended_at = r.started_at
             self.emit("step_completed", "COMPLETED", name, "router")
@@ -308,6 +323,12 @@ class Session:
 
     def settle(self) -> None:
         """Fire joins no running branch can still reach; detect completion."""
+        try:
+            self._settle()
+        except NoetlError as exc:  # e.g. routers cycling with no action step
+            self.fail_execution(error_info(str(exc), type(exc).__name__))
+
+    def _settle(self) -> None:
         st = self.ex.state
         while st["joins"] and not self.ex.terminal:
             busy = set(st["active"]) | set(st["joins"])

@@ -34,17 +34,16 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
     timeout = ps.timeout
     if job.kind == "item":
         action = dict(ps.task or {})
-        args = dict(action.get("args") or {})
-        for alias in ("with", "input", "payload"):
-            if isinstance(action.get(alias), dict):
-                args = {**action[alias], **args}
+        args = dict(action.get("args") or {})  # with/input/payload/data: merged by the plan
         save = action.get("save") if isinstance(action.get("save"), dict) else None
         timeout = action.get("timeout") or timeout
         info = job.payload.get("loop")
         if info is None:  # queued before items carried it
             row = tx.get_steps(ex.execution_id, [ps.name]).get(ps.name)
             info = row.loop if row else None
-        extra = item_context(ps, job.index, job.payload.get("item"), info)
+        # the loop step's own args are bare names in its task's templates, under the loop's
+        extra = {**(job.payload.get("args") or {}),
+                 **item_context(ps, job.index, job.payload.get("item"), info)}
         edge_args: dict[str, Any] = {}
     else:
         action = dict(ps.action)
@@ -63,4 +62,6 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
         work["preset"] = job.payload.get("preset")
         work["preset_meta"] = job.payload.get("preset_meta")
         work["action"] = {"type": "noop"}
+        if ps.type == "iterator" and job.kind == "save":
+            work["loop_save"] = True
     return work

@@ -7,6 +7,9 @@ templates reference (so the engine fetches only those).
 
 from __future__ import annotations
 
+import ast
+import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -15,6 +18,7 @@ from typing import Any
 
 from noetl.dsl.loader import build_playbook
 from noetl.dsl.model import Edge, Playbook, RetryPolicy
+from noetl.errors import NoetlError
 from noetl.templates import names_in
 
 # Keys of a step mapping that are not tool configuration.
@@ -63,6 +67,64 @@ class Plan:
         return self.steps[name]
 
 
+# `type: save` steps: these top-level keys are the step's save (same forms as an inline save)
+SAVE_STEP_KEYS = frozenset({"storage", "data", "table", "mode", "key", "keys", "statement",
+                            "params", "auth", "credential", "commands", "sql", "code", "script",
+                            "endpoint", "url", "method", "headers", "database", "format"})
+_B64 = (("command_b64", "command"), ("commands_b64", "commands"), ("code_b64", "code"))
+
+
+def decode_b64(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``command_b64`` / ``commands_b64`` / ``code_b64`` decoded into their plain forms, which
+    are then rendered (SQL) or run (code) exactly like text written in the playbook."""
+    if not any(k in cfg for k, _ in _B64):
+        return cfg
+    out = dict(cfg)
+    for k, plain_key in _B64:
+        if k in out:
+            encoded = out.pop(k)
+            if plain_key not in out:
+                out[plain_key] = b64_text(encoded, k)
+    return out
+
+
+def b64_text(encoded: Any, key: str) -> str:
+    try:
+        return base64.b64decode(str(encoded), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise NoetlError(f"{key}: not valid base64 of UTF-8 text ({exc})") from None
+
+
+def task_args(task: dict[str, Any]) -> dict[str, Any]:
+    """An iterator task's inputs: ``args``, and its aliases ``with`` / ``input`` / ``payload``,
+    and ``data`` (except for http tasks, where ``data`` is the request's query or body)."""
+    args: dict[str, Any] = {}
+    ttype = str(task.get("type", task.get("tool", "python"))).lower()
+    if ttype != "http" and "args" not in task and isinstance(task.get("data"), dict):
+        args.update(task["data"])
+    for alias in ("payload", "input", "with", "args"):
+        if isinstance(task.get(alias), dict):
+            args.update(task[alias])
+    return args
+
+
+def reads_context(code: Any) -> bool:
+    """Does python code read ``context`` (or take ``**kwargs``, which receives it)? Then it
+    sees every earlier step's result, as in NoETL."""
+    if not isinstance(code, str):
+        return False
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "context":
+            return True
+        if isinstance(node, ast.FunctionDef) and node.name == "main" and node.args.kwarg:
+            return True
+    return False
+
+
 def _expand(pb: Playbook, s_name: str) -> tuple[str | None, dict[str, Any], dict[str, Any],
                                                dict[str, Any] | None, RetryPolicy | None]:
     s = pb.steps[s_name]
@@ -79,15 +141,22 @@ def _expand(pb: Playbook, s_name: str) -> tuple[str | None, dict[str, Any], dict
                 entry_args.update(entry[key])
         args = {**entry_args, **args}
         base = {k: v for k, v in entry.items() if k not in NON_ACTION_KEYS}
-        action = {**base, **{k: v for k, v in action.items() if k not in ("type", "tool", "name")}}
+        # the step's `data` is its input (args), never a replacement of the task's own `data`
+        action = {**base, **{k: v for k, v in action.items()
+                             if k not in ("type", "tool", "name", "data")}}
         action["name"] = ref
         if save is None and isinstance(entry.get("save"), dict):
             save = entry["save"]
         if retry is None and entry.get("retry") is not None:
             retry = _retry_of("workbook", entry)
+    if ttype == "save":
+        own = {k: v for k, v in action.items() if k in SAVE_STEP_KEYS}
+        save = {**own, **(save or {})} if own else save
+        action = {}
     if ttype in ACTIONLESS:
         ttype = "noop" if save else None
     if ttype is not None:
+        action = decode_b64(action)
         action["type"] = ttype
         action.pop("tool", None)
     return ttype, action, args, save, retry
@@ -115,6 +184,16 @@ def _expand_task(pb: Playbook, task: dict[str, Any]) -> tuple[dict[str, Any], Re
     else:
         out["type"] = ttype
     out.pop("tool", None)
+    out = decode_b64(out)
+    out["args"] = task_args(out)
+    for alias in ("payload", "input", "with"):
+        out.pop(alias, None)
+    if out["type"] == "save":  # a save task: its top-level keys are its save
+        own = {k: out.pop(k) for k in list(out) if k in SAVE_STEP_KEYS}
+        out["save"] = {**own, **(out.get("save") or {})}
+        out["args"] = {}
+    elif out["type"] != "http" and "data" in out and isinstance(out["data"], dict):
+        out.pop("data")
     return out, _retry_of("task", out)
 
 
@@ -143,12 +222,17 @@ def compile_plan(pb: Playbook) -> Plan:
                            "task": {k: v for k, v in task.items() if k not in ("code", "code_b64")}}
         if ttype == "python":
             refs_src[0] = {k: v for k, v in action.items() if k not in ("code", "code_b64")}
+        refs = names_in(refs_src) & names
+        if ttype == "python" and reads_context(action.get("code")):
+            refs = frozenset(names - {name})  # `context` holds every earlier result
+        if task is not None and task.get("type") == "python" and reads_context(task.get("code")):
+            item_refs = frozenset(names - {name})
         edge_src = [[e.when or "", e.args] for e in s.next]
         is_join = len(incoming[name]) > 1
         built[name] = PlanStep(
             name=name, type=ttype, action=action, args=args, edges=s.next, save=save,
             retry=retry, timeout=s.timeout,
-            refs=names_in(refs_src) & names, edge_refs=names_in(edge_src) & names,
+            refs=refs, edge_refs=names_in(edge_src) & names,
             is_join=is_join, ancestors=_ancestors(name, parents) if is_join else frozenset(),
             error_edges=tuple(i for i, e in enumerate(s.next)
                               if e.when and "error" in names_in(e.when)),

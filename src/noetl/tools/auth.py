@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from noetl.dsl.auth_forms import auth_problem
 from noetl.errors import NoetlError, ToolError
 from noetl.tools.base import Services
 
@@ -88,6 +89,9 @@ def resolve_single(spec: Any, services: Services) -> Resolved:
             raise ToolError("auth: empty credential name", "AuthError")
         res = _from_store(spec.strip(), services)
     elif isinstance(spec, dict):
+        problem = auth_problem(spec)
+        if problem:
+            raise ToolError(problem, "AuthError")
         source = str(spec.get("source") or "credential").lower()
         fields = dict(spec.get("fields") or {})
         ctype = spec.get("type") or spec.get("service")

@@ -72,10 +72,12 @@ def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     positional: list[Any] = []
     for p in params:
-        if p.kind is p.VAR_KEYWORD:
+        if p.kind is p.VAR_KEYWORD:  # every arg, and `context` (as NoETL passed it)
             for k, v in args.items():
                 if k not in kwargs:
                     kwargs[k] = v
+            if "context" not in kwargs and "context" not in sig.parameters:
+                kwargs["context"] = {k: _unview(v) for k, v in ctx.items()}
             continue
         if p.kind is p.VAR_POSITIONAL:
             continue

@@ -46,7 +46,8 @@ def save_event(cfg: dict[str, Any], data: Any, services: Services,
 
 
 def run_save(save: dict[str, Any], envelope: dict[str, Any], ctx: dict[str, Any],
-             services: Services, work: dict[str, Any]) -> dict[str, Any]:
+             services: Services, work: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Render and store; return (what the storage reported, the data that was saved)."""
     kind, cfg = normalize_save(save)
     result = envelope.get("data")
     sctx = dict(ctx)
@@ -54,9 +55,16 @@ def run_save(save: dict[str, Any], envelope: dict[str, Any], ctx: dict[str, Any]
 
     # result/data: the step's output; this: its envelope, falling back to the output
     sctx.update({"result": view(result), "data": view(result), "this": envelope_view(envelope)})
+    if work.get("loop_save") and isinstance(result, list):
+        # a loop's save sees NoETL's names: the item results as results/items/result, their
+        # count, and errors (always empty: a failed item fails the loop before its save)
+        results = view(result)
+        sctx.update({"results": results, "items": results, "count": len(result), "errors": []})
     where = f"step '{work['step']}' → save"
     raw_data = cfg.pop("data", cfg.pop("args", None))
     data = render(raw_data, sctx, where + " → data") if raw_data is not None else result
+    # `params` in a statement is the save's data (NoETL rewrote `params.` to `data.`)
+    sctx["params"] = view(data)
     keep = {"code", "script", "statement", "commands", "sql"}
     cfg = {k: (v if k in keep else render(v, sctx, f"{where} → {k}")) for k, v in cfg.items()}
     target = STORAGES.get(kind)
@@ -75,4 +83,4 @@ def run_save(save: dict[str, Any], envelope: dict[str, Any], ctx: dict[str, Any]
     except Exception as exc:
         raise ToolError(f"{where} ({kind}) failed: {type(exc).__name__}: {exc}",
                         type(exc).__name__) from exc
-    return {"storage": kind, **(out if isinstance(out, dict) else {"result": out})}
+    return {"storage": kind, **(out if isinstance(out, dict) else {"result": out})}, data

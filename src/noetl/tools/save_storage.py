@@ -6,7 +6,9 @@ step.
   ``mode: upsert`` + ``key`` (a name, a list, or ``"a,b"``) → ``ON CONFLICT (key) DO UPDATE SET``
   the other columns (``DO NOTHING`` when every column is a key). Or a custom ``statement`` with
   ``:name`` placeholders bound from ``data`` (``:params.name`` too; a list of mappings runs the
-  statement once per item). Values are always bound parameters and identifiers are quoted, so
+  statement once per item); NoETL's ``{{ params.name }}`` is the same bound value (quoted,
+  ``'{{ params.name }}'``, it is bound as text). Values are always bound parameters and
+  identifiers are quoted, so
   quotes, unicode and SQL-looking text are stored verbatim. Mappings and lists are stored as JSON
   text. Jinja in ``statement`` is rendered first (use it for names, never for values).
 * ``duckdb``: ``commands`` (``sql``/``statement``) run with the data loaded as a temporary table
@@ -64,6 +66,26 @@ def _ident(name: str) -> Any:
     return sql.Identifier(*[p.strip().strip('"') for p in str(name).split(".")])
 
 
+# `{{ params.x }}` in a save statement is the save's data, bound, never pasted into the SQL:
+# `'{{ params.x }}'` (a quoted literal) becomes a text parameter, `{{ params.x }}` a parameter.
+_PARAMS_QUOTED = re.compile(r"'\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}'")
+_PARAMS_BARE = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_TEXT = "__text_"
+
+
+def params_to_placeholders(statement: str) -> str:
+    """NoETL's ``{{ params.x }}`` → ``:x`` placeholders (``'{{ params.x }}'`` → a text one)."""
+    text = _PARAMS_QUOTED.sub(lambda m: f":{_TEXT}{m.group(1)}", statement)
+    return _PARAMS_BARE.sub(lambda m: f":{m.group(1)}", text)
+
+
+def _bound(rec: dict[str, Any], name: str) -> Any:
+    if name.startswith(_TEXT):
+        v = rec.get(name[len(_TEXT):])
+        return None if v is None else str(_param(v))
+    return _param(rec.get(name))
+
+
 def bind_statement(statement: str) -> tuple[str, list[str]]:
     """``:name`` placeholders (outside quotes and comments) → psycopg ``%(name)s``."""
     names: list[str] = []
@@ -110,13 +132,14 @@ def save_postgres(cfg: dict[str, Any], data: Any, services: Services,
         try:
             with conn.transaction():
                 if statement:
-                    text = render(statement, work.get("save_ctx") or {},
+                    text = render(params_to_placeholders(str(statement)),
+                                  work.get("save_ctx") or {},
                                   f"step '{work.get('step')}' → save → statement")
                     query, names = bind_statement(str(text))
                     recs = _records(data if data is not None else {}, "postgres save")
                     n = 0
                     for rec in recs:
-                        params = {k: _param(rec.get(k)) for k in names}
+                        params = {k: _bound(rec, k) for k in names}
                         cur = conn.execute(query.encode(), params)
                         n += max(cur.rowcount, 0)
                     return {"statement": True, "rows": n}

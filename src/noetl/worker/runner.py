@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from noetl.errors import TemplateError, ToolError
-from noetl.templates import context, render
+from noetl.templates import context, render, tool_context, with_names
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
@@ -44,7 +44,12 @@ def render_context(work: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """The step's args rendered with the incoming edge's values as bare names; the edge's
+    values win over the step's own."""
     where = f"step '{work['step']}'"
+    edge = work.get("edge_args") or {}
+    if edge:
+        ctx = with_names(ctx, edge)
     raw = dict(work.get("args") or {})
     base: dict[str, Any] = {}
     whole = raw.pop("__whole__", None)
@@ -55,7 +60,7 @@ def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
                                 f"{type(value).__name__}, not a mapping")
         base = value
     args = {**base, **render(raw, ctx, f"{where} → args")}
-    args.update(work.get("edge_args") or {})
+    args.update(edge)
     return args
 
 
@@ -66,6 +71,12 @@ def render_action(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     for k, v in action.items():
         out[k] = v if k in NOT_RENDERED else render(v, ctx, f"{where} → {k}")
     return out
+
+
+def _save_step(call: ToolCall) -> Any:
+    """``type: save``: no action of its own; the step's save (its top-level storage, data, …)
+    runs on its input."""
+    return call.args or None
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -109,8 +120,7 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
         ctx = render_context(work)
         args = render_args(work, ctx)
         rendered_input = args
-        ctx["args"] = args
-        ctx["input"] = args
+        ctx = tool_context(ctx, args)
         if "preset" in work:  # output made elsewhere (a child execution, a loop): save only
             envelope = {"id": str(uuid.uuid4()), "status": "success", "data": work["preset"]}
             if work.get("preset_meta"):
@@ -122,7 +132,7 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
                             step=work["step"], attempt=int(work.get("attempt") or 1),
                             index=work.get("index"), timeout=work.get("timeout"),
                             services=services)
-            tool = get_tool(ttype)
+            tool = _save_step if ttype == "save" else get_tool(ttype)
             if call.timeout and ttype != "python":  # python kills its own process on timeout
                 fut = _timeout_pool.submit(tool, call)
                 try:
@@ -146,7 +156,9 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
                                    "traceback": envelope.get("traceback")}, envelope, meta, t0)
         data = envelope.get("data")
         if work.get("save"):
-            meta["save"] = run_save(work["save"], envelope, ctx, services, work)
+            meta["save"], saved = run_save(work["save"], envelope, ctx, services, work)
+            if work["action"].get("type") == "save":  # a `type: save` step: its result is
+                data = envelope["data"] = saved      # what it saved
         if meta:
             envelope["meta"] = meta
         return {"status": "ok", "data": data, "envelope": envelope, "meta": meta or None,
