@@ -172,7 +172,7 @@ class TemplateChecker:
     def check(self, where: str, text: str, line: int | None, local: Iterable[str] = ()) -> None:
         if "{{" not in text and "{%" not in text:
             return
-        from jinja2 import meta, nodes
+        from jinja2 import nodes
         from jinja2.exceptions import TemplateSyntaxError
 
         if len(text) > 100_000:
@@ -195,7 +195,7 @@ class TemplateChecker:
                 if t.name not in self.env.tests:
                     self.c.error(where, f"unknown test '{t.name}'"
                                  f"{did_you_mean(t.name, self.env.tests)} in {_short(text)}", line)
-            names = meta.find_undeclared_variables(tree)
+            names = _free_names(tree)
         except RecursionError:
             self.c.error(where, f"template nested too deeply: {_short(text)}", line)
             return
@@ -209,3 +209,17 @@ class TemplateChecker:
                 self.c.error(where, msg + hint, line)
             else:
                 self.c.warn(where, msg + " (not a workload key, step or context name)", line)
+
+
+def _free_names(tree: Any) -> set[str]:
+    """Top-level names a template reads and never sets (an AST walk: no code generation, so no
+    constant folding of hostile arithmetic)."""
+    from jinja2 import nodes
+
+    loaded: set[str] = set()
+    stored: set[str] = set()
+    for n in tree.find_all(nodes.Name):
+        (stored if n.ctx in ("store", "param") else loaded).add(n.name)
+    for m in tree.find_all(nodes.Macro):
+        stored.add(m.name)
+    return loaded - stored

@@ -112,7 +112,7 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
             val = holder.get(key)
             if (val is not None and not isinstance(val, str | int | float)) or isinstance(val, bool):
                 c.error(key if holder is doc else f"metadata → {key}",
-                        f"must be a string, got a {type(val).__name__}", _line(holder, key))
+                        f"must be a string, got a {'list' if isinstance(val, list) else 'mapping'}", _line(holder, key))
                 holder.pop(key, None)
     name = meta.get("name") or doc.get("name")
     path = meta.get("path") or doc.get("path") or name
@@ -148,6 +148,11 @@ def _to_linedict(value: Any) -> Any:
     return value
 
 
+def _item_line(seq: Any, i: int) -> int | None:
+    lines = getattr(seq, "item_lines", None)
+    return lines[i] if lines and i < len(lines) else _line(seq)
+
+
 def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     if wb is None:
@@ -158,7 +163,7 @@ def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[st
     for i, task in enumerate(wb):
         where = f"workbook[{i}]"
         if not isinstance(task, dict):
-            c.error(where, "must be a mapping with 'name' and 'type'", _line(wb) or line)
+            c.error(where, "must be a mapping with 'name' and 'type'", _item_line(wb, i) or line)
             continue
         name = task.get("name")
         if not name or not isinstance(name, str):
@@ -193,7 +198,7 @@ def _check_workflow(c: _Checker, wf: Any, line: int | None,
     seen: set[str] = set()
     for i, s in enumerate(wf):
         if not isinstance(s, dict):
-            c.error(f"workflow[{i}]", "a step must be a mapping", _line(wf))
+            c.error(f"workflow[{i}]", "a step must be a mapping", _item_line(wf, i))
             continue
         name = s.get("step")
         if not name or not isinstance(name, str):
@@ -285,7 +290,8 @@ def _check_step(c: _Checker, s: Any, names: set[str],
         else:
             tt = task.get("type", task.get("tool"))
             if tt is None or not isinstance(tt, str) or tt.lower() not in STEP_TYPES:
-                c.error(where + " → task", f"unknown task type {tt!r}", _line(task))
+                c.error(where + " → task", f"unknown task type {tt!r}",
+                        _line(task, "type" if "type" in task else "tool"))
             else:
                 known = COMMON_STEP_KEYS | TOOL_KEYS.get(tt.lower(), frozenset())
                 checks.check_keys(c, where + " → task", task, known, error=True)
@@ -383,7 +389,7 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
         line = _line(item) or _line(s, "next")
         if isinstance(item, dict) and "else" in item:
             for j, t in enumerate(item["else"] if isinstance(item["else"], list) else [item["else"]]):
-                target(t, f"{w} → else[{j}]", line, None, True)
+                target(t, f"{w} → else[{j}]", _line(item, "else") or line, None, True)
         elif isinstance(item, dict) and "then" in item:
             checks.check_keys(c, w, item, EDGE_KEYS, error=True, what="edge key")
             when = item.get("when")
@@ -392,7 +398,7 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
                 continue
             thens = item["then"] if isinstance(item["then"], list) else [item["then"]]
             for j, t in enumerate(thens):
-                target(t, f"{w} → then[{j}]", line, None if when is None else str(when), False,
+                target(t, f"{w} → then[{j}]", _line(item, "then") or line, None if when is None else str(when), False,
                        _edge_args(item))
         else:
             when = item.get("when") if isinstance(item, dict) else None
@@ -494,11 +500,12 @@ def _check_save(c: _Checker, where: str, s: dict[str, Any], suffix: str = " → 
         return
     data = sv.get("data", sv.get("args"))
     if data is not None and not isinstance(data, dict | str):
-        c.error(w + " → data", "must be a mapping or a template string", _line(sv) or line)
+        c.error(w + " → data", "must be a mapping or a template string",
+                _line(sv, "data" if "data" in sv else "args") or line)
     if kind.lower() == "postgres":
         st: dict[str, Any] = sv["storage"] if isinstance(sv.get("storage"), dict) else {}
         if not (sv.get("table") or sv.get("statement") or st.get("table") or st.get("statement")):
-            c.error(w, "a postgres save needs 'table' or 'statement'", _line(sv) or line)
+            c.error(w, "a postgres save needs 'table' or 'statement'", line or _line(sv))
 
 
 def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -> None:
@@ -528,5 +535,6 @@ def _check_inline_child(c: _Checker, where: str, s: dict[str, Any]) -> None:
             c.error(where + " → content", "must be a playbook (YAML text or a mapping)", line)
     except PlaybookError as exc:
         for p in exc.problems[:20]:
-            at = (line or 0) + (p.line or 0) if isinstance(content, str) and line else p.line
+            multi = isinstance(content, str) and "\n" in content.strip()
+            at = (line or 0) + (p.line or 0) if multi and line and p.line else line
             c.error(f"{where} → content → {p.where}", p.message, at)

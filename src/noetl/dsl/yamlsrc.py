@@ -25,6 +25,7 @@ class LineDict(dict[str, Any]):
 
 class LineList(list[Any]):
     line: int | None = None
+    item_lines: list[int] | None = None
 
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: fast
@@ -67,6 +68,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     out = LineList(loader.construct_object(n, deep=True) for n in node.value)
     out.line = node.start_mark.line + 1
+    out.item_lines = [n.start_mark.line + 1 for n in node.value]
     return out
 
 
