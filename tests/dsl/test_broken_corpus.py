@@ -53,7 +53,7 @@ def test_cli_reports_every_file_with_exit_2_and_no_traceback() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     for path in FILES:
-        message, line, _ = expectation(path)
+        _, line, _ = expectation(path)
         assert f"{path}: invalid playbook" in proc.stderr
         assert f"(line {line}): " in proc.stderr
     one = _cli(str(FILES[0]))

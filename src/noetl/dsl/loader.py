@@ -111,8 +111,11 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         for key in ("name", "path", "version"):
             val = holder.get(key)
             if (val is not None and not isinstance(val, str | int | float)) or isinstance(val, bool):
+                kind = {list: "list", bool: "boolean"}.get(type(val), "mapping")
+                if isinstance(val, list):
+                    kind = "list"
                 c.error(key if holder is doc else f"metadata → {key}",
-                        f"must be a string, got a {'list' if isinstance(val, list) else 'mapping'}", _line(holder, key))
+                        f"must be a string, got a {kind}", _line(holder, key))
                 holder.pop(key, None)
     name = meta.get("name") or doc.get("name")
     path = meta.get("path") or doc.get("path") or name
@@ -398,7 +401,8 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
                 continue
             thens = item["then"] if isinstance(item["then"], list) else [item["then"]]
             for j, t in enumerate(thens):
-                target(t, f"{w} → then[{j}]", _line(item, "then") or line, None if when is None else str(when), False,
+                target(t, f"{w} → then[{j}]", _line(item, "then") or line,
+                       None if when is None else str(when), False,
                        _edge_args(item))
         else:
             when = item.get("when") if isinstance(item, dict) else None

@@ -36,7 +36,7 @@ MAX_NODES = 2_000_000  # nodes after alias expansion (a "billion laughs" file is
 MAX_BYTES = 20_000_000
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):
     pass
 
 
@@ -76,6 +76,10 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+def _mark(ev: Any) -> int | None:
+    return ev.start_mark.line + 1 if ev.start_mark is not None else None
+
+
 def check_limits(text: str) -> None:
     """One pass over the event stream (no recursion, no expansion): refuse documents nested
     deeper than MAX_DEPTH or larger than MAX_NODES once aliases are expanded."""
@@ -86,8 +90,7 @@ def check_limits(text: str) -> None:
     for ev in yaml.parse(text, Loader=_Base):
         if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             if len(stack) > MAX_DEPTH:
-                raise LimitError(f"nested more than {MAX_DEPTH} levels deep",
-                                 ev.start_mark.line + 1)
+                raise LimitError(f"nested more than {MAX_DEPTH} levels deep", _mark(ev))
             stack.append([1, ev.anchor])
         elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             count, anchor = stack.pop()
@@ -95,7 +98,7 @@ def check_limits(text: str) -> None:
                 sizes[anchor] = count
             stack[-1][0] += count
         elif isinstance(ev, yaml.ScalarEvent | yaml.AliasEvent):
-            n = sizes.get(ev.anchor, 1) if isinstance(ev, yaml.AliasEvent) else 1
+            n = sizes.get(ev.anchor or "", 1) if isinstance(ev, yaml.AliasEvent) else 1
             if isinstance(ev, yaml.ScalarEvent) and ev.anchor:
                 sizes[ev.anchor] = 1
             stack[-1][0] += n
@@ -103,7 +106,7 @@ def check_limits(text: str) -> None:
             continue
         if stack[-1][0] > MAX_NODES:
             raise LimitError(f"more than {MAX_NODES:,} values once YAML aliases are expanded "
-                             "(an alias bomb?)", ev.start_mark.line + 1)
+                             "(an alias bomb?)", _mark(ev))
 
 
 def load_yaml(text: str) -> Any:
