@@ -80,6 +80,7 @@ def playbook_schema() -> dict[str, Any]:
         "concurrency": _number(1, 10_000, integer=True),
         "limit": _number(0, MAX_COUNT * 100, integer=True),
         "chunk": _number(1, MAX_COUNT, integer=True),
+        "chunk_size": _number(1, MAX_COUNT, integer=True),
         "element": {"type": "string"},
         "code": {"type": "string"}, "args": {"type": ["object", "string"]},
     })
