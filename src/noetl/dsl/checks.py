@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from typing import Any, Protocol
 
 from noetl.dsl.yamlsrc import LineDict
@@ -94,7 +94,7 @@ def _short(val: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_python(c: Reporter, where: str, s: dict[str, Any], fillable: set[str],
+def check_python(c: Reporter, where: str, s: dict[str, Any], fillable: Container[str],
                  args: dict[str, Any], loop_task: bool = False) -> None:
     code = s.get("code")
     if not isinstance(code, str) or "{{" in code or "{%" in code:
@@ -199,11 +199,11 @@ class TemplateChecker:
         except RecursionError:
             self.c.error(where, f"template nested too deeply: {_short(text)}", line)
             return
-        known = self.known | set(local) | set(self.env.globals)
+        local = set(local)
         for name in sorted(names):
-            if name in known:
+            if name in self.known or name in local or name in self.env.globals:
                 continue
-            hint = did_you_mean(name, known)
+            hint = did_you_mean(name, self.known | local | set(self.env.globals))
             msg = f"unknown name '{name}' in template {_short(text)}"
             if hint:
                 self.c.error(where, msg + hint, line)

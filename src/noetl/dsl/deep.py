@@ -33,22 +33,23 @@ def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
     known = (set(CONTEXT_NAMES) | set(map(str, workload)) | set(steps) | set(workbook)
              | loop_vars | arg_names)
     tc = TemplateChecker(c, known)
+    base = set(map(str, workload)) | set(steps) | loop_vars | set(CONTEXT_NAMES)
     for name, st in steps.items():
         s = raw.get(name, {})
         where = f"step '{name}'"
         own = set(st.args) | incoming.get(name, set())
         for path, text, line in iter_strings(s, st.line, skip=NOT_TEMPLATES):
             tc.check(f"{where} → {path}", text, line, own)
-        fill = own | set(map(str, workload)) | set(steps) | loop_vars | set(CONTEXT_NAMES)
         if st.type == "python":
-            check_python(c, where, s, fill, st.args)
+            check_python(c, where, s, _Either(own, base), st.args)
         task = s.get("task")
         if st.type == "iterator" and isinstance(task, dict):
             targs = dict(task.get("args") or {}) if isinstance(task.get("args"), dict) else {}
             if isinstance(task.get("data"), dict):
                 targs.update(task["data"])
             if str(task.get("type", task.get("tool", ""))).lower() == "python":
-                check_python(c, where + " → task", task, fill | set(targs), targs, loop_task=True)
+                check_python(c, where + " → task", task, _Either(own | set(targs), base), targs,
+                             loop_task=True)
     for wname, task in workbook.items():
         for path, text, line in iter_strings(task, None, skip=NOT_TEMPLATES):
             tc.check(f"workbook '{wname}' → {path}", text, line)
@@ -103,3 +104,13 @@ def _graph(c: Reporter, steps: dict[str, Step]) -> None:
         first = min(alive, key=lambda n: steps[n].line or 0)
         c.error(f"step '{first}'", "a cycle of routers with no action step on it "
                 f"({', '.join(sorted(alive)[:10])}): it would loop for ever", steps[first].line)
+
+
+class _Either:
+    """Membership in either of two sets without building their union (keeps checks linear)."""
+
+    def __init__(self, a: set[str], b: set[str]):
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
