@@ -80,7 +80,14 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
     except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as exc:
         raise PlaybookError(source, [Problem("yaml", f"cannot be loaded: {type(exc).__name__}: "
                                              f"{str(exc)[:200]}")]) from None
-    return build_playbook(doc, source)
+    try:
+        return build_playbook(doc, source)
+    except PlaybookError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError,
+            OverflowError) as exc:  # a validator bug must still be a clear problem, not a traceback
+        raise PlaybookError(source, [Problem("document", f"cannot be validated: "
+                                             f"{type(exc).__name__}: {str(exc)[:200]}")]) from None
 
 
 def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
