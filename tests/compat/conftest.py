@@ -26,6 +26,7 @@ from noetl.engine.records import Event
 from noetl.local import LocalRunner
 from noetl.store import open_store
 from noetl.tools.base import Services
+from tests.compat import template_tap
 from tests.helpers import assert_one_terminal
 from tests.httpstub import StubHandler, serving
 from tests.tools.conftest import POSTS
@@ -191,3 +192,19 @@ def wait_until(pred: Any, timeout: float = 10, what: str = "condition") -> None:
     while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def template_tap_installed() -> Iterator[template_tap.Tap]:
+    """The tap on tool inputs (tests/compat/template_tap.py), for every embedded compat run."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield template_tap.install(mp)
+
+
+@pytest.fixture(autouse=True)
+def no_template_reaches_a_tool(template_tap_installed: template_tap.Tap) -> Iterator[None]:
+    """Every compat test fails if one of its runs COMPLETED while ``{{``/``{%`` reached a tool."""
+    since = len(template_tap_installed.leaks)
+    yield
+    bad = template_tap_installed.violations(since)
+    assert not bad, "template text reached a tool in a completed run:\n" + "\n".join(bad)
