@@ -32,6 +32,10 @@ def register(body: RegisterRequest, request: Request) -> dict[str, Any]:
         raise ValueError("content or content_base64 is required")
     if not content.strip():
         raise ValueError("the playbook content is empty")
+    from noetl.dsl.yamlsrc import MAX_BYTES
+
+    if len(content) > MAX_BYTES:
+        raise ValueError(f"the playbook is larger than {MAX_BYTES:,} bytes")
     entry = engine(request).register(content, "<request>")
     return {"status": "success",
             "message": f"registered {entry.path} version {entry.version}",

@@ -25,6 +25,13 @@ def api_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/api/schema", tags=["misc"], summary="The playbook DSL as JSON Schema")
+def playbook_schema() -> dict[str, Any]:
+    from noetl.dsl.schema import playbook_schema as build
+
+    return build()
+
+
 @router.get("/metrics", tags=["misc"], summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     st = state(request)

@@ -122,14 +122,20 @@ def _show_error(desc: dict[str, Any]) -> None:
 
 
 @app.command()
-def validate(file: Path = typer.Argument(..., help="Playbook YAML file.")) -> None:
-    """Check a playbook; print every problem with its line."""
-    pb = _load(file)
-    _warn(pb)
-    from noetl.plan import compile_plan
+def validate(files: list[Path] = typer.Argument(..., help="Playbook YAML files or folders."),
+             as_json: bool = JsonOpt) -> None:
+    """Check playbooks; print every problem with its line (exit 2 on any error)."""
+    from noetl.cli.validate import run as run_validate
 
-    plan = compile_plan(pb)
-    sys.stdout.write(f"{file}: valid playbook '{pb.path}' ({len(plan.steps)} steps)\n")
+    raise typer.Exit(run_validate(files, as_json))
+
+
+@app.command()
+def schema() -> None:
+    """Print the playbook JSON Schema (for editors: yaml-language-server)."""
+    from noetl.dsl.schema import playbook_schema
+
+    print_json(playbook_schema())
 
 
 def _client(server: str | None) -> Any:

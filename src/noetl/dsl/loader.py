@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from noetl.dsl import checks
 from noetl.dsl.auth_forms import auth_problem
+from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
     SAVE_KINDS,
@@ -18,11 +21,12 @@ from noetl.dsl.model import (
     RetryPolicy,
     Step,
 )
-from noetl.dsl.yamlsrc import LineDict, load_yaml, plain
+from noetl.dsl.yamlsrc import LimitError, LineDict, load_yaml, plain
 from noetl.errors import PlaybookError, Problem
 
 TOP_KEYS = frozenset({"apiVersion", "kind", "metadata", "workload", "workbook", "workflow",
                       "name", "path", "description"})
+MAX_STEPS = 100_000
 RETRY_KEYS = frozenset({"max_attempts", "initial_delay", "backoff_multiplier", "max_delay",
                         "jitter", "retry_when", "stop_when"})
 
@@ -38,6 +42,7 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        self.warning_problems: list[Problem] = []
 
     def error(self, where: str, message: str, line: int | None) -> None:
         self.problems.append(Problem(where, message, line))
@@ -45,14 +50,21 @@ class _Checker:
     def warn(self, where: str, message: str, line: int | None) -> None:
         at = f" (line {line})" if line else ""
         self.warnings.append(f"{self.source}: {where}{at}: {message}")
+        self.warning_problems.append(Problem(where, message, line, "warning"))
 
 
 def load_playbook(path: str | Path) -> Playbook:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise PlaybookError(str(p), [Problem("file", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise PlaybookError(str(p), [Problem("file", f"not UTF-8 text: byte 0x{data[exc.start]:02x} "
+                                             f"at offset {exc.start}", line)]) from None
     return parse_playbook(text, source=str(p))
 
 
@@ -61,10 +73,21 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         doc = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
+        line = mark.line + 1 if mark is not None else getattr(exc, "line", None)
         msg = getattr(exc, "problem", None) or str(exc)
-        raise PlaybookError(source, [Problem("yaml", f"syntax error: {msg}", line)]) from exc
-    return build_playbook(doc, source)
+        kind = "too large" if isinstance(exc, LimitError) else "syntax error"
+        raise PlaybookError(source, [Problem("yaml", f"{kind}: {msg}", line)]) from None
+    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as exc:
+        raise PlaybookError(source, [Problem("yaml", f"cannot be loaded: {type(exc).__name__}: "
+                                             f"{str(exc)[:200]}")]) from None
+    try:
+        return build_playbook(doc, source)
+    except PlaybookError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError,
+            OverflowError) as exc:  # a validator bug must still be a clear problem, not a traceback
+        raise PlaybookError(source, [Problem("document", f"cannot be validated: "
+                                             f"{type(exc).__name__}: {str(exc)[:200]}")]) from None
 
 
 def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
@@ -91,6 +114,16 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
     elif not isinstance(meta, dict):
         c.error("metadata", "must be a mapping", doc.line_of("metadata"))
         meta = LineDict()
+    for holder in (meta, doc):
+        for key in ("name", "path", "version"):
+            val = holder.get(key)
+            if (val is not None and not isinstance(val, str | int | float)) or isinstance(val, bool):
+                kind = {list: "list", bool: "boolean"}.get(type(val), "mapping")
+                if isinstance(val, list):
+                    kind = "list"
+                c.error(key if holder is doc else f"metadata → {key}",
+                        f"must be a string, got a {kind}", _line(holder, key))
+                holder.pop(key, None)
     name = meta.get("name") or doc.get("name")
     path = meta.get("path") or doc.get("path") or name
     if meta and not name and not meta.get("path"):
@@ -101,13 +134,18 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         workload = {}
     workbook = _check_workbook(c, doc.get("workbook"), doc.line_of("workbook"))
     steps = _check_workflow(c, doc.get("workflow"), doc.line_of("workflow"), workbook)
+    if not c.problems:
+        from noetl.dsl.deep import check_deep
+
+        check_deep(c, steps, workload, workbook, doc.get("workflow"))
     if c.problems:
         raise PlaybookError(source, c.problems)
     version = meta.get("version")
     return Playbook(
         path=str(path), name=str(name or path), version=None if version is None else str(version),
         workload=plain(workload), workbook=workbook, steps=steps, raw=plain(doc), source=source,
-        warnings=tuple(c.warnings), description=meta.get("description") or doc.get("description"),
+        warnings=tuple(c.warnings), warning_problems=tuple(c.warning_problems),
+        description=meta.get("description") or doc.get("description"),
     )
 
 
@@ -120,6 +158,11 @@ def _to_linedict(value: Any) -> Any:
     return value
 
 
+def _item_line(seq: Any, i: int) -> int | None:
+    lines = getattr(seq, "item_lines", None)
+    return lines[i] if lines and i < len(lines) else _line(seq)
+
+
 def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     if wb is None:
@@ -130,11 +173,11 @@ def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[st
     for i, task in enumerate(wb):
         where = f"workbook[{i}]"
         if not isinstance(task, dict):
-            c.error(where, "must be a mapping with 'name' and 'type'", _line(wb) or line)
+            c.error(where, "must be a mapping with 'name' and 'type'", _item_line(wb, i) or line)
             continue
         name = task.get("name")
-        if not name:
-            c.error(where, "missing 'name'", _line(task))
+        if not name or not isinstance(name, str):
+            c.error(where, "missing 'name' (a string)", _line(task))
             continue
         where = f"workbook '{name}'"
         ttype = task.get("type", task.get("tool"))
@@ -158,18 +201,23 @@ def _check_workflow(c: _Checker, wf: Any, line: int | None,
     if not isinstance(wf, list) or not wf:
         c.error("workflow", "missing or empty (needs a list of steps)", line)
         return steps
+    if len(wf) > MAX_STEPS:
+        c.error("workflow", f"more than {MAX_STEPS:,} steps ({len(wf):,})", line)
+        return steps
     raw_steps: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for i, s in enumerate(wf):
         if not isinstance(s, dict):
-            c.error(f"workflow[{i}]", "a step must be a mapping", _line(wf))
+            c.error(f"workflow[{i}]", "a step must be a mapping", _item_line(wf, i))
             continue
         name = s.get("step")
         if not name or not isinstance(name, str):
             c.error(f"workflow[{i}]", "missing 'step' (the step name)", _line(s))
             continue
-        if any(str(r.get("step")) == name for r in raw_steps):
+        if name in seen:
             c.error(f"step '{name}'", "duplicate step name", _line(s, "step"))
             continue
+        seen.add(name)
         raw_steps.append(s)
     names = {str(s["step"]) for s in raw_steps}
     starts = [n for n in names if n.lower() == "start"]
@@ -232,9 +280,7 @@ def _check_step(c: _Checker, s: Any, names: set[str],
     allowed = set(COMMON_STEP_KEYS)
     for keys in TOOL_KEYS.values():
         allowed |= keys
-    for key in s:
-        if key not in allowed:
-            c.warn(where, f"unknown key '{key}' (ignored)", _line(s, key))
+    checks.check_keys(c, where, s, frozenset(allowed), error=False)
     if ttype is None and s.get("name") and s.get("name") in workbook:
         ttype = "workbook"  # NoETL's planner: a step with 'name' and no type is a workbook call
     if ttype == "workbook":
@@ -253,26 +299,43 @@ def _check_step(c: _Checker, s: Any, names: set[str],
             c.error(where + " → task", "an iterator needs a 'task' mapping", _line(s, "task"))
         else:
             tt = task.get("type", task.get("tool"))
-            if tt is None or str(tt).lower() not in STEP_TYPES:
-                c.error(where + " → task", f"unknown task type {tt!r}", _line(task))
-            elif str(tt).lower() == "workbook" and task.get("name") not in workbook:
-                c.error(where + " → task → name", f"unknown workbook task {task.get('name')!r}",
-                        _line(task, "name"))
+            if tt is None or not isinstance(tt, str) or tt.lower() not in STEP_TYPES:
+                c.error(where + " → task", f"unknown task type {tt!r}",
+                        _line(task, "type" if "type" in task else "tool"))
+            else:
+                known = COMMON_STEP_KEYS | TOOL_KEYS.get(tt.lower(), frozenset())
+                checks.check_keys(c, where + " → task", task, known, error=True)
+                _check_tool_values(c, where + " → task", task, tt.lower())
+                if tt.lower() == "workbook" and task.get("name") not in workbook:
+                    c.error(where + " → task → name",
+                            f"unknown workbook task {task.get('name')!r}", _line(task, "name"))
             _check_retry(c, where + " → task", task)
             _check_save(c, where + " → task", task)
             _check_b64(c, where + " → task", task)
         mode = s.get("mode", "sequential")
-        if str(mode).lower() not in ("sequential", "async", "parallel"):
+        if not isinstance(mode, str) or mode.lower() not in ("sequential", "async", "parallel"):
             c.error(where + " → mode", f"must be sequential or async, got {mode!r}", _line(s, "mode"))
+        checks.check_number(c, where, s, "concurrency", integer=True, minimum=1, maximum=10_000)
+        checks.check_number(c, where, s, "limit", integer=True, minimum=0, maximum=MAX_COUNT * 100)
+        checks.check_number(c, where, s, "chunk", integer=True, minimum=1, maximum=MAX_COUNT)
+        for key in ("element", "iterator"):
+            if key in s and not isinstance(s[key], str):
+                c.error(f"{where} → {key}", "must be a name (a string)", _line(s, key))
     if ttype == "playbook" and not (s.get("path") or s.get("resource_path")
                                     or s.get("playbook_path") or s.get("content")):
         c.error(where, "a playbook step needs 'path'", _line(s))
+    if ttype is not None:
+        _check_tool_values(c, where, s, ttype)
     retry = _check_retry(c, where, s)
     _check_save(c, where, s)
     if ttype == "save":  # the step itself is a save: its top-level keys are the save's
-        _check_save(c, where, {"save": {k: v for k, v in s.items() if k not in
-                                        ("step", "type", "tool", "next", "desc", "description",
-                                         "retry", "timeout", "save")}}, "")
+        body = LineDict({k: v for k, v in s.items() if k not in
+                         ("step", "type", "tool", "next", "desc", "description",
+                          "retry", "timeout", "save", "with", "input", "payload", "metadata")})
+        body.line, body.key_lines = _line(s), getattr(s, "key_lines", {})
+        holder = LineDict({"save": body})
+        holder.line, holder.key_lines = _line(s), {"save": _line(s) or 0}
+        _check_save(c, where, holder, "")
     _check_b64(c, where, s)
     for holder, w in ((s, where), (s.get("save"), where + " → save")):
         if isinstance(holder, dict):
@@ -281,8 +344,9 @@ def _check_step(c: _Checker, s: Any, names: set[str],
                 c.error(w + " → auth", problem.removeprefix("auth: "), _line(holder, "auth"))
     timeout = s.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or timeout <= 0):
-        c.error(where + " → timeout", "must be a positive number of seconds", _line(s, "timeout"))
+                                or not 0 < timeout <= MAX_SECONDS):
+        c.error(where + " → timeout", f"must be a positive number of seconds (at most "
+                f"{MAX_SECONDS:g}), got {timeout!r:.60}", _line(s, "timeout"))
         timeout = None
     edges = _check_next(c, where, s, names)
     return Step(
@@ -317,6 +381,7 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
         if isinstance(item, str):
             name, args = item, dict(extra or {})
         elif isinstance(item, dict) and isinstance(item.get("step"), str):
+            checks.check_keys(c, w, item, EDGE_KEYS, error=True, what="edge key")
             name, args = item["step"], {**(extra or {}), **_edge_args(item)}
             line = _line(item) or line
         else:
@@ -334,15 +399,17 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
         line = _line(item) or _line(s, "next")
         if isinstance(item, dict) and "else" in item:
             for j, t in enumerate(item["else"] if isinstance(item["else"], list) else [item["else"]]):
-                target(t, f"{w} → else[{j}]", line, None, True)
+                target(t, f"{w} → else[{j}]", _line(item, "else") or line, None, True)
         elif isinstance(item, dict) and "then" in item:
+            checks.check_keys(c, w, item, EDGE_KEYS, error=True, what="edge key")
             when = item.get("when")
             if when is not None and not isinstance(when, str | bool):
                 c.error(w + " → when", "must be a template string", line)
                 continue
             thens = item["then"] if isinstance(item["then"], list) else [item["then"]]
             for j, t in enumerate(thens):
-                target(t, f"{w} → then[{j}]", line, None if when is None else str(when), False,
+                target(t, f"{w} → then[{j}]", _line(item, "then") or line,
+                       None if when is None else str(when), False,
                        _edge_args(item))
         else:
             when = item.get("when") if isinstance(item, dict) else None
@@ -362,8 +429,8 @@ def _check_retry(c: _Checker, where: str, s: dict[str, Any]) -> RetryPolicy | No
     if r is True:
         return RetryPolicy()
     if isinstance(r, int) and not isinstance(r, bool):
-        if r < 1:
-            c.error(w, "must be at least 1 attempt", line)
+        if not 1 <= r <= 1000:
+            c.error(w, f"must be from 1 to 1000 attempts, got {checks._short(r)}", line)
             return None
         return RetryPolicy(max_attempts=r)
     if not isinstance(r, dict):
@@ -385,13 +452,17 @@ def _check_retry(c: _Checker, where: str, s: dict[str, Any]) -> RetryPolicy | No
                 continue
             kw[key] = val
         elif key == "max_attempts":
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                c.error(f"{w} → max_attempts", "must be a whole number ≥ 1", _line(r, key))
+            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 1000:
+                c.error(f"{w} → max_attempts", f"must be a whole number from 1 to 1000, got "
+                        f"{checks._short(val)}", _line(r, key))
                 continue
             kw[key] = val
         else:
-            if isinstance(val, bool) or not isinstance(val, int | float) or val < 0:
-                c.error(f"{w} → {key}", "must be a non-negative number", _line(r, key))
+            top = 1000.0 if key == "backoff_multiplier" else MAX_SECONDS
+            if (isinstance(val, bool) or not isinstance(val, int | float)
+                    or not math.isfinite(val) or not 0 <= val <= top):
+                c.error(f"{w} → {key}", f"must be a finite number from 0 to {top:g}, got "
+                        f"{checks._short(val)}", _line(r, key))
                 continue
             kw[key] = float(val)
     return RetryPolicy(**kw)
@@ -425,15 +496,56 @@ def _check_save(c: _Checker, where: str, s: dict[str, Any], suffix: str = " → 
     if not isinstance(sv, dict):
         c.error(w, "must be a mapping with 'storage'", line)
         return
+    checks.check_keys(c, w, sv, SAVE_KEYS, error=True)
     kind = save_kind(sv)
+    if isinstance(sv.get("storage"), dict):
+        checks.check_keys(c, w + " → storage", sv["storage"], SAVE_KEYS, error=True)
+    mode = sv.get("mode")
+    if mode is not None and (not isinstance(mode, str) or ("{{" not in mode
+                                                            and mode.lower() not in SAVE_MODES)):
+        c.error(w + " → mode", f"unknown mode {mode!r}{checks.did_you_mean(str(mode), SAVE_MODES)}"
+                f" (known: {', '.join(sorted(SAVE_MODES))})", _line(sv, "mode"))
     if not isinstance(kind, str) or kind.lower() not in SAVE_KINDS:
         c.error(w + " → storage", f"unknown storage {kind!r} (known: {', '.join(sorted(SAVE_KINDS))})",
                 _line(sv, "storage") or line)
         return
     data = sv.get("data", sv.get("args"))
     if data is not None and not isinstance(data, dict | str):
-        c.error(w + " → data", "must be a mapping or a template string", _line(sv) or line)
+        c.error(w + " → data", "must be a mapping or a template string",
+                _line(sv, "data" if "data" in sv else "args") or line)
     if kind.lower() == "postgres":
         st: dict[str, Any] = sv["storage"] if isinstance(sv.get("storage"), dict) else {}
         if not (sv.get("table") or sv.get("statement") or st.get("table") or st.get("statement")):
-            c.error(w, "a postgres save needs 'table' or 'statement'", _line(sv) or line)
+            c.error(w, "a postgres save needs 'table' or 'statement'", line or _line(sv))
+
+
+def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -> None:
+    """Enumerated values and bounded numbers of one tool's own keys."""
+    if ttype == "http":
+        method = s.get("method")
+        if method is not None and (not isinstance(method, str) or (
+                "{{" not in method and method.upper() not in HTTP_METHODS)):
+            c.error(where + " → method", f"unknown http method {method!r}"
+                    f"{checks.did_you_mean(str(method).upper(), HTTP_METHODS)}", _line(s, "method"))
+    if ttype in ("transfer", "snowflake_transfer"):
+        checks.check_number(c, where, s, "chunk_size", integer=True, minimum=1, maximum=MAX_COUNT)
+    if ttype == "playbook" and s.get("content") is not None:
+        _check_inline_child(c, where, s)
+
+
+def _check_inline_child(c: _Checker, where: str, s: dict[str, Any]) -> None:
+    content, line = s["content"], _line(s, "content")
+    try:
+        if isinstance(content, str):
+            if "{{" in content or "{%" in content:
+                return  # rendered at run time
+            parse_playbook(content, source=f"{c.source} ({where} → content)")
+        elif isinstance(content, dict):
+            build_playbook(content, source=f"{c.source} ({where} → content)")
+        else:
+            c.error(where + " → content", "must be a playbook (YAML text or a mapping)", line)
+    except PlaybookError as exc:
+        for p in exc.problems[:20]:
+            multi = isinstance(content, str) and "\n" in content.strip()
+            at = (line or 0) + (p.line or 0) if multi and line and p.line else line
+            c.error(f"{where} → content → {p.where}", p.message, at)

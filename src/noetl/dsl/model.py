@@ -97,3 +97,4 @@ class Playbook:
     source: str = "<playbook>"
     warnings: tuple[str, ...] = ()
     description: str | None = None
+    warning_problems: tuple[Any, ...] = ()  # the warnings as noetl.errors.Problem (where, line)

@@ -25,10 +25,28 @@ class LineDict(dict[str, Any]):
 
 class LineList(list[Any]):
     line: int | None = None
+    item_lines: list[int] | None = None
 
 
-class _Loader(yaml.SafeLoader):
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: fast
+
+# Bounds that keep a hostile file from hanging or exhausting the validator (issue 13).
+MAX_DEPTH = 200  # nesting levels of mappings and sequences
+MAX_NODES = 2_000_000  # nodes after alias expansion (a "billion laughs" file is refused)
+MAX_BYTES = 20_000_000
+
+
+class _Loader(_Base):
     pass
+
+
+class LimitError(yaml.YAMLError):
+    """The document is too deep or too large after alias expansion."""
+
+    def __init__(self, problem: str, line: int | None):
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -50,6 +68,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     out = LineList(loader.construct_object(n, deep=True) for n in node.value)
     out.line = node.start_mark.line + 1
+    out.item_lines = [n.start_mark.line + 1 for n in node.value]
     return out
 
 
@@ -57,8 +76,43 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+def _mark(ev: Any) -> int | None:
+    return ev.start_mark.line + 1 if ev.start_mark is not None else None
+
+
+def check_limits(text: str) -> None:
+    """One pass over the event stream (no recursion, no expansion): refuse documents nested
+    deeper than MAX_DEPTH or larger than MAX_NODES once aliases are expanded."""
+    if len(text) > MAX_BYTES:
+        raise LimitError(f"file larger than {MAX_BYTES:,} bytes", None)
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[0, None]]  # [expanded node count, anchor]
+    for ev in yaml.parse(text, Loader=_Base):
+        if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if len(stack) > MAX_DEPTH:
+                raise LimitError(f"nested more than {MAX_DEPTH} levels deep", _mark(ev))
+            stack.append([1, ev.anchor])
+        elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            count, anchor = stack.pop()
+            if anchor:
+                sizes[anchor] = count
+            stack[-1][0] += count
+        elif isinstance(ev, yaml.ScalarEvent | yaml.AliasEvent):
+            n = sizes.get(ev.anchor or "", 1) if isinstance(ev, yaml.AliasEvent) else 1
+            if isinstance(ev, yaml.ScalarEvent) and ev.anchor:
+                sizes[ev.anchor] = 1
+            stack[-1][0] += n
+        else:
+            continue
+        if stack[-1][0] > MAX_NODES:
+            raise LimitError(f"more than {MAX_NODES:,} values once YAML aliases are expanded "
+                             "(an alias bomb?)", _mark(ev))
+
+
 def load_yaml(text: str) -> Any:
-    """Parse one YAML document keeping line numbers. Raises ``yaml.YAMLError`` on bad syntax."""
+    """Parse one YAML document keeping line numbers. Raises ``yaml.YAMLError`` on bad syntax
+    and :class:`LimitError` on a document too deep or too large."""
+    check_limits(text)
     return yaml.load(text, Loader=_Loader)
 
 

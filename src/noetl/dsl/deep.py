@@ -1,0 +1,116 @@
+"""Whole-playbook checks run once the shape is valid: templates and python code compiled,
+template names resolved, router cycles and unreachable steps found. Linear in steps."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from noetl.dsl.checks import CONTEXT_NAMES, Reporter, TemplateChecker, check_python, iter_strings
+from noetl.dsl.model import Step
+
+# Keys whose strings are not Jinja templates (code is run, not rendered).
+NOT_TEMPLATES = frozenset({"code", "code_b64", "command_b64", "commands_b64", "content", "step",
+                           "desc", "description", "type", "tool"})
+
+
+def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
+               workbook: dict[str, dict[str, Any]], raw_workflow: Any) -> None:
+    raw = {str(s.get("step")): s for s in raw_workflow if isinstance(s, dict)}
+    incoming: dict[str, set[str]] = {n: set() for n in steps}
+    arg_names: set[str] = set()
+    for st in steps.values():
+        arg_names |= set(st.args)
+        for e in st.next:
+            incoming.setdefault(e.target, set()).update(e.args)
+            arg_names |= set(e.args)
+    loop_vars: set[str] = set()
+    for st in steps.values():
+        if st.type == "iterator":
+            for key in ("element", "iterator"):
+                if isinstance(st.config.get(key), str):
+                    loop_vars.add(st.config[key])
+    known = (set(CONTEXT_NAMES) | set(map(str, workload)) | set(steps) | set(workbook)
+             | loop_vars | arg_names)
+    tc = TemplateChecker(c, known)
+    base = set(map(str, workload)) | set(steps) | loop_vars | set(CONTEXT_NAMES)
+    for name, st in steps.items():
+        s = raw.get(name, {})
+        where = f"step '{name}'"
+        own = set(st.args) | incoming.get(name, set())
+        for path, text, line in iter_strings(s, st.line, skip=NOT_TEMPLATES):
+            tc.check(f"{where} → {path}", text, line, own)
+        if st.type == "python":
+            check_python(c, where, s, _Either(own, base), st.args)
+        task = s.get("task")
+        if st.type == "iterator" and isinstance(task, dict):
+            targs = dict(task.get("args") or {}) if isinstance(task.get("args"), dict) else {}
+            if isinstance(task.get("data"), dict):
+                targs.update(task["data"])
+            if str(task.get("type", task.get("tool", ""))).lower() == "python":
+                check_python(c, where + " → task", task, _Either(own | set(targs), base), targs,
+                             loop_task=True)
+    for wname, task in workbook.items():
+        for path, text, line in iter_strings(task, None, skip=NOT_TEMPLATES):
+            tc.check(f"workbook '{wname}' → {path}", text, line)
+    _graph(c, steps)
+
+
+def _graph(c: Reporter, steps: dict[str, Step]) -> None:
+    start = next((n for n in steps if n.lower() == "start"), None)
+    if start is None:
+        return
+    seen = {start}
+    todo = deque([start])
+    while todo:
+        for e in steps[todo.popleft()].next:
+            if e.target not in seen and e.target in steps:
+                seen.add(e.target)
+                todo.append(e.target)
+    for name, st in steps.items():
+        if name not in seen:
+            c.warn(f"step '{name}'", "unreachable: no edge leads here from 'start'", st.line)
+    # Cycles made only of routers: nothing on them ever changes, so they loop for ever.
+    routers = {n for n, st in steps.items() if st.is_router and st.type != "end"}
+    out = {n: {e.target for e in steps[n].next if e.target in routers} for n in routers}
+    indeg = {n: 0 for n in routers}
+    for n in routers:
+        for t in out[n]:
+            indeg[t] += 1
+    # Kahn from both sides: drop routers with no router successor / predecessor until stable.
+    alive = set(routers)
+    rev: dict[str, set[str]] = {n: set() for n in routers}
+    for n in routers:
+        for t in out[n]:
+            rev[t].add(n)
+    outdeg = {n: len(out[n]) for n in routers}
+    queue = deque(n for n in routers if outdeg[n] == 0 or indeg[n] == 0)
+    while queue:
+        n = queue.popleft()
+        if n not in alive:
+            continue
+        alive.discard(n)
+        for p in rev[n]:
+            if p in alive:
+                outdeg[p] -= 1
+                if outdeg[p] == 0:
+                    queue.append(p)
+        for t in out[n]:
+            if t in alive:
+                indeg[t] -= 1
+                if indeg[t] == 0:
+                    queue.append(t)
+    if alive:
+        first = min(alive, key=lambda n: steps[n].line or 0)
+        c.error(f"step '{first}'", "a cycle of routers with no action step on it "
+                f"({', '.join(sorted(alive)[:10])}): it would loop for ever", steps[first].line)
+
+
+class _Either:
+    """Membership in either of two sets without building their union (keeps checks linear)."""
+
+    def __init__(self, a: set[str], b: set[str]):
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
