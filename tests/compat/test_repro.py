@@ -187,7 +187,16 @@ def test_r12_an_auth_key_no_form_knows_is_named_with_the_likely_form() -> None:
     assert "(line 12)" in text
 
 
-def test_r13_a_cycle_of_routers_fails_instead_of_hanging(compat: Compat) -> None:
+def test_r13_validation_reports_a_cycle_of_routers() -> None:
+    with pytest.raises(PlaybookError) as err:
+        load_playbook(REPROS / "r13_router_cycle.yaml")
+    assert "a cycle of routers with no action step" in str(err.value)
+
+
+def test_r13_a_cycle_of_routers_fails_instead_of_hanging(compat: Compat,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run-time hop cap, for a cycle a validator misses (its deep checks off here)."""
+    monkeypatch.setattr("noetl.dsl.deep.check_deep", lambda *a, **k: None)
     t0 = time.monotonic()
     desc, _events = compat.run("repro:r13_router_cycle.yaml")
     assert desc["status"] == "FAILED"
@@ -196,13 +205,13 @@ def test_r13_a_cycle_of_routers_fails_instead_of_hanging(compat: Compat) -> None
 
 
 def test_r13_cli_run_of_a_router_cycle_ends(tmp_path: Any) -> None:
-    """`noetl run` in a new process: exit 1 with the message, well before any timeout."""
+    """`noetl run` in a new process: refused at once (exit 2) with the message."""
     proc = subprocess.run(
         [sys.executable, "-m", "noetl", "run", str(REPROS / "r13_router_cycle.yaml"), "--json"],
         capture_output=True, text=True, timeout=60,
         env={"NOETL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 1, proc.stderr
-    assert "routers cycle" in proc.stdout
+    assert proc.returncode == 2, proc.stderr
+    assert "cycle of routers" in proc.stdout + proc.stderr
 
 
 def test_workload_keys_are_bare_names_below_everything_else(compat: Compat) -> None:
