@@ -20,6 +20,11 @@ pytestmark = pytest.mark.postgres
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def run_text(compat: Compat, text: str) -> tuple[dict[str, Any], Any]:
+    """Run playbook text on the module's runner; (description, events)."""
+    return compat.finish(compat.runner.engine.start(parse_playbook(text)).execution_id)
+
+
 def ok(compat: Compat, name: str, args: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
     desc, events = compat.run(f"repro:{name}", args)
     assert desc["status"] == "COMPLETED", desc["error"]
@@ -42,7 +47,7 @@ def test_r02_a_steps_args_are_bare_names_in_its_sql(compat: Compat) -> None:
 
 
 def test_r02_an_arg_wins_over_a_step_result_of_the_same_name(compat: Compat) -> None:
-    pb = parse_playbook("""
+    desc, _ = run_text(compat, """
 apiVersion: noetl.io/v1
 kind: Playbook
 metadata: {name: precedence}
@@ -65,8 +70,6 @@ workflow:
     args: {who: "from the arg", shown: "{{ start.v }}"}
     command: "SELECT '{{ who }}' AS who, '{{ args.who }}' AS via_args, '{{ shown }}' AS shown;"
 """)
-    eid = compat.runner.engine.start(pb).execution_id
-    desc, _ = compat.finish(eid)
     assert desc["status"] == "COMPLETED", desc["error"]
     assert desc["result"]["command_0"]["rows"] == [
         {"who": "from the arg", "via_args": "from the arg", "shown": "from the step"}]
@@ -129,7 +132,7 @@ def test_r08_workload_templates_render_at_start(compat: Compat,
 
 
 def test_r08_a_workload_template_that_cannot_render_fails_the_start(compat: Compat) -> None:
-    pb = parse_playbook("""
+    desc, events = run_text(compat, """
 apiVersion: noetl.io/v1
 kind: Playbook
 metadata: {name: bad_workload}
@@ -142,8 +145,6 @@ workflow:
       def main():
           return "ran"
 """)
-    eid = compat.runner.engine.start(pb).execution_id
-    desc, events = compat.finish(eid)
     assert desc["status"] == "FAILED"
     assert "workload.host" in desc["error"]["message"]
     assert "NOETL_TEMPLATE_ENV" in desc["error"]["message"]
@@ -217,7 +218,7 @@ def test_r13_cli_run_of_a_router_cycle_ends(tmp_path: Any) -> None:
 def test_workload_keys_are_bare_names_below_everything_else(compat: Compat) -> None:
     """NoETL exposed workload keys at top level (suite finding F2); a step result or an arg of
     the same name wins over them."""
-    pb = parse_playbook("""
+    desc, _ = run_text(compat, """
 apiVersion: noetl.io/v1
 kind: Playbook
 metadata: {name: workload_bare}
@@ -240,14 +241,13 @@ workflow:
       def main(g, s, w, who):
           return [g, s, w, who]
 """)
-    desc, _ = compat.finish(compat.runner.engine.start(pb).execution_id)
     assert desc["status"] == "COMPLETED", desc["error"]
     # `w` renders before the step's args exist, so it sees the workload's `who`
     assert desc["result"] == ["hello", 1, "workload", "arg"]
 
 
 def test_a_python_loop_task_gets_value_as_noetl_did(compat: Compat) -> None:
-    pb = parse_playbook("""
+    desc, _ = run_text(compat, """
 apiVersion: noetl.io/v1
 kind: Playbook
 metadata: {name: loop_value}
@@ -262,13 +262,12 @@ workflow:
         def main(value, n):
             return value * 10 + n
 """)
-    desc, _ = compat.finish(compat.runner.engine.start(pb).execution_id)
     assert desc["status"] == "COMPLETED", desc["error"]
     assert desc["result"] == [11, 22]
 
 
 def test_a_save_task_in_a_loop_saves_each_item(compat: Compat) -> None:
-    pb = parse_playbook("""
+    desc, events = run_text(compat, """
 apiVersion: noetl.io/v1
 kind: Playbook
 metadata: {name: loop_save_task}
@@ -282,7 +281,6 @@ workflow:
       storage: event
       data: {v: "{{ x }}"}
 """)
-    desc, events = compat.finish(compat.runner.engine.start(pb).execution_id)
     assert desc["status"] == "COMPLETED", desc["error"]
     assert desc["result"] == [{"v": "a"}, {"v": "b"}]
     saved = sorted(e.meta["save"]["data"]["v"] for e in events_of(events, "start", "action_completed"))
