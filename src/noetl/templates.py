@@ -51,8 +51,14 @@ def json_default(o: Any) -> Any:
     return str(o)
 
 
+# one encoder for every call (json.dumps with options builds a new one each time); encode()
+# keeps no state on the encoder, so threads share it
+_COMPACT = json.JSONEncoder(default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text (UTF-8 characters kept, values JSON lacks via :func:`json_default`)."""
+    return _COMPACT.encode(value)
 
 
 class StepView(dict[str, Any]):

@@ -111,8 +111,12 @@ def task_args(task: dict[str, Any]) -> dict[str, Any]:
 def reads_context(code: Any) -> bool:
     """Does python code read ``context`` (or take ``**kwargs``, which receives it)? Then it
     sees every earlier step's result, as in NoETL."""
-    if not isinstance(code, str):
-        return False
+    return isinstance(code, str) and _reads_context(code)
+
+
+@lru_cache(maxsize=1024)
+def _reads_context(code: str) -> bool:
+    """Cached per code text: parsing was most of a plan's compile time."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):

@@ -21,13 +21,11 @@ from noetl.engine.records import (
 )
 from noetl.ids import new_id
 from noetl.store.base import Tx
-from noetl.templates import json_default
+from noetl.templates import dumps
 
 
 def jd(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    return None if value is None else dumps(value)
 
 
 def jl(text: Any) -> Any:

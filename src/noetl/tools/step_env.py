@@ -38,6 +38,29 @@ def scrubbed_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+# (a snapshot of os.environ's data, the scrubbed environment made from it)
+_scrubbed: tuple[dict[Any, Any] | None, dict[str, str]] = (None, {})
+
+
+def step_environ() -> dict[str, str]:
+    """A fresh copy of :func:`scrubbed_environ` of the process environment for one step.
+
+    Scrubbing walks (and decodes) every variable, which cost more than the rest of a small
+    step; the result is kept with a snapshot of ``os.environ``'s data and made again only when
+    that differs (one dict comparison in C per step). Each step gets its own copy: what one
+    step writes to its ``os.environ`` no other step sees."""
+    global _scrubbed
+    data = getattr(os.environ, "_data", None)
+    if not isinstance(data, dict):  # not CPython's os._Environ: scrub every time
+        return scrubbed_environ()
+    snapshot, scrubbed = _scrubbed
+    if snapshot is None or snapshot != data:
+        snapshot = dict(data)  # taken first: a change made meanwhile is seen by the next call
+        scrubbed = scrubbed_environ()
+        _scrubbed = (snapshot, scrubbed)
+    return dict(scrubbed)
+
+
 def _exit(code: int = 0) -> None:
     raise StepExit(f"os._exit({code}) called by the step's code")
 
@@ -48,7 +71,7 @@ class _StepOs(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__("os")
-        self.environ = scrubbed_environ()
+        self.environ = step_environ()
         self.getenv = self.environ.get
         self._exit = _exit
 

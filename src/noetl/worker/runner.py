@@ -6,17 +6,22 @@ traceback, so no error is lost between the tool and the event log.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import os
 import time
 import traceback
 import uuid
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from noetl.errors import TemplateError, ToolError
 from noetl.templates import context, render, tool_context, with_names
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
+from noetl.worker.recordable import check
 
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
 NOT_RENDERED = frozenset({"code", "code_b64", "next", "save", "retry", "task", "type", "tool",
@@ -89,38 +94,48 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 def redact(value: Any, secrets: set[str]) -> Any:
     """``value`` with every resolved credential secret (4+ characters) replaced by ``***``."""
-    if not secrets:
-        return value
+    return _redact(value, _longest_first(frozenset(secrets))) if secrets else value
+
+
+def _redact(value: Any, hidden: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        for v in sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True):
+        for v in hidden:
             if v in value:
                 value = value.replace(v, "***")
         return value
     if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
+        return {k: _redact(v, hidden) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
+        return [_redact(v, hidden) for v in value]
     return value
+
+
+@lru_cache(maxsize=64)
+def _longest_first(secrets: frozenset[str]) -> tuple[str, ...]:
+    """What :func:`redact` replaces (4+ characters), longest first: sorted once per set."""
+    return tuple(sorted((x for x in secrets if len(x) >= 4), key=lambda x: (-len(x), x)))
 
 
 def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
     """Run a work package; the outcome never carries a credential secret a tool resolved."""
-    from noetl.worker.recordable import check
-
     services = services or Services()
     outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
-    secrets = with_encodings({s for s in services.secrets if isinstance(s, str)})
-    return redact(outcome, secrets) if secrets else outcome
+    secrets = frozenset(s for s in services.secrets if isinstance(s, str))
+    token = os.environ.get("NOETL_API_TOKEN")
+    if not secrets and not token:
+        return outcome
+    hidden = _hidden(secrets, token)  # computed once per set of secrets (and token)
+    return _redact(outcome, hidden) if hidden else outcome
 
 
 def with_encodings(secrets: set[str]) -> set[str]:
     """The secrets, the worker's API token, and how they travel encoded: base64 (as in an
     ``Authorization: Basic`` header, of ``user:password``) and URL-encoded."""
-    import base64
-    import os
-    from urllib.parse import quote, quote_plus
+    return set(_encoded(frozenset(secrets), os.environ.get("NOETL_API_TOKEN")))
 
-    token = os.environ.get("NOETL_API_TOKEN")
+
+@lru_cache(maxsize=64)
+def _encoded(secrets: frozenset[str], token: str | None) -> frozenset[str]:
     out = set(secrets) | ({token} if token else set())
     for v in list(out):
         if len(v) < 4:
@@ -129,7 +144,12 @@ def with_encodings(secrets: set[str]) -> set[str]:
         b64 = base64.b64encode(raw).decode()
         out.update({b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode(),
                     quote(v, safe=""), quote_plus(v)})
-    return out
+    return frozenset(out)
+
+
+@lru_cache(maxsize=64)
+def _hidden(secrets: frozenset[str], token: str | None) -> tuple[str, ...]:
+    return _longest_first(_encoded(secrets, token))
 
 
 def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
