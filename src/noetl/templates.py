@@ -29,7 +29,7 @@ from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 
 from noetl import sandbox
 from noetl.errors import TemplateError
-from noetl.sandbox import BoundedNamespace, BoundedSandbox, TemplateTimeout, time_limit
+from noetl.sandbox import BoundedNamespace, BoundedSandbox, TemplateTimeout, arm, disarm
 
 _TOJSON_TAIL = re.compile(r"\|\s*tojson\s*(\(\s*\))?\s*$")
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -229,14 +229,17 @@ def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> An
         fn, native, _ = _compile(text)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{where}: template syntax error in {text!r}: {exc.message}") from exc
+    deadline = arm()  # TemplateTimeout in this thread past NOETL_TEMPLATE_TIMEOUT
     try:
-        with time_limit():
+        try:
             if native:
                 result = fn(**ctx)
                 if isinstance(result, StrictUndefined):
                     str(result)  # raises UndefinedError naming the variable
                 return _unview(result)
             return fn.render(ctx)
+        finally:
+            disarm(deadline)
     except TemplateTimeout as exc:
         raise TemplateError(f"{where}: rendering {text[:200]!r} took longer than the "
                             f"{sandbox.RENDER_SECONDS:g} s template time limit") from exc
