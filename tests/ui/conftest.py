@@ -59,6 +59,7 @@ class Server:
     home: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -75,6 +76,17 @@ class Server:
             r = c.get(f"/api/executions/{execution_id}")
             r.raise_for_status()
             return dict(r.json())
+
+    def add_worker(self, env: dict[str, str] | None = None,
+                   worker_id: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one more ``noetl worker start`` (4 threads) against this server."""
+        wlog = self.home / f"worker{len(self.logs) - 1}.log"
+        self.logs.append(wlog)
+        p = _spawn([*NOETL, "worker", "start", "--server", self.url, "-c", "4",
+                    "--wait-seconds", "2", "--grace", "5", "--log-level", "warning",
+                    *(["--worker-id", worker_id] if worker_id else [])], env or self.env, wlog)
+        self.procs.append(p)
+        return p
 
     def log_tail(self) -> str:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
@@ -102,18 +114,22 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=5)
 
 
-def start_server(tmp: Path, workers: int = 1, token: str | None = None) -> Server:
+def start_server(tmp: Path, workers: int = 1, token: str | None = None,
+                 server_workers: bool = False, env_extra: dict[str, str] | None = None) -> Server:
+    """``noetl server start`` and ``workers`` remote workers; ``server_workers``: keep the
+    server's own worker pool (the SQLite default), else ``--no-workers``."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
-    env.update(NOETL_HOME=str(tmp), PYTHONUNBUFFERED="1")
+    env.update(NOETL_HOME=str(tmp), PYTHONUNBUFFERED="1", **(env_extra or {}))
     if token:
         env["NOETL_API_TOKEN"] = token
     srv = Server(url=f"http://127.0.0.1:{port}", home=tmp)
     log = tmp / "server.log"
     srv.logs.append(log)
     srv.procs.append(_spawn([*NOETL, "server", "start", "--port", str(port), "--store",
-                             f"sqlite:///{tmp / 'noetl.db'}", "--log-level", "warning"], env, log))
+                             f"sqlite:///{tmp / 'noetl.db'}", "--log-level", "warning",
+                             *([] if server_workers else ["--no-workers"])], env, log))
 
     def healthy() -> bool:
         if srv.procs[0].poll() is not None:
@@ -125,15 +141,12 @@ def start_server(tmp: Path, workers: int = 1, token: str | None = None) -> Serve
 
     try:
         wait_until(healthy, 30, "the server to answer /health", interval=0.1)
-        for i in range(workers):
-            wlog = tmp / f"worker{i}.log"
-            srv.logs.append(wlog)
-            srv.procs.append(_spawn([*NOETL, "worker", "start", "--server", srv.url, "-c", "4",
-                                     "--wait-seconds", "2", "--grace", "5",
-                                     "--log-level", "warning"], env, wlog))
+        for _ in range(workers):
+            srv.add_worker(env)
     except BaseException:
         _stop(srv.procs)
         raise
+    srv.env = env
     return srv
 
 

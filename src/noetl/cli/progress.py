@@ -25,6 +25,11 @@ def table(desc: dict[str, Any]) -> Any:
             err = s["error"]
             detail = f"[red]{err.get('type', '')}: {err.get('message', '')}[/]" \
                 if isinstance(err, dict) else f"[red]{err}[/]"
+        elif s.get("waiting"):  # why it is not done yet (noetl.engine.explain)
+            from rich.markup import escape
+
+            why = s["waiting"]
+            detail = f"[{'yellow' if why.get('stuck') else 'dim'}]{escape(why['message'])}[/]"
         elif s.get("result") is not None:
             detail = _short(s["result"])
         loop = s.get("loop")

@@ -90,7 +90,9 @@ def _who(live: dict[str, Any] | None, t: float) -> tuple[str, str]:
         if live["last_seen"] is None:
             return ("no_worker", "no worker has polled yet (start one: noetl worker start, "
                     "or noetl server start without --no-workers)")
-        return "no_worker", f"no worker has polled for {t - live['last_seen']:.0f} s"
+        last = max(live["by_id"].values(), key=lambda w: float(w["last_seen"]))
+        return ("no_worker", f"no worker has polled for {t - live['last_seen']:.0f} s (last: "
+                f"{last['worker_id']}, {state_of(last, t)})")
     n = len(live["alive"])
     if live["threads"] and live["busy"] >= live["threads"]:
         return ("busy", f"all {n} live worker{'s' if n != 1 else ''} busy "

@@ -1,8 +1,9 @@
-// Hash router: #/catalog, #/executions, #/executions/<id>, #/credentials.
+// Hash router: #/catalog, #/executions, #/executions/<id>, #/credentials, #/workers.
 import { renderCatalog } from './catalog.js';
 import { renderCredentials } from './credentials.js';
 import { renderExecution } from './execution.js';
 import { renderExecutions } from './executions.js';
+import { renderWorkers } from './workers.js';
 import { clear, el } from './util.js';
 
 let cleanup = null;
@@ -31,6 +32,7 @@ function route() {
   else if (page === 'executions' && parts[1]) result = renderExecution(view, parts[1]);
   else if (page === 'executions') result = renderExecutions(view, params);
   else if (page === 'credentials') result = renderCredentials(view);
+  else if (page === 'workers') result = renderWorkers(view);
   else view.append(el('p', { text: `No page "${page}".` }));
   cleanup = typeof result === 'function' ? result : null;
   document.title = `NoETL · ${page}`;
