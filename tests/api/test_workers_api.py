@@ -9,12 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from tests.api.conftest import Running
 from tests.distributed.conftest import Cluster
+from tests.helpers import wait_until
 
 ONE = """\
 apiVersion: noetl.io/v1
@@ -29,16 +29,6 @@ workflow:
 """
 BEAT = {"worker_id": "r-1", "session": "abc", "mode": "remote", "hostname": "h", "pid": 7,
         "concurrency": 4, "running": 1, "jobs_done": 12, "lease_seconds": 30}
-
-
-def _until(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _start(c: httpx.Client) -> str:
@@ -85,7 +75,7 @@ def test_the_server_reaps_an_expired_lease_with_no_worker_polling(api: Running) 
         def requeued() -> bool:
             rows = c.get("/api/queue", params={"execution_id": eid}).json()["items"]
             return bool(rows) and rows[0]["status"] == "queued"
-        _until(requeued, 0.3 + 1.5, "the reaper to re-queue the job")
+        wait_until(requeued, 0.3 + 1.5, "the reaper to re-queue the job")
         assert time.monotonic() - t0 < 0.3 + 1.5
         why = c.get(f"/api/executions/{eid}").json()["steps"]["start"]["waiting"]
         assert why["reason"] == "lease_expired" and why["worker_id"] == "gone"
@@ -99,7 +89,7 @@ def test_in_server_pool_runs_playbooks(serve: Callable[..., Running], sqlite_url
     srv = serve(sqlite_url, workers=2)
     with srv.client() as c:
         eid = _start(c)
-        _until(lambda: c.get(f"/api/executions/{eid}").json()["status"] == "COMPLETED", 20,
+        wait_until(lambda: c.get(f"/api/executions/{eid}").json()["status"] == "COMPLETED", 20,
                "the server's own workers to run it")
         (w,) = c.get("/api/workers").json()["items"]
         assert (w["mode"], w["concurrency"], w["state"]) == ("server", 2, "alive")
@@ -123,7 +113,7 @@ def test_server_start_runs_no_workers_on_postgres_by_default(fresh_pg_url: str,
         url = c.server("a")
         with httpx.Client(base_url=url, timeout=30) as h:
             eid = _start(h)
-            why = _until(lambda: h.get(f"/api/executions/{eid}").json()["steps"]["start"]
+            why = wait_until(lambda: h.get(f"/api/executions/{eid}").json()["steps"]["start"]
                          .get("waiting"), 10, "an explanation")
             assert why["reason"] == "no_worker"
             assert h.get("/api/workers").json()["items"] == []

@@ -20,6 +20,7 @@ from noetl.errors import LeaseLost
 from noetl.store import open_store
 from noetl.worker.pool import WorkerPool
 from noetl.worker.runner import run_work
+from tests.helpers import wait_until
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -64,16 +65,6 @@ def alive(engine: Engine, worker: str, concurrency: int = 4, running: int = 0,
     beat(engine.store, {"worker_id": worker, "session": f"s-{worker}", "mode": "remote",
                         "hostname": "h", "pid": 1, "concurrency": concurrency,
                         "running": running, "jobs_done": 0, "lease_seconds": lease})
-
-
-def until(fn: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_queued_step_says_whether_a_worker_can_take_it(engine: Engine) -> None:
@@ -290,8 +281,8 @@ workflow:
         def holding() -> bool:
             w = {x["worker_id"]: x for x in workers_view_of(engine)["items"]}.get("local-1")
             return bool(w and w["state"] == "alive" and w["mode"] == "local" and w["jobs"])
-        until(holding)
-        until(lambda: engine.is_terminal(eid))
+        wait_until(holding, 10, "the pool registered, holding its job")
+        wait_until(lambda: engine.is_terminal(eid), 10, "the execution to end")
     assert {w["worker_id"] for w in workers_view_of(engine)["items"]} == {"r-1"}
 
 

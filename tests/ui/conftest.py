@@ -12,14 +12,16 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("NOETL_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -40,17 +42,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(fn: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @dataclass
@@ -178,6 +169,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[S
 
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
+    with open_page(browser) as pg:
+        yield pg
+
+
+@contextmanager
+def open_page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context and page; fails if the page raised a JavaScript error."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     pg = ctx.new_page()
     errors: list[str] = []

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from tests.ui.conftest import NOETL, REPO, Server, _stop, screenshot, start_server, wait_until
+from tests.ui.conftest import (
+    NOETL,
+    REPO,
+    Server,
+    _stop,
+    open_page,
+    screenshot,
+    start_server,
+    wait_until,
+)
 
 LEASE = 2.0  # NOETL_LEASE_SECONDS of the kill test (server and workers)
 
@@ -49,16 +58,8 @@ GATED_ONE = textwrap.dedent("""\
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Any]:
     """A page of its own (these tests start their own servers, not the shared one)."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.set_default_timeout(15000)
-    try:
+    with open_page(browser) as pg:
         yield pg
-    finally:
-        ctx.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def _status(page: Any) -> str | None:
