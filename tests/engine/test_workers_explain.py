@@ -289,3 +289,35 @@ workflow:
 def workers_view_of(engine: Engine) -> dict[str, Any]:
     with engine.store.read() as tx:
         return workers_view(tx)
+
+
+CHILD = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: kid, path: t/kid}
+workflow:
+  - step: start
+    type: python
+    code: |
+      def main():
+          return 1
+"""
+
+
+def test_sub_playbook_step_names_its_child(engine: Engine) -> None:
+    engine.register(CHILD)
+    eid = engine.start(pb("""
+workflow:
+  - step: start
+    next: [{step: call}]
+  - step: call
+    type: playbook
+    path: t/kid
+""")).execution_id
+    (kid,) = engine.describe(eid)["children"]
+    assert waiting(engine, eid, "call") == {
+        "reason": "child", "stuck": False, "execution_id": kid["execution_id"],
+        "message": f"waiting for sub-playbook execution {kid['execution_id']} (RUNNING)"}
+    # and the child's own step says why it waits
+    why = waiting(engine, int(kid["execution_id"]), "start")
+    assert why is not None and why["reason"] == "no_worker"
