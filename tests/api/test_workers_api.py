@@ -63,6 +63,16 @@ def test_register_heartbeat_list_stop_and_gauge(api: Running) -> None:
         assert 'noetl_workers{state="alive"} 0.0' in metrics
         assert c.post("/api/workers/r-1/stop", json={"forget": True}).status_code == 200
         assert c.get("/api/workers").json()["items"] == []
+        # any id a worker may choose, as the worker's client sends it (quoted)
+        from noetl.worker.http_backend import HttpBackend
+
+        odd = {**BEAT, "worker_id": "host/a b?c"}
+        with HttpBackend(api.url) as backend:
+            backend.worker_beat(odd)
+            assert [w["worker_id"] for w in c.get("/api/workers").json()["items"]] == [
+                "host/a b?c"]
+            backend.worker_stopped("host/a b?c")
+        assert c.get("/api/workers").json()["counts"]["stopped"] == 1
 
 
 def test_the_server_reaps_an_expired_lease_with_no_worker_polling(api: Running) -> None:

@@ -58,7 +58,7 @@ def heartbeat(body: WorkerBeat, request: Request) -> dict[str, Any]:
     return {"status": "ok", "worker_id": body.worker_id}
 
 
-@router.post("/{worker_id}/stop", summary="A worker stopped cleanly")
+@router.post("/{worker_id:path}/stop", summary="A worker stopped cleanly")
 def stop(worker_id: str, body: WorkerStop, request: Request) -> dict[str, Any]:
     """Marks it `stopped` (`forget: true` deletes its row). 404 for an unknown worker."""
     from noetl.engine.workers import stopped
