@@ -146,7 +146,24 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         workload=plain(workload), workbook=workbook, steps=steps, raw=plain(doc), source=source,
         warnings=tuple(c.warnings), warning_problems=tuple(c.warning_problems),
         description=meta.get("description") or doc.get("description"),
+        code_lines=_code_lines(doc),
     )
+
+
+def _code_lines(doc: LineDict) -> dict[str, int]:
+    """The YAML line where each python ``code`` block starts (see :attr:`Playbook.code_lines`)."""
+    out: dict[str, int] = {}
+    for kind, items, name_key in (("step", doc.get("workflow"), "step"),
+                                  ("workbook", doc.get("workbook"), "name")):
+        for m in items if isinstance(items, list) else ():
+            if not isinstance(m, LineDict):
+                continue
+            if m.code_line:
+                out[f"{kind}:{m.get(name_key)}"] = m.code_line
+            task = m.get("task") if kind == "step" else None
+            if isinstance(task, LineDict) and task.code_line:
+                out[f"task:{m.get(name_key)}"] = task.code_line
+    return out
 
 
 def _to_linedict(value: Any) -> Any:
