@@ -305,7 +305,7 @@ class Session:
         where = f"step '{ps.name}'"
         if error is not None:  # failure routing: only edges whose `when` reads `error`
             fired = [e for e in (ps.edges[i] for i in ps.error_edges)
-                     if evaluate(e.when or "", ctx, f"{where} → next → when")]
+                     if evaluate(e.when or "", ctx, f"{where} → next '{e.target}' → when")]
         else:
             conditional = [e for e in ps.edges if e.when is not None]
             plain = [e for e in ps.edges if e.when is None and not e.is_else]
@@ -313,13 +313,13 @@ class Session:
                 fired = plain
             else:
                 fired = [e for e in conditional
-                         if evaluate(e.when or "", ctx, f"{where} → next → when {e.when!r}")]
+                         if evaluate(e.when or "", ctx, f"{where} → next '{e.target}' → when")]
                 if not fired:
                     fired = [e for e in ps.edges if e.is_else] + plain
         for e in fired:
             args = dict(passthrough or {})
             if e.args:
-                args.update(render(e.args, ctx, f"{where} → next '{e.target}' args"))
+                args.update(render(e.args, ctx, f"{where} → next '{e.target}' → args"))
             self.arrive(e.target, args, depth, priority or PRIORITY_STEP)
         return fired
 
