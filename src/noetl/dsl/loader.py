@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from noetl.dsl import checks
-from noetl.dsl.auth_forms import auth_problem
+from noetl.dsl.auth_forms import auth_problem, unknown_auth_keys
 from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
@@ -208,6 +208,8 @@ def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[st
             c.error(where, "duplicate workbook task name", _line(task, "name"))
         _check_retry(c, where, task)
         _check_save(c, where, task)
+        for obj, key, msg in unknown_auth_keys(task.get("auth")):
+            c.warn(where + " → auth", msg, _line(obj, key))
         out[str(name)] = plain(task)
     return out
 
@@ -354,11 +356,16 @@ def _check_step(c: _Checker, s: Any, names: set[str],
         holder.line, holder.key_lines = _line(s), {"save": _line(s) or 0}
         _check_save(c, where, holder, "")
     _check_b64(c, where, s)
-    for holder, w in ((s, where), (s.get("save"), where + " → save")):
+    holders: list[tuple[Any, str]] = [(s, where), (s.get("save"), where + " → save")]
+    if ttype == "iterator":
+        holders.append((s.get("task"), where + " → task"))
+    for holder, w in holders:
         if isinstance(holder, dict):
             problem = auth_problem(holder.get("auth"))
             if problem:
                 c.error(w + " → auth", problem.removeprefix("auth: "), _line(holder, "auth"))
+            for obj, key, msg in unknown_auth_keys(holder.get("auth")):
+                c.warn(w + " → auth", msg, _line(obj, key))
     timeout = s.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not 0 < timeout <= MAX_SECONDS):
