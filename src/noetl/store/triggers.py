@@ -95,7 +95,12 @@ class NotificationRow:
     updated_at: float = field(default_factory=now)
 
     def to_dict(self) -> dict[str, Any]:
-        target = {k: v for k, v in self.target.items() if k != "headers"}
+        from urllib.parse import urlsplit
+
+        target = {k: v for k, v in self.target.items() if k not in ("headers", "url")}
+        if self.target.get("url"):  # a webhook URL's path is often its secret: the host only
+            u = urlsplit(str(self.target["url"]))
+            target["url"] = f"{u.scheme}://{u.netloc}/…"
         return {"notification_id": str(self.notification_id),
                 "execution_id": str(self.execution_id), "status": self.status,
                 "target": target, "attempts": self.attempts, "max_attempts": self.max_attempts,
