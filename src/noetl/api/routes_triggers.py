@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field
 from noetl.api.deps import engine, parse_id, state
 from noetl.api.schemas import _Body
 from noetl.engine.records import now
-from noetl.errors import NotFound
+from noetl.errors import NoetlError, NotFound
 
 router = APIRouter(prefix="/api", tags=["triggers"])
 
@@ -278,8 +278,12 @@ def _trigger(request: Request, name: str, body: bytes,
         hook = tx.get_hook(name)
     if hook is None or not hook.enabled:
         raise NotFound(f"hook '{name}' not found" + (" (disabled)" if hook else ""))
-    verify(hook, secret_of(get_credential(eng.store, hook.credential)["data"], name),
-           headers, body)
+    try:
+        cred = get_credential(eng.store, hook.credential)
+    except NotFound:
+        raise NoetlError(f"hook '{name}': its credential '{hook.credential}' does not exist "
+                         "(nothing started)") from None
+    verify(hook, secret_of(cred["data"], name), headers, body)
     delivery = delivery_id(hook, headers)
     args = hook_args(hook, body, headers)
     eid, duplicate = trigger(eng, hook, args, delivery)
@@ -290,12 +294,16 @@ def _trigger(request: Request, name: str, body: bytes,
 @router.get("/executions/{execution_id}/trigger", summary="What started an execution")
 def execution_trigger(execution_id: str, request: Request) -> dict[str, Any]:
     """→ `{execution_id, trigger}`: `{kind: schedule, schedule_id, nominal_at, outcome}`,
-    `{kind: hook, hook, delivery_id}`, or null (started by a request or the CLI)."""
+    `{kind: hook, hook, delivery_id}`, or null (started by a request or the CLI); read from
+    the execution's `execution_started` event, where the trigger is recorded."""
     eid = parse_id(execution_id)
     with engine(request).store.read() as tx:
         if tx.get_execution(eid) is None:
             raise NotFound(f"execution {execution_id} not found")
-        return {"execution_id": str(eid), "trigger": tx.execution_trigger(eid)}
+        first = tx.get_events(eid, 0, 1, "execution_started")
+    ctx = first[0].context if first else None
+    return {"execution_id": str(eid),
+            "trigger": ctx.get("trigger") if isinstance(ctx, dict) else None}
 
 
 @router.get("/executions/{execution_id}/notifications", summary="Notifications of an execution")

@@ -250,16 +250,6 @@ class TriggerSql:
                  "execution_id": _sid(r[3]), "detail": _jl(r[4]), "status": r[5],
                  "lag": None if r[3] is None else r[1] - r[0]} for r in rows]
 
-    def execution_trigger(self, execution_id: int) -> dict[str, Any] | None:
-        r = self._one("SELECT schedule_id, nominal_at, outcome FROM schedule_run "
-                      "WHERE execution_id = :e", {"e": execution_id})
-        if r:
-            return {"kind": "schedule", "schedule_id": str(r[0]), "nominal_at": r[1],
-                    "outcome": r[2]}
-        r = self._one("SELECT hook, delivery_id FROM hook_delivery WHERE execution_id = :e",
-                      {"e": execution_id})
-        return {"kind": "hook", "hook": r[0], "delivery_id": r[1]} if r else None
-
     # hooks --------------------------------------------------------------------------------
     def put_hook(self, h: HookRow) -> None:
         h.updated_at = now()
