@@ -35,3 +35,15 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, tick: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(tick)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Any, noetl_home: Any,
+              monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'noetl.db'}"
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("NOETL_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    return str(request.getfixturevalue("fresh_pg_url"))

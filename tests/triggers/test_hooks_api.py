@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
@@ -35,8 +34,8 @@ def _workload(c: httpx.Client, eid: str) -> dict[str, object]:
     return dict(items[0]["context"]["workload"])
 
 
-def test_hmac_hook(serve: Callable[..., Running], sqlite_url: str, noetl_home: Path) -> None:
-    api = serve(sqlite_url, token=TOKEN)
+def test_hmac_hook(serve: Callable[..., Running], store_url: str) -> None:
+    api = serve(store_url, token=TOKEN)
     admin = api.client(TOKEN)
     anon = api.client()
     assert admin.post("/api/catalog/register", json={"content": ON_PUSH}).status_code == 200
@@ -83,9 +82,9 @@ def test_hmac_hook(serve: Callable[..., Running], sqlite_url: str, noetl_home: P
     assert anon.post("/api/hooks/push", content=body, headers=good).status_code == 404
 
 
-def test_bearer_hook_with_the_body_as_args(serve: Callable[..., Running], sqlite_url: str,
-                                           noetl_home: Path) -> None:
-    api = serve(sqlite_url, token=TOKEN)
+def test_bearer_hook_with_the_body_as_args(serve: Callable[..., Running],
+                                           store_url: str) -> None:
+    api = serve(store_url, token=TOKEN)
     admin = api.client(TOKEN)
     admin.post("/api/catalog/register", json={"content": ON_PUSH})
     admin.post("/api/credentials", json={"name": "deploy-secret", "type": "webhook_secret",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -74,11 +73,11 @@ def _events(c: Any, eid: str) -> list[dict[str, Any]]:
     return list(c.get(f"/api/executions/{eid}/events").json()["items"])
 
 
-def test_failing_run_notifies_and_retries(serve: Callable[..., Running], sqlite_url: str,
-                                          noetl_home: Path, receiver: str,
+def test_failing_run_notifies_and_retries(serve: Callable[..., Running], store_url: str,
+                                          receiver: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notify, "RETRY_DELAY", 0.2)
-    api = serve(sqlite_url)
+    api = serve(store_url)
     c = api.client()
     r = c.post("/api/credentials", json={"name": "alerts", "type": "generic", "data": {
         "url": receiver + "/json", "headers": {"X-Alert-Key": "k-1"}}})

@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS schedule_path ON schedule (playbook_path);
 -- (a run of missed fires: detail {count, last}) or error. The primary key makes a second
 -- start of the same nominal time impossible.
 CREATE TABLE IF NOT EXISTS schedule_run (
-    schedule_id INTEGER NOT NULL,
+    schedule_id BIGINT NOT NULL,
     nominal_at DOUBLE PRECISION NOT NULL,
     fired_at DOUBLE PRECISION NOT NULL,
     outcome TEXT NOT NULL,
