@@ -12,8 +12,8 @@ from pydantic import ConfigDict, Field
 
 from noetl.api.deps import engine, parse_id, state
 from noetl.api.schemas import _Body
-from noetl.engine.records import now
 from noetl.errors import NoetlError, NotFound
+from noetl.triggers import manage
 
 router = APIRouter(prefix="/api", tags=["triggers"])
 
@@ -44,41 +44,14 @@ class HookIn(_Body):
     enabled: bool = True
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def error(self, where: str, message: str, line: int | None) -> None:
-        self.messages.append(f"{where}: {message}")
-
-    warn = error
-
-
-def _checked(check: Any, item: dict[str, Any], what: str) -> None:
-    p = _Problems()
-    check(p, [item], None)
-    if p.messages:
-        raise ValueError("; ".join(m.replace(f"{what}[0]", what, 1) for m in p.messages))
-
-
-def _version(v: str | int | None) -> str | None:
-    if v in (None, "", "latest"):
-        return None
-    if not str(v).isdigit():
-        raise ValueError(f"version must be 'latest' or an integer, got {v!r}")
-    return str(int(str(v)))
-
-
-def _need_playbook(tx: Any, path: str, version: str | None) -> None:
-    if tx.get_catalog(path=path, version=None if version is None else int(version)) is None:
-        raise NotFound(f"playbook '{path}'" + (f" version {version}" if version else "")
-                       + " not found")
-
-
 def _wake(request: Request) -> None:
     t = getattr(state(request), "triggers", None)
     if t is not None:
         t.wake()
+
+
+def _spec(body: _Body) -> dict[str, Any]:
+    return {k: v for k, v in body.model_dump().items() if v is not None}
 
 
 # -- schedules --------------------------------------------------------------------------------
@@ -88,100 +61,43 @@ def list_schedules(request: Request, path: str | None = None,
     """→ `{items:[{schedule_id, path, version, source, cron, interval, timezone, args,
     enabled, catchup, overlap, next_run_at, next_fires, last_run_at, last_status,
     last_execution_id, last_execution_status}]}`."""
-    from noetl.triggers.schedules import describe_schedule
-
-    with engine(request).store.read() as tx:
-        items = []
-        for row in tx.list_schedules(path=path):
-            d = describe_schedule(row, n)
-            ex = tx.get_execution(row.last_execution_id) if row.last_execution_id else None
-            d["last_execution_status"] = str(ex.status) if ex else None
-            items.append(d)
-    return {"items": items}
+    return {"items": manage.list_schedules(engine(request), path, n)}
 
 
 @router.post("/schedules", summary="Add a schedule (source: api)")
 def add_schedule(body: ScheduleIn, request: Request) -> dict[str, Any]:
     """Body `{path, version?, cron | interval, timezone?, args?, enabled?, catchup?,
     overlap?, name?}` → the schedule. 404 for an unknown playbook, 400 for a bad spec."""
-    from noetl.dsl.cron import make_timing
-    from noetl.dsl.triggers import check_schedule
-    from noetl.ids import new_id
-    from noetl.store.triggers import ScheduleRow
-    from noetl.triggers.schedules import describe_schedule
-
-    item = body.model_dump(exclude_none=True, exclude={"path", "version"})
-    _checked(check_schedule, item, "schedule")
-    timing = make_timing(body.cron, body.interval, body.timezone)
-    version = _version(body.version)
-    row = ScheduleRow(schedule_id=new_id(), path=body.path, version=version, source="api",
-                      name=body.name, cron=timing.cron, interval=timing.interval,
-                      timezone=timing.timezone, args=body.args, enabled=body.enabled,
-                      catchup=body.catchup, overlap=body.overlap,
-                      next_run_at=timing.next_after(now()) if body.enabled else None)
-
-    def go(tx: Any) -> None:
-        _need_playbook(tx, body.path, version)
-        tx.insert_schedule(row)
-
-    engine(request)._tx(go)
+    out = manage.add_schedule(engine(request), _spec(body))
     _wake(request)
-    return describe_schedule(row)
-
-
-def _schedule(tx: Any, schedule_id: str, lock: bool = False) -> Any:
-    sid = parse_id(schedule_id, "schedule")
-    row = tx.get_schedule(sid, lock=lock)
-    if row is None:
-        raise NotFound(f"schedule {schedule_id} not found")
-    return row
+    return out
 
 
 @router.get("/schedules/{schedule_id}", summary="One schedule")
 def get_schedule(schedule_id: str, request: Request,
                  n: int = Query(5, ge=0, le=100)) -> dict[str, Any]:
-    from noetl.triggers.schedules import describe_schedule
-
-    with engine(request).store.read() as tx:
-        return describe_schedule(_schedule(tx, schedule_id), n)
-
-
-def _set_enabled(request: Request, schedule_id: str, enabled: bool) -> dict[str, Any]:
-    from noetl.dsl.cron import Timing
-    from noetl.triggers.schedules import describe_schedule
-
-    def go(tx: Any) -> Any:
-        row = _schedule(tx, schedule_id, lock=True)
-        if row.enabled != enabled:
-            row.enabled = enabled
-            timing = Timing(cron=row.cron, interval=row.interval, timezone=row.timezone)
-            # fires while paused are not missed fires: resuming starts from now
-            row.next_run_at = timing.next_after(now()) if enabled else None
-            tx.update_schedule(row)
-        return row
-
-    row = engine(request)._tx(go)
-    _wake(request)
-    return describe_schedule(row)
+    return manage.get_schedule(engine(request), schedule_id, n)
 
 
 @router.post("/schedules/{schedule_id}/pause", summary="Pause a schedule")
 def pause_schedule(schedule_id: str, request: Request) -> dict[str, Any]:
-    return _set_enabled(request, schedule_id, False)
+    out = manage.set_enabled(engine(request), schedule_id, False)
+    _wake(request)
+    return out
 
 
 @router.post("/schedules/{schedule_id}/resume", summary="Resume a schedule (next fire from now)")
 def resume_schedule(schedule_id: str, request: Request) -> dict[str, Any]:
-    return _set_enabled(request, schedule_id, True)
+    out = manage.set_enabled(engine(request), schedule_id, True)
+    _wake(request)
+    return out
 
 
 @router.delete("/schedules/{schedule_id}", summary="Delete a schedule")
 def delete_schedule(schedule_id: str, request: Request) -> dict[str, Any]:
-    sid = parse_id(schedule_id, "schedule")
-    if not engine(request)._tx(lambda tx: tx.delete_schedule(sid)):
-        raise NotFound(f"schedule {schedule_id} not found")
+    manage.delete_schedule(engine(request), schedule_id)
     _wake(request)
-    return {"status": "ok", "schedule_id": str(sid)}
+    return {"status": "ok", "schedule_id": schedule_id}
 
 
 @router.get("/schedules/{schedule_id}/runs", summary="A schedule's fires, newest first")
@@ -189,17 +105,14 @@ def schedule_runs(schedule_id: str, request: Request, limit: int = Query(100, ge
                   before: float | None = None) -> dict[str, Any]:
     """→ `{schedule_id, items:[{nominal_at, fired_at, outcome (started | caught_up | skipped |
     missed | error), execution_id, status, lag, detail}]}`."""
-    with engine(request).store.read() as tx:
-        row = _schedule(tx, schedule_id)
-        runs = tx.schedule_runs(row.schedule_id, limit, before)
-    return {"schedule_id": str(row.schedule_id), "items": runs}
+    return {"schedule_id": schedule_id,
+            "items": manage.schedule_runs(engine(request), schedule_id, limit, before)}
 
 
 # -- hooks ------------------------------------------------------------------------------------
 @router.get("/hooks", summary="Webhooks")
 def list_hooks(request: Request, path: str | None = None) -> dict[str, Any]:
-    with engine(request).store.read() as tx:
-        return {"items": [h.to_dict() for h in tx.list_hooks(path=path)]}
+    return {"items": manage.list_hooks(engine(request), path)}
 
 
 @router.put("/hooks/{name}", summary="Create or replace a webhook (source: api)")
@@ -207,49 +120,17 @@ def put_hook(name: str, body: HookIn, request: Request) -> dict[str, Any]:
     """Body `{path, version?, auth: hmac|bearer, secret | credential, args?,
     delivery_header?, enabled?}`. A `secret` is stored in the credential store as
     `hook.<name>` (encrypted); `credential` names an existing one whose data holds `secret`."""
-    from noetl.credentials import put_credential
-    from noetl.dsl.triggers import check_hooks
-    from noetl.store.triggers import HookRow
-
-    if (body.secret is None) == (body.credential is None):
-        raise ValueError("give exactly one of 'secret' (stored as credential hook.NAME) or "
-                         "'credential' (an existing credential holding 'secret')")
-    cred = body.credential or f"hook.{name}"
-    item = {"name": name, "credential": cred, "auth": body.auth, "enabled": body.enabled,
-            **({"args": body.args} if body.args is not None else {})}
-    _checked(check_hooks, item, "hook")
-    version = _version(body.version)
-    eng = engine(request)
-    with eng.store.read() as tx:
-        _need_playbook(tx, body.path, version)
-        existing = tx.get_hook(name)
-    if existing is not None and existing.source == "playbook":
-        raise ValueError(f"hook '{name}' is declared by playbook '{existing.path}' (change it "
-                         "there)")
-    if body.secret is not None:
-        put_credential(eng.store, cred, "webhook_secret", {"secret": body.secret},
-                       description=f"secret of webhook '{name}'")
-    hook = HookRow(name=name, path=body.path, version=version, source="api", auth=body.auth,
-                   credential=cred, args=body.args, delivery_header=body.delivery_header,
-                   enabled=body.enabled,
-                   created_at=existing.created_at if existing else now())
-    eng._tx(lambda tx: tx.put_hook(hook))
-    return hook.to_dict()
+    return manage.put_hook(engine(request), name, _spec(body))
 
 
 @router.get("/hooks/{name}", summary="One webhook")
 def get_hook(name: str, request: Request) -> dict[str, Any]:
-    with engine(request).store.read() as tx:
-        hook = tx.get_hook(name)
-    if hook is None:
-        raise NotFound(f"hook '{name}' not found")
-    return hook.to_dict()
+    return manage.get_hook(engine(request), name)
 
 
 @router.delete("/hooks/{name}", summary="Delete a webhook")
 def delete_hook(name: str, request: Request) -> dict[str, Any]:
-    if not engine(request)._tx(lambda tx: tx.delete_hook(name)):
-        raise NotFound(f"hook '{name}' not found")
+    manage.delete_hook(engine(request), name)
     return {"status": "ok", "name": name}
 
 

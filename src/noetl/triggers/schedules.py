@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from noetl.dsl.cron import Timing
 from noetl.engine.records import now
@@ -197,15 +197,3 @@ def fire_due(engine: Engine, grace: float = GRACE, limit: int = 1000) -> list[Fi
             break
         out.append(f)
     return out
-
-
-def describe_schedule(row: ScheduleRow, n: int = 3) -> dict[str, Any]:
-    """The row as the API shows it, with its next ``n`` fire times (none while paused)."""
-    d = row.to_dict()
-    timing = Timing(cron=row.cron, interval=row.interval, timezone=row.timezone)
-    d["timing"] = timing.describe()
-    if row.enabled and row.next_run_at is not None:
-        d["next_fires"] = [row.next_run_at, *timing.upcoming(row.next_run_at, max(0, n - 1))]
-    else:
-        d["next_fires"] = []
-    return d
