@@ -76,12 +76,17 @@ class Triggers:
             self.engine.listeners.remove(self._ended)
 
     # -- loops --------------------------------------------------------------------------------
+    def _next(self, what: str) -> float | None:
+        with self.engine.store.read() as tx:  # a read: an idle loop takes no write lock
+            return tx.next_schedule_at() if what == "schedule" else tx.next_notification_at()
+
     def tick(self) -> float:
         """Fire what is due; return how long to sleep."""
-        for f in fire_due(self.engine, self.grace):
-            self.metrics.schedule_fired(f.outcome, f.lag, f.missed)
-        with self.engine.store.read() as tx:
-            nxt = tx.next_schedule_at()
+        nxt = self._next("schedule")
+        if nxt is not None and nxt <= now():
+            for f in fire_due(self.engine, self.grace):
+                self.metrics.schedule_fired(f.outcome, f.lag, f.missed)
+            nxt = self._next("schedule")
         if nxt is None:
             return POLL
         wait = nxt - now()
@@ -104,14 +109,12 @@ class Triggers:
             self._wake_notify.clear()
             wait = NOTIFY_POLL
             try:
-                if deliver_due(self.engine, self.resolve, self.metrics):
-                    wait = 0.0
-                else:
-                    with self.engine.store.read() as tx:
-                        nxt = tx.next_notification_at()
-                    if nxt is not None:
-                        wait = max(0.0, min(NOTIFY_POLL, nxt - now()))
+                nxt = self._next("notification")
+                if nxt is not None and nxt <= now():
+                    deliver_due(self.engine, self.resolve, self.metrics)
+                    nxt = self._next("notification")
+                if nxt is not None:  # a due row another server is sending: look again soon
+                    wait = min(NOTIFY_POLL, max(BUSY_WAIT, nxt - now()))
             except Exception as exc:
                 log.warning("notifier: %s", exc)
-            if wait:
-                self._wake_notify.wait(wait)
+            self._wake_notify.wait(wait)
