@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Running, start_server
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Running]]:
-    started: list[Running] = []
-
-    def go(store_url: str, **kwargs: Any) -> Running:
-        r = start_server(store_url, **kwargs)
-        started.append(r)
-        return r
-
-    yield go
-    for r in started:
-        r.stop()
+from tests.api.conftest import serve  # noqa: F401 - the real-server fixture, shared
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, tick: float = 0.05) -> Any:

@@ -29,6 +29,19 @@ HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_TRIGGERS = 100  # of each kind per playbook
 
 
+class Problems:
+    """A :class:`Reporter` that collects ``where: message`` lines (for specs given through the
+    API, the CLI or ``NOETL_NOTIFY``, which have no lines)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def error(self, where: str, message: str, line: int | None) -> None:
+        self.messages.append(f"{where}: {message}")
+
+    warn = error
+
+
 def _items(c: Reporter, key: str, value: Any, line: int | None) -> list[tuple[str, Any]]:
     """A list of mappings (one mapping alone is a list of one), each with its ``where``."""
     if value is None:

@@ -86,25 +86,15 @@ def _sync_hooks(tx: Tx, entry: CatalogEntry, raw: dict[str, Any]) -> None:
                             created_at=existing.created_at if existing else now()))
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def error(self, where: str, message: str, line: int | None) -> None:
-        self.problems.append(f"{where}: {message}")
-
-    warn = error
-
-
 @lru_cache(maxsize=4)
 def _parse_server_targets(text: str) -> tuple[dict[str, Any], ...]:
-    from noetl.dsl.triggers import check_notify
+    from noetl.dsl.triggers import Problems, check_notify
 
     value = json.loads(text)
-    c = _Problems()
+    c = Problems()
     check_notify(c, value, None)
-    if c.problems:
-        raise NoetlError("NOETL_NOTIFY: " + "; ".join(c.problems))
+    if c.messages:
+        raise NoetlError("NOETL_NOTIFY: " + "; ".join(c.messages))
     return tuple(notify_specs(value))
 
 

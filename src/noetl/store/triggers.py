@@ -118,6 +118,12 @@ NOTE_COLS = ("notification_id, execution_id, status, target, payload, attempts, 
              "next_attempt_at, last_error, created_at, updated_at")
 
 
+def _where(path: str | None, source: str | None) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (and its parameters) selecting rows of a playbook path and source."""
+    conds = [c for c, v in (("playbook_path = :p", path), ("source = :s", source)) if v]
+    return (" WHERE " + " AND ".join(conds)) if conds else "", {"p": path, "s": source}
+
+
 def _values(cols: str) -> str:
     return ", ".join(":" + c.strip() for c in cols.split(","))
 
@@ -198,14 +204,7 @@ class TriggerSql:
 
     def list_schedules(self, path: str | None = None,
                        source: str | None = None) -> list[ScheduleRow]:
-        where, p = [], {}
-        if path:
-            where.append("playbook_path = :p")
-            p["p"] = path
-        if source:
-            where.append("source = :s")
-            p["s"] = source
-        w = (" WHERE " + " AND ".join(where)) if where else ""
+        w, p = _where(path, source)
         rows = self._all(f"SELECT {SCHED_COLS} FROM schedule{w} ORDER BY playbook_path, "
                          "schedule_id", p)
         return [_schedule(r) for r in rows]
@@ -268,14 +267,7 @@ class TriggerSql:
         return _hook(r) if r else None
 
     def list_hooks(self, path: str | None = None, source: str | None = None) -> list[HookRow]:
-        where, p = [], {}
-        if path:
-            where.append("playbook_path = :p")
-            p["p"] = path
-        if source:
-            where.append("source = :s")
-            p["s"] = source
-        w = (" WHERE " + " AND ".join(where)) if where else ""
+        w, p = _where(path, source)
         return [_hook(r) for r in self._all(f"SELECT {HOOK_COLS} FROM hook{w} ORDER BY name", p)]
 
     def delete_hook(self, name: str) -> bool:

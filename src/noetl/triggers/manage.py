@@ -22,18 +22,10 @@ HOOK_FIELDS = frozenset({"path", "version", "auth", "secret", "credential", "arg
                          "delivery_header", "enabled"})
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def error(self, where: str, message: str, line: int | None) -> None:
-        self.messages.append(f"{where}: {message}")
-
-    warn = error
-
-
 def _checked(check: Any, item: dict[str, Any], what: str) -> None:
-    p = _Problems()
+    from noetl.dsl.triggers import Problems
+
+    p = Problems()
     check(p, [item], None)
     if p.messages:
         raise ValueError("; ".join(m.replace(f"{what}[0]", what, 1) for m in p.messages))
