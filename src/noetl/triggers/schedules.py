@@ -165,18 +165,23 @@ def fire_next(engine: Engine, t: float | None = None, grace: float = GRACE) -> F
     """Claim and handle the schedule due longest ago; None when none is due (or every due one
     is being handled by another server)."""
     at = now() if t is None else t
-    failed: list[Exception] = []
+    failed: dict[tuple[int, float | None], Exception] = {}
+    claimed: list[tuple[int, float | None]] = []
 
     def go(tx: Tx) -> Fired | None:
         row = tx.claim_due_schedule(at)
         if row is None:
             return None
-        return _fire(engine, tx, row, at, grace, failed[0] if failed else None)
+        key = (row.schedule_id, row.next_run_at)
+        claimed.append(key)
+        return _fire(engine, tx, row, at, grace, failed.get(key))
 
     try:
         fired = engine._tx(go)  # the engine's retry of serialisation failures and deadlocks
     except _StartFailed as sf:
-        failed.append(sf.error)  # the transaction rolled back: record the failure alone
+        # rolled back: claim again and record the failure alone, if the row claimed is the same
+        # fire (another server may have handled it meanwhile; then this claims what is due)
+        failed[claimed[-1]] = sf.error
         fired = engine._tx(go)
     if fired is None:
         return None
