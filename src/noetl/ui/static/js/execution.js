@@ -10,14 +10,34 @@ import {
 
 const EVENT_PAGE = 1000;
 
+// An error as the user wrote it first: for a template error the step and field, the template
+// and the reason; for a python error its message and the step's own frames (at the YAML
+// file's lines). The whole traceback, engine frames included, stays behind a toggle.
 function errorBlock(err, testid) {
   if (!err) return null;
-  const box = el('div', { class: 'error-box', 'data-testid': testid }, el('strong', { text: errorText(err) }));
-  if (typeof err === 'object') {
-    const where = [err.step && `step ${err.step}`, err.index !== undefined && err.index !== null
-      && `item ${err.index}`].filter(Boolean).join(', ');
-    if (where) box.append(el('div', { text: where }));
-    if (err.traceback) box.append(el('pre', { 'data-testid': `${testid}-traceback`, text: err.traceback }));
+  const box = el('div', { class: 'error-box', 'data-testid': testid });
+  if (typeof err !== 'object') {
+    box.append(el('strong', { text: errorText(err) }));
+    return box;
+  }
+  const hasIndex = err.index !== undefined && err.index !== null;
+  const where = [err.step && `step ${err.step}`, err.field && `field ${err.field}`, err.at,
+    hasIndex && `item ${err.index}`].filter(Boolean).join(' · ');
+  const whereEl = where ? el('div', { class: 'error-where', 'data-testid': `${testid}-where`, text: where }) : null;
+  if (err.template !== undefined && err.template !== null) {
+    box.append(whereEl || '',
+      el('pre', { class: 'error-template', 'data-testid': `${testid}-template`, text: err.template }),
+      el('strong', { 'data-testid': `${testid}-message`, text: `${err.type}: ${err.reason || err.message}` }));
+  } else {
+    box.append(el('strong', { 'data-testid': `${testid}-message`, text: errorText(err) }), whereEl || '');
+  }
+  if (err.user_traceback) {
+    box.append(el('pre', { 'data-testid': `${testid}-traceback`, text: err.user_traceback }));
+  }
+  if (err.traceback) {
+    box.append(el('details', { class: 'error-engine' },
+      el('summary', { text: 'whole traceback (engine frames included)' }),
+      el('pre', { 'data-testid': `${testid}-engine-traceback`, text: err.traceback })));
   }
   return box;
 }
@@ -44,6 +64,7 @@ export function renderExecution(view, id) {
   const facts = el('div', { class: 'facts' });
   const cancelBtn = el('button', { class: 'danger', 'data-testid': 'cancel-button', text: 'Cancel', disabled: true });
   const errorBox = el('div', { 'data-testid': 'exec-error-wrap' });
+  const waitBox = el('div', { 'data-testid': 'exec-waiting-wrap' }); // steps stuck (no worker, lost lease)
   const graphHost = el('div', { class: 'panel graph-wrap', 'data-testid': 'graph-host' },
     el('p', { class: 'muted', text: 'Loading the step graph…' }));
   const stepBox = el('div', { class: 'panel step-detail', 'data-testid': 'step-detail' },
@@ -55,6 +76,7 @@ export function renderExecution(view, id) {
   view.append(
     el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), cancelBtn),
     errorBox,
+    waitBox,
     el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, eventBox, childBox)),
     timeline.root);
 
@@ -89,6 +111,12 @@ export function renderExecution(view, id) {
       const err = errorBlock(d.error, 'exec-error');
       errorBox.replaceChildren(...(err ? [err] : []));
     }
+    // why steps wait, from the one explainer (noetl.engine.explain): the stuck ones up here
+    const stuck = TERMINAL.has(d.status) ? []
+      : Object.entries(d.steps || {}).filter(([, st]) => st.waiting && st.waiting.stuck);
+    waitBox.replaceChildren(...stuck.map(([name, st]) => el('div', { class: 'waiting-box stuck',
+      'data-testid': 'exec-waiting', 'data-step': name, 'data-reason': st.waiting.reason },
+    el('strong', { text: `${name}: ` }), st.waiting.message)));
     const kids = d.children || [];
     childBox.hidden = !kids.length;
     if (kids.length) {
@@ -121,8 +149,11 @@ export function renderExecution(view, id) {
       loop ? el('dt', { text: 'loop' }) : null,
       loop ? el('dd', { 'data-testid': 'step-loop', text: `${loop.done ?? 0} / ${loop.total ?? 0}${
         loop.failed ? ` (${loop.failed} failed)` : ''}` }) : null);
+    const why = desc && !TERMINAL.has(desc.status) ? st.waiting : null;
     stepBox.replaceChildren(
       el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
+      why ? el('div', { class: `waiting-box${why.stuck ? ' stuck' : ''}`, 'data-testid': 'step-waiting',
+        'data-reason': why.reason, text: why.message }) : '',
       dl,
       errorBlock(st.error, 'step-error') || '',
       ...section('input (edge arguments)', st.input, 'step-input'),
