@@ -54,7 +54,11 @@ class Tx(ABC):
     @abstractmethod
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[ExecutionRow], int]: ...
+                        offset: int = 0, since: float | None = None,
+                        query: str | None = None) -> tuple[list[ExecutionRow], int]:
+        """Newest first, with the total matching. ``since``: started at or after this epoch
+        time; ``query``: a case-insensitive substring of the path or the error text, or the
+        start of the execution id."""
     @abstractmethod
     def count_executions_by_status(self) -> dict[str, int]: ...
     @abstractmethod

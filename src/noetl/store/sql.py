@@ -174,7 +174,8 @@ class SqlTx(Tx):
 
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[ExecutionRow], int]:
+                        offset: int = 0, since: float | None = None,
+                        query: str | None = None) -> tuple[list[ExecutionRow], int]:
         where: list[str] = []
         p: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
@@ -186,6 +187,15 @@ class SqlTx(Tx):
         if parent_execution_id is not None:
             where.append("parent_execution_id = :parent")
             p["parent"] = parent_execution_id
+        if since is not None:
+            where.append("created_at >= :since")
+            p["since"] = since
+        if query:
+            like = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("(LOWER(path) LIKE :q ESCAPE '\\' OR LOWER(COALESCE(error, '')) LIKE :q "
+                         "ESCAPE '\\' OR CAST(execution_id AS TEXT) LIKE :qid ESCAPE '\\')")
+            p["q"] = f"%{like}%"
+            p["qid"] = f"{like}%"
         w = (" WHERE " + " AND ".join(where)) if where else ""
         rows = self._all(f"SELECT {EXEC_LIGHT} FROM execution{w} ORDER BY execution_id DESC "
                          "LIMIT :limit OFFSET :offset", p)
