@@ -35,11 +35,14 @@ class Target:
 
 def console(stderr: bool = False) -> Any:
     """A console on the real stream (captured before worker threads redirect ``sys.stdout``
-    for python steps' ``print``), so a terminal stays a terminal while steps run."""
+    for python steps' ``print``), so a terminal stays a terminal while steps run. Piped
+    output is not cut to 80 columns."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=getattr(stream, "fallback", stream), stderr=stderr)
+    stream = getattr(stream, "fallback", stream)
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    return Console(file=stream, stderr=stderr, width=None if tty else 200)
 
 
 def live_wanted(as_json: bool) -> bool:

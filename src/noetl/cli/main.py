@@ -255,5 +255,23 @@ def _register_optional() -> None:
             continue
 
 
+def _version(value: bool) -> None:
+    if value:
+        import platform
+
+        from noetl import __version__
+
+        sys.stdout.write(f"noetl {__version__} (python {platform.python_version()})\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """NoETL: playbook orchestrator."""
+
+
+from noetl.cli import inspect_cmd  # noqa: E402,F401  (executions, cancel, catalog show/diff)
+
 if os.environ.get("NOETL_CLI_MINIMAL") != "1":
     _register_optional()

@@ -42,7 +42,7 @@ def elapsed(start: float | None, end: float | None, duration: float | None = Non
     return (float(end) if end is not None else (now or time.time())) - float(start)
 
 
-def _styled(status: str) -> str:
+def styled(status: str) -> str:
     return f"[{STYLE.get(status, '')}]{status}[/]" if STYLE.get(status) else status
 
 
@@ -70,7 +70,7 @@ def table(desc: dict[str, Any]) -> Any:
     from rich.table import Table
 
     status = desc["status"]
-    t = Table(title=f"execution {desc['execution_id']} {_styled(status)}", title_justify="left",
+    t = Table(title=f"execution {desc['execution_id']} {styled(status)}", title_justify="left",
               caption=header(desc) or None, caption_justify="left")
     t.add_column("step")
     t.add_column("status")
@@ -93,7 +93,7 @@ def table(desc: dict[str, Any]) -> Any:
         dur = elapsed(s.get("started_at"), s.get("ended_at"), s.get("duration"),
                       now if st not in TERMINAL and st != "SKIPPED" else None) \
             if s.get("started_at") is not None else None
-        t.add_row(name, _styled(st), str(s.get("attempts") or ""), fmt_duration(dur), detail)
+        t.add_row(name, styled(st), str(s.get("attempts") or ""), fmt_duration(dur), detail)
     return t
 
 
@@ -107,7 +107,7 @@ def children_table(desc: dict[str, Any]) -> Any:
     t = Table("child execution", "path", "status", "started", "duration",
               title="sub-playbook executions", title_justify="left")
     for c in kids:
-        t.add_row(str(c["execution_id"]), _esc(c.get("path") or ""), _styled(c["status"]),
+        t.add_row(str(c["execution_id"]), _esc(c.get("path") or ""), styled(c["status"]),
                   fmt_time(c.get("start_time")),
                   fmt_duration(elapsed(c.get("start_time"), c.get("end_time"), c.get("duration"))))
     return t
