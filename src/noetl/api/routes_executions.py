@@ -134,6 +134,23 @@ def get_events(execution_id: str, request: Request, since_event_id: str | None =
             "last_event_id": items[-1]["event_id"] if items else since_event_id}
 
 
+@router.get("/executions/{execution_id}/steps/{step}/items",
+            summary="A loop step's items, one page, in index order")
+def step_items(execution_id: str, step: str, request: Request,
+               offset: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=500),
+               status: str | None = None) -> dict[str, Any]:
+    """The latest run of a loop step: `{execution_id, step, run, total, done, failed,
+    counts:{status: n}, matching, offset, limit, items:[{index, status, attempts,
+    max_attempts, started_at, ended_at, duration, item, result, error, retry_at, worker_id,
+    child_execution_id}]}`; `status` (COMPLETED, FAILED, RUNNING, QUEUED, PENDING, CANCELLED)
+    keeps only those items (`matching` counts them). A step that is not a loop, or has not
+    started, has no items."""
+    from noetl.engine.status import loop_items
+
+    with engine(request).store.read() as tx:
+        return loop_items(tx, parse_id(execution_id), step, offset, limit, status)
+
+
 @router.post("/executions/{execution_id}/cancel", summary="Cancel an execution and its children")
 def cancel(execution_id: str, request: Request) -> dict[str, Any]:
     """→ the execution (without steps) after cancelling; cancelling a finished execution

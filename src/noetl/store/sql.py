@@ -354,6 +354,39 @@ class SqlTx(Tx):
                          {"e": execution_id, "s": step, "r": run})
         return [jl(r[0]) for r in rows]
 
+    def loop_items(self, execution_id: int, step: str, run: int, offset: int = 0,
+                   limit: int = 100, status: str | None = None) -> tuple[list[Job], int]:
+        p: dict[str, Any] = {"e": execution_id, "s": step, "r": run, "limit": limit,
+                             "offset": offset}
+        w = "execution_id = :e AND step = :s AND run = :r AND kind = 'item'"
+        if status:
+            w += " AND status = :st"
+            p["st"] = status
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE {w} ORDER BY idx "
+                         "LIMIT :limit OFFSET :offset", p)
+        total = self._one(f"SELECT COUNT(*) FROM queue WHERE {w}", p)[0]
+        return [_job(r) for r in rows], int(total)
+
+    def loop_item_counts(self, execution_id: int, step: str, run: int) -> dict[str, int]:
+        rows = self._all("SELECT status, COUNT(*) FROM queue WHERE execution_id = :e AND "
+                         "step = :s AND run = :r AND kind = 'item' GROUP BY status",
+                         {"e": execution_id, "s": step, "r": run})
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def item_events(self, execution_id: int, step: str, indexes: list[int]) -> list[Event]:
+        if not indexes:
+            return []
+        p: dict[str, Any] = {"e": execution_id, "s": step}
+        names = []
+        for n, i in enumerate(indexes):
+            p[f"i{n}"] = int(i)
+            names.append(f":i{n}")
+        rows = self._all(f"SELECT {EVENT_COLS} FROM event WHERE execution_id = :e AND "
+                         f"node_name = :s AND current_index IN ({', '.join(names)}) AND "
+                         "event_type IN ('action_started', 'action_completed', "
+                         "'action_failed', 'action_retry') ORDER BY seq", p)
+        return [_event(r) for r in rows]
+
     def list_jobs(self, status: str | None = None, execution_id: int | None = None,
                   worker_id: str | None = None, limit: int = 100) -> list[Job]:
         where: list[str] = []
