@@ -9,14 +9,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import pytest
 
 import noetl
-from tests.api.conftest import Running, start_server
+from tests.api.conftest import Running
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
 HELLO = FIX / "hello_world" / "hello_world.yaml"
@@ -167,15 +167,6 @@ def test_cancel(cli: Cli, tmp_path: Path) -> None:
     p = cli("cancel", "42")
     assert p.returncode == 1 and "execution 42 not found" in p.stderr
     assert cli("cancel", "forty-two").returncode == 2
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Running]:
-    r = start_server(f"sqlite:///{tmp_path / 'server.db'}")
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def test_verbs_against_a_server(cli: Cli, api: Running, tmp_path: Path) -> None:

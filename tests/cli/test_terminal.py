@@ -9,14 +9,13 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from noetl.engine.core import Engine
 from noetl.store import open_store
-from tests.api.conftest import Running, start_server
+from tests.api.conftest import Running
 from tests.cli.ptyrun import PtyProcess
 
 # b sleeps in a loop of short naps and prints as it goes (its print is captured per step)
@@ -113,15 +112,6 @@ def test_timeout_on_a_terminal_cancels_and_exits_1(home: Path) -> None:
                          rf"{eid} cancelled", p.text), p.text[-2000:]
         assert "Traceback" not in p.text
     assert _status(home, eid) == "CANCELLED"
-
-
-@pytest.fixture
-def api(home: Path) -> Iterator[Running]:
-    r = start_server(f"sqlite:///{home / 'server.db'}")
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def test_execute_on_a_server_shows_live_progress(home: Path, api: Running) -> None:

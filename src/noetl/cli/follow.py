@@ -106,6 +106,8 @@ def _interrupted(target: Target, on_interrupt: Callable[[], None] | None) -> Non
     _cancel_quietly(target)
     try:
         status = target.describe()["status"]
+    except typer.Exit:  # the client has printed why
+        status = "in an unknown state (see the error above)"
     except Exception as exc:  # the server went away meanwhile
         status = f"unknown ({type(exc).__name__}: {exc})"
     sys.stderr.write(f"execution {eid} {status}\n")
