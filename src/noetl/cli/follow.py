@@ -14,7 +14,8 @@ from typing import Any
 import typer
 
 from noetl.cli.common import EXIT_FAILED, exit_for, print_json
-from noetl.cli.progress import TERMINAL, print_error, render, summary
+from noetl.cli.failure import print_error
+from noetl.cli.progress import TERMINAL, render, summary
 
 EXIT_INTERRUPTED = 130
 
@@ -127,14 +128,11 @@ def _cancel_quietly(target: Target) -> None:
 
 
 def show(desc: dict[str, Any], as_json: bool, live_shown: bool = False) -> None:
-    """Print an execution: the ``--json`` summary, or its table and error (the table only
-    when the live display has not left it on screen already)."""
+    """Print an execution: the ``--json`` summary, or its table (unless the live display left
+    it on screen already) and its error."""
     if as_json:
         print_json(summary(desc))
         return
-    if live_shown:
-        print_error(console(stderr=True), desc)
-        return
-    out = console()
-    out.print(render(desc))
-    print_error(out, desc)
+    if not live_shown:
+        console().print(render(desc))
+    print_error(desc)  # to stderr, in the playbook's terms (cli/failure.py)

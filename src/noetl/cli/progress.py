@@ -83,8 +83,11 @@ def table(desc: dict[str, Any]) -> Any:
         detail = ""
         if s.get("error"):
             err = s["error"]
-            detail = f"[red]{_esc(err.get('type', ''))}: {_esc(err.get('message', ''))}[/]" \
-                if isinstance(err, dict) else f"[red]{_esc(err)}[/]"
+            if isinstance(err, dict):  # the reason alone when the error names its template
+                text = f"{err.get('type', '')}: {err.get('reason') or err.get('message', '')}"
+            else:
+                text = str(err)
+            detail = f"[red]{_esc(text)}[/]"
         elif s.get("result") is not None:
             detail = _short(s["result"])
         loop = s.get("loop")
@@ -119,25 +122,6 @@ def render(desc: dict[str, Any]) -> Any:
 
     kids = children_table(desc)
     return Group(table(desc), kids) if kids is not None else table(desc)
-
-
-def error_line(err: dict[str, Any]) -> str:
-    where = f"error in step {err['step']}" if err.get("step") else "error"
-    if err.get("index") is not None:
-        where += f" (item {err['index']})"
-    return f"{where}: {err.get('type')}: {err.get('message')}"
-
-
-def print_error(console: Any, desc: dict[str, Any]) -> None:
-    err = desc.get("error")
-    if not err:
-        return
-    if not isinstance(err, dict):
-        console.print(f"[red]error: {_esc(err)}[/]")
-        return
-    console.print(f"[red]{_esc(error_line(err))}[/]")
-    if err.get("traceback"):
-        console.print(err["traceback"], markup=False, highlight=False)
 
 
 def summary(desc: dict[str, Any]) -> dict[str, Any]:
