@@ -158,6 +158,9 @@ class ReportBatchRequest(_Body):
 class HeartbeatRequest(_Body):
     worker_id: str = Field(..., min_length=1, max_length=256)
     extend_seconds: float | None = Field(None, gt=0, le=86400)
+    logs: list[Any] | None = Field(None, description="What the job wrote since the last "
+                                   "heartbeat: `[{t, stream, level, logger?, message}]` (as "
+                                   "an outcome's `logs`).")
 
 
 class ReleaseRequest(_Body):

@@ -21,6 +21,7 @@ from noetl.engine.records import (
 )
 from noetl.ids import new_id
 from noetl.store.base import Tx
+from noetl.store.logs_sql import LogSql
 from noetl.templates import json_default
 
 
@@ -121,7 +122,7 @@ def _event_params(e: Event) -> dict[str, Any]:
     }
 
 
-class SqlTx(Tx):
+class SqlTx(LogSql, Tx):
     """Shared SQL. Subclasses provide ``_x`` / ``_xmany`` and the locking statements."""
 
     for_update = ""  # " FOR UPDATE" on PostgreSQL
