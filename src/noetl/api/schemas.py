@@ -71,6 +71,14 @@ class RunRequest(_Body):
         return text
 
 
+class RerunRequest(_Body):
+    args: dict[str, Any] | None = Field(
+        default=None, description="Overrides over the execution's inputs (rerun) or its "
+                                  "workload (resume).")
+    merge: bool = Field(default=False, description="Deep-merge the overrides instead of "
+                                                   "replacing top-level keys.")
+
+
 class EventIn(_Body):
     """An event posted from outside the engine (informational: it is stored and listed; it
     does not drive orchestration)."""

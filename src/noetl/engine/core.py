@@ -89,7 +89,7 @@ class Engine:
                                   catalog_id=cat_id, version=ver)
             s = Session(tx, ex, plan)
             s.fresh = True
-            s.begin()
+            s.begin({"args": plain(args) if args else None, "merge": merge})
             s.flush()
             holder.append(s)
             return ex
