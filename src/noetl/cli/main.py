@@ -75,11 +75,15 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         concurrency: int = typer.Option(4, "--concurrency", "-c", help="Worker threads."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
         timeout: float = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Do not print the steps' output as it comes."),
         ) -> None:
-    """Run a playbook in this process on the embedded store (no server needed)."""
+    """Run a playbook in this process on the embedded store (no server needed). What the
+    steps write (stdout, stderr, logging) is printed as it comes (to stderr with --json)."""
     pb = _load(file)
     _warn(pb)
     args = build_args(set_, payload)
+    from noetl.cli.logview import follow
     from noetl.local import LocalRunner
 
     live_ok = not as_json and sys.stdout.isatty()
@@ -91,17 +95,25 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
             from noetl.cli.progress import table
 
             with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8) as lv:
-                desc = runner.wait(ex.execution_id, timeout, on_change=lambda: lv.update(
-                    table(runner.engine.describe(ex.execution_id))), tick=0.1)
+                logs = follow(runner.store, ex.execution_id, quiet, lv.console)
+
+                def refresh() -> None:
+                    logs()
+                    lv.update(table(runner.engine.describe(ex.execution_id)))
+
+                desc = runner.wait(ex.execution_id, timeout, on_change=refresh, tick=0.1)
+                logs()
                 lv.update(table(desc))
             if desc.get("error"):
                 _show_error(desc)
         else:
+            logs = follow(runner.store, ex.execution_id, quiet, sys.stderr if as_json else None)
             try:
-                desc = runner.wait(ex.execution_id, timeout)
+                desc = runner.wait(ex.execution_id, timeout, on_change=logs)
             except TimeoutError as exc:
                 runner.engine.cancel(ex.execution_id)  # not left RUNNING in the store
                 raise fail(f"{exc}; execution cancelled") from None
+            logs()
             _show(desc, as_json)
     raise typer.Exit(exit_for(desc["status"]))
 
@@ -275,7 +287,7 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
 def _register_optional() -> None:
     """Server, worker and credential commands live in their own modules (lazy, optional)."""
-    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd"):
+    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.day2_cmd"):
         try:
             __import__(mod)
         except ImportError:
