@@ -15,8 +15,8 @@ import pytest
 
 from noetl.dsl import parse_playbook
 from noetl.local import LocalRunner
-from noetl.tools.base import Services
 from noetl.store import open_store
+from noetl.tools.base import Services
 from noetl.tools.output import StepLog, _Router, capture_job
 from noetl.worker.runner import run_work
 from tests.helpers import run_yaml
