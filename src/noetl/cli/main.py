@@ -94,7 +94,10 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
 
             from noetl.cli.progress import table
 
-            with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8) as lv:
+            # no stdout redirect: what steps print is captured per thread and shown by
+            # `logs` above the table (a redirect would send it through rich instead)
+            with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8,
+                      redirect_stdout=False, redirect_stderr=False) as lv:
                 logs = follow(runner.store, ex.execution_id, quiet, lv.console)
 
                 def refresh() -> None:
