@@ -106,6 +106,8 @@ class StepLog:
     def drain(self, final: bool = False) -> list[dict[str, Any]]:
         """The records written since the last drain; with ``final``, and output was dropped,
         a last record saying how much."""
+        if not self.records and not self._back and not (final and self.dropped):
+            return []  # the common case: a job that wrote nothing
         with self._lock:
             recs, self.records, self._open = self.records, [], None
             out, self._back = self._back, []
@@ -255,17 +257,25 @@ def _install_logging() -> None:
             h.addFilter(_FILTER)
 
 
-@contextmanager
-def capture_job(log: StepLog) -> Iterator[StepLog]:
-    """Everything this thread writes (stdout, stderr, logging) goes to ``log`` inside."""
-    _install()
-    _install_logging()
-    prev = getattr(_local, "log", None)
-    _local.log = log
-    try:
-        yield log
-    finally:
-        _local.log = prev
+class capture_job:
+    """Everything this thread writes (stdout, stderr, logging) goes to ``log`` inside
+    (a class rather than a generator: it runs once per job)."""
+
+    __slots__ = ("log", "prev")
+
+    def __init__(self, log: StepLog):
+        self.log = log
+        self.prev: StepLog | None = None
+
+    def __enter__(self) -> StepLog:
+        _install()
+        _install_logging()
+        self.prev = getattr(_local, "log", None)
+        _local.log = self.log
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        _local.log = self.prev
 
 
 def current() -> StepLog | None:
