@@ -2,10 +2,10 @@
 
 Used when a python step sets ``timeout``: the step's code, args and the names it may read from
 the render context travel to ``python -c`` as JSON on stdin; the result (or the exception's type,
-message and traceback) comes back as JSON in a reply file. Its stdout and stderr go to files and
-its logging records to a file of JSON lines, which the worker tails into the job's log while it
-runs. On timeout, or when the worker learns
-that the execution was cancelled, the whole process group is killed. Values must be
+message, traceback and the user's own frames) comes back as JSON in a reply file. Its stdout and
+stderr go to files and its logging records to a file of JSON lines, which the worker tails into
+the job's log while it runs. On timeout, or when the worker learns that the execution was
+cancelled, the whole process group is killed. Values must be
 JSON-serialisable both ways. The child also dies with the worker thread that started it.
 """
 
@@ -28,7 +28,7 @@ from noetl.templates import json_default
 from noetl.tools.output import StepLog, current
 
 _CHILD = r"""
-import json, logging, sys
+import json, logging, sys, traceback
 payload = json.loads(sys.stdin.read())
 from noetl.tools.python import _compile, call_main, step_globals, user_traceback
 
@@ -60,7 +60,7 @@ try:
     reply = {"ok": True, "result": call_main(main, payload["args"], payload["ctx"])}
 except BaseException as exc:
     reply = {"ok": False, "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
-             "traceback": user_traceback(exc)}
+             "traceback": traceback.format_exc(), "user_traceback": user_traceback(exc, True)}
 sys.stdout.flush()
 sys.stderr.flush()
 with open(payload["reply_path"], "w", encoding="utf-8") as f:
@@ -151,7 +151,8 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
     reply = json.loads(reply_text)
     if not reply["ok"]:
         raise ToolError(reply["message"], reply["type"], reply.get("traceback"),
-                        data={"stdout": stdout} if stdout else None)
+                        data={"stdout": stdout} if stdout else None,
+                        user_traceback=reply.get("user_traceback") or None)
     return reply["result"], stdout
 
 
