@@ -293,3 +293,25 @@ def test_logs_of_a_failed_step_and_its_retries_are_kept(sqlite_url: str) -> None
     finally:
         store.close()
     assert [(r["attempt"], r["message"]) for r in rows] == [(1, "trying"), (2, "trying")]
+
+
+def test_warnings_outside_steps_still_reach_stderr_in_a_process_without_logging() -> None:
+    """``noetl run`` configures no logging: once the step handler is on the root logger,
+    Python's last-resort handler no longer fires, so ours stands in for it."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import logging
+        from noetl.tools.output import StepLog, capture_job
+        with capture_job(StepLog()) as log:
+            logging.getLogger("x").warning("inside a step")
+        print([r["message"] for r in log.drain()])
+        logging.getLogger("y").warning("outside a step")
+        logging.getLogger("y").info("info outside")
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "['inside a step']"
+    assert p.stderr.strip() == "outside a step"
