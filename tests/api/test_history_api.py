@@ -3,59 +3,13 @@ only through HttpBackend (so logs travel with reports and heartbeats)."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
 
 from noetl.worker.http_backend import HttpBackend
 from noetl.worker.pool import WorkerPool
 from tests.api.conftest import Running
-
-PLAYBOOK = textwrap.dedent("""
-    apiVersion: noetl.io/v1
-    kind: Playbook
-    metadata: {name: http_logs, path: tests/api/http_logs}
-    workload: {gate: /nonexistent, fail: true}
-    workflow:
-      - step: start
-        type: python
-        args: {gate: "{{ workload.gate }}"}
-        code: |
-          import logging, os, sys, time
-          def main(gate):
-              print("waiting for the gate")
-              sys.stderr.write("a warning on stderr\\n")
-              logging.getLogger("etl").info("logged while waiting")
-              deadline = time.time() + 60
-              while not os.path.exists(gate):
-                  if time.time() > deadline:
-                      raise TimeoutError("gate never opened")
-                  time.sleep(0.02)
-              print("gate opened")
-              return 1
-        next: [{step: each}]
-      - step: each
-        type: iterator
-        collection: [1, 2]
-        element: x
-        task:
-          type: python
-          args: {x: "{{ x }}"}
-          code: |
-            def main(x):
-                print(f"item {x}")
-                return x
-        next: [{step: last}]
-      - step: last
-        type: python
-        args: {fail: "{{ workload.fail }}"}
-        code: |
-          def main(fail):
-              print("last runs")
-              if fail:
-                  raise RuntimeError("last fails")
-              return "ok"
-    """)
+from tests.steplogs import WRITES, WRITES_PATH
 
 
 def _pool(api: Running) -> WorkerPool:
@@ -76,24 +30,25 @@ def _wait_status(c: object, eid: str, status: str) -> dict:
 def test_logs_follow_a_running_step_then_filter_and_end(api: Running, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     with api.client() as c, _pool(api):
-        c.post("/api/catalog/register", json={"content": PLAYBOOK}).raise_for_status()
-        eid = c.post("/api/run/playbook", json={"path": "tests/api/http_logs",
-                                                "args": {"gate": str(gate)}}).json()["execution_id"]
-        # long-poll: answers as soon as the running step's first records are stored
+        c.post("/api/catalog/register", json={"content": WRITES}).raise_for_status()
+        eid = c.post("/api/run/playbook", json={
+            "path": WRITES_PATH, "args": {"gate": str(gate), "fail": True}}).json()["execution_id"]
+        # long-poll: answers as soon as records are stored, the running step's included
         seen: list[dict] = []
         since = 0
         deadline = time.monotonic() + 30
-        while len(seen) < 3 and time.monotonic() < deadline:
+        while len(seen) < 4 and time.monotonic() < deadline:
             page = c.get(f"/api/executions/{eid}/logs",
                          params={"since": since, "wait": 10}, timeout=40).json()
             seen += page["items"]
             since = page["last_id"]
             assert page["status"] == "RUNNING" and page["done"] is False
         assert [(r["step"], r["stream"], r["level"], r["message"]) for r in seen] == [
-            ("start", "stdout", "INFO", "waiting for the gate"),
-            ("start", "stderr", "WARNING", "a warning on stderr"),
-            ("start", "log", "INFO", "logged while waiting")]
-        assert seen[2]["logger"] == "etl" and seen[0]["worker_id"] == "w-logs"
+            ("start", "stdout", "INFO", "PRINTED-BY-STEP"),
+            ("start", "stderr", "WARNING", "STDERR-OF-STEP"),
+            ("start", "log", "INFO", "LOGGED-BY-STEP 42"),
+            ("hold", "stdout", "INFO", "BEFORE-GATE")]  # hold is still running: a heartbeat's
+        assert seen[2]["logger"] == "etl.load" and seen[0]["worker_id"] == "w-logs"
         t0 = time.monotonic()
         empty = c.get(f"/api/executions/{eid}/logs", params={"since": since, "wait": 0.5}).json()
         assert empty["items"] == [] and time.monotonic() - t0 >= 0.45  # waited, then empty
@@ -108,10 +63,10 @@ def test_logs_follow_a_running_step_then_filter_and_end(api: Running, tmp_path: 
             done = page["done"]
         assert done and page["status"] == "FAILED"
         assert [(r["step"], r["index"], r["message"]) for r in rest] == [
-            ("start", None, "gate opened"), ("each", 0, "item 1"), ("each", 1, "item 2"),
-            ("last", None, "last runs")]
+            ("hold", None, "AFTER-GATE"), ("each", 0, "ITEM-1"), ("each", 1, "ITEM-2"),
+            ("last", None, "LAST-RUNS")]
         one = c.get(f"/api/executions/{eid}/logs", params={"step": "each", "item": 1}).json()
-        assert [r["message"] for r in one["items"]] == ["item 2"]
+        assert [r["message"] for r in one["items"]] == ["ITEM-2"]
         assert c.get("/api/executions/123/logs").status_code == 404
         assert c.get(f"/api/executions/{eid}/logs", params={"wait": 31}).status_code == 422
 
@@ -120,12 +75,12 @@ def test_rerun_resume_and_lineage_both_ways(api: Running, tmp_path: Path) -> Non
     gate = tmp_path / "gate"
     gate.write_text("open")
     with api.client() as c, _pool(api):
-        c.post("/api/catalog/register", json={"content": PLAYBOOK}).raise_for_status()
-        eid = c.post("/api/run/playbook", json={"path": "tests/api/http_logs",
-                                                "args": {"gate": str(gate)}}).json()["execution_id"]
+        c.post("/api/catalog/register", json={"content": WRITES}).raise_for_status()
+        eid = c.post("/api/run/playbook", json={
+            "path": WRITES_PATH, "args": {"gate": str(gate), "fail": True}}).json()["execution_id"]
         _wait_status(c, eid, "FAILED")
         lin = c.get(f"/api/executions/{eid}/lineage").json()
-        assert lin["inputs"]["args"] == {"gate": str(gate)}
+        assert lin["inputs"]["args"] == {"gate": str(gate), "fail": True}
         assert lin["inputs"]["workload"] == {"gate": str(gate), "fail": True}
         assert lin["origin"] is None and lin["derived"] == []
 
@@ -136,10 +91,10 @@ def test_rerun_resume_and_lineage_both_ways(api: Running, tmp_path: Path) -> Non
         done = _wait_status(c, resumed["execution_id"], "COMPLETED")
         assert done["result"] == "ok"
         logs = c.get(f"/api/executions/{resumed['execution_id']}/logs").json()["items"]
-        assert [r["message"] for r in logs] == ["last runs"]  # start and the loop reused
+        assert [r["message"] for r in logs] == ["LAST-RUNS"]  # the others reused
         events = c.get(f"/api/executions/{resumed['execution_id']}/events").json()["items"]
         assert [e["node_name"] for e in events if e["event_type"] == "step_reused"] == [
-            "start", "each"]
+            "start", "hold", "each"]
 
         rr = c.post(f"/api/executions/{eid}/rerun")  # no body: the same inputs
         assert rr.status_code == 200, rr.text
@@ -149,7 +104,7 @@ def test_rerun_resume_and_lineage_both_ways(api: Running, tmp_path: Path) -> Non
         assert back["origin"]["kind"] == "resume" and back["origin"]["source_execution_id"] == eid
         assert back["origin"]["source_status"] == "FAILED"
         assert back["origin"]["overrides"] == {"fail": False}
-        assert back["origin"]["reused"] == ["start", "each"]
+        assert back["origin"]["reused"] == ["start", "hold", "each"]
         assert back["inputs"]["workload"] == {"gate": str(gate), "fail": False}
         fwd = c.get(f"/api/executions/{eid}/lineage").json()
         assert [(d["execution_id"], d["kind"], d["status"]) for d in fwd["derived"]] == [

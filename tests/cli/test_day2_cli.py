@@ -9,7 +9,6 @@ import re
 import secrets
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from noetl.store import open_store
+from tests.steplogs import WRITES, WRITES_LINES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,50 +47,6 @@ NINE = "\n".join(["apiVersion: noetl.io/v1", "kind: Playbook",
                   c.execute(f"INSERT INTO {{table}} VALUES (?)", (n,))
           return n""" + (f"\n    next: [{{step: s{i + 1}}}]" if i < 9 else "")
                                                        for i in range(1, 10)])
-
-THREE = textwrap.dedent("""
-    apiVersion: noetl.io/v1
-    kind: Playbook
-    metadata: {name: three_kinds_cli}
-    workload: {gate: /nonexistent}
-    workflow:
-      - step: start
-        type: python
-        code: |
-          import logging, sys
-          def main():
-              print("PRINTED-BY-STEP")
-              sys.stderr.write("STDERR-OF-STEP\\n")
-              logging.getLogger("etl.load").info("LOGGED-BY-STEP %d", 42)
-              return 1
-        next: [{step: hold}]
-      - step: hold
-        type: python
-        args: {gate: "{{ workload.gate }}"}
-        code: |
-          import os, time
-          def main(gate):
-              deadline = time.time() + 90
-              while not os.path.exists(gate):
-                  if time.time() > deadline:
-                      raise TimeoutError("gate never opened")
-                  time.sleep(0.02)
-              print("AFTER-GATE")
-              return 2
-        next: [{step: each}]
-      - step: each
-        type: iterator
-        collection: [1, 2]
-        element: x
-        task:
-          type: python
-          args: {x: "{{ x }}"}
-          code: |
-            def main(x):
-                print(f"ITEM-{x}")
-                return x
-    """)
-
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -174,8 +130,8 @@ def test_resume_after_a_failure_at_step_seven_runs_only_seven_to_nine(
 
 def test_logs_shows_stdout_stderr_and_logging_with_filters(
         cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
-    f = tmp_path / "three.yaml"
-    f.write_text(THREE)
+    f = tmp_path / "writes.yaml"
+    f.write_text(WRITES)
     gate = tmp_path / "gate"
     gate.write_text("open")
     p = cli("run", str(f), "--json", "-q", "--set", f"gate={gate}")
@@ -184,10 +140,7 @@ def test_logs_shows_stdout_stderr_and_logging_with_filters(
     eid = json.loads(p.stdout)["execution_id"]
     p = cli("logs", eid)
     assert p.returncode == 0, p.stderr
-    body = [ln.split(" ", 1)[1] for ln in p.stdout.splitlines()]
-    assert body == ["start out PRINTED-BY-STEP", "start err STDERR-OF-STEP",
-                    "start INFO etl.load: LOGGED-BY-STEP 42", "hold out AFTER-GATE",
-                    "each[0] out ITEM-1", "each[1] out ITEM-2"]
+    assert [ln.split(" ", 1)[1] for ln in p.stdout.splitlines()] == WRITES_LINES
     p = cli("logs", eid, "--step", "each", "--item", "1", "--json")
     recs = [json.loads(ln) for ln in p.stdout.splitlines()]
     assert [(r["step"], r["index"], r["stream"], r["message"]) for r in recs] == [
@@ -227,8 +180,8 @@ def _running_id(store_url: str) -> str:
 
 def test_logs_follow_prints_records_as_they_come_and_stops_at_the_end(
         tmp_path: Path, env: dict[str, str]) -> None:
-    f = tmp_path / "three.yaml"
-    f.write_text(THREE)
+    f = tmp_path / "writes.yaml"
+    f.write_text(WRITES)
     gate = tmp_path / "gate"
     store = f"sqlite:///{tmp_path / 'noetl.db'}"
     run = subprocess.Popen([sys.executable, "-m", "noetl", "run", str(f), "-q", "--json",
@@ -248,9 +201,8 @@ def test_logs_follow_prints_records_as_they_come_and_stops_at_the_end(
         gate.write_text("open")
         assert follow.wait(60) == 0
         assert run.wait(60) == 0
-        _until(lambda: any("ITEM-2" in ln for ln in out), 5, "the last record")
-        assert [ln.split(" ", 1)[1].rstrip("\n") for ln in out][-3:] == [
-            "hold out AFTER-GATE", "each[0] out ITEM-1", "each[1] out ITEM-2"]
+        _until(lambda: any("LAST-RUNS" in ln for ln in out), 5, "the last record")
+        assert [ln.split(" ", 1)[1].rstrip("\n") for ln in out] == WRITES_LINES
     finally:
         for p in (run, follow):
             if p is not None and p.poll() is None:
@@ -270,8 +222,8 @@ def test_run_prints_the_steps_output_live_on_a_terminal(tmp_path: Path,
     import struct
     import termios
 
-    f = tmp_path / "three.yaml"
-    f.write_text(THREE)
+    f = tmp_path / "writes.yaml"
+    f.write_text(WRITES)
     gate = tmp_path / "gate"
     store = f"sqlite:///{tmp_path / 'noetl.db'}"
     master, slave = pty.openpty()
@@ -312,18 +264,20 @@ def test_run_prints_the_steps_output_live_on_a_terminal(tmp_path: Path,
         assert proc.wait(60) == 0
         reader.join(10)
         final = screen()
-        assert "hold out AFTER-GATE" in final and "each[1] out ITEM-2" in final
+        assert "hold out AFTER-GATE" in final and "last out LAST-RUNS" in final
         assert "COMPLETED" in final
         eid = re.findall(r"execution (\d+) COMPLETED", final)[-1]
         st = open_store(store)
         try:
             with st.read() as tx:  # what was stored is what the steps wrote, no terminal art
-                stored = [(r["step"], r["message"]) for r in tx.get_logs(int(eid))]
+                stored = [(r["step"], line) for r in tx.get_logs(int(eid))
+                          for line in r["message"].split("\n")]
         finally:
             st.close()
         assert stored == [("start", "PRINTED-BY-STEP"), ("start", "STDERR-OF-STEP"),
-                          ("start", "LOGGED-BY-STEP 42"), ("hold", "AFTER-GATE"),
-                          ("each", "ITEM-1"), ("each", "ITEM-2")]
+                          ("start", "LOGGED-BY-STEP 42"), ("hold", "BEFORE-GATE"),
+                          ("hold", "AFTER-GATE"), ("each", "ITEM-1"), ("each", "ITEM-2"),
+                          ("last", "LAST-RUNS")]
     finally:
         if proc.poll() is None:
             proc.kill()

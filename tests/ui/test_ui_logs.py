@@ -7,52 +7,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from tests.steplogs import WRITES, WRITES_PATH
 from tests.ui.conftest import Server, screenshot, wait_until
 from tests.ui.test_ui import wait_status
-
-LOGS = textwrap.dedent("""
-    apiVersion: noetl.io/v1
-    kind: Playbook
-    metadata: {name: ui_logs, path: tests/ui/logs}
-    workload: {gate: /nonexistent}
-    workflow:
-      - step: start
-        type: python
-        code: |
-          import logging, sys
-          def main():
-              print("PRINTED-BY-STEP")
-              sys.stderr.write("STDERR-OF-STEP\\n")
-              logging.getLogger("etl.load").info("LOGGED-BY-STEP %d", 42)
-              return 1
-        next: [{step: hold}]
-      - step: hold
-        type: python
-        args: {gate: "{{ workload.gate }}"}
-        code: |
-          import os, time
-          def main(gate):
-              print("BEFORE-GATE")
-              deadline = time.time() + 90
-              while not os.path.exists(gate):
-                  if time.time() > deadline:
-                      raise TimeoutError("gate never opened")
-                  time.sleep(0.02)
-              print("AFTER-GATE")
-              return 2
-        next: [{step: each}]
-      - step: each
-        type: iterator
-        collection: [1, 2]
-        element: x
-        task:
-          type: python
-          args: {x: "{{ x }}"}
-          code: |
-            def main(x):
-                print(f"ITEM-{x}")
-                return x
-    """)
 
 DIVIDE = textwrap.dedent("""
     apiVersion: noetl.io/v1
@@ -99,9 +56,9 @@ def _lines(page: Any) -> list[tuple[str, str]]:
 
 def test_step_panel_shows_stdout_stderr_logging_with_a_live_tail(
         page: Any, server: Server, tmp_path: Path) -> None:
-    server.register(LOGS)
+    server.register(WRITES)
     gate = tmp_path / "gate"
-    eid = _start(server, "tests/ui/logs", {"gate": str(gate)})
+    eid = _start(server, WRITES_PATH, {"gate": str(gate)})
     page.goto(f"{server.url}/#/executions/{eid}")
     page.click("[data-testid=graph-node][data-name='start']")
     wait_until(lambda: len(_lines(page)) == 3, 30, "the start step's three records")
