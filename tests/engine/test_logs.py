@@ -5,6 +5,7 @@ and readable while a long step still runs."""
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 import threading
 import time
@@ -20,21 +21,18 @@ from noetl.tools.base import Services
 from noetl.tools.output import StepLog, _Router, capture_job
 from noetl.worker.runner import run_work
 from tests.helpers import run_yaml
+from tests.steplogs import WRITES
 
-THREE_KINDS = """
+EXCEPTION = """
 apiVersion: noetl.io/v1
 kind: Playbook
-metadata: {name: logs_three}
+metadata: {name: logs_exception}
 workflow:
   - step: start
     type: python
     code: |
-      import logging, sys
+      import logging
       def main():
-          print("printed line 1")
-          print("printed line 2")
-          sys.stderr.write("to stderr\\n")
-          logging.getLogger("etl.load").info("loaded %d rows", 42)
           logging.warning("careful")
           try:
               1 / 0
@@ -47,29 +45,6 @@ workflow:
     code: |
       def main():
           return 2
-    next: [{step: iso}]
-  - step: iso
-    type: python
-    isolate: true
-    code: |
-      import logging, sys
-      def main():
-          print("iso printed")
-          sys.stderr.write("iso stderr\\n")
-          logging.getLogger("etl.iso").info("iso logged")
-          return 3
-    next: [{step: each}]
-  - step: each
-    type: iterator
-    collection: [10, 20]
-    element: x
-    task:
-      type: python
-      args: {x: "{{ x }}"}
-      code: |
-        def main(x):
-            print(f"item {x}")
-            return x
 """
 
 
@@ -78,10 +53,16 @@ def _logs(runner: LocalRunner, eid: int, **kw: Any) -> list[dict[str, Any]]:
         return tx.get_logs(eid, **kw)
 
 
-def test_stdout_stderr_and_logging_are_stored_per_step_and_item(sqlite_url: str) -> None:
-    pb = parse_playbook(textwrap.dedent(THREE_KINDS), "<test>")
+@pytest.mark.parametrize("isolate", [False, True], ids=["thread", "child-process"])  # timeout: a child
+def test_stdout_stderr_and_logging_are_stored_per_step_and_item(
+        sqlite_url: str, tmp_path: Path, isolate: bool) -> None:
+    gate = tmp_path / "gate"
+    gate.write_text("open")
+    text = re.sub(r"^( *)type: python\n", r"\1type: python\n\1timeout: 60\n", WRITES,
+                  flags=re.M) if isolate else WRITES
+    pb = parse_playbook(text, "<test>")
     with LocalRunner(sqlite_url) as runner:
-        desc = runner.run(pb, timeout=60)
+        desc = runner.run(pb, args={"gate": str(gate)}, timeout=60)
         assert desc["status"] == "COMPLETED", desc["error"]
         eid = int(desc["execution_id"])
         rows = _logs(runner, eid)
@@ -90,29 +71,40 @@ def test_stdout_stderr_and_logging_are_stored_per_step_and_item(sqlite_url: str)
         after = _logs(runner, eid, since=ids[2])
         with runner.store.read() as tx:
             events = tx.get_events(eid, 0, 10000)
-    by = [(r["step"], r["index"], r["stream"], r["level"], r["logger"], r["message"])
-          for r in rows]
-    start = [b for b in by if b[0] == "start"]
-    assert start[:4] == [
-        ("start", None, "stdout", "INFO", None, "printed line 1\nprinted line 2"),
-        ("start", None, "stderr", "WARNING", None, "to stderr"),
-        ("start", None, "log", "INFO", "etl.load", "loaded 42 rows"),
-        ("start", None, "log", "WARNING", "root", "careful")]
-    assert start[4][2:5] == ("log", "ERROR", "etl")
-    assert start[4][5].startswith("it broke\nTraceback") and "ZeroDivisionError" in start[4][5]
-    assert not [b for b in by if b[0] == "quiet"]  # wrote nothing: no row
-    assert sorted(b[2:] for b in by if b[0] == "iso") == [
-        ("log", "INFO", "etl.iso", "iso logged"), ("stderr", "WARNING", None, "iso stderr"),
-        ("stdout", "INFO", None, "iso printed")]
-    assert [(b[1], b[5]) for b in by if b[0] == "each"] == [(0, "item 10"), (1, "item 20")]
-    assert [r["message"] for r in item1] == ["item 20"]
+    lines = [(r["step"], r["index"], r["stream"], r["level"], r["logger"], line)
+             for r in rows for line in r["message"].split("\n")]
+    assert sorted(lines[:3]) == [  # a child process's streams are read one after the other
+        ("start", None, "log", "INFO", "etl.load", "LOGGED-BY-STEP 42"),
+        ("start", None, "stderr", "WARNING", None, "STDERR-OF-STEP"),
+        ("start", None, "stdout", "INFO", None, "PRINTED-BY-STEP")]
+    assert lines[3:] == [
+        ("hold", None, "stdout", "INFO", None, "BEFORE-GATE"),
+        ("hold", None, "stdout", "INFO", None, "AFTER-GATE"),
+        ("each", 0, "stdout", "INFO", None, "ITEM-1"),
+        ("each", 1, "stdout", "INFO", None, "ITEM-2"),
+        ("last", None, "stdout", "INFO", None, "LAST-RUNS")]
+    assert [r["message"] for r in item1] == ["ITEM-2"]
     # ids order the records; `since` pages on them
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert [r["log_id"] for r in after] == ids[3:]
     # not in the events (only the python step's meta.stdout, kept for NoETL compatibility)
     for e in events:
-        assert "to stderr" not in str(e.result) + str(e.meta) + str(e.context)
-        assert "loaded 42 rows" not in str(e.result) + str(e.meta) + str(e.context)
+        assert "STDERR-OF-STEP" not in str(e.result) + str(e.meta) + str(e.context)
+        assert "LOGGED-BY-STEP" not in str(e.result) + str(e.meta) + str(e.context)
+
+
+def test_logged_exceptions_keep_their_traceback_and_silent_steps_add_nothing(
+        sqlite_url: str) -> None:
+    pb = parse_playbook(EXCEPTION, "<test>")
+    with LocalRunner(sqlite_url) as runner:
+        desc = runner.run(pb, timeout=60)
+        rows = _logs(runner, int(desc["execution_id"]))
+    assert desc["status"] == "COMPLETED"
+    assert [(r["step"], r["level"], r["logger"]) for r in rows] == [
+        ("start", "WARNING", "root"), ("start", "ERROR", "etl")]
+    assert rows[0]["message"] == "careful"
+    assert rows[1]["message"].startswith("it broke\nTraceback (most recent call last)")
+    assert rows[1]["message"].endswith("ZeroDivisionError: division by zero")
 
 
 def test_a_job_that_writes_nothing_ships_no_logs() -> None:
