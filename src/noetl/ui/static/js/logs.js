@@ -1,6 +1,7 @@
 // Step logs of one execution (stdout, stderr, logging records), fetched incrementally with
-// `since` while the execution page polls. The panel shows the selected step's records (every
-// loop item's, or one item's) and stays at the end while the reader is there: a live tail.
+// `since` while the execution page polls: the selected step's only. The panel shows its records
+// (every loop item's, or one item's) and stays at the end while the reader is there: a live
+// tail.
 import { get } from './api.js';
 import { el, fmtTime } from './util.js';
 
@@ -35,21 +36,30 @@ export class LogPanel {
       this.body);
   }
 
-  // Fetch what was stored since the last call; redraw if the selected step got new records.
-  async pull() {
+  // Fetch the selected step's records stored since the last call (each step's are fetched
+  // when it is first selected, then incrementally); redraw when there are new ones.
+  pull() {
+    const step = this.step;
+    if (!step) return Promise.resolve();
+    if (!this.byStep.has(step)) this.byStep.set(step, { since: 0, recs: [], tail: Promise.resolve() });
+    const held = this.byStep.get(step);
+    // one fetch per step at a time, each after the one before (none stored twice, none missed)
+    held.tail = held.tail.catch(() => {}).then(() => this.fetchStep(step, held));
+    return held.tail;
+  }
+
+  async fetchStep(step, held) {
     let fresh = false;
     for (;;) {
-      const data = await get(`/api/executions/${this.id}/logs?since=${this.since}&limit=${PAGE}`);
+      const q = `step=${encodeURIComponent(step)}&since=${held.since}&limit=${PAGE}`;
+      const data = await get(`/api/executions/${this.id}/logs?${q}`);
       const items = data.items || [];
-      for (const r of items) {
-        if (!this.byStep.has(r.step)) this.byStep.set(r.step, []);
-        this.byStep.get(r.step).push(r);
-        if (r.step === this.step) fresh = true;
-      }
-      this.since = Number(data.last_id ?? this.since) || this.since;
+      held.recs.push(...items);
+      fresh = fresh || items.length > 0;
+      held.since = Number(data.last_id ?? held.since) || held.since;
       if (items.length < PAGE) break;
     }
-    if (fresh) this.render();
+    if (fresh && step === this.step) this.render();
   }
 
   select(step) {
@@ -58,10 +68,11 @@ export class LogPanel {
     this.item = '';
     this.root.hidden = !step;
     this.render();
+    this.pull().catch((e) => console.warn('logs', e)); // at once, not at the next poll
   }
 
   render() {
-    const recs = this.byStep.get(this.step) || [];
+    const recs = this.byStep.get(this.step)?.recs || [];
     const items = [...new Set(recs.map((r) => r.index).filter((i) => i !== null && i !== undefined))].sort((a, b) => a - b);
     const opts = ['', ...items.map(String)];
     if (this.itemSel.options.length !== opts.length) {
