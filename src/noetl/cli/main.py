@@ -276,7 +276,8 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
 def _register_optional() -> None:
     """Server, worker and credential commands live in their own modules (lazy, optional)."""
-    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.day2_cmd"):
+    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.schedule_cmd",
+                "noetl.cli.day2_cmd"):
         try:
             __import__(mod)
         except ImportError:

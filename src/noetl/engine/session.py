@@ -607,8 +607,11 @@ class Session:
     parent_session: Session | None = None
 
     def _notify_parent(self) -> None:
+        """The execution has just ended: its notifications to the outbox, then its parent."""
         from noetl.engine.children import notify_parent
+        from noetl.engine.triggers import enqueue_notifications
 
+        enqueue_notifications(self)
         notify_parent(self)
 
 
