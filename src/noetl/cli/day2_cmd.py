@@ -116,8 +116,13 @@ def _restart(kind: str, execution_id: str, set_: list[str] | None, payload: str 
     if not wait:  # left queued for the workers of a server on this store
         start(_engine(store))
         raise typer.Exit(0)
-    with LocalRunner(store, concurrency=concurrency) as runner:
-        ex = start(runner.engine)
+    runner = LocalRunner(store, concurrency=concurrency)
+    try:  # before the workers start: they would run jobs already queued in the store, and
+        ex = start(runner.engine)  # the execution to resume could end meanwhile
+    except BaseException:
+        runner.close()
+        raise
+    with runner:
         show = follow(runner.store, ex.execution_id, quiet, sys.stderr if as_json else None)
         try:
             desc = runner.wait(ex.execution_id, timeout, on_change=show, tick=0.25)
