@@ -66,6 +66,7 @@ export function renderExecution(view, id) {
   const facts = el('div', { class: 'facts' });
   const cancelBtn = el('button', { class: 'danger', 'data-testid': 'cancel-button', text: 'Cancel', disabled: true });
   const errorBox = el('div', { 'data-testid': 'exec-error-wrap' });
+  const waitBox = el('div', { 'data-testid': 'exec-waiting-wrap' }); // steps stuck (no worker, lost lease)
   const graphHost = el('div', { class: 'panel graph-wrap', 'data-testid': 'graph-host' },
     el('p', { class: 'muted', text: 'Loading the step graph…' }));
   const stepBox = el('div', { class: 'panel step-detail', 'data-testid': 'step-detail' },
@@ -79,6 +80,7 @@ export function renderExecution(view, id) {
   view.append(
     el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), lineage.buttons, cancelBtn),
     errorBox,
+    waitBox,
     lineage.root,
     el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, logPanel.root, eventBox, childBox)),
     timeline.root);
@@ -114,6 +116,12 @@ export function renderExecution(view, id) {
       const err = errorBlock(d.error, 'exec-error');
       errorBox.replaceChildren(...(err ? [err] : []));
     }
+    // why steps wait, from the one explainer (noetl.engine.explain): the stuck ones up here
+    const stuck = TERMINAL.has(d.status) ? []
+      : Object.entries(d.steps || {}).filter(([, st]) => st.waiting && st.waiting.stuck);
+    waitBox.replaceChildren(...stuck.map(([name, st]) => el('div', { class: 'waiting-box stuck',
+      'data-testid': 'exec-waiting', 'data-step': name, 'data-reason': st.waiting.reason },
+    el('strong', { text: `${name}: ` }), st.waiting.message)));
     const kids = d.children || [];
     childBox.hidden = !kids.length;
     if (kids.length) {
@@ -146,8 +154,11 @@ export function renderExecution(view, id) {
       loop ? el('dt', { text: 'loop' }) : null,
       loop ? el('dd', { 'data-testid': 'step-loop', text: `${loop.done ?? 0} / ${loop.total ?? 0}${
         loop.failed ? ` (${loop.failed} failed)` : ''}` }) : null);
+    const why = desc && !TERMINAL.has(desc.status) ? st.waiting : null;
     stepBox.replaceChildren(
       el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
+      why ? el('div', { class: `waiting-box${why.stuck ? ' stuck' : ''}`, 'data-testid': 'step-waiting',
+        'data-reason': why.reason, text: why.message }) : '',
       dl,
       errorBlock(st.error, 'step-error') || '',
       ...section('input (edge arguments)', st.input, 'step-input'),
