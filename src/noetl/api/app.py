@@ -200,13 +200,14 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
 
     from noetl.api.routes_catalog import router as catalog_router
     from noetl.api.routes_executions import router as executions_router
+    from noetl.api.routes_history import router as history_router
     from noetl.api.routes_misc import router as misc_router
     from noetl.api.routes_queue import router as queue_router
     from noetl.api.routes_triggers import router as triggers_router
     from noetl.api.routes_workers import router as workers_router
 
     for r in (catalog_router, executions_router, queue_router, workers_router, misc_router,
-              triggers_router):
+              triggers_router, history_router):
         app.include_router(r)
     from noetl.api.docs import install_docs
     from noetl.ui import mount

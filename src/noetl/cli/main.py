@@ -56,8 +56,11 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
         timeout: float = typer.Option(None, "--timeout",
                                       help="Cancel the execution after this many seconds."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Do not print the steps' output as it comes."),
         ) -> None:
-    """Run a playbook in this process on the embedded store (no server needed)."""
+    """Run a playbook in this process on the embedded store (no server needed). What the
+    steps write (stdout, stderr, logging) is printed as it comes (to stderr with --json)."""
     pb = _load(file)
     _warn(pb)
     args = build_args(set_, payload)
@@ -65,10 +68,12 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
 
     with LocalRunner(store, concurrency=concurrency) as runner:
         ex = runner.engine.start(pb, args=args, merge=merge)
-        _follow_local(runner, ex.execution_id, timeout, as_json)
+        _follow_local(runner, ex.execution_id, timeout, as_json, quiet)
 
 
-def _follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool) -> None:
+def _follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool,
+                  quiet: bool = False) -> None:
+    from noetl.cli import logview
     from noetl.cli.follow import Target, follow, live_wanted
 
     def quick_exit() -> None:  # after Ctrl-C: do not wait long for steps still running
@@ -78,7 +83,8 @@ def _follow_local(runner: Any, execution_id: int, timeout: float | None, as_json
                   lambda s: runner.pause(execution_id, s),
                   lambda: runner.engine.cancel(execution_id),
                   tick=0.1 if live_wanted(as_json) else 0.5),
-           timeout, as_json, on_interrupt=quick_exit)
+           timeout, as_json, on_interrupt=quick_exit,
+           logs=lambda to: logview.follow(runner.store, execution_id, quiet, to))
 
 
 @app.command()
@@ -248,7 +254,8 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
 def _register_optional() -> None:
     """Server, worker and credential commands live in their own modules (lazy, optional)."""
-    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.schedule_cmd"):
+    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.schedule_cmd",
+                "noetl.cli.day2_cmd"):
         try:
             __import__(mod)
         except ImportError:

@@ -285,6 +285,12 @@ class PgTx(SqlTx):
             self.lock_events({r.execution_id for r in rows})
         super().save_steps(rows)
 
+    def add_logs(self, rows: list[dict[str, Any]]) -> None:
+        # under the event lock, as events: log ids in commit order, so `since` skips none
+        if rows:
+            self.lock_events({int(r["execution_id"]) for r in rows})
+        super().add_logs(rows)
+
     def lock_events(self, execution_ids: set[int]) -> None:
         """Hold each execution's event lock until commit, so one execution's events get their
         ``seq`` in commit order and a reader paging with ``since_seq`` never skips one.
