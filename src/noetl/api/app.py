@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from noetl.api.deps import ApiState, protected, token_ok
+from noetl.api.deps import ApiState, allowed_hosts, protected, token_ok
 from noetl.api.metrics import Metrics
 from noetl.errors import (
     Conflict,
@@ -151,7 +151,8 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             store.close()
             raise
         eng = Engine(store, **({"lease_seconds": lease_seconds} if lease_seconds else {}))
-        app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token)
+        app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token,
+                                   hosts=allowed_hosts(api_token))
         log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
         try:
             yield
