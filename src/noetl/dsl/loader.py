@@ -529,6 +529,13 @@ def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -
                     f"{checks.did_you_mean(str(method).upper(), HTTP_METHODS)}", _line(s, "method"))
     if ttype in ("transfer", "snowflake_transfer"):
         checks.check_number(c, where, s, "chunk_size", integer=True, minimum=1, maximum=MAX_COUNT)
+    if ttype in ("postgres", "duckdb") and s.get("params") is not None:
+        bound = s["params"]
+        if not (isinstance(bound, str) and "{{" in bound) and not (
+                isinstance(bound, dict) and all(isinstance(k, str) and k.isidentifier()
+                                                for k in bound)):
+            c.error(where + " → params", "must be a mapping of names (identifiers) to values, "
+                    f"got {type(bound).__name__}", _line(s, "params"))
     if ttype == "playbook" and s.get("content") is not None:
         _check_inline_child(c, where, s)
 
