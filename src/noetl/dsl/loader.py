@@ -543,9 +543,7 @@ def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -
 def _check_inline_child(c: _Checker, where: str, s: dict[str, Any]) -> None:
     content, line = s["content"], _line(s, "content")
     try:
-        if isinstance(content, str):
-            if "{{" in content or "{%" in content:
-                return  # rendered at run time
+        if isinstance(content, str):  # never rendered: its templates are the child's own
             parse_playbook(content, source=f"{c.source} ({where} → content)")
         elif isinstance(content, dict):
             build_playbook(content, source=f"{c.source} ({where} → content)")

@@ -53,7 +53,7 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
         proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                 stdout=out, stderr=err, text=True, start_new_session=True,
                                 env=_child_env(),
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=die_with_parent)
         assert proc.stdin is not None
         try:
             proc.stdin.write(payload)
@@ -102,9 +102,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed if the worker dies (Linux), so a worker killed with
-    SIGKILL leaves no step process running on behind it."""
+def die_with_parent() -> None:
+    """In a child, before exec: be killed if the process that started it dies (Linux), so a
+    worker (or a worker supervisor) killed with SIGKILL leaves no process running on behind it."""
     try:
         import ctypes
 
