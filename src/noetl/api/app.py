@@ -201,9 +201,11 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
 
     for r in (catalog_router, executions_router, queue_router, misc_router):
         app.include_router(r)
+    from noetl.api import openapi_doc
     from noetl.ui import mount
 
     mount(app)
+    openapi_doc.install(app)
     return app
 
 
