@@ -11,6 +11,7 @@ import yaml
 from noetl.dsl import checks
 from noetl.dsl.auth_forms import auth_problem
 from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
+from noetl.dsl.gcpause import without_gc
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
     SAVE_KINDS,
@@ -68,6 +69,7 @@ def load_playbook(path: str | Path) -> Playbook:
     return parse_playbook(text, source=str(p))
 
 
+@without_gc
 def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
     try:
         doc = load_yaml(text)

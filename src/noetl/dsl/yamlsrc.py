@@ -80,31 +80,45 @@ def _mark(ev: Any) -> int | None:
     return ev.start_mark.line + 1 if ev.start_mark is not None else None
 
 
+_OPEN, _CLOSE, _LEAF, _ALIAS = 1, 2, 3, 4
+_KINDS = {yaml.MappingStartEvent: _OPEN, yaml.SequenceStartEvent: _OPEN,
+          yaml.MappingEndEvent: _CLOSE, yaml.SequenceEndEvent: _CLOSE,
+          yaml.ScalarEvent: _LEAF, yaml.AliasEvent: _ALIAS}
+
+
 def check_limits(text: str) -> None:
     """One pass over the event stream (no recursion, no expansion): refuse documents nested
     deeper than MAX_DEPTH or larger than MAX_NODES once aliases are expanded."""
     if len(text) > MAX_BYTES:
         raise LimitError(f"file larger than {MAX_BYTES:,} bytes", None)
     sizes: dict[str, int] = {}
-    stack: list[list[Any]] = [[0, None]]  # [expanded node count, anchor]
+    counts = [0]  # expanded node count per open collection
+    anchors: list[str | None] = [None]
+    kinds = _KINDS
+    ev: Any  # events with an anchor (the union's members all have one when used)
     for ev in yaml.parse(text, Loader=_Base):
-        if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            if len(stack) > MAX_DEPTH:
+        kind = kinds.get(type(ev))
+        if kind is None:
+            continue
+        if kind == _LEAF:
+            counts[-1] += 1
+            if ev.anchor:
+                sizes[ev.anchor] = 1
+            continue  # a leaf adds one: the total is checked when its collection ends
+        if kind == _OPEN:
+            if len(counts) > MAX_DEPTH:
                 raise LimitError(f"nested more than {MAX_DEPTH} levels deep", _mark(ev))
-            stack.append([1, ev.anchor])
-        elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            count, anchor = stack.pop()
+            counts.append(1)
+            anchors.append(ev.anchor)
+            continue
+        if kind == _CLOSE:
+            count, anchor = counts.pop(), anchors.pop()
             if anchor:
                 sizes[anchor] = count
-            stack[-1][0] += count
-        elif isinstance(ev, yaml.ScalarEvent | yaml.AliasEvent):
-            n = sizes.get(ev.anchor or "", 1) if isinstance(ev, yaml.AliasEvent) else 1
-            if isinstance(ev, yaml.ScalarEvent) and ev.anchor:
-                sizes[ev.anchor] = 1
-            stack[-1][0] += n
+            counts[-1] += count
         else:
-            continue
-        if stack[-1][0] > MAX_NODES:
+            counts[-1] += sizes.get(ev.anchor or "", 1)
+        if counts[-1] > MAX_NODES:
             raise LimitError(f"more than {MAX_NODES:,} values once YAML aliases are expanded "
                              "(an alias bomb?)", _mark(ev))
 
@@ -116,10 +130,16 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """Deep-convert LineDict/LineList into plain dicts and lists (for JSON and storage)."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [v if type(v) in _SCALARS else plain(v) for v in value]
     return value
