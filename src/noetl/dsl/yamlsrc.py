@@ -49,19 +49,30 @@ class LimitError(yaml.YAMLError):
         self.line = line
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     out = LineDict()
     out.line = node.start_mark.line + 1
+    lines = out.key_lines
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"unhashable mapping key {key!r}", key_node.start_mark
-            )
-        skey = key if isinstance(key, str) else str(key) if key is not None else "null"
-        out[skey] = loader.construct_object(value_node, deep=True)
-        out.key_lines[skey] = key_node.start_mark.line + 1
+        # a plain string (most keys and values) is its node's text: no constructor round trip
+        if key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+            skey = key_node.value
+        else:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unhashable mapping key {key!r}", key_node.start_mark
+                )
+            skey = key if isinstance(key, str) else str(key) if key is not None else "null"
+        if value_node.tag == _STR and type(value_node) is yaml.ScalarNode:
+            out[skey] = value_node.value
+        else:
+            out[skey] = loader.construct_object(value_node, deep=True)
+        lines[skey] = key_node.start_mark.line + 1
     return out
 
 
