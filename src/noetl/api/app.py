@@ -56,16 +56,31 @@ def store_error_classes() -> tuple[list[type[Exception]], list[type[Exception]]]
                                         psycopg_pool.PoolTimeout]
 
 
+def _start_triggers(engine: Any, metrics: Metrics) -> Any:
+    """The scheduler and the notification sender of this process (NOETL_SCHEDULER=0 /
+    NOETL_NOTIFIER=0 turn them off); NOETL_NOTIFY is checked first (refused when invalid)."""
+    from noetl.engine.triggers import server_targets
+    from noetl.triggers.service import Triggers
+
+    server_targets()
+    return Triggers(engine, metrics).start()
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
 def _install_handlers(app: FastAPI) -> None:
     from noetl.credentials import CredentialKeyError
+    from noetl.triggers.hooks import Unauthorized
 
     @app.exception_handler(NotFound)
     async def _nf(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, str(exc))
+
+    @app.exception_handler(Unauthorized)
+    async def _ua(_: Request, exc: Unauthorized) -> JSONResponse:
+        return _error(401, str(exc), error="unauthorized")
 
     @app.exception_handler(LeaseLost)
     async def _ll(_: Request, exc: LeaseLost) -> JSONResponse:
@@ -146,7 +161,7 @@ class TokenAuth:
         self.token = token
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and protected(scope["path"]) and \
+        if scope["type"] == "http" and protected(scope["path"], scope.get("method", "GET")) and \
                 not token_ok(Request(scope), self.token):
             response = JSONResponse({"detail": "missing or wrong bearer token"},
                                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -177,12 +192,19 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             store.close()
             raise
         eng = Engine(store, **({"lease_seconds": lease_seconds} if lease_seconds else {}))
-        app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token,
-                                   hosts=allowed_hosts(api_token))
+        metrics = Metrics()
+        try:
+            triggers = _start_triggers(eng, metrics)
+        except Exception:
+            store.close()
+            raise
+        app.state.noetl = ApiState(engine=eng, store=store, metrics=metrics, token=api_token,
+                                   triggers=triggers, hosts=allowed_hosts(api_token))
         log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
         try:
             yield
         finally:
+            triggers.stop()
             store.close()
 
     app = FastAPI(title="NoETL API", version="0.1.0", lifespan=lifespan,
@@ -198,8 +220,9 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     from noetl.api.routes_executions import router as executions_router
     from noetl.api.routes_misc import router as misc_router
     from noetl.api.routes_queue import router as queue_router
+    from noetl.api.routes_triggers import router as triggers_router
 
-    for r in (catalog_router, executions_router, queue_router, misc_router):
+    for r in (catalog_router, executions_router, queue_router, misc_router, triggers_router):
         app.include_router(r)
     from noetl.api import openapi_doc
     from noetl.ui import mount

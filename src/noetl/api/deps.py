@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 # Paths served without a token: liveness, and anything outside the API (the UI's static files).
 PROTECTED_PREFIXES = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
+HOOK_TRIGGER = re.compile(r"^/api/hooks/[^/]+/?$")
 
 
 # Host names a credential-data read may be addressed to when no NOETL_ALLOWED_HOSTS is set and
@@ -43,6 +45,7 @@ class ApiState:
     metrics: Metrics
     token: str | None
     hosts: frozenset[str] = field(default=LOOPBACK_NAMES)
+    triggers: Any = None  # noetl.triggers.service.Triggers, when the loops run here
 
 
 def state(request: Request) -> ApiState:
@@ -62,7 +65,9 @@ def parse_id(value: Any, what: str = "execution") -> int:
     return int(text)
 
 
-def protected(path: str) -> bool:
+def protected(path: str, method: str = "GET") -> bool:
+    if method == "POST" and HOOK_TRIGGER.match(path):
+        return False  # a webhook checks its own secret (noetl.triggers.hooks)
     return any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
 
 

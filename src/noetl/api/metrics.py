@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from noetl.store.base import Store
 
 QUEUE_STATUSES = ("queued", "waiting", "leased", "child", "done", "dead", "cancelled")
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
@@ -35,6 +36,39 @@ class Metrics:
         self.reports = Counter("noetl_reports", "Job outcomes reported by workers.", ["result"],
                                registry=r)
         self.leases = Counter("noetl_leased_jobs", "Jobs handed to workers.", registry=r)
+        self.schedule_lag = Histogram("noetl_schedule_lag_seconds",
+                                      "Start of a scheduled execution minus its nominal time.",
+                                      buckets=LAG_BUCKETS, registry=r)
+        self.schedule_fires = Counter("noetl_schedule_fires",
+                                      "Schedule fire times handled by this server, by outcome "
+                                      "(started, caught_up, skipped, missed, error).",
+                                      ["outcome"], registry=r)
+        self.schedule_missed = Counter("noetl_schedule_missed_fires",
+                                       "Nominal fire times missed (every server down longer "
+                                       "than the grace period).", registry=r)
+        self.notifications = Counter("noetl_notification_attempts",
+                                     "Notification delivery attempts, by result.", ["result"],
+                                     registry=r)
+        self.notification_failures = Counter("noetl_notification_failures",
+                                             "Notification attempts that failed (retried or "
+                                             "given up).", registry=r)
+        self.notifications_given_up = Counter("noetl_notifications_given_up",
+                                              "Notifications that failed their last attempt.",
+                                              registry=r)
+
+    def schedule_fired(self, outcome: str, lag: float | None, missed: int) -> None:
+        self.schedule_fires.labels(outcome=outcome).inc()
+        if missed:
+            self.schedule_missed.inc(missed)
+        if lag is not None and outcome == "started":
+            self.schedule_lag.observe(max(0.0, lag))
+
+    def notification_attempt(self, ok: bool, final: bool) -> None:
+        self.notifications.labels(result="ok" if ok else "error").inc()
+        if not ok:
+            self.notification_failures.inc()
+            if final:
+                self.notifications_given_up.inc()
 
     def observe_report(self, outcome: dict[str, Any], result: str) -> None:
         self.reports.labels(result=result).inc()

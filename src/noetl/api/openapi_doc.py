@@ -52,7 +52,7 @@ def _codes(path: str, method: str) -> list[str]:
     if path in ("/health", "/api/health", "/api/schema"):
         return ["401"] if protected(path) else []
     codes = ["400", "422", "503"]
-    if protected(path):
+    if protected(path, method.upper()) or path.startswith("/api/hooks/"):  # a hook: its secret
         codes.append("401")
     if "{" in path or path.startswith(NOT_FOUND_ALSO) or path in LISTS_BY_ID:
         codes.append("404")

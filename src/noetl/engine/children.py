@@ -78,9 +78,9 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
     except NoetlError as exc:
         job.status = JobStatus.DEAD
         session.update_job(job)
-        from noetl.engine.session import error_info
+        from noetl.engine.session import exc_info
 
-        session.step_failed(ps, error_info(str(exc), type(exc).__name__, step=ps.name), 0)
+        session.step_failed(ps, exc_info(exc, step=ps.name), 0)
         return
     from noetl.engine.session import Session
 

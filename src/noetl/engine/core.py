@@ -61,8 +61,18 @@ class Engine:
 
     # -- catalog -----------------------------------------------------------------------------
     def register(self, content: str, source: str = "<playbook>") -> CatalogEntry:
+        """A new version of the playbook; its ``schedule:`` and ``hooks:`` replace those the
+        path declared before, in the same transaction."""
+        from noetl.engine.triggers import sync_triggers
+
         pb = parse_playbook(content, source)
-        return self._tx(lambda tx: tx.register(pb.path, content, pb.raw))
+
+        def go(tx: Tx) -> CatalogEntry:
+            entry = tx.register(pb.path, content, pb.raw)
+            sync_triggers(tx, entry, pb.raw)
+            return entry
+
+        return self._tx(go)
 
     # -- executions ---------------------------------------------------------------------------
     def start(self, playbook: Playbook | None = None, *, path: str | None = None,
@@ -72,25 +82,8 @@ class Engine:
         holder: list[Session] = []
 
         def go(tx: Tx) -> ExecutionRow:
-            cat_id, ver = None, None
-            if playbook is not None:
-                plan = compile_plan(playbook)
-            else:
-                v = None if version in (None, "", "latest") else int(version)
-                entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
-                if entry is None:
-                    what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"
-                    raise NotFound(f"{what}" + (f" version {v}" if v else "") + " not found")
-                cat_id, ver = entry.catalog_id, str(entry.version)
-                plan = catalog_plan(entry)
-            ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
-                                  catalog_id=cat_id, version=ver)
-            s = Session(tx, ex, plan)
-            s.fresh = True
-            s.begin()
-            s.flush()
-            holder.append(s)
-            return ex
+            holder.clear()
+            return self._start_in(tx, holder, playbook, path, version, catalog_id, args, merge)
 
         try:
             ex = self._tx(go)
@@ -102,6 +95,43 @@ class Engine:
             raise PlaybookError(path or (playbook.path if playbook else "<playbook>"), [
                 Problem("start", f"cannot start the execution: {describe_error(exc)}")]) from exc
         self._after(holder)
+        return ex
+
+    def start_in(self, tx: Tx, *, path: str | None = None, version: int | str | None = None,
+                 args: dict[str, Any] | None = None, trigger: dict[str, Any] | None = None
+                 ) -> tuple[ExecutionRow, Callable[[], None]]:
+        """:meth:`start` inside the caller's transaction (a schedule's fire commits with the
+        claim of its row). ``trigger`` (what started it) goes into ``execution_started``.
+        Returns the row and a function to call once the transaction has committed (it wakes
+        the workers)."""
+        holder: list[Session] = []
+        ex = self._start_in(tx, holder, None, path, version, None, args, False, trigger)
+        return ex, lambda: self._after(holder)
+
+    def _start_in(self, tx: Tx, holder: list[Session], playbook: Playbook | None,
+                  path: str | None, version: int | str | None, catalog_id: int | None,
+                  args: dict[str, Any] | None, merge: bool,
+                  trigger: dict[str, Any] | None = None) -> ExecutionRow:
+        cat_id, ver = None, None
+        if playbook is not None:
+            plan = compile_plan(playbook)
+        else:
+            v = None if version in (None, "", "latest") else int(version)
+            entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
+            if entry is None:
+                what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"
+                raise NotFound(f"{what}" + (f" version {v}" if v else "") + " not found")
+            cat_id, ver = entry.catalog_id, str(entry.version)
+            plan = catalog_plan(entry)
+        ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
+                              catalog_id=cat_id, version=ver)
+        s = Session(tx, ex, plan)
+        s.fresh = True
+        s.begin()
+        if trigger:
+            s.events[0].context["trigger"] = trigger  # execution_started
+        s.flush()
+        holder.append(s)
         return ex
 
     def cancel(self, execution_id: int) -> ExecutionRow:

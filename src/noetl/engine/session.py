@@ -22,7 +22,7 @@ from noetl.engine.records import (
     StepRow,
     now,
 )
-from noetl.errors import NoetlError, TemplateError
+from noetl.errors import USER_KEYS, NoetlError, TemplateError, user_details
 from noetl.ids import new_id
 from noetl.plan import Plan, PlanStep
 from noetl.templates import context, evaluate, render
@@ -49,6 +49,12 @@ def _retry_delay(policy: Any, attempts: int) -> float:
 def error_info(message: str, type_: str = "Error", traceback: str | None = None,
                step: str | None = None) -> dict[str, Any]:
     return {"message": message, "type": type_, "traceback": traceback, "step": step}
+
+
+def exc_info(exc: BaseException, step: str | None = None) -> dict[str, Any]:
+    """The error record of an engine-side error (a template in an edge, a loop's collection):
+    with the field and template of a template error (:func:`noetl.errors.user_details`)."""
+    return {**error_info(str(exc), type(exc).__name__, step=step), **user_details(exc)}
 
 
 class Session:
@@ -228,7 +234,7 @@ class Session:
                           else PRIORITY_FIRST)
             self.settle()
         except NoetlError as exc:
-            self.fail_execution(error_info(str(exc), type(exc).__name__, step=self.plan.start))
+            self.fail_execution(exc_info(exc, step=self.plan.start))
 
     # -- activation ------------------------------------------------------------------------
     def activate(self, name: str, args: dict[str, Any], priority: int = PRIORITY_STEP,
@@ -274,7 +280,7 @@ class Session:
                 else:
                     start_child(self, ps, r, args, index=None, item_ctx=None)
             except NoetlError as exc:
-                self.step_failed(ps, error_info(str(exc), type(exc).__name__, step=name), 0)
+                self.step_failed(ps, exc_info(exc, step=name), 0)
         else:
             self.jobs.append(Job(queue_id=new_id(), execution_id=self.eid, step=name, run=r.runs,
                                  kind="step", payload={"args": args}, priority=priority,
@@ -299,7 +305,7 @@ class Session:
         where = f"step '{ps.name}'"
         if error is not None:  # failure routing: only edges whose `when` reads `error`
             fired = [e for e in (ps.edges[i] for i in ps.error_edges)
-                     if evaluate(e.when or "", ctx, f"{where} → next → when")]
+                     if evaluate(e.when or "", ctx, f"{where} → next '{e.target}' → when")]
         else:
             conditional = [e for e in ps.edges if e.when is not None]
             plain = [e for e in ps.edges if e.when is None and not e.is_else]
@@ -307,13 +313,13 @@ class Session:
                 fired = plain
             else:
                 fired = [e for e in conditional
-                         if evaluate(e.when or "", ctx, f"{where} → next → when {e.when!r}")]
+                         if evaluate(e.when or "", ctx, f"{where} → next '{e.target}' → when")]
                 if not fired:
                     fired = [e for e in ps.edges if e.is_else] + plain
         for e in fired:
             args = dict(passthrough or {})
             if e.args:
-                args.update(render(e.args, ctx, f"{where} → next '{e.target}' args"))
+                args.update(render(e.args, ctx, f"{where} → next '{e.target}' → args"))
             self.arrive(e.target, args, depth, priority or PRIORITY_STEP)
         return fired
 
@@ -334,7 +340,7 @@ class Session:
         try:
             self._settle()
         except NoetlError as exc:  # e.g. routers cycling with no action step
-            self.fail_execution(error_info(str(exc), type(exc).__name__))
+            self.fail_execution(exc_info(exc))
 
     def _settle(self) -> None:
         st = self.ex.state
@@ -402,7 +408,7 @@ class Session:
         try:
             self.route(ps, data, envelope)
         except NoetlError as exc:
-            self.fail_execution(error_info(str(exc), type(exc).__name__, step=ps.name))
+            self.fail_execution(exc_info(exc, step=ps.name))
             return
         self.settle()
 
@@ -443,6 +449,7 @@ class Session:
         if job.kind == "step" and outcome.get("input") is not None:
             self.row(ps.name).input = outcome["input"]
         info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
+        info.update({k: err[k] for k in USER_KEYS if err.get(k)})  # field, template, …
         if job.index is not None:
             info["index"] = job.index
         self.step_failed(ps, info, job.attempts, outcome.get("envelope"))
@@ -513,7 +520,7 @@ class Session:
             try:
                 fired = self.route(ps, envelope, envelope, error=info)
             except NoetlError as exc:
-                self.fail_execution(error_info(str(exc), type(exc).__name__, step=ps.name))
+                self.fail_execution(exc_info(exc, step=ps.name))
                 return
             if fired:
                 self.settle()
@@ -593,8 +600,11 @@ class Session:
     parent_session: Session | None = None
 
     def _notify_parent(self) -> None:
+        """The execution has just ended: its notifications to the outbox, then its parent."""
         from noetl.engine.children import notify_parent
+        from noetl.engine.triggers import enqueue_notifications
 
+        enqueue_notifications(self)
         notify_parent(self)
 
 

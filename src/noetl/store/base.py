@@ -22,10 +22,11 @@ from noetl.engine.records import (
     Job,
     StepRow,
 )
+from noetl.store.triggers import TriggerSql
 
 
-class Tx(ABC):
-    """One transaction."""
+class Tx(TriggerSql, ABC):
+    """One transaction. (Schedules, hooks and notifications: :class:`TriggerSql`.)"""
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -33,7 +34,7 @@ class Tx(ABC):
         statements inside are not read until the block ends."""
         yield
 
-    def notify_in_tx(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    def notify_in_tx(self) -> None:
         """Ask other processes to look for work once this transaction commits (no-op here)."""
 
     @abstractmethod
@@ -100,10 +101,10 @@ class Tx(ABC):
         """Lock an execution row unless another transaction holds it (then None, at once)."""
         return self.get_execution(execution_id, lock=True)
 
-    def lock_events(self, execution_ids: set[int]) -> None:  # noqa: B027 - optional hook
+    def lock_events(self, execution_ids: set[int]) -> None:
         """Before writing several executions' events: take their event locks in one order."""
 
-    def lock_jobs(self, queue_ids: list[int]) -> None:  # noqa: B027 - optional hook
+    def lock_jobs(self, queue_ids: list[int]) -> None:
         """Before a batch of reports: take every lock it can need, in global orders
         (PostgreSQL; one writer at a time needs none)."""
     @abstractmethod
