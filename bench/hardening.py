@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from bench import validate as validate_mod
-from bench.cluster import free_port
+from bench.cluster import free_port, stop_process
 from bench.cold import noetl_bin
 from bench.stats import Row
 
@@ -78,12 +78,7 @@ def health(tmp: Path, renders: int) -> list[Row]:
             for _ in range(renders):
                 row.values.extend(_probe_during_render(url, eid))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
     return [row, idle]
 

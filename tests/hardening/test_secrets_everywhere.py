@@ -11,7 +11,6 @@ step reads the worker's real environment from ``/proc/self/environ`` (round the 
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -116,17 +115,24 @@ def _check_run(d: dict[str, Any]) -> None:
     assert "leaking" in d["error"]["message"] and "NOETL_API_TOKEN=***" in d["error"]["message"]
 
 
+def _run_and_collect(store_url: str, home: Path) -> tuple[Cluster, dict[str, str]]:
+    """Run, check the run echoed everything, stop both processes; the API responses and both
+    logs, by name."""
+    cluster, outputs, d = _cluster_run(store_url, home)
+    _check_run(d)
+    cluster.stop_all()
+    texts = {f"response {i}": t for i, t in enumerate(outputs)}
+    for name in ("s", "w"):
+        texts[f"log {name}"] = (home / f"{name}.log").read_text(errors="replace")
+    return cluster, texts
+
+
 @pytest.mark.postgres
 def test_found_nowhere_postgres(fresh_pg_url: str, tmp_path: Path) -> None:
     import psycopg
 
-    cluster, outputs, d = _cluster_run(fresh_pg_url, tmp_path)
+    cluster, texts = _run_and_collect(fresh_pg_url, tmp_path)
     try:
-        _check_run(d)
-        cluster.stop_all()
-        texts = {f"response {i}": t for i, t in enumerate(outputs)}
-        for name in ("s", "w"):
-            texts[f"log {name}"] = (tmp_path / f"{name}.log").read_text(errors="replace")
         with psycopg.connect(fresh_pg_url) as conn:
             tables = [r[0] for r in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'noetl'")]
@@ -143,21 +149,14 @@ def test_found_nowhere_postgres(fresh_pg_url: str, tmp_path: Path) -> None:
 
 def test_found_nowhere_sqlite(tmp_path: Path) -> None:
     db = tmp_path / "store" / "noetl.db"
-    cluster, outputs, d = _cluster_run(f"sqlite:///{db}", tmp_path)
+    cluster, texts = _run_and_collect(f"sqlite:///{db}", tmp_path)
     try:
-        _check_run(d)
-        cluster.stop_all()
-        texts = {f"response {i}": t for i, t in enumerate(outputs)}
-        for name in ("s", "w"):
-            texts[f"log {name}"] = (tmp_path / f"{name}.log").read_text(errors="replace")
         files = [p for p in db.parent.iterdir() if p.name.startswith("noetl.db")]
         for p in files:  # the database file, its WAL and shared memory: every byte
             raw = p.read_bytes()
             texts[f"file {p.name}"] = raw.decode("latin-1")
             texts[f"file {p.name} (utf-8)"] = raw.decode("utf-8", "replace")
-        assert "echo_secrets" in texts["file noetl.db (utf-8)"] + "".join(
-            texts.get(f"file {p.name} (utf-8)", "") for p in files)
+        assert "echo_secrets" in "".join(texts[f"file {p.name} (utf-8)"] for p in files)
         _assert_found_nowhere(texts)
-        json.dumps(texts)  # all text
     finally:
         cluster.stop_all()

@@ -129,14 +129,7 @@ def worker_start(
                           max_connections=concurrency + 8)
     _probe(backend)
     pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        logging.getLogger("noetl.worker").info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_on_signals("stopping")
     pool.start()
     logging.getLogger("noetl.worker").info("worker %s: %d threads leasing from %s",
                                            pool.worker_id, concurrency, backend.client.server_url)
@@ -158,12 +151,17 @@ def _supervise(processes: int, worker_id: str | None, grace: float, args: list[s
         ident = worker_id if processes == 1 or not worker_id else f"{worker_id}-{i}"
         argvs.append([sys.executable, "-m", "noetl", "worker", "start", "--no-supervise",
                       "--processes", "1", *args, *(["--worker-id", ident] if ident else [])])
+    return Supervisor(argvs).run(_stop_on_signals("stopping the worker processes"), grace)
+
+
+def _stop_on_signals(what: str) -> threading.Event:
+    """An event set by SIGTERM or SIGINT (logged as ``signal N: <what>``)."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        logging.getLogger("noetl.worker").info("signal %s: stopping the worker processes", signum)
+        logging.getLogger("noetl.worker").info("signal %s: %s", signum, what)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return Supervisor(argvs).run(stop, grace)
+    return stop
