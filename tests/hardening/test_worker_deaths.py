@@ -19,7 +19,7 @@ import pytest
 
 from noetl.client import Client
 from noetl.errors import PlaybookError
-from tests.distributed.conftest import Cluster
+from tests.distributed.conftest import Cluster, base_env
 
 pytestmark = pytest.mark.postgres
 
@@ -176,3 +176,44 @@ def test_a_poison_job_fails_instead_of_killing_the_next_worker(
     assert cluster.log(WORKER).count("starting it again") == 2
     _ok_on_the_same_worker(client)
     assert cluster.procs[WORKER].poll() is None  # the supervisor is still there
+
+
+def test_several_supervised_processes(fresh_pg_url: str, tmp_path: Path) -> None:
+    """`--processes 2 --worker-id ID`: two worker processes ID-0 and ID-1 lease side by side;
+    SIGTERM stops both and the supervisor exits 0."""
+    import signal
+
+    cluster = Cluster(fresh_pg_url, tmp_path)
+    try:
+        url = cluster.server("s")
+        env = {**base_env(tmp_path), "NOETL_LEASE_SECONDS": str(LEASE)}
+        cluster._spawn("pool", ["worker", "start", "--server", url, "--worker-id", "p",
+                                "--processes", "2", "--concurrency", "1", "--wait-seconds", "1",
+                                "--log-level", "info"], env)
+        deadline = time.monotonic() + 30
+        while cluster.log("pool").count("threads leasing from") < 2:
+            assert time.monotonic() < deadline, cluster.log("pool")
+            time.sleep(0.05)
+        marker = tmp_path / "both"
+        slow = _py("t/slow", f"""\
+            import os, time
+            def main():
+                open({str(marker)!r} + str(os.getpid()), "w").close()
+                deadline = time.monotonic() + 20
+                while len([f for f in os.listdir({str(tmp_path)!r})
+                           if f.startswith("both")]) < 2:  # until the other one runs too
+                    assert time.monotonic() < deadline, "the other process never ran"
+                    time.sleep(0.02)
+                return {{"pid": os.getpid()}}
+            """)
+        with Client(url) as client:
+            client.register(slow)
+            eids = [client.run("t/slow")["execution_id"] for _ in range(2)]
+            descs = [client.wait(e, 60) for e in eids]
+            assert all(d["status"] == "COMPLETED" for d in descs), descs
+            workers = {e["worker_id"] for eid in eids for e in client.events(eid)
+                       if e["event_type"] == "action_started"}
+        assert workers == {"p-0", "p-1"}
+        assert cluster.kill("pool", signal.SIGTERM) == 0
+    finally:
+        cluster.stop_all()
