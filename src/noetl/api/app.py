@@ -171,9 +171,12 @@ class TokenAuth:
 
 
 def create_app(store_url: str | None = None, *, token: str | None = None,
-               lease_seconds: float | None = None) -> FastAPI:
+               lease_seconds: float | None = None, workers: int = 0,
+               reaper: bool = True) -> FastAPI:
     """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
-    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN."""
+    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN. ``workers``: threads of a
+    worker pool run inside the server (0: none; ``noetl server start`` decides the default).
+    ``reaper``: re-queue the jobs of workers that stopped heartbeating (on by default)."""
     api_token = token if token is not None else (os.environ.get("NOETL_API_TOKEN") or None)
 
     @asynccontextmanager
@@ -201,9 +204,11 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
         app.state.noetl = ApiState(engine=eng, store=store, metrics=metrics, token=api_token,
                                    triggers=triggers, hosts=allowed_hosts(api_token))
         log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
+        stop = _background(app, eng, workers, reaper)
         try:
             yield
         finally:
+            stop()
             triggers.stop()
             store.close()
 
@@ -221,8 +226,10 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     from noetl.api.routes_misc import router as misc_router
     from noetl.api.routes_queue import router as queue_router
     from noetl.api.routes_triggers import router as triggers_router
+    from noetl.api.routes_workers import router as workers_router
 
-    for r in (catalog_router, executions_router, queue_router, misc_router, triggers_router):
+    for r in (catalog_router, executions_router, queue_router, workers_router, misc_router,
+              triggers_router):
         app.include_router(r)
     from noetl.api import openapi_doc
     from noetl.ui import mount
@@ -230,6 +237,37 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     mount(app)
     openapi_doc.install(app)
     return app
+
+
+def _background(app: FastAPI, eng: Any, workers: int, reaper: bool) -> Any:
+    """Start the lease reaper and the in-process worker pool; return what stops them."""
+    from noetl.engine.expiry import Reaper
+
+    rp = Reaper(eng).start() if reaper else None
+    pool = None
+    if workers > 0:
+        import socket
+
+        from noetl.credentials import store_credentials
+        from noetl.engine.core import LocalBackend
+        from noetl.tools.base import Services
+        from noetl.worker.pool import WorkerPool
+
+        pool = WorkerPool(LocalBackend(eng), workers,
+                          Services(credentials=store_credentials(eng.store)),
+                          worker_id=f"server-{socket.gethostname()}-{os.getpid()}", mode="server")
+        pool.start()
+        log.info("noetl api: %d worker threads in this process (worker %s)", workers,
+                 pool.worker_id)
+    app.state.noetl_pool = pool
+
+    def stop() -> None:
+        if pool is not None:
+            pool.stop(timeout=10)
+        if rp is not None:
+            rp.stop()
+
+    return stop
 
 
 def _redact(url: str) -> str:

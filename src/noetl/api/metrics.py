@@ -1,6 +1,6 @@
 """Prometheus metrics, one registry per app (so several apps in one process do not clash).
 
-Gauges (executions by status, queue depth by status) are read from the store at scrape time,
+Gauges (executions by status, queue depth by status, workers by state) are read from the store at scrape time,
 so every server on a shared database reports the same values. Counters and the step latency
 histogram count what this server process saw (sum them across servers)."""
 
@@ -36,6 +36,9 @@ class Metrics:
         self.reports = Counter("noetl_reports", "Job outcomes reported by workers.", ["result"],
                                registry=r)
         self.leases = Counter("noetl_leased_jobs", "Jobs handed to workers.", registry=r)
+        self.workers = Gauge("noetl_workers", "Registered workers by state (alive: heartbeat "
+                             "younger than its lease time; lost: silent; stopped: shut down).",
+                             ["state"], registry=r)
         self.schedule_lag = Histogram("noetl_schedule_lag_seconds",
                                       "Start of a scheduled execution minus its nominal time.",
                                       buckets=LAG_BUCKETS, registry=r)
@@ -77,13 +80,18 @@ class Metrics:
             self.step_seconds.labels(outcome=str(outcome.get("status") or "ok")).observe(d)
 
     def render(self, store: Store) -> bytes:
+        from noetl.engine.workers import workers_view
+
         with store.read() as tx:
             counts = tx.count_executions_by_status()
             depth = {s: tx.queue_size(s) for s in QUEUE_STATUSES}
+            workers = workers_view(tx, with_jobs=False)["counts"]
         from noetl.engine.records import Status
 
         for st in Status:
             self.executions.labels(status=str(st)).set(counts.get(str(st), 0))
         for qs, n in depth.items():
             self.queue.labels(status=qs).set(n)
+        for ws, n in workers.items():
+            self.workers.labels(state=ws).set(n)
         return generate_latest(self.registry)

@@ -15,6 +15,7 @@ from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
 from noetl.engine.executions import create_execution
+from noetl.engine.expiry import fail_expired, note_expiry, reap
 from noetl.engine.plans import catalog_plan, plan_for
 from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
 from noetl.engine.session import Session, error_info, session_tree
@@ -178,13 +179,8 @@ class Engine:
             plan = plan_for(tx, ex)
             ps = plan.step(job.step)
             s = Session(tx, ex, plan)
-            if prev == JobStatus.LEASED:
-                n = int(job.payload.get("expiries", 0)) + 1
-                job.payload["expiries"] = n
-                s.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts - 1,
-                       current_index=job.index,
-                       context={"reason": "lease_expired", "next_attempt": job.attempts,
-                                "lease_expiries": n})
+            if prev == JobStatus.LEASED:  # expired before the reaper saw it
+                n = note_expiry(s, job, ps.type, job.attempts - 1)
                 # failing the step needs the execution's row: take it only if free at once
                 # (this transaction holds queue rows and event locks; waiting here could close
                 # a cycle with a report of this very job), else run the job once more
@@ -194,10 +190,7 @@ class Engine:
                     retry_events = s.events
                     s = Session(tx, lock, plan)
                     s.events = retry_events
-                    s.job_failed(job, {"final": True, "error": {
-                        "message": "worker died while running this step "
-                                   f"(its lease expired {n} times)",
-                        "type": "LeaseExpired"}})
+                    fail_expired(s, job, n)
                     s.flush()
                     execs.pop(job.execution_id, None)
                     expired.append(s)
@@ -394,6 +387,11 @@ class Engine:
         self._tx(go)
         self.store.notify_work()
 
+    def reap_expired(self) -> int:
+        """Re-queue the jobs whose lease ran out (their worker stopped heartbeating); the API
+        server runs this in a loop (:class:`noetl.engine.expiry.Reaper`)."""
+        return reap(self)
+
     # -- reading -----------------------------------------------------------------------------
     def describe(self, execution_id: int, with_steps: bool = True) -> dict[str, Any]:
         with self.store.read() as tx:
@@ -453,6 +451,16 @@ class LocalBackend:
 
     def work_version(self) -> int:
         return self.engine.store.work_version()
+
+    def worker_beat(self, info: dict[str, Any]) -> None:
+        from noetl.engine.workers import beat
+
+        beat(self.engine.store, info)
+
+    def worker_stopped(self, worker_id: str, forget: bool = False) -> None:
+        from noetl.engine.workers import stopped
+
+        stopped(self.engine.store, worker_id, forget)
 
     def wake(self) -> None:
         self.engine.store.notify_work()

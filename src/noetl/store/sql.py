@@ -21,6 +21,7 @@ from noetl.engine.records import (
 )
 from noetl.ids import new_id
 from noetl.store.base import Tx
+from noetl.store.workers import WorkerSql
 from noetl.templates import json_default
 
 
@@ -121,8 +122,9 @@ def _event_params(e: Event) -> dict[str, Any]:
     }
 
 
-class SqlTx(Tx):
-    """Shared SQL. Subclasses provide ``_x`` / ``_xmany`` and the locking statements."""
+class SqlTx(WorkerSql, Tx):
+    """Shared SQL (the worker registry's in :mod:`noetl.store.workers`). Subclasses provide
+    ``_x`` / ``_xmany`` and the locking statements."""
 
     for_update = ""  # " FOR UPDATE" on PostgreSQL
 
