@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import SplitResult, quote
 
 import pytest
+from cryptography.fernet import Fernet
 
 from noetl.client import Client
 from tests.distributed.conftest import Cluster
@@ -26,8 +27,9 @@ TOKEN = "tok-" + secrets.token_hex(12)
 USER = "alice"
 PASSWORD = "pw/" + secrets.token_hex(6) + " &ü"  # characters that URL-encoding changes
 USER_PASS_B64 = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+KEY = Fernet.generate_key().decode()  # the server's credential key
 FORMS = {"password": PASSWORD, "base64 user:pass": USER_PASS_B64,
-         "url-encoded": quote(PASSWORD, safe=""), "token": TOKEN}
+         "url-encoded": quote(PASSWORD, safe=""), "token": TOKEN, "encryption key": KEY}
 
 PLAYBOOK = """\
 apiVersion: noetl.io/v1
@@ -74,13 +76,11 @@ class Echo(StubHandler):
 
 
 def _cluster_run(store_url: str, home: Path) -> tuple[Cluster, list[str], dict[str, Any]]:
-    from cryptography.fernet import Fernet
-
     cluster = Cluster(store_url, home)
     outputs: list[str] = []
     with serving(Echo) as echo:
         url = cluster.server("s", token=TOKEN,
-                             env_extra={"NOETL_ENCRYPTION_KEY": Fernet.generate_key().decode()})
+                             env_extra={"NOETL_ENCRYPTION_KEY": KEY})
         cluster.worker("w", "s", token=TOKEN, concurrency=1, log_level="debug")
         with Client(url, token=TOKEN) as client:
             client.put_credential("basic", "basic", {"user": USER, "password": PASSWORD})
