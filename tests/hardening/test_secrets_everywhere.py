@@ -3,7 +3,9 @@ URL-encoded, and the API token appear nowhere after runs that echo them back (is
 acceptance): not in API responses, not in the server's or the worker's log (at debug level),
 not in the event log, not in the database's bytes (the SQLite files; every PostgreSQL table).
 
-The runs go through a real ``noetl server start`` and ``noetl worker start`` with a token. An
+The runs go through a real ``noetl server start`` and ``noetl worker start`` with a token (on
+PostgreSQL the worker runs the steps; on SQLite the server's own pool may run them, where the
+process environment also holds the credential key). An
 HTTP service on loopback echoes the credential a step sent it, in all three forms; a python
 step reads the worker's real environment from ``/proc/self/environ`` (round the scrubbed
 ``os.environ``) and returns it, then raises it in an error."""
