@@ -337,7 +337,8 @@ class PostgresStore(Store):
         self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
-            configure=_configure, open=False, name="noetl", timeout=30.0)
+            configure=_configure, open=False, name="noetl",
+            timeout=float(os.environ.get("NOETL_PG_POOL_TIMEOUT", "30")))
         self.pool.open(wait=True, timeout=15.0)
         self._local = threading.local()
         self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them

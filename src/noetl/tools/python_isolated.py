@@ -133,7 +133,7 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
         with open(paths["stdout"], "wb") as out, open(paths["stderr"], "wb") as err:
             proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                     stdout=out, stderr=err, text=True, start_new_session=True,
-                                    env=_child_env(), preexec_fn=_die_with_parent)
+                                    env=_child_env(), preexec_fn=die_with_parent)
         tails = [_Tail(paths["stdout"], "stdout", log), _Tail(paths["stderr"], "stderr", log),
                  _Tail(paths["logs"], "logs", log)]
         _wait(proc, payload, timeout, cancelled, tails)
@@ -197,9 +197,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed if the worker dies (Linux), so a worker killed with
-    SIGKILL leaves no step process running on behind it."""
+def die_with_parent() -> None:
+    """In a child, before exec: be killed if the process that started it dies (Linux), so a
+    worker (or a worker supervisor) killed with SIGKILL leaves no process running on behind it."""
     try:
         import ctypes
 

@@ -149,15 +149,38 @@ def job_secrets(services: Services) -> set[str]:
     return with_encodings({s for s in services.secrets if isinstance(s, str)})
 
 
-def with_encodings(secrets: set[str]) -> set[str]:
-    """The secrets, the worker's API token, and how they travel encoded: base64 (as in an
-    ``Authorization: Basic`` header, of ``user:password``) and URL-encoded."""
-    import base64
+# This process's own secrets: a step that reads the real environment (/proc/self/environ) of a
+# worker, or of a server running steps itself, must not record them.
+PROCESS_SECRETS = ("NOETL_API_TOKEN", "NOETL_ENCRYPTION_KEY")
+
+
+def process_secrets() -> set[str]:
+    """The API token, the credential key and the password of a store URL (in the environment
+    or on the command line, /proc/self/cmdline) of this process."""
     import os
+    import sys
+    from urllib.parse import urlsplit
+
+    out = {v for v in (os.environ.get(k) for k in PROCESS_SECRETS) if v}
+    for url in (os.environ.get("NOETL_STORE_URL") or "", *sys.argv):
+        if "://" in url and "@" in url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                out.add(password)
+    return out
+
+
+def with_encodings(secrets: set[str]) -> set[str]:
+    """The secrets, this process's own (:func:`process_secrets`), and how they travel
+    encoded: base64 (as in an ``Authorization: Basic`` header, of ``user:password``) and
+    URL-encoded."""
+    import base64
     from urllib.parse import quote, quote_plus
 
-    token = os.environ.get("NOETL_API_TOKEN")
-    out = set(secrets) | ({token} if token else set())
+    out = set(secrets) | process_secrets()
     for v in list(out):
         if len(v) < 4:
             continue
