@@ -6,9 +6,10 @@ opens; a chosen file is named in the problems."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 from typing import Any
 
-from tests.ui.conftest import Server, screenshot
+from tests.ui.conftest import Server, _stop, open_page, screenshot, start_server
 
 TYPO = textwrap.dedent("""\
     apiVersion: noetl.io/v1
@@ -100,3 +101,26 @@ def test_refused_file_is_named_and_a_yaml_error_has_its_line(page: Any, server: 
     [p] = _problems(page)
     assert p["at"] == "broken.yaml (edited), line 1"
     assert p["message"] == "a playbook must be a YAML mapping"
+
+
+def test_register_on_a_server_that_asks_for_a_token(browser: Any, tmp_path: Path) -> None:
+    """Behind a token the form registers with the page's token; the empty catalog's shell
+    command says the shell needs NOETL_API_TOKEN too."""
+    srv = start_server(tmp_path / "tok", workers=0, token="reg-token")
+    try:
+        with open_page(browser) as page:
+            page.goto(f"{srv.url}/#/catalog")
+            page.wait_for_selector("#token-dialog[open]")
+            page.fill("#token-input", "reg-token")
+            page.click("#token-form button[type=submit]")
+            empty = page.wait_for_selector("[data-testid=catalog-empty]")
+            assert "set NOETL_API_TOKEN" in empty.inner_text()
+            page.click("[data-testid=register-open]")
+            page.fill("[data-testid=register-yaml]", TYPO.replace("agrs", "args"))
+            page.click("[data-testid=register-submit]")
+            page.wait_for_selector(f"[data-testid=register-result][data-path='{PATH}']")
+            assert not page.is_visible("#token-dialog")
+        with srv.client("reg-token") as c:
+            assert [v["version"] for v in c.get(f"/api/catalog/{PATH}").json()["versions"]] == [1]
+    finally:
+        _stop(srv.procs)

@@ -1,6 +1,6 @@
 // Catalog: playbooks and their versions, the YAML of one version, a Run form, and the
 // "Register playbook" form (register.js).
-import { get, post } from './api.js';
+import { get, getToken, post } from './api.js';
 import { problemList, registerForm } from './register.js';
 import { highlightYaml } from './yaml.js';
 import { clear, el, errorText, fmtDate, listOf, pretty } from './util.js';
@@ -73,7 +73,9 @@ export function renderCatalog(view, params) {
       el('div', { class: 'row' }, el('button', { class: 'primary', 'data-testid': 'register-open-empty',
         text: 'Register playbook', onclick: openRegister })),
       el('p', { class: 'muted' }, 'Or from a shell:'),
-      el('pre', { class: 'cmd', 'data-testid': 'register-cli', text: cmd })));
+      el('pre', { class: 'cmd', 'data-testid': 'register-cli', text: cmd }),
+      getToken() ? el('p', { class: 'muted', text: 'This server asks for a token: set NOETL_API_TOKEN '
+        + 'in that shell to the token this page uses.' }) : null));
   }
 
   function drawList() {
