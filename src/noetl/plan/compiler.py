@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from noetl.dsl.gcpause import without_gc
 from noetl.dsl.loader import build_playbook
 from noetl.dsl.model import Edge, Playbook, RetryPolicy
 from noetl.errors import NoetlError
@@ -114,7 +115,9 @@ def task_args(task: dict[str, Any]) -> dict[str, Any]:
 def reads_context(code: Any) -> bool:
     """Does python code read ``context`` (or take ``**kwargs``, which receives it)? Then it
     sees every earlier step's result, as in NoETL."""
-    return isinstance(code, str) and _reads_context(code)
+    if not isinstance(code, str) or ("context" not in code and "**" not in code):
+        return False  # neither can be there (no parse: 8,000 python steps are planned fast)
+    return _reads_context(code)
 
 
 @lru_cache(maxsize=1024)
@@ -204,6 +207,7 @@ def _expand_task(pb: Playbook, task: dict[str, Any]) -> tuple[dict[str, Any], Re
     return out, _retry_of("task", out)
 
 
+@without_gc
 def compile_plan(pb: Playbook) -> Plan:
     names = set(pb.steps)
     start = next(n for n in pb.steps if n.lower() == "start")
