@@ -1,5 +1,6 @@
 """``noetl``: run playbooks locally, manage the catalog, inspect executions, start a server or
-workers. Heavy modules are imported inside commands so ``noetl run`` starts fast."""
+workers (the Typer app; the program's entry point is :mod:`noetl.cli.entry`). Each command
+imports the modules it needs inside its body, so a command loads only what it uses."""
 
 from __future__ import annotations
 
@@ -34,33 +35,18 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def _load(file: Path) -> Any:
-    from noetl.dsl import load_playbook
-    from noetl.errors import PlaybookError
+    from noetl.cli.run_cmd import load  # the run path's module (main.py imports per command)
 
-    try:
-        return load_playbook(file)
-    except PlaybookError as exc:
-        sys.stderr.write(str(exc) + "\n")
-        raise typer.Exit(EXIT_INVALID) from None
-
-
-def _warn(pb: Any) -> None:
-    for w in pb.warnings:
-        sys.stderr.write(f"warning: {w}\n")
+    pb = load(file)
+    if pb is None:
+        raise typer.Exit(EXIT_INVALID)
+    return pb
 
 
 def _show(desc: dict[str, Any], as_json: bool) -> None:
-    from noetl.local import summary
+    from noetl.cli.output import show  # Rich and the error explainer load inside, when used
 
-    if as_json:
-        print_json(summary(desc))
-        return
-    from rich.console import Console
-
-    from noetl.cli.progress import table
-
-    Console().print(table(desc))
-    _show_error(desc)
+    show(desc, as_json)
 
 
 @app.command()
@@ -72,39 +58,12 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         timeout: float = typer.Option(None, "--timeout", help="Give up after this many seconds."),
         ) -> None:
     """Run a playbook in this process on the embedded store (no server needed)."""
-    pb = _load(file)
-    _warn(pb)
+    # `noetl run` normally takes noetl.cli.entry's fast path (no Typer); this command serves
+    # --help, arguments that path leaves to Typer, and in-process callers of the app
+    from noetl.cli.run_cmd import run_file
+
     args = build_args(set_, payload)
-    from noetl.local import LocalRunner
-
-    live_ok = not as_json and sys.stdout.isatty()
-    with LocalRunner(store, concurrency=concurrency) as runner:
-        ex = runner.engine.start(pb, args=args, merge=merge)
-        if live_ok:
-            from rich.live import Live
-
-            from noetl.cli.progress import table
-
-            with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8) as lv:
-                desc = runner.wait(ex.execution_id, timeout, on_change=lambda: lv.update(
-                    table(runner.engine.describe(ex.execution_id))), tick=0.1)
-                lv.update(table(desc))
-            if desc.get("error"):
-                _show_error(desc)
-        else:
-            try:
-                desc = runner.wait(ex.execution_id, timeout)
-            except TimeoutError as exc:
-                runner.engine.cancel(ex.execution_id)  # not left RUNNING in the store
-                raise fail(f"{exc}; execution cancelled") from None
-            _show(desc, as_json)
-    raise typer.Exit(exit_for(desc["status"]))
-
-
-def _show_error(desc: dict[str, Any]) -> None:
-    from noetl.cli.failure import print_error
-
-    print_error(desc)
+    raise typer.Exit(run_file(file, args, as_json, store, concurrency, merge, timeout))
 
 
 @app.command()

@@ -1,0 +1,114 @@
+"""``noetl run`` without Typer: the work of the command and a fast path for its arguments.
+
+A ``noetl run`` starts a new Python process each time, so what it imports is most of what it
+costs (Typer alone, which builds pydantic adapters for its parameters, took longer than running
+a seven-step playbook). :func:`fast_run` parses ``noetl run``'s arguments with the standard
+library and runs the playbook without loading Typer; anything it does not accept as it is
+(``--help``, a malformed or unknown option, bad ``--set``/``--payload``) it leaves to the Typer
+command in :mod:`noetl.cli.main`, which then prints the usual usage or error text. Both call
+:func:`run_file`. ``tests/cli/test_cold.py`` checks that the two accept the same options.
+
+Rich is imported only on a terminal, the error explainer only when an execution failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noetl.cli.common import EXIT_FAILED, EXIT_INVALID, ArgsError, exit_for, parse_args
+from noetl.cli.output import show, show_error
+from noetl.dsl import load_playbook
+from noetl.errors import PlaybookError
+
+if TYPE_CHECKING:
+    from noetl.dsl.model import Playbook
+
+STORE_ENV = "NOETL_STORE_URL"  # --store's environment variable (as on the Typer command)
+DEFAULT_CONCURRENCY = 4
+
+
+def load(file: Path) -> Playbook | None:
+    """The playbook, or None after printing why it is not valid."""
+    try:
+        return load_playbook(file)
+    except PlaybookError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return None
+
+
+def warn(pb: Playbook) -> None:
+    for w in pb.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+
+
+def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str | None = None,
+             concurrency: int = DEFAULT_CONCURRENCY, merge: bool = False,
+             timeout: float | None = None) -> int:
+    """Run a playbook file on the embedded store in this process; the exit code."""
+    pb = load(file)
+    if pb is None:
+        return EXIT_INVALID
+    warn(pb)
+    from noetl.local import LocalRunner  # the engine: `catalog register` shares load() only
+
+    live_ok = not as_json and sys.stdout.isatty()
+    with LocalRunner(store, concurrency=concurrency) as runner:
+        ex = runner.engine.start(pb, args=args, merge=merge)
+        if live_ok:
+            from rich.live import Live  # the live table, on a terminal only
+
+            from noetl.cli.progress import table
+
+            with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8) as lv:
+                desc = runner.wait(ex.execution_id, timeout, on_change=lambda: lv.update(
+                    table(runner.engine.describe(ex.execution_id))), tick=0.1)
+                lv.update(table(desc))
+            if desc.get("error"):
+                show_error(desc)
+        else:
+            try:
+                desc = runner.wait(ex.execution_id, timeout)
+            except TimeoutError as exc:
+                runner.engine.cancel(ex.execution_id)  # not left RUNNING in the store
+                sys.stderr.write(f"error: {exc}; execution cancelled\n")
+                return EXIT_FAILED
+            show(desc, as_json)
+    return exit_for(desc["status"])
+
+
+class _Refused(Exception):
+    """The fast parser does not take these arguments as they are (Typer will say why)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print usage and exit
+        raise _Refused(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    """``noetl run``'s options, as on the Typer command (no ``--help``: Typer prints it)."""
+    p = _Parser(prog="noetl run", add_help=False, allow_abbrev=False)
+    p.add_argument("file", type=Path)
+    p.add_argument("--set", dest="set_", action="append")
+    p.add_argument("--payload")
+    p.add_argument("--json", dest="as_json", action="store_true")
+    p.add_argument("--store")
+    p.add_argument("--concurrency", "-c", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument("--merge", action="store_true")
+    p.add_argument("--timeout", type=float)
+    return p
+
+
+def fast_run(argv: list[str]) -> int | None:
+    """Run ``noetl run ARGV`` without Typer; None when Typer should handle the arguments."""
+    try:
+        ns = parser().parse_args(argv)
+        args = parse_args(ns.set_, ns.payload)
+    except (_Refused, ArgsError):
+        return None
+    store = ns.store or os.environ.get(STORE_ENV) or None
+    return run_file(ns.file, args, ns.as_json, store, ns.concurrency, ns.merge, ns.timeout)
