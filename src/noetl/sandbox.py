@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 import time
@@ -168,6 +167,14 @@ _wake = threading.Event()
 _watchdog: threading.Thread | None = None
 
 
+def _async_exc(tid: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``tid`` at its next bytecode (None: cancel one not raised yet)."""
+    import ctypes  # only when a render overran its limit: not loaded by every process
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
+                                               None if exc is None else ctypes.py_object(exc))
+
+
 def _watch() -> None:
     while True:
         _wake.wait(0.05)
@@ -177,8 +184,7 @@ def _watch() -> None:
             for tid, entry in _deadlines.items():
                 if not entry[1] and t >= entry[0]:
                     entry[1] = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
-                                                               ctypes.py_object(TemplateTimeout))
+                    _async_exc(tid, TemplateTimeout)
 
 
 def _ensure_watchdog() -> None:
@@ -211,7 +217,7 @@ def time_limit(seconds: float | None = None) -> Iterator[None]:
                 with _lock:
                     _deadlines.pop(tid, None)
                     if entry[1]:  # fired: cancel an exception not delivered yet
-                        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+                        _async_exc(tid, None)
                 break
             except TemplateTimeout:
                 continue

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,12 +105,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def fast_run(argv: list[str]) -> int | None:
-    """Run ``noetl run ARGV`` without Typer; None when Typer should handle the arguments."""
+def fast_run(argv: list[str]) -> Callable[[], int] | None:
+    """``noetl run ARGV`` ready to call (the engine already imported, see
+    :mod:`noetl.cli.entry`); None when Typer should handle the arguments."""
     try:
         ns = parser().parse_args(argv)
         args = parse_args(ns.set_, ns.payload)
     except (_Refused, ArgsError):
         return None
+    import noetl.local  # noqa: F401  (imported here, with the rest: entry.py freezes imports)
+
     store = ns.store or os.environ.get(STORE_ENV) or None
-    return run_file(ns.file, args, ns.as_json, store, ns.concurrency, ns.merge, ns.timeout)
+    return partial(run_file, ns.file, args, ns.as_json, store, ns.concurrency, ns.merge,
+                   ns.timeout)
