@@ -63,10 +63,25 @@ def ping(timeout: float = 60) -> dict[str, Any]:
     raise TimeoutError(f"no Celery worker answered within {timeout} s")
 
 
+def versions() -> dict[str, Any]:
+    import celery
+    import kombu
+    import redis
+
+    client = app.backend.client
+    server = client.info("server")["redis_version"]
+    conf = {**client.config_get("appendonly"), **client.config_get("save")}
+    return {"versions": f"Celery {celery.__version__}, kombu {kombu.__version__}, redis-py "
+                        f"{redis.__version__}, Redis server {server} (appendonly "
+                        f"{conf.get('appendonly')!r}, save {conf.get('save')!r})"}
+
+
 def handle(req: dict[str, Any]) -> dict[str, Any]:
     w = req["workload"]
     if w == "ping":
         return ping()
+    if w == "versions":
+        return versions()
     if w == "seq":
         return seq(int(req["steps"]))
     if w == "map":

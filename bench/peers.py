@@ -145,6 +145,7 @@ class Peer:
         self.worker: subprocess.Popen[bytes] | None = None
         self.client: subprocess.Popen[str] | None = None
         self._log: IO[bytes] | None = None
+        self.versions = "?"
 
     def __enter__(self) -> Peer:
         self._log = open(self.tmp / "celery-worker.log", "wb")  # closed in __exit__
@@ -158,6 +159,7 @@ class Peer:
         workers = self.ask({"workload": "ping"})["workers"]
         if workers != 1:  # another worker on this broker would take some of the tasks
             raise RuntimeError(f"{workers} Celery workers answer on {REDIS_URL}, not 1 (ours)")
+        self.versions = str(self.ask({"workload": "versions"})["versions"])
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -219,7 +221,8 @@ def problem() -> str | None:
     return commands_problem()
 
 
-def compare(rounds: int, seq_runs: int, log_: Any = log) -> list[Row]:
+def compare(rounds: int, seq_runs: int, info: dict[str, str], log_: Any = log) -> list[Row]:
+    """The rows of the comparison; ``info`` gets the peers' versions."""
     from bench.stores import scratch_postgres
 
     rows = {(w, side): Row(w, side, metric, unit, higher_is_better=(w == "throughput"))
@@ -234,6 +237,7 @@ def compare(rounds: int, seq_runs: int, log_: Any = log) -> list[Row]:
         (tmp / "ours").mkdir()
         with Ours(url, tmp / "ours") as ours, Peer(tmp) as peer:
             sides = {OURS: ours, PEER: peer}
+            info["peers"] = peer.versions
             log_("warm-up")
             for s in sides.values():
                 s.seq()
@@ -303,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (2 if args.quick else 5)
     command = "python -m bench.peers " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     started = time.monotonic()
-    rows = compare(rounds, seq_runs=3)
+    rows = compare(rounds, 3, info)
     took = time.monotonic() - started
     print_table(rows)
     if args.write:
