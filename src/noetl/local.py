@@ -29,6 +29,7 @@ class LocalRunner:
 
             services = Services(credentials=store_credentials(self.store))
         self.pool = WorkerPool(LocalBackend(self.engine), concurrency, services)
+        self.grace = 10.0  # seconds running steps get to finish when the runner closes
         self._changed = threading.Condition()
         self._ended: set[int] = set()
         self.engine.listeners.append(self._notify)
@@ -47,7 +48,7 @@ class LocalRunner:
         self.close()
 
     def close(self) -> None:
-        self.pool.stop()
+        self.pool.stop(self.grace)
         if self._own_store:
             self.store.close()
 
@@ -63,9 +64,13 @@ class LocalRunner:
                 on_change()
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_id} still running after {timeout} s")
-            with self._changed:
-                if execution_id not in self._ended:
-                    self._changed.wait(tick)
+            self.pause(execution_id, tick)
+
+    def pause(self, execution_id: int, seconds: float) -> None:
+        """Sleep up to ``seconds``; return as soon as the execution ends."""
+        with self._changed:
+            if execution_id not in self._ended:
+                self._changed.wait(seconds)
 
     def run(self, playbook: Playbook | None = None, *, path: str | None = None,
             version: int | str | None = None, args: dict[str, Any] | None = None,

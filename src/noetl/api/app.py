@@ -186,7 +186,10 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             triggers.stop()
             store.close()
 
-    app = FastAPI(title="NoETL API", version="0.1.0", lifespan=lifespan,
+    from noetl import __version__
+
+    app = FastAPI(title="NoETL API", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs from the package: see api/docs.py
                   description="Catalog, executions, events, the work queue for remote workers, "
                               "credentials. Ids are decimal strings; times are epoch seconds. "
                               "With NOETL_API_TOKEN set, send `Authorization: Bearer <token>`.")
@@ -205,8 +208,10 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     for r in (catalog_router, executions_router, queue_router, workers_router, misc_router,
               triggers_router):
         app.include_router(r)
+    from noetl.api.docs import install_docs
     from noetl.ui import mount
 
+    install_docs(app)
     mount(app)
     return app
 

@@ -37,10 +37,11 @@ def main() -> None:
             run = fast_run(argv[1:])
         if run is not None:
             try:
-                sys.exit(run())
-            except KeyboardInterrupt:  # as Typer (click) reports it
+                run()  # ends with SystemExit(the exit code)
+            except KeyboardInterrupt:  # before the execution started: as Typer reports it
                 sys.stderr.write("\nAborted!\n")
                 sys.exit(1)
+            return
     with _imports_not_collected():
         from noetl.cli.main import app  # every other command: the Typer app
     app()

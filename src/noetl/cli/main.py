@@ -14,7 +14,6 @@ import typer
 from noetl.cli.common import (
     EXIT_INVALID,
     build_args,
-    exit_for,
     fail,
     print_json,
 )
@@ -43,27 +42,21 @@ def _load(file: Path) -> Any:
     return pb
 
 
-def _show(desc: dict[str, Any], as_json: bool) -> None:
-    from noetl.cli.output import show  # Rich and the error explainer load inside, when used
-
-    show(desc, as_json)
-
-
 @app.command()
 def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         set_: list[str] = SetOpt, payload: str = PayloadOpt, as_json: bool = JsonOpt,
         store: str = StoreOpt,
         concurrency: int = typer.Option(4, "--concurrency", "-c", help="Worker threads."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
-        timeout: float = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+        timeout: float = typer.Option(None, "--timeout",
+                                      help="Cancel the execution after this many seconds."),
         ) -> None:
     """Run a playbook in this process on the embedded store (no server needed)."""
     # `noetl run` normally takes noetl.cli.entry's fast path (no Typer); this command serves
     # --help, arguments that path leaves to Typer, and in-process callers of the app
     from noetl.cli.run_cmd import run_file
 
-    args = build_args(set_, payload)
-    raise typer.Exit(run_file(file, args, as_json, store, concurrency, merge, timeout))
+    run_file(file, build_args(set_, payload), as_json, store, concurrency, merge, timeout)
 
 
 @app.command()
@@ -143,19 +136,20 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             wait: bool = typer.Option(True, "--wait/--no-wait",
                                       help="Wait for the execution to end."),
             concurrency: int = typer.Option(4, "--concurrency", "-c"),
-            timeout: float = typer.Option(None, "--timeout")) -> None:
+            timeout: float = typer.Option(None, "--timeout",
+                                          help="Cancel the execution after this many seconds.")
+            ) -> None:
     """Run a registered playbook by catalog path (locally, or on --server)."""
     args = build_args(set_, payload)
     if server:
         c = _client(server)
         started = c.run(path=path, version=version, args=args, merge=merge)
+        eid = started["execution_id"]
         if not wait:
-            print_json(started) if as_json else sys.stdout.write(
-                f"started execution {started['execution_id']}\n")
+            print_json(started) if as_json else sys.stdout.write(f"started execution {eid}\n")
             raise typer.Exit(0)
-        desc = c.wait(started["execution_id"], timeout)
-        _show(desc, as_json)
-        raise typer.Exit(exit_for(desc["status"]))
+        _follow_server(c, eid, timeout, as_json)
+    from noetl.cli.run_cmd import follow_local
     from noetl.errors import NotFound
     from noetl.local import LocalRunner
 
@@ -164,9 +158,21 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             ex = runner.engine.start(path=path, version=version, args=args, merge=merge)
         except NotFound as exc:
             raise fail(str(exc)) from None
-        desc = runner.wait(ex.execution_id, timeout)
-    _show(desc, as_json)
-    raise typer.Exit(exit_for(desc["status"]))
+        follow_local(runner, ex.execution_id, timeout, as_json)
+
+
+def _follow_server(c: Any, execution_id: str, timeout: float | None, as_json: bool) -> None:
+    import time
+
+    from noetl.cli.follow import Target, follow, live_wanted
+
+    live = live_wanted(as_json)
+    if not live:
+        sys.stderr.write(f"execution {execution_id} started on {c.server_url}; waiting for it "
+                         "to end (Ctrl-C cancels it)\n")
+    follow(Target(execution_id, lambda: c.execution(execution_id), time.sleep,
+                  lambda: c.cancel(execution_id), tick=0.25 if live else 0.5),
+           timeout, as_json)
 
 
 def _eid(text: str) -> int:
@@ -179,7 +185,8 @@ def _eid(text: str) -> int:
 @app.command()
 def status(execution_id: str = typer.Argument(...), store: str = StoreOpt,
            server: str = ServerOpt, as_json: bool = JsonOpt) -> None:
-    """Show an execution's status, result, error and steps."""
+    """Show an execution: path, version, times, status, result, error, steps and children."""
+    from noetl.cli.follow import show
     from noetl.errors import NotFound
 
     try:
@@ -187,7 +194,7 @@ def status(execution_id: str = typer.Argument(...), store: str = StoreOpt,
             _engine(store).describe(_eid(execution_id))
     except NotFound as exc:
         raise fail(str(exc)) from None
-    _show(desc, as_json)
+    show(desc, as_json)
 
 
 @app.command()
@@ -226,6 +233,24 @@ def _register_optional() -> None:
         except ImportError:
             continue
 
+
+def _version(value: bool) -> None:
+    if value:
+        import platform
+
+        from noetl import __version__
+
+        sys.stdout.write(f"noetl {__version__} (python {platform.python_version()})\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """NoETL: playbook orchestrator."""
+
+
+from noetl.cli import inspect_cmd  # noqa: E402,F401  (executions, cancel, catalog show/diff)
 
 if os.environ.get("NOETL_CLI_MINIMAL") != "1":
     _register_optional()

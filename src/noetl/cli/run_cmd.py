@@ -7,8 +7,6 @@ library and runs the playbook without loading Typer; anything it does not accept
 (``--help``, a malformed or unknown option, bad ``--set``/``--payload``) it leaves to the Typer
 command in :mod:`noetl.cli.main`, which then prints the usual usage or error text. Both call
 :func:`run_file`. ``tests/cli/test_cold.py`` checks that the two accept the same options.
-
-Rich is imported only on a terminal, the error explainer only when an execution failed.
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from noetl.cli.common import EXIT_FAILED, EXIT_INVALID, ArgsError, exit_for, parse_args
-from noetl.cli.output import show, show_error
+from noetl.cli.common import EXIT_INVALID, ArgsError, parse_args
+from noetl.cli.follow import Target, follow, live_wanted
 from noetl.dsl import load_playbook
 from noetl.errors import PlaybookError
 
@@ -47,39 +45,33 @@ def warn(pb: Playbook) -> None:
         sys.stderr.write(f"warning: {w}\n")
 
 
+def follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool) -> None:
+    """Follow an execution of ``runner`` (a LocalRunner) to its end; exits with its code."""
+
+    def quick_exit() -> None:  # after Ctrl-C: do not wait long for steps still running
+        runner.grace = 2.0
+
+    follow(Target(str(execution_id), lambda: runner.engine.describe(execution_id),
+                  lambda s: runner.pause(execution_id, s),
+                  lambda: runner.engine.cancel(execution_id),
+                  tick=0.1 if live_wanted(as_json) else 0.5),
+           timeout, as_json, on_interrupt=quick_exit)
+
+
 def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str | None = None,
              concurrency: int = DEFAULT_CONCURRENCY, merge: bool = False,
-             timeout: float | None = None) -> int:
-    """Run a playbook file on the embedded store in this process; the exit code."""
+             timeout: float | None = None) -> None:
+    """Run a playbook file on the embedded store in this process and print the outcome; ends
+    with ``SystemExit`` carrying the exit code (2: the playbook is not valid)."""
     pb = load(file)
     if pb is None:
-        return EXIT_INVALID
+        raise SystemExit(EXIT_INVALID)
     warn(pb)
     from noetl.local import LocalRunner  # the engine: `catalog register` shares load() only
 
-    live_ok = not as_json and sys.stdout.isatty()
     with LocalRunner(store, concurrency=concurrency) as runner:
         ex = runner.engine.start(pb, args=args, merge=merge)
-        if live_ok:
-            from rich.live import Live  # the live table, on a terminal only
-
-            from noetl.cli.progress import table
-
-            with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8) as lv:
-                desc = runner.wait(ex.execution_id, timeout, on_change=lambda: lv.update(
-                    table(runner.engine.describe(ex.execution_id))), tick=0.1)
-                lv.update(table(desc))
-            if desc.get("error"):
-                show_error(desc)
-        else:
-            try:
-                desc = runner.wait(ex.execution_id, timeout)
-            except TimeoutError as exc:
-                runner.engine.cancel(ex.execution_id)  # not left RUNNING in the store
-                sys.stderr.write(f"error: {exc}; execution cancelled\n")
-                return EXIT_FAILED
-            show(desc, as_json)
-    return exit_for(desc["status"])
+        follow_local(runner, ex.execution_id, timeout, as_json)
 
 
 class _Refused(Exception):
@@ -105,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def fast_run(argv: list[str]) -> Callable[[], int] | None:
+def fast_run(argv: list[str]) -> Callable[[], None] | None:
     """``noetl run ARGV`` ready to call (the engine already imported, see
     :mod:`noetl.cli.entry`); None when Typer should handle the arguments."""
     try:

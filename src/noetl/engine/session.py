@@ -580,6 +580,9 @@ class Session:
                 self.touch(r)
             active.clear()
         for job in self.tx.cancel_jobs(self.eid):
+            pending = self.job_updates.get(job.queue_id)
+            if pending is not None and pending.status in (JobStatus.DONE, JobStatus.DEAD):
+                continue  # the job whose outcome ends the execution keeps it (written below)
             self.job_updates.pop(job.queue_id, None)
         for j in self.jobs:
             j.status = JobStatus.CANCELLED

@@ -55,7 +55,11 @@ class Tx(TriggerSql, ABC):
     @abstractmethod
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[ExecutionRow], int]: ...
+                        offset: int = 0, since: float | None = None,
+                        query: str | None = None) -> tuple[list[ExecutionRow], int]:
+        """Newest first, with the total matching. ``since``: started at or after this epoch
+        time; ``query``: a case-insensitive substring of the path or the error text, or the
+        start of the execution id."""
     @abstractmethod
     def count_executions_by_status(self) -> dict[str, int]: ...
     @abstractmethod
@@ -133,6 +137,20 @@ class Tx(TriggerSql, ABC):
     def mark_step_running(self, execution_id: int, step: str) -> None: ...
     @abstractmethod
     def item_results(self, execution_id: int, step: str, run: int) -> list[Any]: ...
+    @abstractmethod
+    def loop_items(self, execution_id: int, step: str, run: int, offset: int = 0,
+                   limit: int = 100, status: str | None = None) -> tuple[list[Job], int]:
+        """One page of a loop run's item jobs in index order, and how many there are (with
+        ``status``: only jobs with that queue status)."""
+
+    @abstractmethod
+    def item_events(self, execution_id: int, step: str, indexes: list[int]) -> list[Event]:
+        """The ``action_*`` events of those loop items of a step, in order."""
+
+    @abstractmethod
+    def loop_item_counts(self, execution_id: int, step: str, run: int) -> dict[str, int]:
+        """Item jobs of a loop run per queue status."""
+
     @abstractmethod
     def list_jobs(self, status: str | None = None, execution_id: int | None = None,
                   worker_id: str | None = None, limit: int = 100) -> list[Job]: ...

@@ -176,7 +176,8 @@ class SqlTx(WorkerSql, Tx):
 
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[ExecutionRow], int]:
+                        offset: int = 0, since: float | None = None,
+                        query: str | None = None) -> tuple[list[ExecutionRow], int]:
         where: list[str] = []
         p: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
@@ -188,6 +189,15 @@ class SqlTx(WorkerSql, Tx):
         if parent_execution_id is not None:
             where.append("parent_execution_id = :parent")
             p["parent"] = parent_execution_id
+        if since is not None:
+            where.append("created_at >= :since")
+            p["since"] = since
+        if query:
+            like = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("(LOWER(path) LIKE :q ESCAPE '\\' OR LOWER(COALESCE(error, '')) LIKE :q "
+                         "ESCAPE '\\' OR CAST(execution_id AS TEXT) LIKE :qid ESCAPE '\\')")
+            p["q"] = f"%{like}%"
+            p["qid"] = f"{like}%"
         w = (" WHERE " + " AND ".join(where)) if where else ""
         rows = self._all(f"SELECT {EXEC_LIGHT} FROM execution{w} ORDER BY execution_id DESC "
                          "LIMIT :limit OFFSET :offset", p)
@@ -345,6 +355,39 @@ class SqlTx(WorkerSql, Tx):
                          "run = :r AND kind = 'item' ORDER BY idx",
                          {"e": execution_id, "s": step, "r": run})
         return [jl(r[0]) for r in rows]
+
+    def loop_items(self, execution_id: int, step: str, run: int, offset: int = 0,
+                   limit: int = 100, status: str | None = None) -> tuple[list[Job], int]:
+        p: dict[str, Any] = {"e": execution_id, "s": step, "r": run, "limit": limit,
+                             "offset": offset}
+        w = "execution_id = :e AND step = :s AND run = :r AND kind = 'item'"
+        if status:
+            w += " AND status = :st"
+            p["st"] = status
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE {w} ORDER BY idx "
+                         "LIMIT :limit OFFSET :offset", p)
+        total = self._one(f"SELECT COUNT(*) FROM queue WHERE {w}", p)[0]
+        return [_job(r) for r in rows], int(total)
+
+    def loop_item_counts(self, execution_id: int, step: str, run: int) -> dict[str, int]:
+        rows = self._all("SELECT status, COUNT(*) FROM queue WHERE execution_id = :e AND "
+                         "step = :s AND run = :r AND kind = 'item' GROUP BY status",
+                         {"e": execution_id, "s": step, "r": run})
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def item_events(self, execution_id: int, step: str, indexes: list[int]) -> list[Event]:
+        if not indexes:
+            return []
+        p: dict[str, Any] = {"e": execution_id, "s": step}
+        names = []
+        for n, i in enumerate(indexes):
+            p[f"i{n}"] = int(i)
+            names.append(f":i{n}")
+        rows = self._all(f"SELECT {EVENT_COLS} FROM event WHERE execution_id = :e AND "
+                         f"node_name = :s AND current_index IN ({', '.join(names)}) AND "
+                         "event_type IN ('action_started', 'action_completed', "
+                         "'action_failed', 'action_retry') ORDER BY seq", p)
+        return [_event(r) for r in rows]
 
     def list_jobs(self, status: str | None = None, execution_id: int | None = None,
                   worker_id: str | None = None, limit: int = 100) -> list[Job]:

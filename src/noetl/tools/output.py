@@ -13,6 +13,10 @@ _local = threading.local()
 
 
 class _Router(io.TextIOBase):
+    """``sys.stdout`` while steps run: a thread capturing a step's output writes to its
+    buffer; every other thread (the CLI's live display among them) sees the real stream,
+    terminal and all."""
+
     def __init__(self, fallback: TextIO):
         self.fallback = fallback
 
@@ -26,7 +30,17 @@ class _Router(io.TextIOBase):
         self._target().flush()
 
     def isatty(self) -> bool:
-        return False
+        target = self._target()
+        return target is self.fallback and bool(self.fallback.isatty())
+
+    def fileno(self) -> int:
+        if self._target() is not self.fallback:
+            raise io.UnsupportedOperation("a step's captured output has no file descriptor")
+        return self.fallback.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.fallback, "encoding", None) or "utf-8")
 
 
 _install_lock = threading.Lock()

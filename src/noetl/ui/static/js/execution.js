@@ -1,7 +1,9 @@
-// One execution: header with Cancel, the live step graph, step details, children and the
-// event timeline (fetched incrementally with since_seq). Polls until the execution ends.
+// One execution: header with Cancel, the live step graph, step details (with the items of a
+// loop), children and the event timeline (fetched incrementally with since_seq). Each poll
+// reads the execution and its graph together (one read of the store) until both have ended.
 import { get, post } from './api.js';
 import { drawGraph, shapeKey } from './graph.js';
+import { LoopItems } from './items.js';
 import { Timeline } from './timeline.js';
 import { highlightYaml, stepBlock } from './yaml.js';
 import {
@@ -58,6 +60,7 @@ export function renderExecution(view, id) {
   let source = null; // the playbook text, when the execution came from the catalog
   let stepSig = null;
   let errorSig = null;
+  let items = null; // LoopItems of the selected step, when it is a loop
 
   const title = el('h2', { 'data-testid': 'exec-title', text: `Execution ${id}` });
   const status = el('span', { 'data-testid': 'exec-status' });
@@ -148,7 +151,7 @@ export function renderExecution(view, id) {
         text: fmtDuration(elapsed(st.started_at, st.ended_at, st.duration)) }),
       loop ? el('dt', { text: 'loop' }) : null,
       loop ? el('dd', { 'data-testid': 'step-loop', text: `${loop.done ?? 0} / ${loop.total ?? 0}${
-        loop.failed ? ` (${loop.failed} failed)` : ''}` }) : null);
+        loop.failed ? ' · stopped: an item failed' : ''}` }) : null);
     const why = desc && !TERMINAL.has(desc.status) ? st.waiting : null;
     stepBox.replaceChildren(
       el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
@@ -158,6 +161,16 @@ export function renderExecution(view, id) {
       errorBlock(st.error, 'step-error') || '',
       ...section('input (edge arguments)', st.input, 'step-input'),
       ...section('result', st.result, 'step-result'));
+    const isLoop = Boolean(loop) || node?.type === 'iterator' || st.type === 'iterator';
+    if (isLoop) {
+      if (!items || items.step !== selected) {
+        items = new LoopItems(id, selected);
+        items.refresh();
+      }
+      stepBox.append(items.root);
+    } else {
+      items = null;
+    }
     const def = source && stepBlock(source, selected);
     if (def) stepBox.append(el('h4', { text: 'definition' }), highlightYaml(def, 'step-definition'));
   }
@@ -210,7 +223,8 @@ export function renderExecution(view, id) {
     let d;
     let g;
     try {
-      [d, g] = await Promise.all([get(`/api/executions/${id}`), get(`/api/executions/${id}/graph`)]);
+      // status and graph from one read: a finished status never comes with an older graph
+      ({ execution: d, graph: g } = await get(`/api/executions/${id}/snapshot`));
     } catch (e) {
       if (!alive) return false;
       errorSig = 'load-error';
@@ -228,8 +242,10 @@ export function renderExecution(view, id) {
     drawGraphOnce(g);
     drawStep();
     await pullEvents();
-    // events are written in the same transaction as the status: once terminal, all are here
-    return alive && !TERMINAL.has(d.status);
+    if (items && alive) await items.refresh();
+    // events are written in the same transaction as the status: once terminal, all are here;
+    // stop only when the status and the graph both say the execution has ended
+    return alive && !(TERMINAL.has(d.status) && TERMINAL.has(g.status));
   }
 
   const p = poll(tick, 1000);
