@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                     run_embedded("postgres", url, only, args.quick, rows)
         if "cold" in only:
             log("cold start")
-            guarded(rows, "cold", "sqlite", lambda: cold_mod.cold(tmp, 2 if args.quick else 5))
+            guarded(rows, "cold", "sqlite", lambda: cold_mod.cold(tmp, 3 if args.quick else 10))
         dist = tmp / "dist"
         dist.mkdir()
         run_distributed(only, args.quick, dist, rows)
