@@ -51,12 +51,19 @@ def live_wanted(as_json: bool) -> bool:
     return not as_json and sys.stdout.isatty()
 
 
+Logs = Callable[[Any], Callable[[], None]]
+
+
 def follow(target: Target, timeout: float | None, as_json: bool,
-           on_interrupt: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Wait for the execution to end and print it (live on a terminal); exit with its code."""
+           on_interrupt: Callable[[], None] | None = None,
+           logs: Logs | None = None) -> dict[str, Any]:
+    """Wait for the execution to end and print it (live on a terminal); exit with its code.
+    ``logs(to)`` gives a callable printing the steps' new log records to ``to`` (the live
+    display's console, stderr with ``--json``, else stdout: None) each time it is called."""
     live = live_wanted(as_json)
     try:  # Rich only for the live table (a --json run never loads it)
-        desc = _wait(target, timeout, console() if live else None)
+        desc = _wait(target, timeout, console() if live else None, logs,
+                     sys.stderr if as_json else None)
     except KeyboardInterrupt:
         _interrupted(target, on_interrupt)
     except TimeoutError as exc:
@@ -67,15 +74,19 @@ def follow(target: Target, timeout: float | None, as_json: bool,
     raise SystemExit(exit_for(desc["status"]))
 
 
-def _wait(target: Target, timeout: float | None, live_console: Any) -> dict[str, Any]:
+def _wait(target: Target, timeout: float | None, live_console: Any, logs: Logs | None = None,
+          log_to: Any = None) -> dict[str, Any]:
     deadline = None if timeout is None else time.monotonic() + timeout
 
-    def loop(update: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    def loop(update: Callable[[dict[str, Any]], None] | None,
+             pump: Callable[[], None]) -> dict[str, Any]:
         while True:
             desc = target.describe()
-            if update is not None:
+            if update is not None:  # the table first: log records are printed above it
                 update(desc)
+            pump()
             if desc["status"] in TERMINAL:
+                pump()
                 return desc
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {target.execution_id} still {desc['status']} "
@@ -84,13 +95,18 @@ def _wait(target: Target, timeout: float | None, live_console: Any) -> dict[str,
             target.pause(target.tick if left is None else min(target.tick, left))
 
     if live_console is None:
-        return loop(None)
+        return loop(None, logs(log_to) if logs is not None else _nothing)
     from rich.live import Live
 
     # no stdout redirection: worker threads' sys.stdout is the python steps' capture
     with Live(console=live_console, refresh_per_second=8, redirect_stdout=False,
               redirect_stderr=False) as lv:
-        return loop(lambda d: lv.update(render(d), refresh=True))
+        return loop(lambda d: lv.update(render(d), refresh=True),
+                    logs(lv.console) if logs is not None else _nothing)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _interrupted(target: Target, on_interrupt: Callable[[], None] | None) -> None:

@@ -50,13 +50,17 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
         timeout: float = typer.Option(None, "--timeout",
                                       help="Cancel the execution after this many seconds."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Do not print the steps' output as it comes."),
         ) -> None:
-    """Run a playbook in this process on the embedded store (no server needed)."""
+    """Run a playbook in this process on the embedded store (no server needed). What the
+    steps write (stdout, stderr, logging) is printed as it comes (to stderr with --json)."""
     # `noetl run` normally takes noetl.cli.entry's fast path (no Typer); this command serves
     # --help, arguments that path leaves to Typer, and in-process callers of the app
     from noetl.cli.run_cmd import run_file
 
-    run_file(file, build_args(set_, payload), as_json, store, concurrency, merge, timeout)
+    run_file(file, build_args(set_, payload), as_json, store, concurrency, merge, timeout,
+             quiet)
 
 
 @app.command()
@@ -227,7 +231,8 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
 def _register_optional() -> None:
     """Server, worker and credential commands live in their own modules (lazy, optional)."""
-    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.schedule_cmd"):
+    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.schedule_cmd",
+                "noetl.cli.day2_cmd"):
         try:
             __import__(mod)
         except ImportError:

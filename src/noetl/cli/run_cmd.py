@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from noetl.cli import logview
 from noetl.cli.common import EXIT_INVALID, ArgsError, parse_args
 from noetl.cli.follow import Target, follow, live_wanted
 from noetl.dsl import load_playbook
@@ -45,8 +46,10 @@ def warn(pb: Playbook) -> None:
         sys.stderr.write(f"warning: {w}\n")
 
 
-def follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool) -> None:
-    """Follow an execution of ``runner`` (a LocalRunner) to its end; exits with its code."""
+def follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool,
+                 quiet: bool = False) -> None:
+    """Follow an execution of ``runner`` (a LocalRunner) to its end, printing the steps' log
+    records as they come unless ``quiet``; exits with its code."""
 
     def quick_exit() -> None:  # after Ctrl-C: do not wait long for steps still running
         runner.grace = 2.0
@@ -55,12 +58,13 @@ def follow_local(runner: Any, execution_id: int, timeout: float | None, as_json:
                   lambda s: runner.pause(execution_id, s),
                   lambda: runner.engine.cancel(execution_id),
                   tick=0.1 if live_wanted(as_json) else 0.5),
-           timeout, as_json, on_interrupt=quick_exit)
+           timeout, as_json, on_interrupt=quick_exit,
+           logs=lambda to: logview.follow(runner.store, execution_id, quiet, to))
 
 
 def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str | None = None,
              concurrency: int = DEFAULT_CONCURRENCY, merge: bool = False,
-             timeout: float | None = None) -> None:
+             timeout: float | None = None, quiet: bool = False) -> None:
     """Run a playbook file on the embedded store in this process and print the outcome; ends
     with ``SystemExit`` carrying the exit code (2: the playbook is not valid)."""
     pb = load(file)
@@ -71,7 +75,7 @@ def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str
 
     with LocalRunner(store, concurrency=concurrency) as runner:
         ex = runner.engine.start(pb, args=args, merge=merge)
-        follow_local(runner, ex.execution_id, timeout, as_json)
+        follow_local(runner, ex.execution_id, timeout, as_json, quiet)
 
 
 class _Refused(Exception):
@@ -94,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", "-c", type=int, default=DEFAULT_CONCURRENCY)
     p.add_argument("--merge", action="store_true")
     p.add_argument("--timeout", type=float)
+    p.add_argument("--quiet", "-q", action="store_true")
     return p
 
 
@@ -109,4 +114,4 @@ def fast_run(argv: list[str]) -> Callable[[], None] | None:
 
     store = ns.store or os.environ.get(STORE_ENV) or None
     return partial(run_file, ns.file, args, ns.as_json, store, ns.concurrency, ns.merge,
-                   ns.timeout)
+                   ns.timeout, ns.quiet)

@@ -9,6 +9,7 @@ arrivals) and ``last`` (the last completed step), so no event ever rescans the l
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from noetl.dsl.model import Edge
@@ -213,13 +214,16 @@ class Session:
         self.job_updates = {}
 
     # -- starting ------------------------------------------------------------------------
-    def begin(self) -> None:
-        """Emit the opening events and activate ``start``."""
+    def begin(self, inputs: dict[str, Any] | None = None,
+              then: Callable[[Session], None] | None = None) -> None:
+        """Emit the opening events (``inputs``: more of what ``execution_started`` records:
+        the caller's args, lineage) and activate ``start``, or instead call ``then`` (a
+        resume: see :mod:`noetl.engine.resume`)."""
         self.emit("execution_started", "STARTED", self.plan.path, "execution",
                   context={"path": self.plan.path, "version": self.ex.version,
                            "workload": self.ex.workload,
                            "parent_execution_id": None if self.ex.parent_execution_id is None
-                           else str(self.ex.parent_execution_id)})
+                           else str(self.ex.parent_execution_id), **(inputs or {})})
         n_edges = sum(len(s.edges) for s in self.plan.steps.values())
         self.emit("workflow_initialized", "COMPLETED", "workflow", "workflow",
                   context={"step_count": len(self.plan.steps), "transition_count": n_edges})
@@ -229,9 +233,12 @@ class Session:
             self.fail_execution(start_error)
             return
         try:
-            start = self.plan.step(self.plan.start)
-            self.activate(start.name, {}, priority=PRIORITY_START if start.actionable
-                          else PRIORITY_FIRST)
+            if then is not None:
+                then(self)
+            else:
+                start = self.plan.step(self.plan.start)
+                self.activate(start.name, {}, priority=PRIORITY_START if start.actionable
+                              else PRIORITY_FIRST)
             self.settle()
         except NoetlError as exc:
             self.fail_execution(exc_info(exc, step=self.plan.start))

@@ -197,6 +197,24 @@ class Tx(TriggerSql, ABC):
     @abstractmethod
     def delete_credential(self, name: str) -> bool: ...
 
+    # step logs and lineage (noetl.store.logs_sql)
+    @abstractmethod
+    def add_logs(self, rows: list[dict[str, Any]]) -> None: ...
+    @abstractmethod
+    def get_logs(self, execution_id: int, since: int = 0, limit: int = 1000,
+                 step: str | None = None, index: int | None = None) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def add_lineage(self, execution_id: int, source_execution_id: int, kind: str,
+                    overrides: dict[str, Any] | None, reused: list[str],
+                    created_at: float) -> None: ...
+    @abstractmethod
+    def get_lineage(self, execution_id: int) -> dict[str, Any] | None: ...
+    @abstractmethod
+    def derived_executions(self, source_execution_id: int,
+                           limit: int = 100) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def run_jobs(self, execution_id: int, step: str, run: int) -> list[Job]: ...
+
 
 class Store(ABC):
     """A database holding the catalog, executions, events, step state, queue and credentials."""

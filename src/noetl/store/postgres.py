@@ -285,6 +285,12 @@ class PgTx(SqlTx):
             self.lock_events({r.execution_id for r in rows})
         super().save_steps(rows)
 
+    def add_logs(self, rows: list[dict[str, Any]]) -> None:
+        # under the event lock, as events: log ids in commit order, so `since` skips none
+        if rows:
+            self.lock_events({int(r["execution_id"]) for r in rows})
+        super().add_logs(rows)
+
     def lock_events(self, execution_ids: set[int]) -> None:
         """Hold each execution's event lock until commit, so one execution's events get their
         ``seq`` in commit order and a reader paging with ``since_seq`` never skips one.
@@ -331,7 +337,8 @@ class PostgresStore(Store):
         self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
-            configure=_configure, open=False, name="noetl", timeout=30.0)
+            configure=_configure, open=False, name="noetl",
+            timeout=float(os.environ.get("NOETL_PG_POOL_TIMEOUT", "30")))
         self.pool.open(wait=True, timeout=15.0)
         self._local = threading.local()
         self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them

@@ -21,6 +21,7 @@ from noetl.engine.records import (
 )
 from noetl.ids import new_id
 from noetl.store.base import Tx
+from noetl.store.logs_sql import LogSql
 from noetl.store.workers import WorkerSql
 from noetl.templates import json_default
 
@@ -122,9 +123,10 @@ def _event_params(e: Event) -> dict[str, Any]:
     }
 
 
-class SqlTx(WorkerSql, Tx):
-    """Shared SQL (the worker registry's in :mod:`noetl.store.workers`). Subclasses provide
-    ``_x`` / ``_xmany`` and the locking statements."""
+class SqlTx(LogSql, WorkerSql, Tx):
+    """Shared SQL (the worker registry's in :mod:`noetl.store.workers`, logs and lineage in
+    :mod:`noetl.store.logs_sql`). Subclasses provide ``_x`` / ``_xmany`` and the locking
+    statements."""
 
     for_update = ""  # " FOR UPDATE" on PostgreSQL
 

@@ -15,6 +15,7 @@ from typing import Any
 from noetl.errors import TemplateError, ToolError, user_details
 from noetl.templates import context, render, tool_context, with_names
 from noetl.tools.base import Services, ToolCall
+from noetl.tools.output import StepLog, capture_job
 from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
 
@@ -119,24 +120,67 @@ def redact(value: Any, secrets: set[str]) -> Any:
 
 
 def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
-    """Run a work package; the outcome never carries a credential secret a tool resolved."""
+    """Run a work package; the outcome never carries a credential secret a tool resolved.
+
+    What the job writes (stdout, stderr, ``logging``) is captured in ``services.log`` (a new
+    :class:`StepLog` when unset); what a heartbeat did not already take travels as the
+    outcome's ``logs``, which a job that wrote nothing does not have."""
     from noetl.worker.recordable import check
 
     services = services or Services()
-    outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
-    secrets = with_encodings({s for s in services.secrets if isinstance(s, str)})
+    log = services.log if services.log is not None else StepLog()
+    with capture_job(log):
+        outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
+    secrets = job_secrets(services)
+    records = log.drain(final=True)
+    if records:
+        outcome["logs"] = storable_logs(records, secrets)
     return redact(outcome, secrets) if secrets else outcome
 
 
-def with_encodings(secrets: set[str]) -> set[str]:
-    """The secrets, the worker's API token, and how they travel encoded: base64 (as in an
-    ``Authorization: Basic`` header, of ``user:password``) and URL-encoded."""
-    import base64
+def storable_logs(records: list[dict[str, Any]], secrets: set[str]) -> list[dict[str, Any]]:
+    """Log records as they may leave the worker: secrets redacted, text storable."""
+    from noetl.worker.recordable import text
+
+    return [{**r, "message": text(redact(r["message"], secrets))} for r in records]
+
+
+def job_secrets(services: Services) -> set[str]:
+    return with_encodings({s for s in services.secrets if isinstance(s, str)})
+
+
+# This process's own secrets: a step that reads the real environment (/proc/self/environ) of a
+# worker, or of a server running steps itself, must not record them.
+PROCESS_SECRETS = ("NOETL_API_TOKEN", "NOETL_ENCRYPTION_KEY")
+
+
+def process_secrets() -> set[str]:
+    """The API token, the credential key and the password of a store URL (in the environment
+    or on the command line, /proc/self/cmdline) of this process."""
     import os
+    import sys
+    from urllib.parse import urlsplit
+
+    out = {v for v in (os.environ.get(k) for k in PROCESS_SECRETS) if v}
+    for url in (os.environ.get("NOETL_STORE_URL") or "", *sys.argv):
+        if "://" in url and "@" in url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                out.add(password)
+    return out
+
+
+def with_encodings(secrets: set[str]) -> set[str]:
+    """The secrets, this process's own (:func:`process_secrets`), and how they travel
+    encoded: base64 (as in an ``Authorization: Basic`` header, of ``user:password``) and
+    URL-encoded."""
+    import base64
     from urllib.parse import quote, quote_plus
 
-    token = os.environ.get("NOETL_API_TOKEN")
-    out = set(secrets) | ({token} if token else set())
+    out = set(secrets) | process_secrets()
     for v in list(out):
         if len(v) < 4:
             continue

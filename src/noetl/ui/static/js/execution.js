@@ -4,6 +4,8 @@
 import { get, post } from './api.js';
 import { drawGraph, shapeKey } from './graph.js';
 import { LoopItems } from './items.js';
+import { Lineage } from './lineage.js';
+import { LogPanel } from './logs.js';
 import { Timeline } from './timeline.js';
 import { highlightYaml, stepBlock } from './yaml.js';
 import {
@@ -75,12 +77,15 @@ export function renderExecution(view, id) {
   const eventBox = el('div', { class: 'panel event-detail', 'data-testid': 'event-detail', hidden: true });
   const childBox = el('div', { class: 'panel children', 'data-testid': 'children', hidden: true });
   const timeline = new Timeline(showEvent);
+  const logPanel = new LogPanel(id);
+  const lineage = new Lineage(id);
 
   view.append(
-    el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), cancelBtn),
+    el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), lineage.buttons, cancelBtn),
     errorBox,
     waitBox,
-    el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, eventBox, childBox)),
+    lineage.root,
+    el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, logPanel.root, eventBox, childBox)),
     timeline.root);
 
   cancelBtn.addEventListener('click', async () => {
@@ -177,6 +182,7 @@ export function renderExecution(view, id) {
 
   function selectStep(name) {
     selected = name;
+    logPanel.select(name);
     if (updateGraph && lastGraph) updateGraph(lastGraph, selected);
     drawStep();
   }
@@ -241,6 +247,8 @@ export function renderExecution(view, id) {
     drawHead(d);
     drawGraphOnce(g);
     drawStep();
+    lineage.update(d.status);
+    await logPanel.pull().catch((e) => console.warn('logs', e));
     await pullEvents();
     if (items && alive) await items.refresh();
     // events are written in the same transaction as the status: once terminal, all are here;
