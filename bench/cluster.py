@@ -149,9 +149,10 @@ class Cluster:
         return proc
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far: server, workers (summed), local postgres processes."""
+        """CPU seconds so far: server, workers (summed; with their supervised processes),
+        local postgres processes."""
         return {"server": tree_cpu(self.server.pid) if self.server else 0.0,
-                "workers": sum(cpu_seconds(w.pid) for w in self.workers),
+                "workers": sum(tree_cpu(w.pid) for w in self.workers),
                 "postgres": postgres_cpu()}
 
     def stop_workers(self) -> None:

@@ -37,7 +37,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from bench import playbooks
-from bench.cluster import Cluster, comm_cpu, commands_problem, cpu_seconds, database_cpu, tree_cpu
+from bench.cluster import Cluster, comm_cpu, commands_problem, database_cpu, tree_cpu
 from bench.distributed import _stamp, _wait_terminal
 from bench.stats import Row, ratio_row
 from noetl.store import Store, open_store
@@ -128,10 +128,11 @@ class Ours:
         return runs * RUN_STEPS / (max(self._done(e) for e in eids) - requested)
 
     def cpu(self) -> float:
-        """CPU seconds so far: server, worker, PostgreSQL backends of the scratch database."""
+        """CPU seconds so far: server, worker (its supervisor and the worker process it runs,
+        by default), PostgreSQL backends of the scratch database."""
         server = self.cluster.server
         return (tree_cpu(server.pid) if server else 0.0) + \
-            sum(cpu_seconds(w.pid) for w in self.cluster.workers) + \
+            sum(tree_cpu(w.pid) for w in self.cluster.workers) + \
             database_cpu(urlsplit(self.cluster.store_url).path.lstrip("/"))
 
 
