@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean browser
+.PHONY: install run test lint bench bench-peers clean browser
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,5 +32,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench --write docs/benchmarks.md
 
+# NoETL distributed side by side with Celery (bench/peers.py): Celery and its Redis client in
+# their own virtual environment; Redis itself must run (NOETL_BENCH_REDIS_URL, default
+# redis://127.0.0.1:6379/12), PostgreSQL too (NOETL_TEST_POSTGRES_URL).
+PEERS_VENV := bench/.peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): bench/peers-requirements.txt
+	$(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/pip install --quiet -r bench/peers-requirements.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python -m bench.peers --write docs/benchmarks.md
+
 clean:
-	rm -rf $(VENV) .noetl .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .noetl .pytest_cache .mypy_cache .ruff_cache

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                     run_embedded("postgres", url, only, args.quick, rows)
         if "cold" in only:
             log("cold start")
-            guarded(rows, "cold", "sqlite", lambda: cold_mod.cold(tmp, 2 if args.quick else 5))
+            guarded(rows, "cold", "sqlite", lambda: cold_mod.cold(tmp, 3 if args.quick else 10))
         if "validate" in only:
             log("validation of 8,000 and 40,000 steps")
             guarded(rows, "validate", "-", lambda: hardening.validate(1 if args.quick else 3))

@@ -49,16 +49,38 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def postgres_cpu() -> float:
-    """CPU seconds of every local ``postgres`` process (server side of the store)."""
+def comm_cpu(comm: str) -> float:
+    """CPU seconds of every local process whose command name is ``comm``."""
     total = 0.0
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "comm").read_text().strip() == "postgres":
+                if (d / "comm").read_text().strip() == comm:
                     total += cpu_seconds(int(d.name))
             except OSError:
                 continue
+    return total
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every local ``postgres`` process (server side of the store)."""
+    return comm_cpu("postgres")
+
+
+def database_cpu(db: str) -> float:
+    """CPU seconds of the local PostgreSQL backends connected to database ``db``, and of the
+    WAL writer (which flushes their commits): not those of other work on the same server."""
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() != "postgres":
+                    continue
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f" {db} " in cmd or cmd.rstrip().endswith("walwriter"):
+                total += cpu_seconds(int(d.name))
     return total
 
 
@@ -100,10 +122,11 @@ class Cluster:
         path = self.tmp / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
-    def start_server(self, timeout: float = 60, processes: int = 1) -> None:
+    def start_server(self, timeout: float = 60, processes: int | None = 1) -> None:
+        """``processes=None``: the server's default (no ``--processes``)."""
+        sized = [] if processes is None else ["--processes", str(processes)]
         self.server = self._spawn(["server", "start", "--port", str(self.port),
-                                   "--store", self.store_url, "--processes", str(processes)],
-                                  "server")
+                                   "--store", self.store_url, *sized], "server")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
@@ -117,17 +140,19 @@ class Cluster:
             time.sleep(0.05)
         raise TimeoutError(f"server not healthy after {timeout} s: {self.log_tail('server')}")
 
-    def start_worker(self, concurrency: int = 4) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int | None = 4) -> subprocess.Popen[bytes]:
+        """``concurrency=None``: the worker's default (no ``--concurrency``)."""
         n = len(self.workers)
-        proc = self._spawn(["worker", "start", "--server", self.base,
-                            "--concurrency", str(concurrency)], f"worker{n}")
+        sized = [] if concurrency is None else ["--concurrency", str(concurrency)]
+        proc = self._spawn(["worker", "start", "--server", self.base, *sized], f"worker{n}")
         self.workers.append(proc)
         return proc
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far: server, workers (summed), local postgres processes."""
+        """CPU seconds so far: server, workers (summed; with their supervised processes),
+        local postgres processes."""
         return {"server": tree_cpu(self.server.pid) if self.server else 0.0,
-                "workers": sum(cpu_seconds(w.pid) for w in self.workers),
+                "workers": sum(tree_cpu(w.pid) for w in self.workers),
                 "postgres": postgres_cpu()}
 
     def stop_workers(self) -> None:

@@ -11,17 +11,40 @@ from bench.stats import Row
 
 NOTES_START = "<!-- notes:start (hand-written; kept when the file is regenerated) -->"
 NOTES_END = "<!-- notes:end -->"
+# written by `make bench-peers` (bench/peers.py), kept when `make bench` regenerates the file
+PEERS_START = "<!-- peers:start (written by make bench-peers; kept when make bench runs) -->"
+PEERS_END = "<!-- peers:end -->"
 
 METHOD = (Path(__file__).parent / "method.md").read_text(encoding="utf-8")
 
 
-def _old_notes(path: Path) -> str | None:
+def _between(path: Path, start: str, end: str) -> str | None:
     if not path.exists():
         return None
     text = path.read_text(encoding="utf-8")
-    if NOTES_START in text and NOTES_END in text:
-        return text.split(NOTES_START, 1)[1].split(NOTES_END, 1)[0].strip("\n")
+    if start in text and end in text:
+        return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
     return None
+
+
+def _old_notes(path: Path) -> str | None:
+    return _between(path, NOTES_START, NOTES_END)
+
+
+def write_peers(path: Path, section: str) -> None:
+    """Put the peers section into ``path`` (replacing the previous one; new: before Notes)."""
+    block = f"{PEERS_START}\n{section.strip()}\n{PEERS_END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if PEERS_START in text and PEERS_END in text:
+        head, rest = text.split(PEERS_START, 1)
+        text = head + block + rest.split(PEERS_END, 1)[1]
+    elif "\n## Notes\n" in text:
+        head, rest = text.split("\n## Notes\n", 1)
+        text = head + "\n" + block + "\n\n## Notes\n" + rest
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def write(path: Path, info: dict[str, str], command: str, rows: list[Row], profile_md: str,
@@ -41,7 +64,10 @@ def write(path: Path, info: dict[str, str], command: str, rows: list[Row], profi
         profile_md or "(profile not run: add `profile` to `--only`)\n",
         "## Where the server's time goes (throughput load, PostgreSQL)", "",
         server_md or "(not run: add `profile-server` to `--only`)\n",
-        "## Notes", "", NOTES_START, notes, NOTES_END, "",
     ]
+    peers = _between(path, PEERS_START, PEERS_END)
+    if peers is not None:
+        parts += [PEERS_START, peers, PEERS_END, ""]
+    parts += ["## Notes", "", NOTES_START, notes, NOTES_END, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -213,13 +213,11 @@ class CliClient(Client):
                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         import sys
 
-        import typer
-
         try:
             return super().request(method, path, body, params, timeout)
         except PlaybookError as exc:
             sys.stderr.write(f"error: {exc}\n")
-            raise typer.Exit(2) from None
+            raise SystemExit(2) from None
         except NoetlError as exc:
             sys.stderr.write(f"error: {exc}\n")
-            raise typer.Exit(1) from None
+            raise SystemExit(1) from None

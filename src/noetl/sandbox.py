@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -186,6 +185,14 @@ _watchdog: threading.Thread | None = None
 _watchdog_pid = 0  # the process that started it (a forked child has none)
 
 
+def _async_exc(tid: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``tid`` at its next bytecode (None: cancel one not raised yet)."""
+    import ctypes  # only when a render overran its limit: not loaded by every process
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
+                                               None if exc is None else ctypes.py_object(exc))
+
+
 def _watch() -> None:
     while True:
         _wake.wait(0.05)
@@ -196,8 +203,7 @@ def _watch() -> None:
                 for tid, entry in list(_deadlines.items()):  # (added without the lock)
                     if not entry[1] and t >= entry[0]:
                         entry[1] = True
-                        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                            ctypes.c_ulong(tid), ctypes.py_object(TemplateTimeout))
+                        _async_exc(tid, TemplateTimeout)
         except Exception:  # never end the watchdog: renders would run unbounded
             logging.getLogger("noetl.sandbox").exception("template watchdog")
 
@@ -236,7 +242,7 @@ def disarm(entry: list[Any] | None) -> None:
             with _lock:
                 _deadlines.pop(tid, None)
                 if entry[1]:  # fired: cancel an exception not delivered yet
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+                    _async_exc(tid, None)
             break
         except TemplateTimeout:
             continue

@@ -1,6 +1,9 @@
 """Following one execution to its end from the command line (``run``, ``execute``, locally or
 on a server): a live table on a terminal; Ctrl-C cancels the execution (a second Ctrl-C exits
-at once); ``--timeout`` cancels it and exits 1. Never a traceback."""
+at once); ``--timeout`` cancels it and exits 1. Never a traceback.
+
+Exit codes travel as ``SystemExit`` (which Typer passes through), so ``noetl run``'s fast path
+follows an execution without loading Typer (:mod:`noetl.cli.run_cmd`)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-import typer
 
 from noetl.cli.common import EXIT_FAILED, exit_for, print_json
 from noetl.cli.failure import print_error
@@ -59,18 +60,18 @@ def follow(target: Target, timeout: float | None, as_json: bool,
     """Wait for the execution to end and print it (live on a terminal); exit with its code.
     ``logs(to)`` gives a callable printing the steps' new log records to ``to`` (the live
     display's console, stderr with ``--json``, else stdout: None) each time it is called."""
-    out = console()
-    try:
-        desc = _wait(target, timeout, out if live_wanted(as_json) else None, logs,
+    live = live_wanted(as_json)
+    try:  # Rich only for the live table (a --json run never loads it)
+        desc = _wait(target, timeout, console() if live else None, logs,
                      sys.stderr if as_json else None)
     except KeyboardInterrupt:
         _interrupted(target, on_interrupt)
     except TimeoutError as exc:
         _cancel_quietly(target)
         sys.stderr.write(f"error: {exc}; execution {target.execution_id} cancelled\n")
-        raise typer.Exit(EXIT_FAILED) from None
-    show(desc, as_json, live_shown=live_wanted(as_json))
-    raise typer.Exit(exit_for(desc["status"]))
+        raise SystemExit(EXIT_FAILED) from None
+    show(desc, as_json, live_shown=live)
+    raise SystemExit(exit_for(desc["status"]))
 
 
 def _wait(target: Target, timeout: float | None, live_console: Any, logs: Logs | None = None,
@@ -123,22 +124,20 @@ def _interrupted(target: Target, on_interrupt: Callable[[], None] | None) -> Non
     _cancel_quietly(target)
     try:
         status = target.describe()["status"]
-    except typer.Exit:  # the client has printed why
+    except SystemExit:  # the client has printed why (noetl.client.CliClient)
         status = "in an unknown state (see the error above)"
     except Exception as exc:  # the server went away meanwhile
         status = f"unknown ({type(exc).__name__}: {exc})"
     sys.stderr.write(f"execution {eid} {status}\n")
     if on_interrupt is not None:
         on_interrupt()
-    raise typer.Exit(EXIT_INTERRUPTED)
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 def _cancel_quietly(target: Target) -> None:
     try:
         target.cancel()
-    except typer.Exit:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # not SystemExit: the client has printed why and exits
         sys.stderr.write(f"error: could not cancel execution {target.execution_id}: "
                          f"{type(exc).__name__}: {exc}\n")
 

@@ -1,5 +1,6 @@
 """``noetl``: run playbooks locally, manage the catalog, inspect executions, start a server or
-workers. Heavy modules are imported inside commands so ``noetl run`` starts fast."""
+workers (the Typer app; the program's entry point is :mod:`noetl.cli.entry`). Each command
+imports the modules it needs inside its body, so a command loads only what it uses."""
 
 from __future__ import annotations
 
@@ -33,19 +34,12 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def _load(file: Path) -> Any:
-    from noetl.dsl import load_playbook
-    from noetl.errors import PlaybookError
+    from noetl.cli.run_cmd import load  # the run path's module (main.py imports per command)
 
-    try:
-        return load_playbook(file)
-    except PlaybookError as exc:
-        sys.stderr.write(str(exc) + "\n")
-        raise typer.Exit(EXIT_INVALID) from None
-
-
-def _warn(pb: Any) -> None:
-    for w in pb.warnings:
-        sys.stderr.write(f"warning: {w}\n")
+    pb = load(file)
+    if pb is None:
+        raise typer.Exit(EXIT_INVALID)
+    return pb
 
 
 @app.command()
@@ -61,30 +55,12 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         ) -> None:
     """Run a playbook in this process on the embedded store (no server needed). What the
     steps write (stdout, stderr, logging) is printed as it comes (to stderr with --json)."""
-    pb = _load(file)
-    _warn(pb)
-    args = build_args(set_, payload)
-    from noetl.local import LocalRunner
+    # `noetl run` normally takes noetl.cli.entry's fast path (no Typer); this command serves
+    # --help, arguments that path leaves to Typer, and in-process callers of the app
+    from noetl.cli.run_cmd import run_file
 
-    with LocalRunner(store, concurrency=concurrency) as runner:
-        ex = runner.engine.start(pb, args=args, merge=merge)
-        _follow_local(runner, ex.execution_id, timeout, as_json, quiet)
-
-
-def _follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool,
-                  quiet: bool = False) -> None:
-    from noetl.cli import logview
-    from noetl.cli.follow import Target, follow, live_wanted
-
-    def quick_exit() -> None:  # after Ctrl-C: do not wait long for steps still running
-        runner.grace = 2.0
-
-    follow(Target(str(execution_id), lambda: runner.engine.describe(execution_id),
-                  lambda s: runner.pause(execution_id, s),
-                  lambda: runner.engine.cancel(execution_id),
-                  tick=0.1 if live_wanted(as_json) else 0.5),
-           timeout, as_json, on_interrupt=quick_exit,
-           logs=lambda to: logview.follow(runner.store, execution_id, quiet, to))
+    run_file(file, build_args(set_, payload), as_json, store, concurrency, merge, timeout,
+             quiet)
 
 
 @app.command()
@@ -177,6 +153,7 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             print_json(started) if as_json else sys.stdout.write(f"started execution {eid}\n")
             raise typer.Exit(0)
         _follow_server(c, eid, timeout, as_json)
+    from noetl.cli.run_cmd import follow_local
     from noetl.errors import NotFound
     from noetl.local import LocalRunner
 
@@ -185,7 +162,7 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             ex = runner.engine.start(path=path, version=version, args=args, merge=merge)
         except NotFound as exc:
             raise fail(str(exc)) from None
-        _follow_local(runner, ex.execution_id, timeout, as_json)
+        follow_local(runner, ex.execution_id, timeout, as_json)
 
 
 def _follow_server(c: Any, execution_id: str, timeout: float | None, as_json: bool) -> None:

@@ -7,7 +7,6 @@ Each check reports through the loader's checker (``error``/``warn`` with a line)
 from __future__ import annotations
 
 import ast
-import difflib
 import math
 from collections.abc import Container, Iterable, Iterator
 from typing import Any, Protocol
@@ -45,6 +44,8 @@ class Reporter(Protocol):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib  # only for a problem's hint: not loaded when a playbook is valid
+
     near = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean '{near[0]}'?)" if near else ""
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from pathlib import Path
+
+# beside this module (package data); read with pathlib: importlib.resources and the zip
+# support it loads would cost every `noetl run` a few milliseconds more
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, name, sql) for every migration of ``dialect``, in order."""
-    base = resources.files("noetl.store").joinpath("migrations", dialect)
+    base = MIGRATIONS / dialect
     out = []
     for f in base.iterdir():
         if f.name.endswith(".sql"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import platform
 import threading
 import time
 import uuid
@@ -63,7 +63,7 @@ class Backend(Protocol):
 
 def default_worker_id() -> str:
     return os.environ.get("NOETL_WORKER_ID") or \
-        f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        f"{platform.node()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class WorkerPool:
@@ -142,7 +142,7 @@ class WorkerPool:
         from noetl import __version__
 
         return {"worker_id": self.worker_id, "session": self.session, "mode": self.mode,
-                "hostname": socket.gethostname(), "pid": os.getpid(),
+                "hostname": platform.node(), "pid": os.getpid(),
                 "concurrency": self.concurrency, "running": self._busy,
                 "jobs_done": self.jobs_done, "lease_seconds": self.backend.lease_seconds,
                 "meta": {"version": __version__, **self.meta}}

@@ -1,0 +1,117 @@
+"""``noetl run`` without Typer: the work of the command and a fast path for its arguments.
+
+A ``noetl run`` starts a new Python process each time, so what it imports is most of what it
+costs (Typer alone, which builds pydantic adapters for its parameters, took longer than running
+a seven-step playbook). :func:`fast_run` parses ``noetl run``'s arguments with the standard
+library and runs the playbook without loading Typer; anything it does not accept as it is
+(``--help``, a malformed or unknown option, bad ``--set``/``--payload``) it leaves to the Typer
+command in :mod:`noetl.cli.main`, which then prints the usual usage or error text. Both call
+:func:`run_file`. ``tests/cli/test_cold.py`` checks that the two accept the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noetl.cli import logview
+from noetl.cli.common import EXIT_INVALID, ArgsError, parse_args
+from noetl.cli.follow import Target, follow, live_wanted
+from noetl.dsl import load_playbook
+from noetl.errors import PlaybookError
+
+if TYPE_CHECKING:
+    from noetl.dsl.model import Playbook
+
+STORE_ENV = "NOETL_STORE_URL"  # --store's environment variable (as on the Typer command)
+DEFAULT_CONCURRENCY = 4
+
+
+def load(file: Path) -> Playbook | None:
+    """The playbook, or None after printing why it is not valid."""
+    try:
+        return load_playbook(file)
+    except PlaybookError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return None
+
+
+def warn(pb: Playbook) -> None:
+    for w in pb.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+
+
+def follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool,
+                 quiet: bool = False) -> None:
+    """Follow an execution of ``runner`` (a LocalRunner) to its end, printing the steps' log
+    records as they come unless ``quiet``; exits with its code."""
+
+    def quick_exit() -> None:  # after Ctrl-C: do not wait long for steps still running
+        runner.grace = 2.0
+
+    follow(Target(str(execution_id), lambda: runner.engine.describe(execution_id),
+                  lambda s: runner.pause(execution_id, s),
+                  lambda: runner.engine.cancel(execution_id),
+                  tick=0.1 if live_wanted(as_json) else 0.5),
+           timeout, as_json, on_interrupt=quick_exit,
+           logs=lambda to: logview.follow(runner.store, execution_id, quiet, to))
+
+
+def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str | None = None,
+             concurrency: int = DEFAULT_CONCURRENCY, merge: bool = False,
+             timeout: float | None = None, quiet: bool = False) -> None:
+    """Run a playbook file on the embedded store in this process and print the outcome; ends
+    with ``SystemExit`` carrying the exit code (2: the playbook is not valid)."""
+    pb = load(file)
+    if pb is None:
+        raise SystemExit(EXIT_INVALID)
+    warn(pb)
+    from noetl.local import LocalRunner  # the engine: `catalog register` shares load() only
+
+    with LocalRunner(store, concurrency=concurrency) as runner:
+        ex = runner.engine.start(pb, args=args, merge=merge)
+        follow_local(runner, ex.execution_id, timeout, as_json, quiet)
+
+
+class _Refused(Exception):
+    """The fast parser does not take these arguments as they are (Typer will say why)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print usage and exit
+        raise _Refused(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    """``noetl run``'s options, as on the Typer command (no ``--help``: Typer prints it)."""
+    p = _Parser(prog="noetl run", add_help=False, allow_abbrev=False)
+    p.add_argument("file", type=Path)
+    p.add_argument("--set", dest="set_", action="append")
+    p.add_argument("--payload")
+    p.add_argument("--json", dest="as_json", action="store_true")
+    p.add_argument("--store")
+    p.add_argument("--concurrency", "-c", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument("--merge", action="store_true")
+    p.add_argument("--timeout", type=float)
+    p.add_argument("--quiet", "-q", action="store_true")
+    return p
+
+
+def fast_run(argv: list[str]) -> Callable[[], None] | None:
+    """``noetl run ARGV`` ready to call (the engine already imported, see
+    :mod:`noetl.cli.entry`); None when Typer should handle the arguments."""
+    try:
+        ns = parser().parse_args(argv)
+        args = parse_args(ns.set_, ns.payload)
+    except (_Refused, ArgsError):
+        return None
+    import noetl.local  # noqa: F401  (imported here, with the rest: entry.py freezes imports)
+
+    store = ns.store or os.environ.get(STORE_ENV) or None
+    return partial(run_file, ns.file, args, ns.as_json, store, ns.concurrency, ns.merge,
+                   ns.timeout, ns.quiet)
