@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from noetl.domain.records import Event
 from noetl.dsl import parse_playbook
-from noetl.engine.records import Event
 from noetl.local import LocalRunner
 
 TERMINAL_EVENTS = ("execution_completed", "execution_failed", "execution_cancelled")

@@ -46,7 +46,7 @@ class Metrics:
         with store.read() as tx:
             counts = tx.count_executions_by_status()
             depth = {s: tx.queue_size(s) for s in QUEUE_STATUSES}
-        from noetl.engine.records import Status
+        from noetl.domain.records import Status
 
         for st in Status:
             self.executions.labels(status=str(st)).set(counts.get(str(st), 0))

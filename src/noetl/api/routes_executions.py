@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from noetl.api.deps import engine, parse_id
 from noetl.api.schemas import EventIn, RunRequest
-from noetl.engine.records import Event, Status
+from noetl.domain.records import Event, Status
 from noetl.errors import Conflict, NoetlError, NotFound
 
 router = APIRouter(prefix="/api", tags=["executions"])

@@ -18,7 +18,7 @@ from noetl.api.schemas import (
     ReportBatchRequest,
     ReportRequest,
 )
-from noetl.engine.records import JobStatus, now
+from noetl.domain.records import JobStatus, now
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 # While long-polling, re-check the queue at least this often. Wake-ups (in-process, and NOTIFY

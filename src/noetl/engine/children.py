@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from noetl.domain.records import Job, JobStatus, Status, StepRow, error_info, now
 from noetl.dsl.loader import build_playbook
+from noetl.dsl.yamlsrc import load_yaml
 from noetl.engine.executions import create_execution
-from noetl.engine.records import Job, JobStatus, Status, StepRow, now
+from noetl.engine.scope import item_context, step_args
 from noetl.errors import NoetlError
 from noetl.ids import new_id
 from noetl.plan import PlanStep, compile_plan
 from noetl.templates import render, tool_context
 
 if TYPE_CHECKING:
-    from noetl.engine.session import Session
+    from noetl.engine.unit import Unit
 
 
-def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | None,
+def _target(session: Unit, ps: PlanStep, args: dict[str, Any], index: int | None,
             item_ctx: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The child's config and workload args. ``args``: the step's incoming edge args, or for a
     loop item the loop step's rendered args (bare names in the item's templates)."""
-    from noetl.engine.loops import item_context, step_args
-
     where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
     if index is None:
         action = ps.action
@@ -41,7 +41,7 @@ def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | N
     return cfg, child_args
 
 
-def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any],
+def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
                 index: int | None, item_ctx: dict[str, Any] | None,
                 job: Job | None = None) -> None:
     kind = "item" if index is not None else "step"
@@ -77,17 +77,13 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
     except NoetlError as exc:
         job.status = JobStatus.DEAD
         session.update_job(job)
-        from noetl.engine.session import error_info
-
         session.step_failed(ps, error_info(str(exc), type(exc).__name__, step=ps.name), 0)
         return
-    from noetl.engine.session import Session
-
     child = create_execution(tx, plan, child_args, merge=True, catalog_id=catalog_id,
                              version=ver, parent_execution_id=session.eid,
                              parent_job_id=job.queue_id, return_step=cfg.get("return_step"))
     job.payload["child"] = str(child.execution_id)
-    cs = Session(tx, child, plan)
+    cs = session.open(child, plan)
     cs.fresh = True
     cs.parent_session = session
     cs.begin()
@@ -96,18 +92,16 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
         _apply_child_outcome(session, job, cs)
 
 
-def start_child_for_job(session: Session, ps: PlanStep, r: StepRow, job: Job) -> None:
+def start_child_for_job(session: Unit, ps: PlanStep, r: StepRow, job: Job) -> None:
     start_child(session, ps, r, job.payload.get("args") or {}, job.index,
                 {"item": job.payload.get("item")}, job=job)
 
 
 def _parse(text: str) -> Any:
-    from noetl.dsl.yamlsrc import load_yaml
-
     return load_yaml(text)
 
 
-def child_outcome(cs: Session) -> dict[str, Any]:
+def child_outcome(cs: Unit) -> dict[str, Any]:
     ex = cs.ex
     if ex.status == Status.COMPLETED:
         rs = ex.state.get("return_step")
@@ -122,7 +116,7 @@ def child_outcome(cs: Session) -> dict[str, Any]:
         "envelope": {"status": "error", "meta": {"child_execution_id": str(ex.execution_id)}}}
 
 
-def _save_of(parent: Session, job: Job) -> dict[str, Any] | None:
+def _save_of(parent: Unit, job: Job) -> dict[str, Any] | None:
     ps = parent.plan.step(job.step)
     if job.kind == "item":
         save = (ps.task or {}).get("save")
@@ -130,7 +124,7 @@ def _save_of(parent: Session, job: Job) -> dict[str, Any] | None:
     return ps.save
 
 
-def _apply_child_outcome(parent: Session, job: Job, cs: Session) -> None:
+def _apply_child_outcome(parent: Unit, job: Job, cs: Unit) -> None:
     outcome = child_outcome(cs)
     job.attempts = max(job.attempts, 1)
     if cs.ex.status != Status.COMPLETED:
@@ -149,19 +143,17 @@ def _apply_child_outcome(parent: Session, job: Job, cs: Session) -> None:
     parent.job_succeeded(job, outcome)
 
 
-def notify_parent(cs: Session) -> None:
+def notify_parent(cs: Unit) -> None:
     ex = cs.ex
     if ex.parent_job_id is None or ex.parent_execution_id is None:
         return
     if cs.parent_session is not None:
         return  # the parent session started (or is cancelling) this child and handles it
-    from noetl.engine.session import Session
-
     tx = cs.tx
     pex = tx.get_execution(ex.parent_execution_id, lock=True)
     job = tx.get_job(ex.parent_job_id, lock=True)
     if pex is None or job is None or job.status != JobStatus.CHILD:
         return
-    parent = Session(tx, pex)
+    parent = cs.open(pex)
     _apply_child_outcome(parent, job, cs)
     cs.after.append(parent)

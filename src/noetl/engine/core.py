@@ -5,28 +5,28 @@ Used in-process by the embedded runner and by the API server on behalf of remote
 
 from __future__ import annotations
 
-import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from noetl.domain.records import CatalogEntry, ExecutionRow, JobStatus, Status, error_info, now
 from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
 from noetl.engine.executions import create_execution
 from noetl.engine.plans import catalog_plan, plan_for
-from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
-from noetl.engine.session import Session, error_info, session_tree
+from noetl.engine.session import Session
 from noetl.engine.status import describe
+from noetl.engine.unit import Unit, session_tree
+from noetl.engine.unprocessable import describe_error, fail_unprocessable, processing_error
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound, PlaybookError, Problem
 from noetl.plan import compile_plan
+from noetl.settings import DEFAULT_LEASE_SECONDS, MAX_LEASE_EXPIRIES
 from noetl.store.base import Store, Tx
 
 T = TypeVar("T")
-DEFAULT_LEASE_SECONDS = float(os.environ.get("NOETL_LEASE_SECONDS", "5"))
-MAX_LEASE_EXPIRIES = int(os.environ.get("NOETL_MAX_LEASE_EXPIRIES", "3"))
 
 
 class Engine:
@@ -48,7 +48,7 @@ class Engine:
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # jittered backoff
         raise AssertionError("unreachable")
 
-    def _after(self, sessions: list[Session]) -> None:
+    def _after(self, sessions: Sequence[Unit]) -> None:
         """After a commit: wake idle workers if jobs became ready; tell listeners which
         executions just ended."""
         if any(s.wake for s in sessions):
@@ -95,8 +95,6 @@ class Engine:
         try:
             ex = self._tx(go)
         except Exception as exc:
-            from noetl.engine.unprocessable import describe_error, processing_error
-
             if not processing_error(exc) or isinstance(exc, NoetlError):
                 raise
             raise PlaybookError(path or (playbook.path if playbook else "<playbook>"), [
@@ -214,8 +212,6 @@ class Engine:
         try:
             res = self._tx(go)
         except Exception as exc:
-            from noetl.engine.unprocessable import fail_unprocessable, processing_error
-
             if not processing_error(exc):
                 raise
             return fail_unprocessable(self, job_id, worker_id, outcome, exc), []

@@ -6,7 +6,7 @@ import copy
 import uuid as _uuid
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import ExecutionRow, Status, now
+from noetl.domain.records import ExecutionRow, Status, now
 from noetl.errors import TemplateError
 from noetl.ids import new_id
 from noetl.plan import Plan

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from noetl.engine.records import (
+from noetl.domain.records import (
     CatalogEntry,
     Credential,
     Event,

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from noetl.engine.records import Event, ExecutionRow, Job, StepRow
+from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import EXEC_SELECT, JOB_COLS, SqlTx, _exec, _job

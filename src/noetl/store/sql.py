@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from noetl.engine.records import (
+from noetl.domain.records import (
     CatalogEntry,
     Credential,
     Event,

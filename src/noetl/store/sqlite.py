@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from noetl.engine.records import Job, JobStatus
+from noetl.domain.records import Job, JobStatus
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import JOB_COLS, SqlTx, _job

@@ -12,6 +12,7 @@ from typing import Any
 
 from noetl.client import ApiError, Client
 from noetl.errors import Conflict, LeaseLost, NotFound
+from noetl.settings import DEFAULT_LEASE_SECONDS
 from noetl.tools.base import Services
 
 
@@ -20,8 +21,6 @@ class HttpBackend:
                  lease_seconds: float | None = None, wait_seconds: float = 5.0,
                  max_connections: int = 32):
         self.client = Client(server_url, token, max_connections=max_connections)
-        from noetl.engine.core import DEFAULT_LEASE_SECONDS  # NOETL_LEASE_SECONDS
-
         self.lease_seconds = lease_seconds or DEFAULT_LEASE_SECONDS
         self.wait_seconds = wait_seconds
         self.batch_route = True  # False once a server answers that it has no batch route

@@ -203,3 +203,9 @@ class Credential:
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "description": self.description,
                 "tags": self.tags, "created_at": self.created_at, "updated_at": self.updated_at}
+
+
+def error_info(message: str, type_: str = "Error", traceback: str | None = None,
+               step: str | None = None) -> dict[str, Any]:
+    """The error a step or execution row records (and an execution's result carries)."""
+    return {"message": message, "type": type_, "traceback": traceback, "step": step}
