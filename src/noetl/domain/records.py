@@ -1,35 +1,18 @@
-"""Row types shared by the engine and every store backend."""
+"""Row types shared by the engine and every store backend (statuses: :mod:`noetl.domain.lifecycle`)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-
-class Status(StrEnum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    WAITING = "WAITING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    SKIPPED = "SKIPPED"
-
-
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"  # ready (or delayed by available_at)
-    WAITING = "waiting"  # held back (sequential loop items, concurrency gates)
-    LEASED = "leased"
-    CHILD = "child"  # a sub-playbook is running for it; not leasable
-    DONE = "done"
-    DEAD = "dead"  # failed with no retry left
-    CANCELLED = "cancelled"
+from noetl.domain.lifecycle import (
+    EXECUTION_ENDED,
+    ExecutionStatus,
+    JobKind,
+    JobStatus,
+    StepStatus,
+)
 
 
 def now() -> float:
@@ -77,10 +60,10 @@ class Job:
     execution_id: int
     step: str
     run: int  # which activation of the step (loops back make several)
-    kind: str = "step"  # step | item
+    kind: JobKind = JobKind.STEP
     index: int | None = None  # loop item index
     payload: dict[str, Any] = field(default_factory=dict)
-    status: str = JobStatus.QUEUED
+    status: JobStatus = JobStatus.QUEUED
     priority: int = 50
     attempts: int = 0
     max_attempts: int = 1
@@ -110,7 +93,7 @@ class StepRow:
 
     execution_id: int
     step: str
-    status: str = Status.PENDING
+    status: StepStatus = StepStatus.PENDING
     result: Any = None
     error: Any = None
     attempts: int = 0
@@ -139,7 +122,7 @@ class ExecutionRow:
     execution_id: int
     path: str
     version: str | None
-    status: str
+    status: ExecutionStatus
     playbook: dict[str, Any]
     workload: dict[str, Any]
     catalog_id: int | None = None
@@ -154,7 +137,7 @@ class ExecutionRow:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in EXECUTION_ENDED
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from noetl.domain.records import Job, JobStatus, Status, StepRow, error_info, now
+from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, move
+from noetl.domain.records import Job, StepRow, error_info, now
 from noetl.dsl.loader import build_playbook
 from noetl.dsl.yamlsrc import load_yaml
 from noetl.engine.executions import create_execution
@@ -44,14 +45,14 @@ def _target(session: Unit, ps: PlanStep, args: dict[str, Any], index: int | None
 def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
                 index: int | None, item_ctx: dict[str, Any] | None,
                 job: Job | None = None) -> None:
-    kind = "item" if index is not None else "step"
+    kind = JobKind.ITEM if index is not None else JobKind.STEP
     if job is None:
         job = Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
                   kind=kind, index=index, payload={"args": args, **(item_ctx or {})},
                   status=JobStatus.CHILD, available_at=now())
         session.jobs.append(job)
     else:
-        job.status = JobStatus.CHILD
+        move(job, JobStatus.CHILD)
         session.update_job(job)
     try:
         cfg, child_args = _target(session, ps, args, index, item_ctx)
@@ -75,7 +76,7 @@ def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
             plan = compile_plan(build_playbook(entry.payload, entry.path))
             catalog_id, ver = entry.catalog_id, str(entry.version)
     except NoetlError as exc:
-        job.status = JobStatus.DEAD
+        move(job, JobStatus.DEAD)
         session.update_job(job)
         session.step_failed(ps, error_info(str(exc), type(exc).__name__, step=ps.name), 0)
         return
@@ -103,7 +104,7 @@ def _parse(text: str) -> Any:
 
 def child_outcome(cs: Unit) -> dict[str, Any]:
     ex = cs.ex
-    if ex.status == Status.COMPLETED:
+    if ex.status == ExecutionStatus.COMPLETED:
         rs = ex.state.get("return_step")
         data = cs.results({rs}).get(rs) if rs else ex.result
         return {"data": data, "envelope": {"status": "success", "data": data,
@@ -118,7 +119,7 @@ def child_outcome(cs: Unit) -> dict[str, Any]:
 
 def _save_of(parent: Unit, job: Job) -> dict[str, Any] | None:
     ps = parent.plan.step(job.step)
-    if job.kind == "item":
+    if job.kind == JobKind.ITEM:
         save = (ps.task or {}).get("save")
         return save if isinstance(save, dict) else None
     return ps.save
@@ -127,13 +128,13 @@ def _save_of(parent: Unit, job: Job) -> dict[str, Any] | None:
 def _apply_child_outcome(parent: Unit, job: Job, cs: Unit) -> None:
     outcome = child_outcome(cs)
     job.attempts = max(job.attempts, 1)
-    if cs.ex.status != Status.COMPLETED:
+    if cs.ex.status != ExecutionStatus.COMPLETED:
         parent.job_failed(job, outcome)
         return
     if _save_of(parent, job) is not None:
         # the step's save runs on a worker like any other: queue the job with the child's
         # result as its output; its report completes the step (or the loop item)
-        job.status = JobStatus.QUEUED
+        move(job, JobStatus.QUEUED)
         job.available_at = now()
         job.attempts = 0
         job.payload["preset"] = outcome["data"]

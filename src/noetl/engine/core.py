@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from noetl.domain.records import CatalogEntry, ExecutionRow, JobStatus, Status, error_info, now
+from noetl.domain.lifecycle import JobKind, JobStatus, move
+from noetl.domain.records import CatalogEntry, ExecutionRow, error_info, now
 from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
@@ -140,7 +141,7 @@ class Engine:
                 execs[job.execution_id] = tx.get_execution(job.execution_id)
             ex = execs[job.execution_id]
             if ex is None or ex.terminal:
-                job.status = JobStatus.CANCELLED
+                move(job, JobStatus.CANCELLED)
                 tx.update_job(job)
                 continue
             plan = plan_for(tx, ex)
@@ -177,7 +178,7 @@ class Engine:
             works.append(build_work(tx, ex, plan, job))
             with tx.batch():
                 tx.add_events(s.events)
-                if job.kind != "save":  # a loop is RUNNING once its first item is
+                if job.kind != JobKind.SAVE:  # a loop is RUNNING once its first item is
                     tx.mark_step_running(job.execution_id, job.step)
         return works
 
@@ -350,7 +351,7 @@ class Engine:
             job = tx.get_job(job_id, lock=True)
             if job is None or job.status != JobStatus.LEASED or job.worker_id != worker_id:
                 raise Conflict(f"job {job_id} is not leased by {worker_id}")
-            job.status = JobStatus.QUEUED
+            move(job, JobStatus.QUEUED)
             job.attempts = max(0, job.attempts - 1)
             job.worker_id = None
             job.lease_until = None
@@ -377,7 +378,7 @@ class Engine:
             return tx.next_available_at()
 
 
-__all__ = ["Engine", "Status", "error_info"]
+__all__ = ["Engine", "error_info"]
 
 
 class _Refused(Exception):

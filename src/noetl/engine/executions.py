@@ -6,7 +6,8 @@ import copy
 import uuid as _uuid
 from typing import TYPE_CHECKING, Any
 
-from noetl.domain.records import ExecutionRow, Status, now
+from noetl.domain.lifecycle import ExecutionStatus
+from noetl.domain.records import ExecutionRow, now
 from noetl.errors import TemplateError
 from noetl.ids import new_id
 from noetl.plan import Plan
@@ -76,7 +77,7 @@ def create_execution(tx: Tx, plan: Plan, args: dict[str, Any] | None = None, mer
                                 "traceback": None, "step": None}
     ex = ExecutionRow(
         execution_id=eid, path=plan.path,
-        version=version if version is not None else plan.version, status=Status.PENDING,
+        version=version if version is not None else plan.version, status=ExecutionStatus.PENDING,
         playbook=plan.raw, workload=workload, catalog_id=catalog_id,
         parent_execution_id=parent_execution_id, parent_job_id=parent_job_id, state=state,
         created_at=now())

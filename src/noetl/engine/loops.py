@@ -10,7 +10,8 @@ import ast
 import json
 from typing import TYPE_CHECKING, Any
 
-from noetl.domain.records import Job, JobStatus, StepRow, now
+from noetl.domain.lifecycle import JobKind, JobStatus
+from noetl.domain.records import Job, StepRow, now
 from noetl.engine.children import start_child, start_child_for_job
 from noetl.engine.scope import step_args
 from noetl.errors import NoetlError
@@ -109,13 +110,15 @@ def start_loop(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any]) ->
         if len(items) > conc:
             session.jobs.extend(
                 Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
-                    kind="item", index=i, payload={"item": item, "args": args, "child": True},
+                    kind=JobKind.ITEM, index=i,
+                    payload={"item": item, "args": args, "child": True},
                     status=JobStatus.WAITING, max_attempts=max_attempts, available_at=t)
                 for i, item in enumerate(items) if i >= conc)
         return
     info = {"element": element, "total": len(items)}  # what item_context needs
     session.jobs.extend(
-        Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs, kind="item",
+        Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
+            kind=JobKind.ITEM,
             index=i, payload={"item": item, "args": args, "loop": info},
             status=JobStatus.QUEUED if i < conc else JobStatus.WAITING,
             max_attempts=max_attempts, available_at=t)
@@ -143,7 +146,7 @@ def item_done(session: Unit, ps: PlanStep, job: Job) -> None:
     results = session.tx.item_results(session.eid, ps.name, job.run)
     if ps.save:
         session.jobs.append(Job(queue_id=new_id(), execution_id=session.eid, step=ps.name,
-                                run=job.run, kind="save", payload={"preset": results},
+                                run=job.run, kind=JobKind.SAVE, payload={"preset": results},
                                 available_at=now()))
         return
     session.step_done(ps, job.run, results, {"status": "success", "data": results}, job.attempts)

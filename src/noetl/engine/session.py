@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from noetl.domain.records import ExecutionRow, Job, JobStatus, Status, error_info, now
+from noetl.domain.lifecycle import JOB_UNFINISHED, ExecutionStatus, JobKind, JobStatus, StepStatus, move
+from noetl.domain.records import ExecutionRow, Job, error_info, now
 from noetl.dsl.model import Edge
 from noetl.engine import children, loops
 from noetl.engine.unit import Unit
@@ -44,7 +45,7 @@ class Session(Unit):
         n_edges = sum(len(s.edges) for s in self.plan.steps.values())
         self.emit("workflow_initialized", "COMPLETED", "workflow", "workflow",
                   context={"step_count": len(self.plan.steps), "transition_count": n_edges})
-        self.ex.status = Status.RUNNING
+        move(self.ex, ExecutionStatus.RUNNING)
         start_error = self.ex.state.pop("start_error", None)
         if start_error is not None:  # e.g. a workload template that cannot render
             self.fail_execution(start_error)
@@ -80,13 +81,13 @@ class Session(Unit):
                 raise NoetlError(f"step '{name}': routers cycle without an action step "
                                  f"({self.router_hops - 1} router steps in one go); add an "
                                  "action step to the loop or a condition that ends it")
-            r.status = Status.COMPLETED
+            move(r, StepStatus.COMPLETED)
             r.ended_at = r.started_at
             self.emit("step_completed", "COMPLETED", name, "router")
             self.route(ps, None, None, passthrough=args,
                        depth=depth + 1, priority=priority if name == self.plan.start else None)
             return
-        r.status = Status.QUEUED
+        move(r, StepStatus.QUEUED)
         r.active += 1
         self.active_inc(name)
         self.emit("step_started", "RUNNING", name, ps.type, context={"args": args or None,
@@ -101,7 +102,7 @@ class Session(Unit):
                 self.step_failed(ps, error_info(str(exc), type(exc).__name__, step=name), 0)
         else:
             self.jobs.append(Job(queue_id=new_id(), execution_id=self.eid, step=name, run=r.runs,
-                                 kind="step", payload={"args": args}, priority=priority,
+                                 kind=JobKind.STEP, payload={"args": args}, priority=priority,
                                  max_attempts=ps.retry.max_attempts if ps.retry else 1,
                                  available_at=now()))
 
@@ -184,9 +185,9 @@ class Session(Unit):
     # -- job outcomes ------------------------------------------------------------------------
     def job_succeeded(self, job: Job, outcome: dict[str, Any]) -> None:
         data = outcome.get("data")
-        job.status = JobStatus.DONE
+        move(job, JobStatus.DONE)
         job.lease_until = None
-        job.result = data if job.kind == "item" else None
+        job.result = data if job.kind == JobKind.ITEM else None
         self.update_job(job)
         ps = self.plan.step(job.step)
         self.prefetch({ps.name} | {e.target for e in ps.edges})
@@ -194,7 +195,7 @@ class Session(Unit):
                   result=outcome.get("envelope", data), attempt=job.attempts,
                   current_index=job.index, duration=outcome.get("duration"),
                   worker_id=job.worker_id, meta=outcome.get("meta"))
-        if job.kind == "item":
+        if job.kind == JobKind.ITEM:
             loops.item_done(self, ps, job)
             return
         if outcome.get("input") is not None:
@@ -203,7 +204,7 @@ class Session(Unit):
 
     def step_done(self, ps: PlanStep, run: int, data: Any, envelope: Any, attempts: int) -> None:
         r = self.row(ps.name)
-        r.status = Status.COMPLETED
+        move(r, StepStatus.COMPLETED)
         r.result = data
         r.has_result = True
         r.error = None
@@ -235,7 +236,7 @@ class Session(Unit):
                   result=outcome.get("envelope"), attempt=job.attempts, current_index=job.index,
                   duration=outcome.get("duration"), worker_id=job.worker_id,
                   meta=outcome.get("meta"))
-        policy = ps.item_retry if job.kind == "item" else ps.retry
+        policy = ps.item_retry if job.kind == JobKind.ITEM else ps.retry
         if not self.ex.terminal and policy and job.attempts < policy.max_attempts \
                 and not outcome.get("final"):
             delay = _retry_delay(policy, job.attempts) \
@@ -246,7 +247,7 @@ class Session(Unit):
                 err = {**err, "message": message}
                 delay = None
             if delay is not None:
-                job.status = JobStatus.QUEUED
+                move(job, JobStatus.QUEUED)
                 job.available_at = now() + delay
                 job.lease_until = None
                 job.worker_id = None
@@ -257,10 +258,10 @@ class Session(Unit):
                                    "max_attempts": policy.max_attempts, "delay": delay,
                                    "error": message})
                 return
-        job.status = JobStatus.DEAD
+        move(job, JobStatus.DEAD)
         job.lease_until = None
         self.update_job(job)
-        if job.kind == "step" and outcome.get("input") is not None:
+        if job.kind == JobKind.STEP and outcome.get("input") is not None:
             self.row(ps.name).input = outcome["input"]
         info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
         if job.index is not None:
@@ -313,7 +314,7 @@ class Session(Unit):
                     envelope: Any = None) -> None:
         r = self.row(ps.name)
         was_active = r.active > 0
-        r.status = Status.FAILED
+        move(r, StepStatus.FAILED)
         r.error = info
         r.attempts = attempts
         r.active = max(0, r.active - 1)
@@ -349,7 +350,7 @@ class Session(Unit):
         result = self.final_result()
         self.emit("workflow_completed", "COMPLETED", "workflow", "workflow")
         self.emit("execution_completed", "COMPLETED", self.plan.path, "execution", result=result)
-        self.ex.status = Status.COMPLETED
+        move(self.ex, ExecutionStatus.COMPLETED)
         self.ex.result = result
         self.ex.ended_at = now()
         self._notify_parent()
@@ -362,7 +363,7 @@ class Session(Unit):
         self.emit("execution_failed", "FAILED", self.plan.path, "execution",
                   error=info["message"], error_type=info.get("type"),
                   stack_trace=info.get("traceback"), result={"error": info})
-        self.ex.status = Status.FAILED
+        move(self.ex, ExecutionStatus.FAILED)
         self.ex.error = info
         self.ex.ended_at = now()
         self._notify_parent()
@@ -372,7 +373,7 @@ class Session(Unit):
             return
         self._stop_work()
         self.emit("execution_cancelled", "CANCELLED", self.plan.path, "execution", error=reason)
-        self.ex.status = Status.CANCELLED
+        move(self.ex, ExecutionStatus.CANCELLED)
         self.ex.error = error_info(reason, "Cancelled")
         self.ex.ended_at = now()
         self._notify_parent()
@@ -384,19 +385,20 @@ class Session(Unit):
             t = now()
             for name in list(active):
                 r = self.rows[name]
-                if r.status not in (Status.COMPLETED, Status.FAILED):
-                    r.status = Status.CANCELLED
+                if r.status not in (StepStatus.COMPLETED, StepStatus.FAILED):
+                    move(r, StepStatus.CANCELLED)
                     r.ended_at = t
                 r.active = 0
                 self.touch(r)
             active.clear()
         for job in self.tx.cancel_jobs(self.eid):
             self.job_updates.pop(job.queue_id, None)
-        for j in self.jobs:
-            j.status = JobStatus.CANCELLED
+        for j in self.jobs:  # not written yet; one that already ended keeps its end
+            if j.status in JOB_UNFINISHED:
+                move(j, JobStatus.CANCELLED)
         for pending in list(self.job_updates.values()):
             if pending.status in (JobStatus.QUEUED, JobStatus.WAITING, JobStatus.CHILD):
-                pending.status = JobStatus.CANCELLED
+                move(pending, JobStatus.CANCELLED)
         for child in self.tx.children(self.eid):
             if child.terminal:
                 continue

@@ -17,7 +17,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from noetl.domain.records import Event, ExecutionRow, Job, JobStatus, Status, StepRow, now
+from noetl.domain.lifecycle import JobKind, JobStatus, StepStatus, leasable, move
+from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
 from noetl.engine.plans import plan_for, remember
 from noetl.ids import new_id
 from noetl.plan import Plan, PlanStep
@@ -154,20 +155,20 @@ class Unit(ABC):
         for job in [*self.jobs, *self.released]:
             if len(handed) >= limit:
                 break
-            if job.status != JobStatus.QUEUED or job.kind not in ("step", "item") \
-                    or job.available_at > t or "preset" in job.payload:
+            if job.status != JobStatus.QUEUED or not leasable(job, t) \
+                    or job.kind not in (JobKind.STEP, JobKind.ITEM) or "preset" in job.payload:
                 continue
             if id(job) in released:
                 self.update_job(job)  # already a row: written leased at flush
-            job.status = JobStatus.LEASED
+            move(job, JobStatus.LEASED)
             job.worker_id = worker_id
             job.attempts = 1
             job.lease_until = t + ttl
             job.last_heartbeat = t
             ps = self.plan.step(job.step)
             r = self.row(job.step)
-            if r.status == Status.QUEUED:
-                r.status = Status.RUNNING
+            if r.status == StepStatus.QUEUED:
+                move(r, StepStatus.RUNNING)
                 self.touch(r)
             self.emit("action_started", "RUNNING", job.step, ps.type, attempt=1,
                       current_index=job.index, worker_id=worker_id,

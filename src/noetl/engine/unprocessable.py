@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from noetl.domain.records import JobStatus, error_info
+from noetl.domain.lifecycle import JobStatus, move
+from noetl.domain.records import error_info
 from noetl.engine.session import Session
 from noetl.engine.unit import Unit
 from noetl.errors import NoetlError, StoreError
@@ -77,10 +78,11 @@ def fail_unprocessable(engine: Recorder, job_id: int, worker_id: str | None,
         job, ex = got if got is not None else (None, None)
         if job is None or ex is None:
             return "not_found"
-        job.status = JobStatus.DEAD
-        job.lease_until = None
         s = Session(tx, ex)
-        s.update_job(job)
+        if job.status == JobStatus.LEASED:  # (cancelled meanwhile: it stays cancelled)
+            move(job, JobStatus.DEAD)
+            job.lease_until = None
+            s.update_job(job)
         s.fail_execution(error_info(info["message"], info["type"], None, job.step))
         s.flush()
         holder.append(s)

@@ -36,7 +36,7 @@ from psycopg_pool import ConnectionPool
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
-from noetl.store.sql import EXEC_SELECT, JOB_COLS, SqlTx, _exec, _job
+from noetl.store.sql import EXEC_SELECT, JOB_COLS, LEASE_EXPIRED, LEASE_READY, SqlTx, _exec, _job
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -56,15 +56,15 @@ _N_EXEC = len(EXEC_SELECT.split(","))
 # first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
 _CANDIDATES = (
     "expired AS (SELECT queue_id, execution_id, status, lease_until FROM queue "
-    "WHERE status = 'leased' AND lease_until < :now ORDER BY lease_until LIMIT :n "
+    f"WHERE {LEASE_EXPIRED.where} AND lease_until < :now ORDER BY lease_until LIMIT :n "
     "FOR UPDATE SKIP LOCKED), "
     "ready AS (SELECT queue_id, execution_id, status, priority FROM queue "
-    "WHERE status = 'queued' AND available_at <= :now ORDER BY priority DESC, queue_id "
+    f"WHERE {LEASE_READY.where} AND available_at <= :now ORDER BY priority DESC, queue_id "
     "LIMIT :n FOR UPDATE SKIP LOCKED), "
     "candidates AS (SELECT queue_id, execution_id, status AS prev, 0 AS k, lease_until AS o1, "
     "0::bigint AS o2 FROM expired UNION ALL SELECT queue_id, execution_id, status, 1, "
     "-priority::double precision, queue_id FROM ready)")
-_LEASE = ("UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.attempts + 1, "
+_LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
 
 

@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic
 
+from noetl.domain.lifecycle import (
+    JOB_UNFINISHED,
+    ExecutionStatus,
+    JobKind,
+    JobStatus,
+    Status,
+    StepStatus,
+    check,
+)
 from noetl.domain.records import (
     CatalogEntry,
     Credential,
@@ -38,6 +48,44 @@ def jl(text: Any) -> Any:
     return text
 
 
+@dataclass(frozen=True)
+class SqlMove(Generic[Status]):
+    """A status change the store makes in SQL: rows in one of ``sources`` go to ``to``.
+
+    Checked against the lifecycle tables when declared (:func:`noetl.domain.lifecycle.check`),
+    so a store cannot write a move the tables lack; the SQL takes its ``set`` and ``where``
+    fragments from here (``tests/contract/test_lifecycle_moves.py`` runs each on both
+    backends and refuses a literal ``SET status`` in a store)."""
+
+    sources: tuple[Status, ...]
+    to: Status
+
+    def __post_init__(self) -> None:
+        check(self.sources, self.to)
+        STORE_MOVES.append(self)
+
+    @property
+    def set(self) -> str:
+        return f"status = '{self.to}'"
+
+    @property
+    def where(self) -> str:
+        """``status = 'x'`` for one source (as the partial indexes are written), else
+        ``status IN (...)``."""
+        if len(self.sources) == 1:
+            return f"status = '{self.sources[0]}'"
+        return "status IN (" + ", ".join(f"'{s}'" for s in self.sources) + ")"
+
+
+STORE_MOVES: list[SqlMove[Any]] = []
+J = JobStatus
+LEASE_READY = SqlMove((J.QUEUED,), J.LEASED)  # available_at has come
+LEASE_EXPIRED = SqlMove((J.LEASED,), J.LEASED)  # lease_until has passed: a new attempt
+RELEASE_WAITING = SqlMove((J.WAITING,), J.QUEUED)  # the next loop items
+CANCEL_JOBS = SqlMove(tuple(sorted(JOB_UNFINISHED)), J.CANCELLED)  # an execution ends
+CANCEL_STEP_JOBS = SqlMove((J.QUEUED, J.WAITING), J.CANCELLED)  # a loop is aborted
+MARK_STEP_RUNNING = SqlMove((StepStatus.QUEUED,), StepStatus.RUNNING)  # its first job leased
+
 EXEC_COLS = ("execution_id, catalog_id, path, version, status, playbook, workload, "
              "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
              "updated_at")
@@ -59,7 +107,8 @@ JOB_COLS = ("queue_id, execution_id, step, run, kind, idx, payload, status, prio
 
 def _exec(r: Any) -> ExecutionRow:
     return ExecutionRow(
-        execution_id=int(r[0]), catalog_id=r[1], path=r[2], version=r[3], status=r[4],
+        execution_id=int(r[0]), catalog_id=r[1], path=r[2], version=r[3],
+        status=ExecutionStatus(r[4]),
         playbook=jl(r[5]) if r[5] else {}, workload=jl(r[6]) or {},
         parent_execution_id=r[7], parent_job_id=r[8], result=jl(r[9]), error=jl(r[10]),
         state=jl(r[11]) or {}, created_at=r[12], ended_at=r[13], updated_at=r[14])
@@ -67,7 +116,8 @@ def _exec(r: Any) -> ExecutionRow:
 
 def _step(r: Any) -> StepRow:
     return StepRow(
-        execution_id=int(r[0]), step=r[1], status=r[2], result=jl(r[3]), error=jl(r[4]),
+        execution_id=int(r[0]), step=r[1], status=StepStatus(r[2]), result=jl(r[3]),
+        error=jl(r[4]),
         attempts=r[5], runs=r[6], active=r[7], started_at=r[8], ended_at=r[9], loop=jl(r[10]),
         arrivals=jl(r[11]), input=jl(r[12]), has_result=bool(r[13]))
 
@@ -82,8 +132,9 @@ def _event(r: Any) -> Event:
 
 def _job(r: Any) -> Job:
     return Job(
-        queue_id=int(r[0]), execution_id=int(r[1]), step=r[2], run=r[3], kind=r[4], index=r[5],
-        payload=jl(r[6]) or {}, status=r[7], priority=r[8], attempts=r[9], max_attempts=r[10],
+        queue_id=int(r[0]), execution_id=int(r[1]), step=r[2], run=r[3], kind=JobKind(r[4]),
+        index=r[5], payload=jl(r[6]) or {}, status=JobStatus(r[7]), priority=r[8],
+        attempts=r[9], max_attempts=r[10],
         available_at=r[11], lease_until=r[12], worker_id=r[13], last_heartbeat=r[14],
         result=jl(r[15]), created_at=r[16], updated_at=r[17])
 
@@ -312,31 +363,31 @@ class SqlTx(Tx):
         if count <= 0:
             return []
         rows = self._all(
-            f"UPDATE queue SET status = 'queued', available_at = :t, updated_at = :t "
+            f"UPDATE queue SET {RELEASE_WAITING.set}, available_at = :t, updated_at = :t "
             f"WHERE queue_id IN (SELECT queue_id FROM queue WHERE execution_id = :e AND "
-            f"step = :s AND run = :r AND status = 'waiting' ORDER BY idx LIMIT :n) "
+            f"step = :s AND run = :r AND {RELEASE_WAITING.where} ORDER BY idx LIMIT :n) "
             f"RETURNING {JOB_COLS}",
             {"e": execution_id, "s": step, "r": run, "n": count, "t": now()})
         return sorted((_job(r) for r in rows), key=lambda j: j.index or 0)
 
     def cancel_jobs(self, execution_id: int) -> list[Job]:
-        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND status IN "
-                         "('queued', 'waiting', 'leased', 'child')", {"e": execution_id})
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND "
+                         f"{CANCEL_JOBS.where}", {"e": execution_id})
         jobs = [_job(r) for r in rows]
         if jobs:
-            self._x("UPDATE queue SET status = 'cancelled', lease_until = NULL, updated_at = :t "
-                    "WHERE execution_id = :e AND status IN ('queued', 'waiting', 'leased', "
-                    "'child')", {"e": execution_id, "t": now()})
+            self._x(f"UPDATE queue SET {CANCEL_JOBS.set}, lease_until = NULL, updated_at = :t "
+                    f"WHERE execution_id = :e AND {CANCEL_JOBS.where}",
+                    {"e": execution_id, "t": now()})
         return jobs
 
     def cancel_step_jobs(self, execution_id: int, step: str, run: int) -> None:
-        self._x("UPDATE queue SET status = 'cancelled', updated_at = :t WHERE execution_id = :e "
-                "AND step = :s AND run = :r AND status IN ('queued', 'waiting')",
+        self._x(f"UPDATE queue SET {CANCEL_STEP_JOBS.set}, updated_at = :t WHERE "
+                f"execution_id = :e AND step = :s AND run = :r AND {CANCEL_STEP_JOBS.where}",
                 {"e": execution_id, "s": step, "r": run, "t": now()})
 
     def mark_step_running(self, execution_id: int, step: str) -> None:
-        self._x("UPDATE step_state SET status = 'RUNNING' WHERE execution_id = :e AND "
-                "step = :s AND status = 'QUEUED'", {"e": execution_id, "s": step})
+        self._x(f"UPDATE step_state SET {MARK_STEP_RUNNING.set} WHERE execution_id = :e AND "
+                f"step = :s AND {MARK_STEP_RUNNING.where}", {"e": execution_id, "s": step})
 
     def item_results(self, execution_id: int, step: str, run: int) -> list[Any]:
         rows = self._all("SELECT result FROM queue WHERE execution_id = :e AND step = :s AND "

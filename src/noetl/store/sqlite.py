@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from noetl.domain.records import Job, JobStatus
+from noetl.domain.lifecycle import JobStatus, move
+from noetl.domain.records import Job
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import JOB_COLS, SqlTx, _job
@@ -39,7 +40,7 @@ class SqliteTx(SqlTx):
         for r in rows:
             job = _job(r)
             prev = str(job.status)
-            job.status = JobStatus.LEASED
+            move(job, JobStatus.LEASED)
             job.worker_id = worker_id
             job.attempts += 1
             job.lease_until = now + lease_seconds
