@@ -18,7 +18,8 @@ from noetl.api.schemas import (
     ReportBatchRequest,
     ReportRequest,
 )
-from noetl.domain.records import JobStatus, now
+from noetl.domain.lifecycle import EventType, JobStatus
+from noetl.domain.records import now
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 # While long-polling, re-check the queue at least this often. Wake-ups (in-process, and NOTIFY
@@ -75,7 +76,7 @@ def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
         return
     with st.store.read() as tx:
         for w in reruns:
-            evs = tx.get_events(int(w["execution_id"]), 0, 100000, "action_retry")
+            evs = tx.get_events(int(w["execution_id"]), 0, 100000, EventType.ACTION_RETRY)
             reason = None
             for e in reversed(evs):
                 ctx = e.context if isinstance(e.context, dict) else {}

@@ -15,6 +15,7 @@ from noetl.domain.records import CatalogEntry, ExecutionRow, error_info, now
 from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
+from noetl.engine import events
 from noetl.engine.executions import create_execution
 from noetl.engine.plans import catalog_plan, plan_for
 from noetl.engine.session import Session
@@ -150,10 +151,8 @@ class Engine:
             if prev == JobStatus.LEASED:
                 n = int(job.payload.get("expiries", 0)) + 1
                 job.payload["expiries"] = n
-                s.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts - 1,
-                       current_index=job.index,
-                       context={"reason": "lease_expired", "next_attempt": job.attempts,
-                                "lease_expiries": n})
+                s.emit(events.action_retry(s.eid, job, ps.type, job.attempts - 1, {
+                    "reason": "lease_expired", "next_attempt": job.attempts, "lease_expiries": n}))
                 # failing the step needs the execution's row: take it only if free at once
                 # (this transaction holds queue rows and event locks; waiting here could close
                 # a cycle with a report of this very job), else run the job once more
@@ -172,9 +171,7 @@ class Engine:
                     expired.append(s)
                     continue
                 tx.update_job(job)
-            s.emit("action_started", "RUNNING", job.step, ps.type, attempt=job.attempts,
-                   current_index=job.index, worker_id=worker_id,
-                   context={"attempt": job.attempts, "worker_id": worker_id})
+            s.emit(events.action_started(s.eid, job, ps.type, worker_id))
             works.append(build_work(tx, ex, plan, job))
             with tx.batch():
                 tx.add_events(s.events)

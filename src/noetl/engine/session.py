@@ -9,7 +9,7 @@ from typing import Any
 from noetl.domain.lifecycle import JOB_UNFINISHED, ExecutionStatus, JobKind, JobStatus, StepStatus, move
 from noetl.domain.records import ExecutionRow, Job, error_info, now
 from noetl.dsl.model import Edge
-from noetl.engine import children, loops
+from noetl.engine import children, events, loops
 from noetl.engine.unit import Unit
 from noetl.errors import NoetlError, TemplateError
 from noetl.ids import new_id
@@ -37,14 +37,10 @@ class Session(Unit):
     # -- starting ------------------------------------------------------------------------
     def begin(self) -> None:
         """Emit the opening events and activate ``start``."""
-        self.emit("execution_started", "STARTED", self.plan.path, "execution",
-                  context={"path": self.plan.path, "version": self.ex.version,
-                           "workload": self.ex.workload,
-                           "parent_execution_id": None if self.ex.parent_execution_id is None
-                           else str(self.ex.parent_execution_id)})
+        self.emit(events.execution_started(self.eid, self.plan.path, self.ex.version,
+                                           self.ex.workload, self.ex.parent_execution_id))
         n_edges = sum(len(s.edges) for s in self.plan.steps.values())
-        self.emit("workflow_initialized", "COMPLETED", "workflow", "workflow",
-                  context={"step_count": len(self.plan.steps), "transition_count": n_edges})
+        self.emit(events.workflow_initialized(self.eid, len(self.plan.steps), n_edges))
         move(self.ex, ExecutionStatus.RUNNING)
         start_error = self.ex.state.pop("start_error", None)
         if start_error is not None:  # e.g. a workload template that cannot render
@@ -83,15 +79,14 @@ class Session(Unit):
                                  "action step to the loop or a condition that ends it")
             move(r, StepStatus.COMPLETED)
             r.ended_at = r.started_at
-            self.emit("step_completed", "COMPLETED", name, "router")
+            self.emit(events.step_completed(self.eid, name, "router"))
             self.route(ps, None, None, passthrough=args,
                        depth=depth + 1, priority=priority if name == self.plan.start else None)
             return
         move(r, StepStatus.QUEUED)
         r.active += 1
         self.active_inc(name)
-        self.emit("step_started", "RUNNING", name, ps.type, context={"args": args or None,
-                                                                     "run": r.runs})
+        self.emit(events.step_started(self.eid, name, ps.type, args or None, r.runs))
         if ps.type in ("iterator", "playbook"):
             try:
                 if ps.type == "iterator":
@@ -191,10 +186,8 @@ class Session(Unit):
         self.update_job(job)
         ps = self.plan.step(job.step)
         self.prefetch({ps.name} | {e.target for e in ps.edges})
-        self.emit("action_completed", "COMPLETED", job.step, ps.type,
-                  result=outcome.get("envelope", data), attempt=job.attempts,
-                  current_index=job.index, duration=outcome.get("duration"),
-                  worker_id=job.worker_id, meta=outcome.get("meta"))
+        self.emit(events.action_completed(self.eid, job, ps.type, outcome,
+                                          outcome.get("envelope", data), outcome.get("meta")))
         if job.kind == JobKind.ITEM:
             loops.item_done(self, ps, job)
             return
@@ -213,9 +206,9 @@ class Session(Unit):
         r.ended_at = now()
         self.touch(r)
         self.active_inc(ps.name, -1)
-        self.emit("step_result", "COMPLETED", ps.name, ps.type, result=data)
-        self.emit("step_completed", "COMPLETED", ps.name, ps.type,
-                  duration=(r.ended_at - r.started_at) if r.started_at else None)
+        self.emit(events.step_result(self.eid, ps.name, ps.type, data))
+        self.emit(events.step_completed(self.eid, ps.name, ps.type,
+                                        (r.ended_at - r.started_at) if r.started_at else None))
         if self.ex.terminal:
             return
         if data is not None:
@@ -231,11 +224,7 @@ class Session(Unit):
         ps = self.plan.step(job.step)
         err = outcome.get("error") or {}
         message = str(err.get("message") or "step failed")
-        self.emit("action_failed", "FAILED", job.step, ps.type, error=message,
-                  error_type=err.get("type"), stack_trace=err.get("traceback"),
-                  result=outcome.get("envelope"), attempt=job.attempts, current_index=job.index,
-                  duration=outcome.get("duration"), worker_id=job.worker_id,
-                  meta=outcome.get("meta"))
+        self.emit(events.action_failed(self.eid, job, ps.type, outcome, outcome.get("meta")))
         policy = ps.item_retry if job.kind == JobKind.ITEM else ps.retry
         if not self.ex.terminal and policy and job.attempts < policy.max_attempts \
                 and not outcome.get("final"):
@@ -252,11 +241,9 @@ class Session(Unit):
                 job.lease_until = None
                 job.worker_id = None
                 self.update_job(job)
-                self.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts,
-                          current_index=job.index,
-                          context={"attempt": job.attempts, "next_attempt": job.attempts + 1,
-                                   "max_attempts": policy.max_attempts, "delay": delay,
-                                   "error": message})
+                self.emit(events.action_retry(self.eid, job, ps.type, job.attempts, {
+                    "attempt": job.attempts, "next_attempt": job.attempts + 1,
+                    "max_attempts": policy.max_attempts, "delay": delay, "error": message}))
                 return
         move(job, JobStatus.DEAD)
         job.lease_until = None
@@ -273,17 +260,10 @@ class Session(Unit):
         ps = self.plan.step(job.step)
         meta = {**(outcome.get("meta") or {}), "late": True, "execution_status": str(self.ex.status)}
         if outcome.get("status") == "ok":
-            self.emit("action_completed", "COMPLETED", job.step, ps.type,
-                      result=outcome.get("envelope"), attempt=job.attempts,
-                      current_index=job.index, duration=outcome.get("duration"),
-                      worker_id=job.worker_id, meta=meta)
+            self.emit(events.action_completed(self.eid, job, ps.type, outcome,
+                                              outcome.get("envelope"), meta))
         else:
-            err = outcome.get("error") or {}
-            self.emit("action_failed", "FAILED", job.step, ps.type,
-                      error=str(err.get("message") or "step failed"), error_type=err.get("type"),
-                      stack_trace=err.get("traceback"), result=outcome.get("envelope"),
-                      attempt=job.attempts, current_index=job.index,
-                      duration=outcome.get("duration"), worker_id=job.worker_id, meta=meta)
+            self.emit(events.action_failed(self.eid, job, ps.type, outcome, meta))
 
     def should_retry(self, ps: PlanStep, policy: Any, job: Job, outcome: dict[str, Any],
                      message: str) -> bool:
@@ -305,8 +285,7 @@ class Session(Unit):
             if policy.retry_when:
                 return evaluate(policy.retry_when, ctx, where + " → retry_when")
         except TemplateError as exc:
-            self.emit("warning", "FAILED", ps.name, ps.type, error=str(exc),
-                      error_type="TemplateError")
+            self.emit(events.warning(self.eid, ps.name, ps.type, str(exc), "TemplateError"))
             return False
         return True
 
@@ -322,8 +301,7 @@ class Session(Unit):
         self.touch(r)
         if was_active:
             self.active_inc(ps.name, -1)
-        self.emit("step_failed", "FAILED", ps.name, ps.type, error=info["message"],
-                  error_type=info.get("type"), stack_trace=info.get("traceback"))
+        self.emit(events.step_failed(self.eid, ps.name, ps.type, info))
         if self.ex.terminal:
             return
         if ps.type == "iterator":
@@ -348,8 +326,8 @@ class Session(Unit):
 
     def complete_execution(self) -> None:
         result = self.final_result()
-        self.emit("workflow_completed", "COMPLETED", "workflow", "workflow")
-        self.emit("execution_completed", "COMPLETED", self.plan.path, "execution", result=result)
+        self.emit(events.workflow_completed(self.eid))
+        self.emit(events.execution_completed(self.eid, self.plan.path, result))
         move(self.ex, ExecutionStatus.COMPLETED)
         self.ex.result = result
         self.ex.ended_at = now()
@@ -359,10 +337,8 @@ class Session(Unit):
         if self.ex.terminal:
             return
         self._stop_work()
-        self.emit("workflow_failed", "FAILED", "workflow", "workflow", error=info["message"])
-        self.emit("execution_failed", "FAILED", self.plan.path, "execution",
-                  error=info["message"], error_type=info.get("type"),
-                  stack_trace=info.get("traceback"), result={"error": info})
+        self.emit(events.workflow_failed(self.eid, info["message"]))
+        self.emit(events.execution_failed(self.eid, self.plan.path, info))
         move(self.ex, ExecutionStatus.FAILED)
         self.ex.error = info
         self.ex.ended_at = now()
@@ -372,7 +348,7 @@ class Session(Unit):
         if self.ex.terminal:
             return
         self._stop_work()
-        self.emit("execution_cancelled", "CANCELLED", self.plan.path, "execution", error=reason)
+        self.emit(events.execution_cancelled(self.eid, self.plan.path, reason))
         move(self.ex, ExecutionStatus.CANCELLED)
         self.ex.error = error_info(reason, "Cancelled")
         self.ex.ended_at = now()

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import JobKind, JobStatus, StepStatus, leasable, move
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
+from noetl.engine import events
 from noetl.engine.plans import plan_for, remember
-from noetl.ids import new_id
 from noetl.plan import Plan, PlanStep
 from noetl.templates import context
 
@@ -119,12 +119,9 @@ class Unit(ABC):
             ) -> dict[str, Any]:
         return context(self.base(), self.results(refs), extra)
 
-    def emit(self, event_type: str, status: str, node: str | None = None,
-             node_type: str | None = None, **kw: Any) -> Event:
-        ev = Event(execution_id=self.eid, event_id=new_id(), event_type=event_type,
-                   status=str(status), node_name=node, node_type=node_type, **kw)
+    def emit(self, ev: Event) -> None:
+        """Buffer an event (built by :mod:`noetl.engine.events`)."""
         self.events.append(ev)
-        return ev
 
     def update_job(self, job: Job) -> None:
         self.job_updates[job.queue_id] = job
@@ -170,9 +167,7 @@ class Unit(ABC):
             if r.status == StepStatus.QUEUED:
                 move(r, StepStatus.RUNNING)
                 self.touch(r)
-            self.emit("action_started", "RUNNING", job.step, ps.type, attempt=1,
-                      current_index=job.index, worker_id=worker_id,
-                      context={"attempt": 1, "worker_id": worker_id})
+            self.emit(events.action_started(self.eid, job, ps.type, worker_id))
             handed.append(job)
         return handed
 

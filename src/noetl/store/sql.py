@@ -142,7 +142,7 @@ def _job(r: Any) -> Job:
 def _job_params(j: Job) -> dict[str, Any]:
     return {
         "queue_id": j.queue_id, "execution_id": j.execution_id, "step": j.step, "run": j.run,
-        "kind": j.kind, "idx": j.index, "payload": jd(j.payload), "status": str(j.status),
+        "kind": str(j.kind), "idx": j.index, "payload": jd(j.payload), "status": str(j.status),
         "priority": j.priority, "attempts": j.attempts, "max_attempts": j.max_attempts,
         "available_at": j.available_at, "lease_until": j.lease_until, "worker_id": j.worker_id,
         "last_heartbeat": j.last_heartbeat, "result": jd(j.result), "created_at": j.created_at,
@@ -163,7 +163,7 @@ def _step_params(s: StepRow) -> dict[str, Any]:
 def _event_params(e: Event) -> dict[str, Any]:
     return {
         "event_id": e.event_id, "execution_id": e.execution_id,
-        "parent_event_id": e.parent_event_id, "event_type": e.event_type, "status": e.status,
+        "parent_event_id": e.parent_event_id, "event_type": str(e.event_type), "status": e.status,
         "node_name": e.node_name, "node_type": e.node_type, "context": jd(e.context),
         "result": jd(e.result), "error": e.error, "error_type": e.error_type,
         "stack_trace": e.stack_trace, "meta": jd(e.meta), "attempt": e.attempt,
