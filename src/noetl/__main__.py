@@ -1,5 +1,5 @@
 """``python -m noetl`` is the ``noetl`` command."""
 
-from noetl.cli.main import app
+from noetl.cli.main import main
 
-app()
+main()

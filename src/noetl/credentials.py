@@ -16,7 +16,7 @@ class CredentialKeyError(NoetlError):
 
 
 def _key_file(store: Store) -> Path:
-    home = os.environ.get("NOETL_HOME")
+    home = store.settings.home
     if home:
         return Path(home) / "credential.key"
     path = getattr(store, "path", None)
@@ -26,7 +26,9 @@ def _key_file(store: Store) -> Path:
 
 
 def encryption_key(store: Store, create: bool = True) -> bytes:
-    env = os.environ.get("NOETL_ENCRYPTION_KEY")
+    """NOETL_ENCRYPTION_KEY (from the settings the store was opened with); else, for an
+    embedded store, the key file beside it (created on first use)."""
+    env = store.settings.encryption_key
     if env:
         return env.encode()
     if store.dialect != "sqlite":

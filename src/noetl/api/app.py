@@ -4,7 +4,6 @@ engine errors to 4xx responses; a token guards every API route when one is confi
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,14 +22,15 @@ from noetl.errors import (
     PlaybookError,
     TemplateError,
 )
+from noetl.settings import Settings
+from noetl.templates import configure
 
 log = logging.getLogger("noetl.api")
-THREADS = int(os.environ.get("NOETL_API_THREADS", "200"))
 
 
 def check_credentials_key(store: Any) -> None:
     """On PostgreSQL, stored credentials without NOETL_ENCRYPTION_KEY: refuse to start."""
-    if store.dialect == "sqlite" or os.environ.get("NOETL_ENCRYPTION_KEY"):
+    if store.dialect == "sqlite" or store.settings.encryption_key:
         return
     with store.read() as tx:
         n = len(tx.list_credentials())
@@ -130,10 +130,13 @@ class TokenAuth:
 
 
 def create_app(store_url: str | None = None, *, token: str | None = None,
-               lease_seconds: float | None = None) -> FastAPI:
+               lease_seconds: float | None = None, settings: Settings | None = None) -> FastAPI:
     """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
-    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN."""
-    api_token = token if token is not None else (os.environ.get("NOETL_API_TOKEN") or None)
+    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN; ``settings`` (the process's)
+    to the environment's, read once here."""
+    settings = settings or Settings.from_env()
+    api_token = token if token is not None else settings.api_token
+    configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,14 +146,14 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
         from noetl.store import open_store
 
         # lease long-polls hold a thread each; give the sync routes room
-        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-        store = open_store(store_url)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        store = open_store(store_url, settings)
         try:
             check_credentials_key(store)
         except Exception:
             store.close()
             raise
-        eng = Engine(store, **({"lease_seconds": lease_seconds} if lease_seconds else {}))
+        eng = Engine(store, lease_seconds, settings)
         app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token)
         log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
         try:

@@ -3,7 +3,6 @@ workers. Heavy modules are imported inside commands so ``noetl run`` starts fast
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -273,14 +272,31 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
     Console().print(t)
 
 
+OPTIONAL = {"noetl.cli.server_cmd": ("server", "worker"), "noetl.cli.credential_cmd": ("credential",)}
+
+
 def _register_optional() -> None:
-    """Server, worker and credential commands live in their own modules (lazy, optional)."""
-    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd"):
+    """Server, worker and credential commands live in their own modules (optional: a module
+    that cannot be imported is left out)."""
+    for mod in OPTIONAL:
         try:
             __import__(mod)
         except ImportError:
             continue
 
 
-if os.environ.get("NOETL_CLI_MINIMAL") != "1":
-    _register_optional()
+_register_optional()
+
+
+def main() -> None:
+    """The ``noetl`` command. With NOETL_CLI_MINIMAL=1 the server, worker and credential
+    commands are not offered."""
+    from noetl.settings import Settings
+
+    command = typer.main.get_command(app)
+    commands = getattr(command, "commands", {})  # a group's subcommands by name
+    if Settings.from_env().cli_minimal:
+        for names in OPTIONAL.values():
+            for name in names:
+                commands.pop(name, None)
+    command()

@@ -38,15 +38,15 @@ def server_start(
     import uvicorn
 
     from noetl.api.app import create_app
+    from noetl.settings import Settings
 
+    settings = Settings.from_env()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("NOETL_API_TOKEN"):
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
     if processes > 1:
-        from noetl.store import default_store_url
-
-        url = store or default_store_url()
+        url = store or settings.default_store_url()
         if not url.startswith(("postgresql://", "postgres://")):
             sys.stderr.write("error: --processes needs a PostgreSQL store (SQLite has one "
                              f"writer and no cross-process wake-ups): {url}\n")
@@ -56,7 +56,7 @@ def server_start(
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
                     workers=processes)
         return
-    config = uvicorn.Config(create_app(store), host=host, port=port, log_level=log_level,
+    config = uvicorn.Config(create_app(store, settings=settings), host=host, port=port, log_level=log_level,
                             access_log=False, timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.run()
@@ -104,13 +104,17 @@ def worker_start(
 ) -> None:
     """Lease jobs from a server and run them until SIGTERM/SIGINT; then stop leasing, finish
     running jobs (up to --grace seconds), give back any job leased meanwhile, exit 0."""
+    from noetl.settings import Settings
+    from noetl.templates import configure
     from noetl.worker.http_backend import HttpBackend
     from noetl.worker.pool import WorkerPool
 
+    settings = Settings.from_env()
+    configure(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
-                          max_connections=concurrency + 8)
+                          max_connections=concurrency + 8, settings=settings)
     _probe(backend)
     pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id)
     stop = threading.Event()

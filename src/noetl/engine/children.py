@@ -82,7 +82,8 @@ def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
         return
     child = create_execution(tx, plan, child_args, merge=True, catalog_id=catalog_id,
                              version=ver, parent_execution_id=session.eid,
-                             parent_job_id=job.queue_id, return_step=cfg.get("return_step"))
+                             parent_job_id=job.queue_id, return_step=cfg.get("return_step"),
+                             env_names=session.settings.template_env)
     job.payload["child"] = str(child.execution_id)
     cs = session.open(child, plan)
     cs.fresh = True

@@ -24,20 +24,26 @@ from noetl.engine.unit import Unit, session_tree
 from noetl.engine.unprocessable import describe_error, fail_unprocessable, processing_error
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound, PlaybookError, Problem
-from noetl.plan import compile_plan
-from noetl.settings import DEFAULT_LEASE_SECONDS, MAX_LEASE_EXPIRIES
+from noetl.plan import Plan, compile_plan
+from noetl.settings import Settings
 from noetl.store.base import Store, Tx
 
 T = TypeVar("T")
 
 
 class Engine:
-    def __init__(self, store: Store, lease_seconds: float = DEFAULT_LEASE_SECONDS):
+    def __init__(self, store: Store, lease_seconds: float | None = None,
+                 settings: Settings | None = None):
         self.store = store
-        self.lease_seconds = lease_seconds
+        self.settings = settings or store.settings
+        self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.listeners: list[Callable[[set[int]], None]] = []
 
     # -- plumbing ----------------------------------------------------------------------------
+    def session(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None) -> Session:
+        """The rules applied to ``ex`` inside ``tx``, with this engine's settings."""
+        return Session(tx, ex, plan, self.settings)
+
     def _tx(self, fn: Callable[[Tx], T]) -> T:
         retry = getattr(self.store, "retryable", None)
         for attempt in range(20):
@@ -86,8 +92,9 @@ class Engine:
                 cat_id, ver = entry.catalog_id, str(entry.version)
                 plan = catalog_plan(entry)
             ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
-                                  catalog_id=cat_id, version=ver)
-            s = Session(tx, ex, plan)
+                                  catalog_id=cat_id, version=ver,
+                                  env_names=self.settings.template_env)
+            s = self.session(tx, ex, plan)
             s.fresh = True
             s.begin()
             s.flush()
@@ -111,7 +118,7 @@ class Engine:
             ex = tx.get_execution(execution_id, lock=True)
             if ex is None:
                 raise NotFound(f"execution {execution_id} not found")
-            s = Session(tx, ex)
+            s = self.session(tx, ex)
             s.cancel_execution()
             s.flush()
             holder.append(s)
@@ -147,7 +154,7 @@ class Engine:
                 continue
             plan = plan_for(tx, ex)
             ps = plan.step(job.step)
-            s = Session(tx, ex, plan)
+            s = self.session(tx, ex, plan)
             if prev == JobStatus.LEASED:
                 n = int(job.payload.get("expiries", 0)) + 1
                 job.payload["expiries"] = n
@@ -157,10 +164,10 @@ class Engine:
                 # (this transaction holds queue rows and event locks; waiting here could close
                 # a cycle with a report of this very job), else run the job once more
                 lock = tx.try_lock_execution(job.execution_id) \
-                    if n > MAX_LEASE_EXPIRIES else None
+                    if n > self.settings.max_lease_expiries else None
                 if lock is not None:
                     retry_events = s.events
-                    s = Session(tx, lock, plan)
+                    s = self.session(tx, lock, plan)
                     s.events = retry_events
                     s.job_failed(job, {"final": True, "error": {
                         "message": "worker died while running this step "
@@ -300,7 +307,7 @@ class Engine:
                 if ex is not None:
                     job.payload["late_report"] = rid or True
                     tx.update_job(job)
-                    s = Session(tx, ex)
+                    s = self.session(tx, ex)
                     s.record_late(job, outcome)
                     tx.add_events(s.events)
                 return "cancelled"
@@ -311,7 +318,7 @@ class Engine:
             raise _Refused("not_found", NotFound(f"execution {job.execution_id} not found"))
         if rid:
             job.payload["report_id"] = rid
-        s = Session(tx, ex)
+        s = self.session(tx, ex)
         if outcome.get("status") == "ok":
             s.job_succeeded(job, outcome)
         else:

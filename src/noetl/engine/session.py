@@ -32,7 +32,7 @@ def _retry_delay(policy: Any, attempts: int) -> float:
 
 class Session(Unit):
     def open(self, ex: ExecutionRow, plan: Plan | None = None) -> Session:
-        return Session(self.tx, ex, plan)
+        return Session(self.tx, ex, plan, self.settings)
 
     # -- starting ------------------------------------------------------------------------
     def begin(self) -> None:
@@ -381,7 +381,7 @@ class Session(Unit):
             full = self.tx.get_execution(child.execution_id, lock=True)
             if full is None or full.terminal:
                 continue
-            cs = Session(self.tx, full)
+            cs = self.open(full)
             cs.parent_session = self
             cs.cancel_execution("parent execution ended")
             self.after.append(cs)

@@ -22,19 +22,23 @@ from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
 from noetl.engine import events
 from noetl.engine.plans import plan_for, remember
 from noetl.plan import Plan, PlanStep
+from noetl.settings import Settings
 from noetl.templates import context
 
 if TYPE_CHECKING:
     from noetl.store.base import Tx
 
+DEFAULTS = Settings()
 ROUTER_HOPS_MIN = 1000
 ROUTER_HOPS_PER_STEP = 20
 
 
 class Unit(ABC):
-    def __init__(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None):
+    def __init__(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None,
+                 settings: Settings | None = None):
         self.tx = tx
         self.ex = ex
+        self.settings = settings or DEFAULTS
         if plan is None:
             plan = plan_for(tx, ex)
         else:

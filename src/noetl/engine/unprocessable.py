@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from noetl.domain.lifecycle import JobStatus, move
-from noetl.domain.records import error_info
+from noetl.domain.records import ExecutionRow, error_info
 from noetl.engine.session import Session
 from noetl.engine.unit import Unit
 from noetl.errors import NoetlError, StoreError
@@ -37,6 +37,7 @@ class Recorder(Protocol):
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
                    holder: list[Session]) -> str: ...
     def _after(self, sessions: Sequence[Unit]) -> None: ...
+    def session(self, tx: Tx, ex: ExecutionRow) -> Session: ...
 
 
 def processing_error(exc: BaseException) -> bool:
@@ -78,7 +79,7 @@ def fail_unprocessable(engine: Recorder, job_id: int, worker_id: str | None,
         job, ex = got if got is not None else (None, None)
         if job is None or ex is None:
             return "not_found"
-        s = Session(tx, ex)
+        s = engine.session(tx, ex)
         if job.status == JobStatus.LEASED:  # (cancelled meanwhile: it stays cancelled)
             move(job, JobStatus.DEAD)
             job.lease_until = None

@@ -22,6 +22,7 @@ from noetl.domain.records import (
     Job,
     StepRow,
 )
+from noetl.settings import Settings
 
 
 class Tx(ABC):
@@ -169,7 +170,8 @@ class Store(ABC):
     url: str
     dialect: str
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()  # the process's, as the store was opened
         self._work = threading.Condition()
         self._work_version = 0
 
@@ -186,12 +188,12 @@ class Store(ABC):
     def close(self) -> None: ...
 
     def claim_node_id(self) -> None:
-        """Give this process a node id no other process on this database holds."""
-        import os
-
+        """Give this process a node id no other process on this database holds (or the one
+        ``NOETL_NODE_ID`` names)."""
         from noetl import ids
 
-        if os.environ.get("NOETL_NODE_ID"):
+        if self.settings.node_id is not None:
+            ids.set_node(self.settings.node_id)
             return
         with self.transaction() as tx:
             ids.set_node(tx.next_node_id())

@@ -21,7 +21,6 @@ which wakes this process's waiters and sends ``NOTIFY noetl_work`` so other proc
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import uuid
@@ -34,6 +33,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
+from noetl.settings import Settings
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import EXEC_SELECT, JOB_COLS, LEASE_EXPIRED, LEASE_READY, SqlTx, _exec, _job
@@ -324,10 +324,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class PostgresStore(Store):
     dialect = "postgres"
 
-    def __init__(self, url: str, pool_size: int | None = None, listen: bool = True):
-        super().__init__()
+    def __init__(self, url: str, pool_size: int | None = None, listen: bool = True,
+                 settings: Settings | None = None):
+        super().__init__(settings)
         self.url = url
-        size = pool_size or int(os.environ.get("NOETL_PG_POOL_SIZE", "10"))
+        size = pool_size or self.settings.pg_pool_size
         self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},

@@ -11,6 +11,7 @@ from typing import Any
 
 from noetl.domain.lifecycle import JobStatus, move
 from noetl.domain.records import Job
+from noetl.settings import Settings
 from noetl.store.base import Store
 from noetl.store.migrate import migrations, split_sql
 from noetl.store.sql import JOB_COLS, SqlTx, _job
@@ -68,8 +69,8 @@ def _private_file(path: Path) -> None:
 class SqliteStore(Store):
     dialect = "sqlite"
 
-    def __init__(self, url: str):
-        super().__init__()
+    def __init__(self, url: str, settings: Settings | None = None):
+        super().__init__(settings)
         self.url = url
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         self.path = path or ":memory:"

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from noetl.settings import Settings
+
 Credentials = Callable[[str], dict[str, Any]]
 
 
@@ -14,6 +16,9 @@ def _no_credentials(name: str) -> dict[str, Any]:
     from noetl.errors import NotFound
 
     raise NotFound(f"credential '{name}' is not available to this worker")
+
+
+_DEFAULTS = Settings()
 
 
 @dataclass
@@ -26,6 +31,12 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)  # values to redact from events
     cancelled: threading.Event | None = None  # set when the job's execution was cancelled
+    settings: Settings | None = None  # the process's (the pool passes its own on)
+
+    @property
+    def config(self) -> Settings:
+        """The process's settings (defaults when none were given)."""
+        return self.settings if self.settings is not None else _DEFAULTS
 
 
 @dataclass

@@ -60,8 +60,8 @@ class Backend(Protocol):
 
 
 def default_worker_id() -> str:
-    return os.environ.get("NOETL_WORKER_ID") or \
-        f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """``host-pid-random`` (NOETL_WORKER_ID, when set, is passed in as ``worker_id``)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class WorkerPool:
@@ -128,7 +128,7 @@ class WorkerPool:
     def _services(self) -> Services:
         s = self.services_template
         return Services(credentials=s.credentials, data_dir=s.data_dir,
-                        http_client=s.http_client, secrets=s.secrets)
+                        http_client=s.http_client, secrets=s.secrets, settings=s.settings)
 
     def _loop(self) -> None:
         services = self._services()

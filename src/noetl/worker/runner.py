@@ -109,18 +109,17 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
 
     services = services or Services()
     outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
-    secrets = with_encodings({s for s in services.secrets if isinstance(s, str)})
+    secrets = with_encodings({s for s in services.secrets if isinstance(s, str)},
+                             services.config.api_token)
     return redact(outcome, secrets) if secrets else outcome
 
 
-def with_encodings(secrets: set[str]) -> set[str]:
+def with_encodings(secrets: set[str], token: str | None = None) -> set[str]:
     """The secrets, the worker's API token, and how they travel encoded: base64 (as in an
     ``Authorization: Basic`` header, of ``user:password``) and URL-encoded."""
     import base64
-    import os
     from urllib.parse import quote, quote_plus
 
-    token = os.environ.get("NOETL_API_TOKEN")
     out = set(secrets) | ({token} if token else set())
     for v in list(out):
         if len(v) < 4:
