@@ -29,8 +29,9 @@ log = logging.getLogger("noetl.api")
 
 
 def check_credentials_key(store: Any) -> None:
-    """On PostgreSQL, stored credentials without NOETL_ENCRYPTION_KEY: refuse to start."""
-    if store.dialect == "sqlite" or store.settings.encryption_key:
+    """Stored credentials, no NOETL_ENCRYPTION_KEY and no key file allowed beside the store
+    (PostgreSQL): refuse to start."""
+    if store.capabilities.key_file or store.settings.encryption_key:
         return
     with store.read() as tx:
         n = len(tx.list_credentials())
@@ -155,7 +156,7 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             raise
         eng = Engine(store, lease_seconds, settings)
         app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token)
-        log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
+        log.info("noetl api: store %s (%s)", _redact(store.url), store.capabilities.name)
         try:
             yield
         finally:

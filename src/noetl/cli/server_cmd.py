@@ -46,10 +46,15 @@ def server_start(
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
     if processes > 1:
+        from noetl.store.factory import BACKENDS, backend_for
+
         url = store or settings.default_store_url()
-        if not url.startswith(("postgresql://", "postgres://")):
-            sys.stderr.write("error: --processes needs a PostgreSQL store (SQLite has one "
-                             f"writer and no cross-process wake-ups): {url}\n")
+        caps = backend_for(url).capabilities
+        if not caps.multi_process:
+            shared = " or ".join(c.name for c in (backend_for(p[0]).capabilities
+                                                  for p in BACKENDS) if c.multi_process)
+            sys.stderr.write(f"error: --processes needs a {shared} store ({caps.name} has "
+                             f"{caps.note}): {url}\n")
             raise typer.Exit(2)
         os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
         uvicorn.run("noetl.api.app:create_app", factory=True, host=host, port=port,

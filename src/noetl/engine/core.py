@@ -45,13 +45,12 @@ class Engine:
         return Session(tx, ex, plan, self.settings)
 
     def _tx(self, fn: Callable[[Tx], T]) -> T:
-        retry = getattr(self.store, "retryable", None)
         for attempt in range(20):
             try:
                 with self.store.transaction() as tx:
                     return fn(tx)
             except Exception as exc:
-                if retry is None or not retry(exc) or attempt == 19:
+                if not self.store.retryable(exc) or attempt == 19:
                     raise
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # jittered backoff
         raise AssertionError("unreachable")

@@ -12,7 +12,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 from noetl.domain.records import (
     CatalogEntry,
@@ -164,13 +166,27 @@ class Tx(ABC):
     def delete_credential(self, name: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, as it declares it. The rest of NoETL asks these (and
+    :meth:`Store.retryable`), never which database it is."""
+
+    name: str  # for messages: "SQLite", "PostgreSQL"
+    multi_process: bool  # several processes (servers) may share the database
+    poll_seconds: float  # a waiting lease re-checks the queue at least this often
+    key_file: bool  # the credential key may be a file beside the store (else the key is required)
+    note: str = ""  # what it cannot do, for messages
+
+
 class Store(ABC):
     """A database holding the catalog, executions, events, step state, queue and credentials."""
 
     url: str
-    dialect: str
+    dialect: str  # the migrations' directory (migrations/<dialect>/)
+    capabilities: ClassVar[Capabilities]
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        self.url = url
         self.settings = settings or Settings()  # the process's, as the store was opened
         self._work = threading.Condition()
         self._work_version = 0
@@ -186,6 +202,16 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @staticmethod
+    def retryable(exc: BaseException) -> bool:
+        """Whether a transaction that raised ``exc`` may simply run again (a serialization
+        failure, a deadlock); :class:`noetl.engine.core.Engine` retries those."""
+        return False
+
+    def local_dir(self) -> Path | None:
+        """The directory of the store's own file, for an embedded store (else None)."""
+        return None
 
     def claim_node_id(self) -> None:
         """Give this process a node id no other process on this database holds (or the one

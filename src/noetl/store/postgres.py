@@ -34,8 +34,8 @@ from psycopg_pool import ConnectionPool
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.settings import Settings
-from noetl.store.base import Store
-from noetl.store.migrate import migrations, split_sql
+from noetl.store.base import Capabilities, Store
+from noetl.store.migrate import apply_migrations
 from noetl.store.sql import EXEC_SELECT, JOB_COLS, LEASE_EXPIRED, LEASE_READY, SqlTx, _exec, _job
 
 log = logging.getLogger("noetl.store.postgres")
@@ -323,11 +323,13 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 class PostgresStore(Store):
     dialect = "postgres"
+    # NOTIFY wakes waiters in every process: the re-check only covers a missed notification
+    capabilities = Capabilities(name="PostgreSQL", multi_process=True, poll_seconds=2.0,
+                                key_file=False)
 
     def __init__(self, url: str, pool_size: int | None = None, listen: bool = True,
                  settings: Settings | None = None):
-        super().__init__(settings)
-        self.url = url
+        super().__init__(url, settings)
         size = pool_size or self.settings.pg_pool_size
         self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
@@ -357,16 +359,8 @@ class PostgresStore(Store):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             conn.execute(f"SET LOCAL search_path TO {SCHEMA}")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                         "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
-            for version, name, sql in migrations("postgres"):
-                if version in done:
-                    continue
-                for stmt in split_sql(sql):
-                    conn.execute(stmt)  # no parameters: '%' is literal here
-                conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
-                             (version, name))
+            apply_migrations(conn, self.dialect, placeholder="%s",
+                             applied_at="TIMESTAMPTZ NOT NULL DEFAULT now()")
 
     def schema_version(self) -> int:
         with self.pool.connection() as conn:
