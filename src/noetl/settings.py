@@ -37,11 +37,13 @@ python step sees: :mod:`noetl.tools.step_env` reads it with the rest of that env
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 TRUE = ("1", "true", "yes")
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -77,19 +79,18 @@ class Settings:
         def text(name: str) -> str | None:
             return env.get(name) or None
 
-        def number(name: str, default: float) -> float:
+        def parsed(name: str, default: T, kind: Callable[[str], T], what: str) -> T:
             raw = text(name)
             try:
-                return default if raw is None else float(raw)
+                return default if raw is None else kind(raw)
             except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not a number") from None
+                raise SettingsError(f"{name}={raw!r} is not {what}") from None
+
+        def number(name: str, default: float) -> float:
+            return parsed(name, default, float, "a number")
 
         def integer(name: str, default: int) -> int:
-            raw = text(name)
-            try:
-                return default if raw is None else int(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not an integer") from None
+            return parsed(name, default, int, "an integer")
 
         d = cls()
         return cls(

@@ -64,18 +64,23 @@ OPERATIONS: dict[str, Callable[[Tx, int, float], object]] = {
 }
 
 
-@pytest.mark.parametrize("operation", sorted(OPERATIONS))
-def test_store_job_moves_are_in_the_table(store: Store, operation: str) -> None:
+def _seed(store: Store) -> tuple[int, float, list[Job]]:
     ex = make_exec()
     t = now()
     jobs = _jobs_in_every_status(ex.execution_id, t)
     with store.transaction() as tx:
         tx.insert_execution(ex)
         tx.add_jobs(jobs)
+    return ex.execution_id, t, jobs
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_store_job_moves_are_in_the_table(store: Store, operation: str) -> None:
+    eid, t, _ = _seed(store)
     with store.transaction() as tx:
-        before = _state(tx, ex.execution_id)
-        OPERATIONS[operation](tx, ex.execution_id, t)
-        after = _state(tx, ex.execution_id)
+        before = _state(tx, eid)
+        OPERATIONS[operation](tx, eid, t)
+        after = _state(tx, eid)
     moves = _moves(before, after)
     assert moves, f"{operation} changed no row: the test would prove nothing"
     illegal = [(a, b) for a, b in moves if JobStatus(b) not in JOB_MOVES[JobStatus(a)]]
@@ -84,12 +89,7 @@ def test_store_job_moves_are_in_the_table(store: Store, operation: str) -> None:
 
 def test_store_leases_exactly_the_leasable_jobs(store: Store) -> None:
     """The lease query and :func:`leasable` agree, at any time (the clock is a parameter)."""
-    ex = make_exec()
-    t = now()
-    jobs = _jobs_in_every_status(ex.execution_id, t)
-    with store.transaction() as tx:
-        tx.insert_execution(ex)
-        tx.add_jobs(jobs)
+    _, t, jobs = _seed(store)
     for at in (t - 120, t, t + 120):  # nothing due yet; the due ones; all of them
         picked: set[int] = set()
         with pytest.raises(_Rollback), store.transaction() as tx:
