@@ -8,6 +8,9 @@ NoetlError
  │    └── Conflict        a write that contradicts stored state
  ├── LeaseLost            a job's lease expired or moved to another worker
  └── ToolError            a tool failed; carries the error type and traceback
+
+An error record (a failed step's ``error``) is ``{message, type, traceback, step}`` plus, when
+known, the :data:`USER_KEYS` that say it in the user's terms.
 """
 
 from __future__ import annotations
@@ -44,7 +47,23 @@ class PlaybookError(NoetlError):
 
 
 class TemplateError(NoetlError):
-    """A template could not be rendered."""
+    """A template could not be rendered. ``where`` names the step and field (``step 'x' →
+    args.total``), ``template`` is the template text and ``reason`` the message alone."""
+
+    def __init__(self, message: str, *, where: str | None = None, template: str | None = None,
+                 reason: str | None = None):
+        super().__init__(message)
+        self.where = where
+        self.template = template
+        self.reason = reason
+
+    @property
+    def field(self) -> str | None:
+        """``where`` without its leading ``step 'x' →``: the field inside the step."""
+        if self.where is None:
+            return None
+        head, sep, rest = self.where.partition(" → ")
+        return rest if sep and head.startswith("step '") else self.where
 
 
 class StoreError(NoetlError):
@@ -67,8 +86,27 @@ class ToolError(NoetlError):
     """A tool failed. ``error_type`` names the original exception class."""
 
     def __init__(self, message: str, error_type: str = "ToolError", traceback: str | None = None,
-                 data: object = None):
+                 data: object = None, user_traceback: str | None = None):
         super().__init__(message)
         self.error_type = error_type
-        self.traceback = traceback
+        self.traceback = traceback  # the whole traceback, engine frames included
         self.data = data
+        self.user_traceback = user_traceback  # only the user's code frames (python steps)
+
+
+# The keys of an error record that describe it for people (shown before any traceback):
+# field and template (a template error), reason (its message alone), user_traceback (a python
+# step's own frames, with the YAML file's lines) and at (``flow.yaml, line 14``: where it raised).
+USER_KEYS = ("field", "template", "reason", "user_traceback", "at")
+
+
+def user_details(exc: BaseException) -> dict[str, str]:
+    """The user-facing keys (:data:`USER_KEYS`) an exception carries, for its error record."""
+    if isinstance(exc, TemplateError) and exc.template is not None:
+        out = {"template": exc.template, "reason": exc.reason or str(exc)}
+        if exc.field:
+            out["field"] = exc.field
+        return out
+    if isinstance(exc, ToolError) and exc.user_traceback:
+        return {"user_traceback": exc.user_traceback}
+    return {}

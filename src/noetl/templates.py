@@ -229,7 +229,8 @@ def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> An
     try:
         fn, native, _ = _compile(text)
     except TemplateSyntaxError as exc:
-        raise TemplateError(f"{where}: template syntax error in {text!r}: {exc.message}") from exc
+        raise _error(where, text, f"template syntax error: {exc.message}",
+                     f"template syntax error in {text!r}: {exc.message}") from exc
     try:
         with time_limit():
             if native:
@@ -239,14 +240,20 @@ def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> An
                 return _unview(result)
             return fn.render(ctx)
     except TemplateTimeout as exc:
-        raise TemplateError(f"{where}: rendering {text[:200]!r} took longer than the "
-                            f"{sandbox.RENDER_SECONDS:g} s template time limit") from exc
+        reason = f"took longer than the {sandbox.RENDER_SECONDS:g} s template time limit"
+        raise _error(where, text, reason, f"rendering {text[:200]!r} {reason}") from exc
     except UndefinedError as exc:
-        raise TemplateError(f"{where}: cannot render {text!r}: {exc.message}") from exc
+        raise _error(where, text, str(exc.message), f"cannot render {text!r}: {exc.message}") from exc
     except TemplateError:
         raise
     except Exception as exc:
-        raise TemplateError(f"{where}: cannot render {text!r}: {type(exc).__name__}: {exc}") from exc
+        reason = f"{type(exc).__name__}: {exc}"
+        raise _error(where, text, reason, f"cannot render {text!r}: {reason}") from exc
+
+
+def _error(where: str, text: str, reason: str, message: str) -> TemplateError:
+    """The error of one template: the whole message, and its parts for the error record."""
+    return TemplateError(f"{where}: {message}", where=where, template=text, reason=reason)
 
 
 def _unview(value: Any) -> Any:

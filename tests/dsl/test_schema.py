@@ -79,3 +79,16 @@ def test_cli_schema_prints_the_same_document() -> None:
     proc = subprocess.run([sys.executable, "-m", "noetl", "schema"], capture_output=True,
                           text=True, timeout=60, check=True)
     assert json.loads(proc.stdout) == playbook_schema()
+
+
+def test_api_serves_the_same_document(sqlite_url: str, noetl_home: Path) -> None:
+    from tests.api.conftest import start_server
+
+    server = start_server(sqlite_url)
+    try:
+        with server.client() as c:
+            r = c.get("/api/schema")
+    finally:
+        server.stop()
+    assert r.status_code == 200, r.text
+    assert r.json() == playbook_schema()

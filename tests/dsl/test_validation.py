@@ -145,8 +145,107 @@ def test_edge_forms_and_plan() -> None:
 
 
 def test_fixture_corpus_validates() -> None:
+    """The 23 upstream fixtures: no errors, and every warning is listed in
+    docs/compatibility.md (with the fixture's name and the warning's message)."""
     root = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"
+    compat = (Path(__file__).resolve().parents[2] / "docs" / "compatibility.md").read_text()
     files = sorted(root.rglob("*.yaml"))
     assert len(files) == 23
+    unlisted = []
     for f in files:
-        compile_plan(load_playbook(f))
+        pb = load_playbook(f)
+        compile_plan(pb)
+        unlisted += [(f.name, w.message) for w in pb.warning_problems
+                     if not (f.name in compat and w.message in compat)]
+    assert not unlisted, f"warnings not listed in docs/compatibility.md: {unlisted}"
+
+
+def _warnings(text: str) -> list[str]:
+    return [w.removeprefix("pb.yaml: ")
+            for w in parse_playbook(HEAD + textwrap.dedent(text), "pb.yaml").warnings]
+
+
+def test_warnings_elsewhere_say_did_you_mean() -> None:
+    out = _warnings("""\
+        workflow:
+          - step: start
+            type: http
+            url: http://127.0.0.1:9/x
+            metod: POST
+        """)
+    assert out == ["step 'start' (line 8): unknown key 'metod' (did you mean 'method'?) "
+                   "(ignored)"]
+
+
+def test_auth_keys_nothing_reads_are_warnings_with_did_you_mean() -> None:
+    out = _warnings("""\
+        workbook:
+          - name: call
+            type: http
+            url: http://127.0.0.1:9/x
+            auth: {type: api_key, vaule: k}
+        workflow:
+          - step: start
+            type: http
+            url: http://127.0.0.1:9/x
+            auth:
+              type: basic
+              usernme: me
+              password: pw
+            save:
+              storage: postgres
+              table: t
+              auth: {source: credential, key: pg, feilds: {db_name: x}}
+            next: [loop]
+          - step: loop
+            type: iterator
+            collection: [1]
+            element: i
+            task:
+              type: http
+              url: http://127.0.0.1:9/x
+              auth: {type: bearer, tokn: abc}
+            next: [wb]
+          - step: wb
+            type: workbook
+            name: call
+        """)
+    assert out == [
+        "workbook 'call' → auth (line 8): unknown key 'vaule' for api_key auth "
+        "(did you mean 'value'?) (ignored)",
+        "step 'start' → auth (line 15): unknown key 'usernme' for basic auth "
+        "(did you mean 'username'?) (ignored)",
+        "step 'start' → save → auth (line 20): unknown auth key 'feilds' (did you mean "
+        "'fields'?) (ignored: credential fields go under 'fields')",
+        "step 'loop' → task → auth (line 29): unknown key 'tokn' for bearer auth "
+        "(did you mean 'token'?) (ignored)",
+    ]
+    # the forms every key of which something reads give no warning
+    assert not _warnings("""\
+        workflow:
+          - step: start
+            type: http
+            url: http://127.0.0.1:9/x
+            auth: {type: bearer, token: "{{ workload.t }}"}
+            save: {storage: postgres, table: t, auth: {source: credential, key: pg,
+                                                       fields: {db_name: x}}}
+        workload: {t: x}
+        """)
+
+
+def test_unreachable_steps_and_joins_missing_a_branch_are_warnings() -> None:
+    out = _warnings("""\
+        workflow:
+          - step: start
+            next: [a]
+          - step: a
+            next: [join]
+          - step: orphan
+            next: [join]
+          - step: join
+        """)
+    assert out == [
+        "step 'orphan' (line 9): unreachable: no edge leads here from 'start'",
+        "step 'join' (line 11): join: 'orphan' leads here but is never reached from 'start', "
+        "so this join never gets its arrival (it runs without it)",
+    ]

@@ -223,6 +223,8 @@ def test_python_main_errors_are_clear(sqlite_url: str, monkeypatch: pytest.Monke
 
 
 def test_python_timeout_really_stops_the_code(sqlite_url: str, tmp_path: Path) -> None:
+    # the timeout leaves the child process time to start and write its pid on a loaded
+    # machine (0.5 s did not: an attempt was killed before its code ran)
     pidfile = tmp_path / "pids"
     desc, events = run_yaml("""
         apiVersion: noetl.io/v1
@@ -232,7 +234,7 @@ def test_python_timeout_really_stops_the_code(sqlite_url: str, tmp_path: Path) -
         workflow:
           - step: start
             type: python
-            timeout: 0.5
+            timeout: 3
             retry: {max_attempts: 2, initial_delay: 0}
             args: {p: "{{ workload.pidfile }}"}
             code: |

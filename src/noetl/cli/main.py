@@ -58,13 +58,8 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
 
     from noetl.cli.progress import table
 
-    console = Console()
-    console.print(table(desc))
-    if desc.get("error"):
-        err = desc["error"]
-        console.print(f"[red]{_error_line(err)}[/]")
-        if err.get("traceback"):
-            console.print(err["traceback"], markup=False, highlight=False)
+    Console().print(table(desc))
+    _show_error(desc)
 
 
 @app.command()
@@ -105,19 +100,10 @@ def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
     raise typer.Exit(exit_for(desc["status"]))
 
 
-def _error_line(err: dict[str, Any]) -> str:
-    where = f"error in step {err['step']}" if err.get("step") else "error"
-    return f"{where}: {err.get('type')}: {err.get('message')}"
-
-
 def _show_error(desc: dict[str, Any]) -> None:
-    from rich.console import Console
+    from noetl.cli.failure import print_error
 
-    err = desc["error"]
-    c = Console(stderr=True)
-    c.print(f"[red]{_error_line(err)}[/]")
-    if err.get("traceback"):
-        c.print(err["traceback"], markup=False, highlight=False)
+    print_error(desc)
 
 
 @app.command()

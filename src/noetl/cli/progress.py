@@ -9,6 +9,7 @@ STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow", "QUEUED": "
 
 
 def table(desc: dict[str, Any]) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     status = desc["status"]
@@ -23,8 +24,11 @@ def table(desc: dict[str, Any]) -> Any:
         detail = ""
         if s.get("error"):
             err = s["error"]
-            detail = f"[red]{err.get('type', '')}: {err.get('message', '')}[/]" \
-                if isinstance(err, dict) else f"[red]{err}[/]"
+            if isinstance(err, dict):  # the reason alone when the error names its template
+                text = f"{err.get('type', '')}: {err.get('reason') or err.get('message', '')}"
+            else:
+                text = str(err)
+            detail = f"[red]{escape(text)}[/]"
         elif s.get("result") is not None:
             detail = _short(s["result"])
         loop = s.get("loop")

@@ -13,6 +13,7 @@ from noetl.domain.lifecycle import (
     JobStatus,
     StepStatus,
 )
+from noetl.errors import user_details
 
 
 def now() -> float:
@@ -192,3 +193,9 @@ def error_info(message: str, type_: str = "Error", traceback: str | None = None,
                step: str | None = None) -> dict[str, Any]:
     """The error a step or execution row records (and an execution's result carries)."""
     return {"message": message, "type": type_, "traceback": traceback, "step": step}
+
+
+def exc_info(exc: BaseException, step: str | None = None) -> dict[str, Any]:
+    """The error record of an engine-side error (a template in an edge, a loop's collection):
+    with the field and template of a template error (:func:`noetl.errors.user_details`)."""
+    return {**error_info(str(exc), type(exc).__name__, step=step), **user_details(exc)}

@@ -1,5 +1,6 @@
 """Whole-playbook checks run once the shape is valid: templates and python code compiled,
-template names resolved, router cycles and unreachable steps found. Linear in steps."""
+template names resolved, router cycles, unreachable steps and joins missing a branch found.
+Linear in steps."""
 
 from __future__ import annotations
 
@@ -67,9 +68,19 @@ def _graph(c: Reporter, steps: dict[str, Step]) -> None:
             if e.target not in seen and e.target in steps:
                 seen.add(e.target)
                 todo.append(e.target)
+    preds: dict[str, set[str]] = {}
     for name, st in steps.items():
         if name not in seen:
             c.warn(f"step '{name}'", "unreachable: no edge leads here from 'start'", st.line)
+        for e in st.next:
+            preds.setdefault(e.target, set()).add(name)
+    # A join whose predecessor no run reaches never gets that arrival (it runs without it).
+    for name, sources in preds.items():
+        if len(sources) > 1 and name in seen:
+            for p in sorted(sources - seen):
+                c.warn(f"step '{name}'", f"join: '{p}' leads here but is never reached from "
+                       f"'start', so this join never gets its arrival (it runs without it)",
+                       steps[name].line)
     # Cycles made only of routers: nothing on them ever changes, so they loop for ever.
     routers = {n for n, st in steps.items() if st.is_router and st.type != "end"}
     out = {n: {e.target for e in steps[n].next if e.target in routers} for n in routers}

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from noetl.dsl import checks
-from noetl.dsl.auth_forms import auth_problem
+from noetl.dsl.auth_forms import auth_problem, unknown_auth_keys
 from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
@@ -146,7 +146,24 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         workload=plain(workload), workbook=workbook, steps=steps, raw=plain(doc), source=source,
         warnings=tuple(c.warnings), warning_problems=tuple(c.warning_problems),
         description=meta.get("description") or doc.get("description"),
+        code_lines=_code_lines(doc),
     )
+
+
+def _code_lines(doc: LineDict) -> dict[str, int]:
+    """The YAML line where each python ``code`` block starts (see :attr:`Playbook.code_lines`)."""
+    out: dict[str, int] = {}
+    for kind, items, name_key in (("step", doc.get("workflow"), "step"),
+                                  ("workbook", doc.get("workbook"), "name")):
+        for m in items if isinstance(items, list) else ():
+            if not isinstance(m, LineDict):
+                continue
+            if m.code_line:
+                out[f"{kind}:{m.get(name_key)}"] = m.code_line
+            task = m.get("task") if kind == "step" else None
+            if isinstance(task, LineDict) and task.code_line:
+                out[f"task:{m.get(name_key)}"] = task.code_line
+    return out
 
 
 def _to_linedict(value: Any) -> Any:
@@ -191,6 +208,8 @@ def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[st
             c.error(where, "duplicate workbook task name", _line(task, "name"))
         _check_retry(c, where, task)
         _check_save(c, where, task)
+        for obj, key, msg in unknown_auth_keys(task.get("auth")):
+            c.warn(where + " → auth", msg, _line(obj, key))
         out[str(name)] = plain(task)
     return out
 
@@ -337,11 +356,16 @@ def _check_step(c: _Checker, s: Any, names: set[str],
         holder.line, holder.key_lines = _line(s), {"save": _line(s) or 0}
         _check_save(c, where, holder, "")
     _check_b64(c, where, s)
-    for holder, w in ((s, where), (s.get("save"), where + " → save")):
+    holders: list[tuple[Any, str]] = [(s, where), (s.get("save"), where + " → save")]
+    if ttype == "iterator":
+        holders.append((s.get("task"), where + " → task"))
+    for holder, w in holders:
         if isinstance(holder, dict):
             problem = auth_problem(holder.get("auth"))
             if problem:
                 c.error(w + " → auth", problem.removeprefix("auth: "), _line(holder, "auth"))
+            for obj, key, msg in unknown_auth_keys(holder.get("auth")):
+                c.warn(w + " → auth", msg, _line(obj, key))
     timeout = s.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not 0 < timeout <= MAX_SECONDS):

@@ -98,3 +98,6 @@ class Playbook:
     warnings: tuple[str, ...] = ()
     description: str | None = None
     warning_problems: tuple[Any, ...] = ()  # the warnings as noetl.errors.Problem (where, line)
+    # the YAML line of the first line of each python `code` (keys "step:NAME", "task:NAME" for
+    # an iterator's task, "workbook:NAME"), so run-time tracebacks can name the file's lines
+    code_lines: dict[str, int] = field(default_factory=dict)

@@ -14,6 +14,7 @@ import yaml
 class LineDict(dict[str, Any]):
     line: int | None = None
     key_lines: dict[str, int]
+    code_line: int | None = None  # the YAML line of the first line of its `code` (see below)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -62,7 +63,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         skey = key if isinstance(key, str) else str(key) if key is not None else "null"
         out[skey] = loader.construct_object(value_node, deep=True)
         out.key_lines[skey] = key_node.start_mark.line + 1
+        if skey == "code" and isinstance(value_node, yaml.ScalarNode):
+            out.code_line = _code_line(value_node, out[skey])
     return out
+
+
+def _code_line(node: yaml.ScalarNode, value: Any) -> int | None:
+    """Where line 1 of a python ``code`` value is in the file, when its lines are the file's
+    lines: a literal block (``code: |``) starts on the line after the ``|``; a one-line value
+    is on its own line. Folded and multi-line quoted values have no such mapping (None)."""
+    if node.style == "|":
+        return node.start_mark.line + 2
+    if isinstance(value, str) and "\n" not in value.rstrip("\n"):
+        return node.start_mark.line + 1
+    return None
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, move
-from noetl.domain.records import Job, StepRow, error_info, now
+from noetl.domain.records import Job, StepRow, exc_info, now
 from noetl.dsl.loader import build_playbook
 from noetl.dsl.yamlsrc import load_yaml
 from noetl.engine.executions import create_execution
@@ -78,7 +78,7 @@ def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
     except NoetlError as exc:
         move(job, JobStatus.DEAD)
         session.update_job(job)
-        session.step_failed(ps, error_info(str(exc), type(exc).__name__, step=ps.name), 0)
+        session.step_failed(ps, exc_info(exc, step=ps.name), 0)
         return
     child = create_execution(tx, plan, child_args, merge=True, catalog_id=catalog_id,
                              version=ver, parent_execution_id=session.eid,

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from noetl.domain.records import CatalogEntry, ExecutionRow
-from noetl.dsl.loader import build_playbook
+from noetl.dsl.loader import build_playbook, parse_playbook
 from noetl.errors import NotFound
 from noetl.plan import Plan, compile_plan, plan_from_raw
 
@@ -61,7 +61,9 @@ def catalog_plan(entry: CatalogEntry) -> Plan:
     """The compiled plan of a catalog entry (entries never change: a new version is a new
     entry), cached so starting a run does not parse and compile the playbook again."""
     plan = _by_catalog.get(entry.catalog_id)
-    if plan is None:
-        plan = compile_plan(build_playbook(entry.payload, entry.path))
+    if plan is None:  # from the text when there is one: its lines name run-time tracebacks
+        pb = parse_playbook(entry.content, entry.path) if entry.content else \
+            build_playbook(entry.payload, entry.path)
+        plan = compile_plan(pb)
         _by_catalog.put(entry.catalog_id, plan)
     return plan

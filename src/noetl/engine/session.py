@@ -7,11 +7,11 @@ import random
 from typing import Any
 
 from noetl.domain.lifecycle import JOB_UNFINISHED, ExecutionStatus, JobKind, JobStatus, StepStatus, move
-from noetl.domain.records import ExecutionRow, Job, error_info, now
+from noetl.domain.records import ExecutionRow, Job, error_info, exc_info, now
 from noetl.dsl.model import Edge
 from noetl.engine import children, events, loops
 from noetl.engine.unit import Unit
-from noetl.errors import NoetlError, TemplateError
+from noetl.errors import USER_KEYS, NoetlError, TemplateError
 from noetl.ids import new_id
 from noetl.plan import Plan, PlanStep
 from noetl.templates import envelope_view, evaluate, render
@@ -52,7 +52,7 @@ class Session(Unit):
                           else PRIORITY_FIRST)
             self.settle()
         except NoetlError as exc:
-            self.fail_execution(error_info(str(exc), type(exc).__name__, step=self.plan.start))
+            self.fail_execution(exc_info(exc, step=self.plan.start))
 
     # -- activation ------------------------------------------------------------------------
     def activate(self, name: str, args: dict[str, Any], priority: int = PRIORITY_STEP,
@@ -94,7 +94,7 @@ class Session(Unit):
                 else:
                     children.start_child(self, ps, r, args, index=None, item_ctx=None)
             except NoetlError as exc:
-                self.step_failed(ps, error_info(str(exc), type(exc).__name__, step=name), 0)
+                self.step_failed(ps, exc_info(exc, step=name), 0)
         else:
             self.jobs.append(Job(queue_id=new_id(), execution_id=self.eid, step=name, run=r.runs,
                                  kind=JobKind.STEP, payload={"args": args}, priority=priority,
@@ -117,7 +117,7 @@ class Session(Unit):
         where = f"step '{ps.name}'"
         if error is not None:  # failure routing: only edges whose `when` reads `error`
             fired = [e for e in (ps.edges[i] for i in ps.error_edges)
-                     if evaluate(e.when or "", ctx, f"{where} → next → when")]
+                     if evaluate(e.when or "", ctx, f"{where} → next '{e.target}' → when")]
         else:
             conditional = [e for e in ps.edges if e.when is not None]
             plain = [e for e in ps.edges if e.when is None and not e.is_else]
@@ -125,13 +125,13 @@ class Session(Unit):
                 fired = plain
             else:
                 fired = [e for e in conditional
-                         if evaluate(e.when or "", ctx, f"{where} → next → when {e.when!r}")]
+                         if evaluate(e.when or "", ctx, f"{where} → next '{e.target}' → when")]
                 if not fired:
                     fired = [e for e in ps.edges if e.is_else] + plain
         for e in fired:
             args = dict(passthrough or {})
             if e.args:
-                args.update(render(e.args, ctx, f"{where} → next '{e.target}' args"))
+                args.update(render(e.args, ctx, f"{where} → next '{e.target}' → args"))
             self.arrive(e.target, args, depth, priority or PRIORITY_STEP)
         return fired
 
@@ -152,7 +152,7 @@ class Session(Unit):
         try:
             self._settle()
         except NoetlError as exc:  # e.g. routers cycling with no action step
-            self.fail_execution(error_info(str(exc), type(exc).__name__))
+            self.fail_execution(exc_info(exc))
 
     def _settle(self) -> None:
         st = self.ex.state
@@ -216,7 +216,7 @@ class Session(Unit):
         try:
             self.route(ps, data, envelope)
         except NoetlError as exc:
-            self.fail_execution(error_info(str(exc), type(exc).__name__, step=ps.name))
+            self.fail_execution(exc_info(exc, step=ps.name))
             return
         self.settle()
 
@@ -251,6 +251,7 @@ class Session(Unit):
         if job.kind == JobKind.STEP and outcome.get("input") is not None:
             self.row(ps.name).input = outcome["input"]
         info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
+        info.update({k: err[k] for k in USER_KEYS if err.get(k)})  # field, template, …
         if job.index is not None:
             info["index"] = job.index
         self.step_failed(ps, info, job.attempts, outcome.get("envelope"))
@@ -310,7 +311,7 @@ class Session(Unit):
             try:
                 fired = self.route(ps, envelope, envelope, error=info)
             except NoetlError as exc:
-                self.fail_execution(error_info(str(exc), type(exc).__name__, step=ps.name))
+                self.fail_execution(exc_info(exc, step=ps.name))
                 return
             if fired:
                 self.settle()

@@ -58,6 +58,9 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
                 "results": results, "extra": extra},
         "path": ex.path,
     }
+    code_line = ps.item_code_line if job.kind == "item" else ps.code_line
+    if code_line:  # a python traceback then names the YAML file's lines
+        work["code_at"] = [plan.source, code_line]
     if job.payload.get("expiries"):  # a worker was lost running it: tools may isolate it
         work["lease_expiries"] = job.payload["expiries"]
     if "preset" in job.payload:  # a loop's save, or a sub-playbook step's save: no tool runs

@@ -45,6 +45,8 @@ class PlanStep:
     task: dict[str, Any] | None = None  # iterators: the nested task (workbook-expanded)
     item_retry: RetryPolicy | None = None
     item_refs: frozenset[str] = frozenset()  # iterators: step results the task reads
+    code_line: int | None = None  # the YAML line where its python code starts (tracebacks)
+    item_code_line: int | None = None  # iterators: where the task's python code starts
 
     @property
     def actionable(self) -> bool:
@@ -62,6 +64,7 @@ class Plan:
     order: tuple[str, ...]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     digest: str = ""
+    source: str = "<playbook>"  # the file it was loaded from (named in run-time tracebacks)
 
     def step(self, name: str) -> PlanStep:
         return self.steps[name]
@@ -237,11 +240,25 @@ def compile_plan(pb: Playbook) -> Plan:
             error_edges=tuple(i for i, e in enumerate(s.next)
                               if e.when and "error" in names_in(e.when)),
             task=task, item_retry=item_retry, item_refs=item_refs,
+            code_line=_code_line(pb, "step", name, s.config) if ttype == "python" else None,
+            item_code_line=_code_line(pb, "task", name, s.config.get("task"))
+            if task is not None and task.get("type") == "python" else None,
         )
     raw_json = json.dumps(pb.raw, sort_keys=True, default=str)
     return Plan(path=pb.path, name=pb.name, version=pb.version, workload=pb.workload,
                 steps=built, start=start, order=tuple(pb.steps), raw=pb.raw,
-                digest=hashlib.sha256(raw_json.encode()).hexdigest()[:16])
+                digest=hashlib.sha256(raw_json.encode()).hexdigest()[:16], source=pb.source)
+
+
+def _code_line(pb: Playbook, kind: str, name: str, cfg: Any) -> int | None:
+    """Where the python code a step (or an iterator's task) runs starts in the YAML file: its
+    own ``code``, else that of the workbook task it names."""
+    if not isinstance(cfg, dict) or not pb.code_lines:
+        return None
+    if "code" in cfg or "code_b64" in cfg:
+        return pb.code_lines.get(f"{kind}:{name}")
+    ref = cfg.get("name") or cfg.get("task")
+    return pb.code_lines.get(f"workbook:{ref}") if isinstance(ref, str) else None
 
 
 def _ancestors(name: str, parents: dict[str, set[str]]) -> frozenset[str]:

@@ -27,12 +27,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from noetl.dsl.auth_forms import auth_problem
+from noetl.dsl.auth_forms import SINGLE_KEYS, auth_problem
 from noetl.errors import NoetlError, ToolError
 from noetl.tools.base import Services
 
-SINGLE_KEYS = frozenset({"source", "key", "name", "service", "secret_name", "scope", "fields",
-                         "inject", "type", "credential", "provider"})
 _SENSITIVE = re.compile(r"pass|secret|token|key|dsn|conn|credential|auth|value|private",
                         re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")

@@ -17,6 +17,7 @@ import hashlib
 import inspect
 import json
 import linecache
+import re
 import traceback
 from functools import lru_cache
 from typing import Any
@@ -29,20 +30,55 @@ from noetl.tools.step_env import StepExit
 _MISSING = object()
 
 
+def code_name(code: str) -> str:
+    """The file name the step's code is compiled under (it names the code, not the step)."""
+    return "<step code " + hashlib.sha1(code.encode()).hexdigest()[:8] + ">"
+
+
 @lru_cache(maxsize=1024)
 def _compile(code: str) -> Any:
-    name = "<step code " + hashlib.sha1(code.encode()).hexdigest()[:8] + ">"
+    name = code_name(code)
     # register the source so tracebacks show the user's lines
     linecache.cache[name] = (len(code), None, code.splitlines(True), name)
     return compile(code, name, "exec")
 
 
-def user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame of the step's own code (engine frames dropped)."""
+def user_traceback(exc: BaseException, strict: bool = False) -> str:
+    """The traceback from the first frame of the step's own code (engine frames dropped).
+    With no such frame: the whole traceback, or with ``strict`` an empty string."""
+    if isinstance(exc, SyntaxError) and str(exc.filename).startswith("<step code"):
+        return "".join(traceback.format_exception_only(type(exc), exc))
     tb = exc.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<step code"):
         tb = tb.tb_next
+    if tb is None and strict:
+        return ""
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def at_yaml_lines(text: str, code: str | None, at: Any) -> str:
+    """``text`` (a traceback or a message) with the lines of ``code`` — the step's code block,
+    whose first line is line ``at[1]`` of the YAML file ``at[0]`` — given as that file's lines:
+    ``File "<step code 1a2b3c4d>", line 3`` becomes ``File "flow.yaml", line 14``."""
+    if not code or not at or "<step code" not in text:
+        return text
+    source, first = str(at[0]), int(at[1])
+    name = re.escape(code_name(code))
+
+    def line(m: re.Match[str]) -> str:
+        return f"{m[1]}{source}{m[2]}{first + int(m[3]) - 1}"
+
+    return re.sub(rf'(File "|\(){name}("?, line )(\d+)', line, text)
+
+
+def raised_at(text: str, at: Any) -> str | None:
+    """``flow.yaml, line 14``: the innermost line of the step's code in a traceback mapped by
+    :func:`at_yaml_lines` (the line that raised, or the line with a syntax error)."""
+    if not at:
+        return None
+    source = str(at[0])
+    found = re.findall(rf'(?:File "|\(){re.escape(source)}"?, line (\d+)', text)
+    return f"{source}, line {found[-1]}" if found else None
 
 
 def _code(action: dict[str, Any]) -> str:
@@ -137,7 +173,7 @@ def run(call: ToolCall) -> Any:
         compiled = _compile(code)
     except SyntaxError as exc:
         raise ToolError(f"python code does not compile: {exc}", "SyntaxError",
-                        traceback.format_exc()) from exc
+                        traceback.format_exc(), user_traceback=user_traceback(exc, True)) from exc
     ns = step_globals(call.ctx)
     with capture() as out:
         try:
@@ -151,7 +187,7 @@ def run(call: ToolCall) -> Any:
         except (Exception, SystemExit, KeyboardInterrupt, StepExit) as exc:
             # SystemExit, KeyboardInterrupt and os._exit() end the step, not the worker thread
             raise ToolError(str(exc) or type(exc).__name__, type(exc).__name__,
-                            user_traceback(exc)) from exc
+                            traceback.format_exc(), user_traceback=user_traceback(exc, True)) from exc
         finally:
             text = out.getvalue()
             if text:

@@ -2,8 +2,8 @@
 
 Used when a python step sets ``timeout``: the step's code, args and the names it may read from
 the render context travel to ``python -c`` as JSON on stdin; the result (or the exception's type,
-message and traceback) comes back as JSON on stdout. On timeout, or when the worker learns
-that the execution was cancelled, the whole process group is killed. Values must be
+message, traceback and the user's own frames) comes back as JSON on stdout. On timeout, or when
+the worker learns that the execution was cancelled, the whole process group is killed. Values must be
 JSON-serialisable both ways. The child also dies with the worker thread that started it.
 """
 
@@ -23,7 +23,7 @@ from noetl.errors import ToolError
 from noetl.templates import json_default
 
 _CHILD = r"""
-import io, json, sys, contextlib
+import io, json, sys, contextlib, traceback
 payload = json.loads(sys.stdin.read())
 from noetl.tools.python import _compile, call_main, step_globals, user_traceback
 out = io.StringIO()
@@ -38,7 +38,8 @@ try:
     reply = {"ok": True, "result": result, "stdout": out.getvalue()}
 except BaseException as exc:
     reply = {"ok": False, "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
-             "traceback": user_traceback(exc), "stdout": out.getvalue()}
+             "traceback": traceback.format_exc(), "user_traceback": user_traceback(exc, True),
+             "stdout": out.getvalue()}
 sys.__stdout__.write("\n__NOETL_RESULT__" + json.dumps(reply, default=str))
 """
 
@@ -87,7 +88,8 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
     stdout = (text[:marker] + reply.get("stdout", "")).strip("\n")
     if not reply["ok"]:
         raise ToolError(reply["message"], reply["type"], reply.get("traceback"),
-                        data={"stdout": stdout} if stdout else None)
+                        data={"stdout": stdout} if stdout else None,
+                        user_traceback=reply.get("user_traceback") or None)
     return reply["result"], stdout
 
 

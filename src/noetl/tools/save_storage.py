@@ -25,6 +25,7 @@ import json
 import os
 import re
 import tempfile
+import traceback
 from typing import Any
 
 from noetl.errors import ToolError
@@ -257,4 +258,4 @@ def save_python(cfg: dict[str, Any], data: Any, services: Services,
         raise
     except Exception as exc:
         raise ToolError(f"python save failed: {type(exc).__name__}: {exc}", type(exc).__name__,
-                        user_traceback(exc)) from exc
+                        traceback.format_exc(), user_traceback=user_traceback(exc, True)) from exc

@@ -12,7 +12,7 @@ import traceback
 import uuid
 from typing import Any
 
-from noetl.errors import TemplateError, ToolError
+from noetl.errors import TemplateError, ToolError, user_details
 from noetl.templates import context, render, tool_context, with_names
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.registry import get_tool
@@ -56,8 +56,9 @@ def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     if whole is not None:
         value = render(whole, ctx, f"{where} → args")
         if not isinstance(value, dict):
-            raise TemplateError(f"{where} → args: {whole!r} rendered to "
-                                f"{type(value).__name__}, not a mapping")
+            reason = f"rendered to {type(value).__name__}, not a mapping"
+            raise TemplateError(f"{where} → args: {whole!r} {reason}", where=f"{where} → args",
+                                template=whole, reason=reason)
         base = value
     args = {**base, **render(raw, ctx, f"{where} → args")}
     args.update(edge)
@@ -79,12 +80,26 @@ def _save_step(call: ToolCall) -> Any:
     return call.args or None
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
+def _error(exc: BaseException, work: dict[str, Any]) -> dict[str, Any]:
+    """The error record: message, type, the whole traceback (engine frames included) and the
+    user-facing keys (:data:`noetl.errors.USER_KEYS`) shown before it."""
     if isinstance(exc, ToolError):
-        return {"message": str(exc), "type": exc.error_type,
-                "traceback": exc.traceback or traceback.format_exc()}
-    return {"message": str(exc) or type(exc).__name__, "type": type(exc).__name__,
-            "traceback": traceback.format_exc()}
+        err = {"message": str(exc), "type": exc.error_type,
+               "traceback": exc.traceback or traceback.format_exc()}
+    else:
+        err = {"message": str(exc) or type(exc).__name__, "type": type(exc).__name__,
+               "traceback": traceback.format_exc()}
+    err.update(user_details(exc))
+    if err.get("user_traceback"):  # a python step's own frames: at the YAML file's lines
+        from noetl.tools.python import at_yaml_lines, raised_at
+
+        code, at = (work.get("action") or {}).get("code"), work.get("code_at")
+        for key in ("user_traceback", "message", "traceback"):
+            err[key] = at_yaml_lines(err[key], code, at)
+        where = raised_at(err["user_traceback"], at)
+        if where:
+            err["at"] = where
+    return err
 
 
 def redact(value: Any, secrets: set[str]) -> Any:
@@ -185,7 +200,7 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
                 "duration": time.perf_counter() - t0, "input": _small(rendered_input)}
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # never the worker's thread
         meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
-        out = _outcome_error(_error(exc), envelope, meta, t0)
+        out = _outcome_error(_error(exc, work), envelope, meta, t0)
         out["input"] = _small(rendered_input)
         return out
 

@@ -10,14 +10,34 @@ import {
 
 const EVENT_PAGE = 1000;
 
+// An error as the user wrote it first: for a template error the step and field, the template
+// and the reason; for a python error its message and the step's own frames (at the YAML
+// file's lines). The whole traceback, engine frames included, stays behind a toggle.
 function errorBlock(err, testid) {
   if (!err) return null;
-  const box = el('div', { class: 'error-box', 'data-testid': testid }, el('strong', { text: errorText(err) }));
-  if (typeof err === 'object') {
-    const where = [err.step && `step ${err.step}`, err.index !== undefined && err.index !== null
-      && `item ${err.index}`].filter(Boolean).join(', ');
-    if (where) box.append(el('div', { text: where }));
-    if (err.traceback) box.append(el('pre', { 'data-testid': `${testid}-traceback`, text: err.traceback }));
+  const box = el('div', { class: 'error-box', 'data-testid': testid });
+  if (typeof err !== 'object') {
+    box.append(el('strong', { text: errorText(err) }));
+    return box;
+  }
+  const hasIndex = err.index !== undefined && err.index !== null;
+  const where = [err.step && `step ${err.step}`, err.field && `field ${err.field}`, err.at,
+    hasIndex && `item ${err.index}`].filter(Boolean).join(' · ');
+  const whereEl = where ? el('div', { class: 'error-where', 'data-testid': `${testid}-where`, text: where }) : null;
+  if (err.template !== undefined && err.template !== null) {
+    box.append(whereEl || '',
+      el('pre', { class: 'error-template', 'data-testid': `${testid}-template`, text: err.template }),
+      el('strong', { 'data-testid': `${testid}-message`, text: `${err.type}: ${err.reason || err.message}` }));
+  } else {
+    box.append(el('strong', { 'data-testid': `${testid}-message`, text: errorText(err) }), whereEl || '');
+  }
+  if (err.user_traceback) {
+    box.append(el('pre', { 'data-testid': `${testid}-traceback`, text: err.user_traceback }));
+  }
+  if (err.traceback) {
+    box.append(el('details', { class: 'error-engine' },
+      el('summary', { text: 'whole traceback (engine frames included)' }),
+      el('pre', { 'data-testid': `${testid}-engine-traceback`, text: err.traceback })));
   }
   return box;
 }
