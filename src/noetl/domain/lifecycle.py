@@ -145,12 +145,9 @@ def table(kind: type[Status]) -> Mapping[Status, frozenset[Status]]:
 
 
 def allowed(current: str, to: Status) -> bool:
-    """Whether a row in ``current`` may move to ``to``."""
-    kind = type(to)
-    try:
-        return to in _TABLES[kind][kind(current)]
-    except ValueError:  # not a status of this kind at all
-        return False
+    """Whether a row in ``current`` (a member, or its stored string) may move to ``to``."""
+    moves = _TABLES[type(to)].get(current)  # a StrEnum member hashes as its value
+    return moves is not None and to in moves
 
 
 def move(row: HasStatus[Status], to: Status) -> None:

@@ -86,6 +86,12 @@ CANCEL_JOBS = SqlMove(tuple(sorted(JOB_UNFINISHED)), J.CANCELLED)  # an executio
 CANCEL_STEP_JOBS = SqlMove((J.QUEUED, J.WAITING), J.CANCELLED)  # a loop is aborted
 MARK_STEP_RUNNING = SqlMove((StepStatus.QUEUED,), StepStatus.RUNNING)  # its first job leased
 
+# stored strings to members (a dict lookup: the Enum call is slower on every row read)
+_EXEC_STATUS = {str(s): s for s in ExecutionStatus}
+_STEP_STATUS = {str(s): s for s in StepStatus}
+_JOB_STATUS = {str(s): s for s in JobStatus}
+_JOB_KIND = {str(k): k for k in JobKind}
+
 EXEC_COLS = ("execution_id, catalog_id, path, version, status, playbook, workload, "
              "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
              "updated_at")
@@ -108,7 +114,7 @@ JOB_COLS = ("queue_id, execution_id, step, run, kind, idx, payload, status, prio
 def _exec(r: Any) -> ExecutionRow:
     return ExecutionRow(
         execution_id=int(r[0]), catalog_id=r[1], path=r[2], version=r[3],
-        status=ExecutionStatus(r[4]),
+        status=_EXEC_STATUS[r[4]],
         playbook=jl(r[5]) if r[5] else {}, workload=jl(r[6]) or {},
         parent_execution_id=r[7], parent_job_id=r[8], result=jl(r[9]), error=jl(r[10]),
         state=jl(r[11]) or {}, created_at=r[12], ended_at=r[13], updated_at=r[14])
@@ -116,7 +122,7 @@ def _exec(r: Any) -> ExecutionRow:
 
 def _step(r: Any) -> StepRow:
     return StepRow(
-        execution_id=int(r[0]), step=r[1], status=StepStatus(r[2]), result=jl(r[3]),
+        execution_id=int(r[0]), step=r[1], status=_STEP_STATUS[r[2]], result=jl(r[3]),
         error=jl(r[4]),
         attempts=r[5], runs=r[6], active=r[7], started_at=r[8], ended_at=r[9], loop=jl(r[10]),
         arrivals=jl(r[11]), input=jl(r[12]), has_result=bool(r[13]))
@@ -132,8 +138,8 @@ def _event(r: Any) -> Event:
 
 def _job(r: Any) -> Job:
     return Job(
-        queue_id=int(r[0]), execution_id=int(r[1]), step=r[2], run=r[3], kind=JobKind(r[4]),
-        index=r[5], payload=jl(r[6]) or {}, status=JobStatus(r[7]), priority=r[8],
+        queue_id=int(r[0]), execution_id=int(r[1]), step=r[2], run=r[3], kind=_JOB_KIND[r[4]],
+        index=r[5], payload=jl(r[6]) or {}, status=_JOB_STATUS[r[7]], priority=r[8],
         attempts=r[9], max_attempts=r[10],
         available_at=r[11], lease_until=r[12], worker_id=r[13], last_heartbeat=r[14],
         result=jl(r[15]), created_at=r[16], updated_at=r[17])
