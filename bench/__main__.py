@@ -16,7 +16,7 @@ from bench import doc, embedded, report
 from bench.stats import Row
 
 SCENARIOS = ("seq40", "seq7", "scale", "loop", "cold", "throughput", "recovery", "profile",
-             "profile-server")
+             "profile-server", "schedules")
 
 
 def log(msg: str) -> None:
@@ -75,6 +75,19 @@ def run_distributed(only: set[str], quick: bool, tmp: Path, rows: list[Row]) -> 
                 r for r in d.sequences(3 if quick else 10) if r.scenario in wanted])
         if "recovery" in wanted:
             guarded(rows, "recovery", label, lambda: d.recovery(1 if quick else 2))
+
+
+def run_schedules(quick: bool, tmp: Path, rows: list[Row]) -> None:
+    from bench.schedules import LABEL, every_second
+    from bench.stores import postgres_problem, scratch_postgres
+
+    problem = postgres_problem()
+    if problem:
+        rows.append(Row("schedules", LABEL, "-", "", note="not available: " + problem))
+        return
+    with scratch_postgres() as url:
+        guarded(rows, "schedules", LABEL,
+                lambda: every_second(url, tmp, 10 if quick else 60, log=log))
 
 
 def server_profile(quick: bool) -> str:
@@ -136,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         dist = tmp / "dist"
         dist.mkdir()
         run_distributed(only, args.quick, dist, rows)
+        if "schedules" in only:
+            run_schedules(args.quick, tmp / "schedules", rows)
         if "profile" in only:
             log("profile of seq40 on sqlite")
             from bench.profile import markdown, profile

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import textwrap
+import time
+from collections.abc import Callable
 from typing import Any
 
 from noetl.domain.records import Event
@@ -31,3 +33,16 @@ def assert_one_terminal(events: list[Event]) -> None:
 
 def types_for(events: list[Event], node: str) -> list[str]:
     return [e.event_type for e in events if e.node_name == node]
+
+
+def wait_until(fn: Callable[[], Any], timeout: float, what: str = "a condition",
+               interval: float = 0.05) -> Any:
+    """Poll ``fn`` until it returns something true (returned), else fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")

@@ -18,12 +18,14 @@ from noetl.worker.pool import WorkerPool
 
 
 def summary(desc: dict[str, Any]) -> dict[str, Any]:
-    """The ``--json`` shape: {execution_id, status, result, error, steps}."""
+    """The ``--json`` shape: {execution_id, status, result, error, steps}; a step that waits
+    for something while the execution runs also has ``waiting`` {reason, message, stuck}."""
     return {
         "execution_id": desc["execution_id"], "status": desc["status"],
         "result": desc.get("result"), "error": desc.get("error"),
         "steps": {n: {"status": s["status"], "result": s.get("result"), "error": s.get("error"),
-                      "attempts": s.get("attempts", 0)}
+                      "attempts": s.get("attempts", 0),
+                      **({"waiting": s["waiting"]} if s.get("waiting") else {})}
                   for n, s in (desc.get("steps") or {}).items()},
     }
 

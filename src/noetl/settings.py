@@ -28,6 +28,14 @@ variable                       field                   default      used by
 ``NOETL_HTTP_REWRITE``         ``http_rewrite``        none         http tool
 ``NOETL_DUCKDB_AUTOINSTALL``   ``duckdb_autoinstall``  off          duckdb tool
 ``NOETL_CLI_MINIMAL``          ``cli_minimal``         off          the ``noetl`` command
+``NOETL_SCHEDULER``            ``scheduler``           on           the server fires schedules
+``NOETL_NOTIFIER``             ``notifier``            on           the server sends notices
+``NOETL_SCHEDULER_POLL``       ``scheduler_poll``      2            the scheduler's longest nap
+``NOETL_SCHEDULE_GRACE``       ``schedule_grace``      5            a late fire still runs
+``NOETL_NOTIFY``               ``notify``              none         server-level targets
+``NOETL_NOTIFY_POLL``          ``notify_poll``         1            the notifier's outbox poll
+``NOETL_NOTIFY_RETRY_DELAY``   ``notify_retry_delay``  2            first retry (doubling)
+``NOETL_NOTIFY_TIMEOUT``       ``notify_timeout``      10           one send
 =============================  ======================  ===========  =========================
 
 (``NOETL_STEP_ENV_ALLOW`` is not a setting of the process but part of the environment a
@@ -69,6 +77,14 @@ class Settings:
     http_rewrite: str = ""
     duckdb_autoinstall: bool = False
     cli_minimal: bool = False
+    scheduler: bool = True
+    notifier: bool = True
+    scheduler_poll: float = 2.0
+    schedule_grace: float = 5.0
+    notify: str = ""
+    notify_poll: float = 1.0
+    notify_retry_delay: float = 2.0
+    notify_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +108,9 @@ class Settings:
         def integer(name: str, default: int) -> int:
             return parsed(name, default, int, "an integer")
 
+        def on(name: str) -> bool:  # on unless 0 / false / no / off
+            return env.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+
         d = cls()
         return cls(
             home=text("NOETL_HOME"),
@@ -112,6 +131,14 @@ class Settings:
             http_rewrite=env.get("NOETL_HTTP_REWRITE", ""),
             duckdb_autoinstall=env.get("NOETL_DUCKDB_AUTOINSTALL", "") in TRUE,
             cli_minimal=env.get("NOETL_CLI_MINIMAL") == "1",
+            scheduler=on("NOETL_SCHEDULER"),
+            notifier=on("NOETL_NOTIFIER"),
+            scheduler_poll=number("NOETL_SCHEDULER_POLL", d.scheduler_poll),
+            schedule_grace=number("NOETL_SCHEDULE_GRACE", d.schedule_grace),
+            notify=env.get("NOETL_NOTIFY", ""),
+            notify_poll=number("NOETL_NOTIFY_POLL", d.notify_poll),
+            notify_retry_delay=number("NOETL_NOTIFY_RETRY_DELAY", d.notify_retry_delay),
+            notify_timeout=number("NOETL_NOTIFY_TIMEOUT", d.notify_timeout),
         )
 
     def home_dir(self) -> Path:

@@ -242,10 +242,13 @@ def test_fail_retries_then_release_does_not_count_an_attempt(qapi: Running) -> N
 
 
 def test_lease_expiry_reruns_on_another_worker(qapi: Running) -> None:
-    with qapi.client() as c, HttpBackend(qapi.url, lease_seconds=0.3, wait_seconds=3) as _b:
+    # w1 takes a short lease and dies; w2 takes a long one (the server's reaper would take
+    # back a short one of w2's too, as it sends no heartbeats here)
+    with qapi.client() as c, HttpBackend(qapi.url, lease_seconds=0.3, wait_seconds=3) as _b, \
+            HttpBackend(qapi.url, lease_seconds=60, wait_seconds=3) as _b2:
         eid = start(c)
         (job,) = _b.lease("w1")
-        (rerun,) = _b.lease("w2")  # blocks until w1's lease expires
+        (rerun,) = _b2.lease("w2")  # blocks until w1's lease expires
         assert rerun["job_id"] == job["job_id"] and rerun["attempt"] == 2
         with pytest.raises(LeaseLost):
             _b.report(int(job["job_id"]), "w1", {**run_work(job), "report_id": "a"})

@@ -9,6 +9,7 @@ and no store writes a status by a literal ``SET status`` outside those declarati
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,14 +19,16 @@ import pytest
 from noetl.domain.lifecycle import (
     JOB_MOVES,
     STEP_MOVES,
+    WORKER_MOVES,
     IllegalMove,
     JobStatus,
     StepStatus,
+    WorkerStatus,
     leasable,
 )
 from noetl.domain.records import Job, now
 from noetl.store import Store, Tx
-from noetl.store.sql import STORE_MOVES, SqlMove
+from noetl.store.moves import STORE_MOVES, SqlMove
 from tests.contract.rows import make_exec, make_job, make_step
 
 STORE_SRC = Path(__file__).resolve().parents[2] / "src" / "noetl" / "store"
@@ -126,6 +129,28 @@ def test_a_store_cannot_declare_a_move_the_table_lacks() -> None:
     with pytest.raises(IllegalMove, match="CANCELLED → RUNNING"):
         SqlMove((StepStatus.CANCELLED,), StepStatus.RUNNING)
     assert all(m.to != JobStatus.QUEUED or m.sources != (JobStatus.DONE,) for m in STORE_MOVES)
+
+
+def test_worker_registry_moves_are_in_the_table(store: Store) -> None:
+    info = {"worker_id": "w-moves", "session": "s1", "mode": "remote", "hostname": "h",
+            "pid": 1, "concurrency": 2, "lease_seconds": 5.0}
+
+    def status() -> str | None:
+        with store.read() as tx:
+            rows = [w for w in tx.list_workers() if w["worker_id"] == "w-moves"]
+        return rows[0]["status"] if rows else None
+
+    seen: list[str | None] = [status()]
+    for step in ("beat", "beat", "stop", "stop", "beat"):
+        with store.transaction() as tx:
+            if step == "beat":
+                tx.worker_beat(info, now())
+            else:
+                assert tx.worker_stopped("w-moves", now())  # the row is there: it counts
+        seen.append(status())
+    assert seen == [None, "running", "running", "stopped", "stopped", "running"]
+    assert all(WorkerStatus(b) in WORKER_MOVES[WorkerStatus(a)]
+               for a, b in itertools.pairwise(seen[1:]))
 
 
 def _sql_texts(path: Path) -> list[str]:

@@ -27,7 +27,7 @@ from noetl.errors import PlaybookError
 from noetl.local import LocalRunner
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-DOC_FILES = ("playbook-reference.md", "semantics.md")
+DOC_FILES = ("playbook-reference.md", "semantics.md", "schedules.md")
 MARKER = re.compile(r"<!--\s*(runnable|register|invalid)(?::\s*(\w+))?(?:\s+result=(.*?))?\s*-->")
 
 

@@ -14,11 +14,15 @@ from noetl.domain.lifecycle import (
     JOB_MOVES,
     JOB_NEW,
     JOB_UNFINISHED,
+    NOTIFICATION_MOVES,
     STEP_MOVES,
+    WORKER_MOVES,
     ExecutionStatus,
     IllegalMove,
     JobStatus,
+    NotificationStatus,
     StepStatus,
+    WorkerStatus,
     allowed,
     leasable,
     move,
@@ -52,7 +56,8 @@ def _reachable(moves: dict, start: set) -> set:
     return seen
 
 
-@pytest.mark.parametrize("kind", [ExecutionStatus, StepStatus, JobStatus])
+@pytest.mark.parametrize("kind", [ExecutionStatus, StepStatus, JobStatus, NotificationStatus,
+                                  WorkerStatus])
 def test_every_status_has_a_row(kind: type) -> None:
     assert set(table(kind)) == set(kind)
     assert all(to in set(kind) for tos in table(kind).values() for to in tos)
@@ -72,6 +77,11 @@ def test_every_status_is_reachable_from_the_start() -> None:
     assert _reachable(dict(STEP_MOVES), {StepStatus.PENDING}) == set(StepStatus) - {
         StepStatus.SKIPPED}
     assert _reachable(dict(JOB_MOVES), set(JOB_NEW)) == set(JobStatus)
+    assert _reachable(dict(NOTIFICATION_MOVES), {NotificationStatus.PENDING}) == set(
+        NotificationStatus)
+    assert _reachable(dict(WORKER_MOVES), {WorkerStatus.RUNNING}) == set(WorkerStatus)
+    for st in (NotificationStatus.DELIVERED, NotificationStatus.FAILED):
+        assert not NOTIFICATION_MOVES[st]  # a notification sent or given up stays so
 
 
 def test_every_unfinished_job_can_be_cancelled_and_every_run_can_end() -> None:

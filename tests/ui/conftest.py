@@ -12,14 +12,16 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("NOETL_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -42,23 +44,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(fn: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
 @dataclass
 class Server:
     url: str
     home: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -75,6 +67,17 @@ class Server:
             r = c.get(f"/api/executions/{execution_id}")
             r.raise_for_status()
             return dict(r.json())
+
+    def add_worker(self, env: dict[str, str] | None = None,
+                   worker_id: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one more ``noetl worker start`` (4 threads) against this server."""
+        wlog = self.home / f"worker{len(self.logs) - 1}.log"
+        self.logs.append(wlog)
+        p = _spawn([*NOETL, "worker", "start", "--server", self.url, "-c", "4",
+                    "--wait-seconds", "2", "--grace", "5", "--log-level", "warning",
+                    *(["--worker-id", worker_id] if worker_id else [])], env or self.env, wlog)
+        self.procs.append(p)
+        return p
 
     def log_tail(self) -> str:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
@@ -102,18 +105,22 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=5)
 
 
-def start_server(tmp: Path, workers: int = 1, token: str | None = None) -> Server:
+def start_server(tmp: Path, workers: int = 1, token: str | None = None,
+                 server_workers: bool = False, env_extra: dict[str, str] | None = None) -> Server:
+    """``noetl server start`` and ``workers`` remote workers; ``server_workers``: keep the
+    server's own worker pool (the SQLite default), else ``--no-workers``."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
-    env.update(NOETL_HOME=str(tmp), PYTHONUNBUFFERED="1")
+    env.update(NOETL_HOME=str(tmp), PYTHONUNBUFFERED="1", **(env_extra or {}))
     if token:
         env["NOETL_API_TOKEN"] = token
     srv = Server(url=f"http://127.0.0.1:{port}", home=tmp)
     log = tmp / "server.log"
     srv.logs.append(log)
     srv.procs.append(_spawn([*NOETL, "server", "start", "--port", str(port), "--store",
-                             f"sqlite:///{tmp / 'noetl.db'}", "--log-level", "warning"], env, log))
+                             f"sqlite:///{tmp / 'noetl.db'}", "--log-level", "warning",
+                             *([] if server_workers else ["--no-workers"])], env, log))
 
     def healthy() -> bool:
         if srv.procs[0].poll() is not None:
@@ -125,15 +132,12 @@ def start_server(tmp: Path, workers: int = 1, token: str | None = None) -> Serve
 
     try:
         wait_until(healthy, 30, "the server to answer /health", interval=0.1)
-        for i in range(workers):
-            wlog = tmp / f"worker{i}.log"
-            srv.logs.append(wlog)
-            srv.procs.append(_spawn([*NOETL, "worker", "start", "--server", srv.url, "-c", "4",
-                                     "--wait-seconds", "2", "--grace", "5",
-                                     "--log-level", "warning"], env, wlog))
+        for _ in range(workers):
+            srv.add_worker(env)
     except BaseException:
         _stop(srv.procs)
         raise
+    srv.env = env
     return srv
 
 
@@ -165,6 +169,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[S
 
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
+    with open_page(browser) as pg:
+        yield pg
+
+
+@contextmanager
+def open_page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context and page; fails if the page raised a JavaScript error."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     pg = ctx.new_page()
     errors: list[str] = []

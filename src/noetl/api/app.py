@@ -40,16 +40,31 @@ def check_credentials_key(store: Any) -> None:
                            "refusing to start (set the key the credentials were stored with)")
 
 
+def _start_triggers(engine: Any, metrics: Metrics) -> Any:
+    """The scheduler and the notification sender of this process (NOETL_SCHEDULER=0 /
+    NOETL_NOTIFIER=0 turn them off); NOETL_NOTIFY is checked first (refused when invalid)."""
+    from noetl.engine.triggers import server_targets
+    from noetl.triggers.service import Triggers
+
+    server_targets(engine.settings.notify)
+    return Triggers(engine, metrics).start()
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
 def _install_handlers(app: FastAPI) -> None:
     from noetl.credentials import CredentialKeyError
+    from noetl.triggers.hooks import Unauthorized
 
     @app.exception_handler(NotFound)
     async def _nf(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, str(exc))
+
+    @app.exception_handler(Unauthorized)
+    async def _ua(_: Request, exc: Unauthorized) -> JSONResponse:
+        return _error(401, str(exc), error="unauthorized")
 
     @app.exception_handler(LeaseLost)
     async def _ll(_: Request, exc: LeaseLost) -> JSONResponse:
@@ -121,7 +136,7 @@ class TokenAuth:
         self.token = token
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and protected(scope["path"]) and \
+        if scope["type"] == "http" and protected(scope["path"], scope.get("method", "GET")) and \
                 not token_ok(Request(scope), self.token):
             response = JSONResponse({"detail": "missing or wrong bearer token"},
                                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -131,10 +146,13 @@ class TokenAuth:
 
 
 def create_app(store_url: str | None = None, *, token: str | None = None,
-               lease_seconds: float | None = None, settings: Settings | None = None) -> FastAPI:
+               lease_seconds: float | None = None, workers: int = 0,
+               reaper: bool = True, settings: Settings | None = None) -> FastAPI:
     """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
-    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN; ``settings`` (the process's)
-    to the environment's, read once here."""
+    embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN. ``workers``: threads of a
+    worker pool run inside the server (0: none; ``noetl server start`` decides the default).
+    ``reaper``: re-queue the jobs of workers that stopped heartbeating (on by default).
+    ``settings`` (the process's) default to the environment's, read once here."""
     settings = settings or Settings.from_env()
     api_token = token if token is not None else settings.api_token
     configure(settings)
@@ -155,11 +173,21 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             store.close()
             raise
         eng = Engine(store, lease_seconds, settings)
-        app.state.noetl = ApiState(engine=eng, store=store, metrics=Metrics(), token=api_token)
+        metrics = Metrics()
+        try:
+            triggers = _start_triggers(eng, metrics)
+        except Exception:
+            store.close()
+            raise
+        app.state.noetl = ApiState(engine=eng, store=store, metrics=metrics, token=api_token,
+                                   triggers=triggers)
         log.info("noetl api: store %s (%s)", _redact(store.url), store.capabilities.name)
+        stop = _background(app, eng, workers, reaper)
         try:
             yield
         finally:
+            stop()
+            triggers.stop()
             store.close()
 
     app = FastAPI(title="NoETL API", version="0.1.0", lifespan=lifespan,
@@ -175,13 +203,49 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     from noetl.api.routes_executions import router as executions_router
     from noetl.api.routes_misc import router as misc_router
     from noetl.api.routes_queue import router as queue_router
+    from noetl.api.routes_triggers import router as triggers_router
+    from noetl.api.routes_workers import router as workers_router
 
-    for r in (catalog_router, executions_router, queue_router, misc_router):
+    for r in (catalog_router, executions_router, queue_router, workers_router, misc_router,
+              triggers_router):
         app.include_router(r)
     from noetl.ui import mount
 
     mount(app)
     return app
+
+
+def _background(app: FastAPI, eng: Any, workers: int, reaper: bool) -> Any:
+    """Start the lease reaper and the in-process worker pool; return what stops them."""
+    from noetl.engine.expiry import Reaper
+
+    rp = Reaper(eng).start() if reaper else None
+    pool = None
+    if workers > 0:
+        import os
+        import socket
+
+        from noetl.credentials import store_credentials
+        from noetl.engine.core import LocalBackend
+        from noetl.tools.base import Services
+        from noetl.worker.pool import WorkerPool
+
+        pool = WorkerPool(LocalBackend(eng), workers,
+                          Services(credentials=store_credentials(eng.store),
+                                   settings=eng.settings),
+                          worker_id=f"server-{socket.gethostname()}-{os.getpid()}", mode="server")
+        pool.start()
+        log.info("noetl api: %d worker threads in this process (worker %s)", workers,
+                 pool.worker_id)
+    app.state.noetl_pool = pool
+
+    def stop() -> None:
+        if pool is not None:
+            pool.stop(timeout=10)
+        if rp is not None:
+            rp.stop()
+
+    return stop
 
 
 def _redact(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 # Paths served without a token: liveness, and anything outside the API (the UI's static files).
 PROTECTED_PREFIXES = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
+HOOK_TRIGGER = re.compile(r"^/api/hooks/[^/]+/?$")
 
 
 @dataclass
@@ -26,6 +28,7 @@ class ApiState:
     store: Store
     metrics: Metrics
     token: str | None
+    triggers: Any = None  # noetl.triggers.service.Triggers, when the loops run here
 
 
 def state(request: Request) -> ApiState:
@@ -45,7 +48,9 @@ def parse_id(value: Any, what: str = "execution") -> int:
     return int(text)
 
 
-def protected(path: str) -> bool:
+def protected(path: str, method: str = "GET") -> bool:
+    if method == "POST" and HOOK_TRIGGER.match(path):
+        return False  # a webhook checks its own secret (noetl.triggers.hooks)
     return any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
 
 

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["executions"])
 
 # Event types the engine writes and derives state from; they cannot be posted from outside.
 ENGINE_PREFIXES = ("execution_", "workflow_", "step_", "action_", "loop_", "iterator_",
-                   "playbook_", "job_")
+                   "playbook_", "job_", "notification_")
 
 
 def _iso(t: float) -> str:

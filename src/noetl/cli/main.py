@@ -258,7 +258,8 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
     Console().print(t)
 
 
-OPTIONAL = {"noetl.cli.server_cmd": ("server", "worker"), "noetl.cli.credential_cmd": ("credential",)}
+OPTIONAL = {"noetl.cli.server_cmd": ("server", "worker"), "noetl.cli.credential_cmd": ("credential",),
+            "noetl.cli.schedule_cmd": ("schedule", "hook")}
 
 
 def _register_optional() -> None:
@@ -275,8 +276,8 @@ _register_optional()
 
 
 def main() -> None:
-    """The ``noetl`` command. With NOETL_CLI_MINIMAL=1 the server, worker and credential
-    commands are not offered."""
+    """The ``noetl`` command. With NOETL_CLI_MINIMAL=1 the server, worker, credential,
+    schedule and hook commands are not offered."""
     from noetl.settings import Settings
 
     command = typer.main.get_command(app)

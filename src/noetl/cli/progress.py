@@ -29,6 +29,9 @@ def table(desc: dict[str, Any]) -> Any:
             else:
                 text = str(err)
             detail = f"[red]{escape(text)}[/]"
+        elif s.get("waiting"):  # why it is not done yet (noetl.engine.explain)
+            why = s["waiting"]
+            detail = f"[{'yellow' if why.get('stuck') else 'dim'}]{escape(why['message'])}[/]"
         elif s.get("result") is not None:
             detail = _short(s["result"])
         loop = s.get("loop")

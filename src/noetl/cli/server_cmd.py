@@ -33,35 +33,53 @@ def server_start(
             help="Server processes sharing the port (PostgreSQL store only): one Python "
                  "process uses one core; they coordinate through the database as separate "
                  "servers would. /metrics then counts per process."),
+        workers: bool = typer.Option(
+            None, "--workers/--no-workers", envvar="NOETL_SERVER_WORKERS",
+            help="Run a worker pool inside the server. Default: on with the embedded SQLite "
+                 "store (one command runs playbooks), off with PostgreSQL (run `noetl worker "
+                 "start` processes: playbook code then runs apart from the server and its "
+                 "secrets)."),
+        worker_concurrency: int = typer.Option(
+            4, "--worker-concurrency", envvar="NOETL_WORKER_CONCURRENCY", min=1,
+            help="Threads of the in-server worker pool."),
 ) -> None:
     """Run the API server in the foreground (Ctrl-C or SIGTERM stops it)."""
     import uvicorn
 
     from noetl.api.app import create_app
     from noetl.settings import Settings
+    from noetl.store.factory import BACKENDS, backend_for
 
     settings = Settings.from_env()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    url = store or settings.default_store_url()
+    caps = backend_for(url).capabilities
+    if workers is None:  # one command runs playbooks on a store no other process shares
+        workers = not caps.multi_process
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
     if processes > 1:
-        from noetl.store.factory import BACKENDS, backend_for
-
-        url = store or settings.default_store_url()
-        caps = backend_for(url).capabilities
         if not caps.multi_process:
             shared = " or ".join(c.name for c in (backend_for(p[0]).capabilities
                                                   for p in BACKENDS) if c.multi_process)
             sys.stderr.write(f"error: --processes needs a {shared} store ({caps.name} has "
                              f"{caps.note}): {url}\n")
             raise typer.Exit(2)
+        if workers:
+            sys.stderr.write("error: --workers runs in one server process; with --processes "
+                             "run `noetl worker start` processes instead\n")
+            raise typer.Exit(2)
         os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
         uvicorn.run("noetl.api.app:create_app", factory=True, host=host, port=port,
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
                     workers=processes)
         return
-    config = uvicorn.Config(create_app(store, settings=settings), host=host, port=port, log_level=log_level,
+    app = create_app(store, workers=worker_concurrency if workers else 0, settings=settings)
+    if workers:
+        sys.stderr.write(f"noetl server: {worker_concurrency} worker threads in this process "
+                         "(--no-workers to run none)\n")
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             access_log=False, timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.run()
@@ -121,7 +139,8 @@ def worker_start(
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
                           max_connections=concurrency + 8, settings=settings)
     _probe(backend)
-    pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id)
+    pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id,
+                      meta={"server": backend.client.server_url})
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -27,6 +27,14 @@ Job (a queue row: one run of a step, one loop item, or a loop's save)::
     leased ──▶ queued                         (a retry, or given back unrun)
     leased ──▶ leased                         (its lease expired: leased again)
     queued | waiting | leased | child ──▶ cancelled
+
+Notification (an outbox row: one message to one target about an ended execution)::
+
+    pending ──▶ delivered | failed            (pending ──▶ pending: an attempt to retry)
+
+Worker (a row of the worker registry)::
+
+    running ──▶ stopped ──▶ running           (the same id started again)
 """
 
 from __future__ import annotations
@@ -64,6 +72,17 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class NotificationStatus(StrEnum):
+    PENDING = "pending"  # due at next_attempt_at
+    DELIVERED = "delivered"
+    FAILED = "failed"  # no attempt left
+
+
+class WorkerStatus(StrEnum):
+    RUNNING = "running"  # heartbeating (or silent: the registry tells by last_seen)
+    STOPPED = "stopped"  # stopped cleanly
+
+
 class JobKind(StrEnum):
     STEP = "step"  # one run of an action step
     ITEM = "item"  # one loop item
@@ -87,6 +106,8 @@ class EventType(StrEnum):
     EXECUTION_COMPLETED = "execution_completed"
     EXECUTION_FAILED = "execution_failed"
     EXECUTION_CANCELLED = "execution_cancelled"
+    NOTIFICATION_SENT = "notification_sent"  # the server's notifier, after the end
+    NOTIFICATION_FAILED = "notification_failed"
 
 
 E, S, J = ExecutionStatus, StepStatus, JobStatus
@@ -121,12 +142,25 @@ JOB_MOVES: Mapping[JobStatus, frozenset[JobStatus]] = {
     J.CANCELLED: frozenset(),
 }
 
+N, W = NotificationStatus, WorkerStatus
+NOTIFICATION_MOVES: Mapping[NotificationStatus, frozenset[NotificationStatus]] = {
+    N.PENDING: frozenset({N.PENDING, N.DELIVERED, N.FAILED}),
+    N.DELIVERED: frozenset(),
+    N.FAILED: frozenset(),
+}
+WORKER_MOVES: Mapping[WorkerStatus, frozenset[WorkerStatus]] = {
+    W.RUNNING: frozenset({W.RUNNING, W.STOPPED}),  # a heartbeat; a clean stop
+    W.STOPPED: frozenset({W.STOPPED, W.RUNNING}),  # stopped twice; started again
+}
+
 EXECUTION_ENDED = frozenset({E.COMPLETED, E.FAILED, E.CANCELLED})
 JOB_UNFINISHED = frozenset({J.QUEUED, J.WAITING, J.LEASED, J.CHILD})
 
-Status = TypeVar("Status", ExecutionStatus, StepStatus, JobStatus)
+Status = TypeVar("Status", ExecutionStatus, StepStatus, JobStatus, NotificationStatus,
+                 WorkerStatus)
 _TABLES: dict[type, Mapping[Any, frozenset[Any]]] = {
-    ExecutionStatus: EXECUTION_MOVES, StepStatus: STEP_MOVES, JobStatus: JOB_MOVES}
+    ExecutionStatus: EXECUTION_MOVES, StepStatus: STEP_MOVES, JobStatus: JOB_MOVES,
+    NotificationStatus: NOTIFICATION_MOVES, WorkerStatus: WORKER_MOVES}
 
 
 class IllegalMove(RuntimeError):
@@ -134,7 +168,7 @@ class IllegalMove(RuntimeError):
 
 
 class HasStatus(Protocol[Status]):
-    """An execution row, a step row or a job."""
+    """An execution row, a step row, a job or a notification."""
 
     status: Status
 

@@ -10,7 +10,15 @@ import yaml
 
 from noetl.dsl import checks
 from noetl.dsl.auth_forms import auth_problem, unknown_auth_keys
-from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
+from noetl.dsl.checks import (
+    EDGE_KEYS,
+    HTTP_METHODS,
+    MAX_COUNT,
+    MAX_SECONDS,
+    SAVE_KEYS,
+    SAVE_MODES,
+    did_you_mean,
+)
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
     SAVE_KINDS,
@@ -21,11 +29,12 @@ from noetl.dsl.model import (
     RetryPolicy,
     Step,
 )
+from noetl.dsl.triggers import check_triggers
 from noetl.dsl.yamlsrc import LimitError, LineDict, load_yaml, plain
 from noetl.errors import PlaybookError, Problem
 
 TOP_KEYS = frozenset({"apiVersion", "kind", "metadata", "workload", "workbook", "workflow",
-                      "name", "path", "description"})
+                      "name", "path", "description", "schedule", "hooks", "notify"})
 MAX_STEPS = 100_000
 RETRY_KEYS = frozenset({"max_attempts", "initial_delay", "backoff_multiplier", "max_delay",
                         "jitter", "retry_when", "stop_when"})
@@ -98,7 +107,9 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         doc = _to_linedict(doc)
     for key in doc:
         if key not in TOP_KEYS:
-            c.warn(key, "unknown top-level key (ignored)", doc.line_of(key))
+            c.warn(key, "unknown top-level key (ignored)" + did_you_mean(str(key), TOP_KEYS),
+                   doc.line_of(key))
+    check_triggers(c, doc)
     if "apiVersion" not in doc:
         c.error("apiVersion", "missing (expected 'noetl.io/v1')", doc.line)
     kind = doc.get("kind")

@@ -32,6 +32,43 @@ def _closed(props: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
             "additionalProperties": False}
 
 
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [item, {"type": "array", "items": item}]}
+
+
+def trigger_schemas() -> dict[str, Any]:
+    """``schedule``, ``notify`` and ``hooks`` (checked by :mod:`noetl.dsl.triggers`)."""
+    from noetl.dsl.triggers import (
+        CATCHUP,
+        HOOK_AUTH,
+        HOOK_KEYS,
+        NOTIFY_FORMATS,
+        NOTIFY_KEYS,
+        NOTIFY_STATUSES,
+        OVERLAP,
+        SCHEDULE_KEYS,
+    )
+
+    statuses = {"enum": sorted({*NOTIFY_STATUSES, *(s.lower() for s in NOTIFY_STATUSES)})}
+    schedule = _closed({"cron": {"type": "string"}, "interval": {"type": ["string", "number"]},
+                        "timezone": {"type": "string"}, "args": {"type": "object"},
+                        "enabled": {"type": "boolean"}, "catchup": {"enum": list(CATCHUP)},
+                        "overlap": {"enum": list(OVERLAP)}, "name": {"type": "string"},
+                        "description": {"type": "string"}}, SCHEDULE_KEYS)
+    notify = _closed({"url": {"type": "string", "pattern": "^https?://"},
+                      "credential": {"type": "string"}, "format": {"enum": list(NOTIFY_FORMATS)},
+                      "status": {"anyOf": [statuses, {"type": "array", "items": statuses}]},
+                      "headers": {"type": "object"},
+                      "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                      "name": {"type": "string"}}, NOTIFY_KEYS)
+    hook = _closed({"name": {"type": "string"}, "credential": {"type": "string"},
+                    "auth": {"enum": list(HOOK_AUTH)}, "args": {"type": "object"},
+                    "enabled": {"type": "boolean"}, "delivery_header": {"type": "string"},
+                    "description": {"type": "string"}}, HOOK_KEYS)
+    hook["required"] = ["name", "credential"]
+    return {"schedule": _list_of(schedule), "notify": _list_of(notify), "hooks": _list_of(hook)}
+
+
 def playbook_schema() -> dict[str, Any]:
     from noetl.dsl.loader import RETRY_KEYS, TOP_KEYS
 
@@ -106,6 +143,7 @@ def playbook_schema() -> dict[str, Any]:
                 "type": "object", "required": ["name"],
                 "properties": {"name": {"type": "string"}, "retry": retry, "save": save,
                                "method": _enum(HTTP_METHODS, upper=True)}}},
+            **trigger_schemas(),
             "workflow": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["step"], "properties": step_props}},
         },

@@ -17,6 +17,7 @@ from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
 from noetl.engine import events
 from noetl.engine.executions import create_execution
+from noetl.engine.expiry import fail_expired, note_expiry, reap
 from noetl.engine.plans import catalog_plan, plan_for
 from noetl.engine.session import Session
 from noetl.engine.status import describe
@@ -68,8 +69,18 @@ class Engine:
 
     # -- catalog -----------------------------------------------------------------------------
     def register(self, content: str, source: str = "<playbook>") -> CatalogEntry:
+        """A new version of the playbook; its ``schedule:`` and ``hooks:`` replace those the
+        path declared before, in the same transaction."""
+        from noetl.engine.triggers import sync_triggers
+
         pb = parse_playbook(content, source)
-        return self._tx(lambda tx: tx.register(pb.path, content, pb.raw))
+
+        def go(tx: Tx) -> CatalogEntry:
+            entry = tx.register(pb.path, content, pb.raw)
+            sync_triggers(tx, entry, pb.raw)
+            return entry
+
+        return self._tx(go)
 
     # -- executions ---------------------------------------------------------------------------
     def start(self, playbook: Playbook | None = None, *, path: str | None = None,
@@ -79,26 +90,8 @@ class Engine:
         holder: list[Session] = []
 
         def go(tx: Tx) -> ExecutionRow:
-            cat_id, ver = None, None
-            if playbook is not None:
-                plan = compile_plan(playbook)
-            else:
-                v = None if version in (None, "", "latest") else int(version)
-                entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
-                if entry is None:
-                    what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"
-                    raise NotFound(f"{what}" + (f" version {v}" if v else "") + " not found")
-                cat_id, ver = entry.catalog_id, str(entry.version)
-                plan = catalog_plan(entry)
-            ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
-                                  catalog_id=cat_id, version=ver,
-                                  env_names=self.settings.template_env)
-            s = self.session(tx, ex, plan)
-            s.fresh = True
-            s.begin()
-            s.flush()
-            holder.append(s)
-            return ex
+            holder.clear()
+            return self._start_in(tx, holder, playbook, path, version, catalog_id, args, merge)
 
         try:
             ex = self._tx(go)
@@ -108,6 +101,42 @@ class Engine:
             raise PlaybookError(path or (playbook.path if playbook else "<playbook>"), [
                 Problem("start", f"cannot start the execution: {describe_error(exc)}")]) from exc
         self._after(holder)
+        return ex
+
+    def start_in(self, tx: Tx, *, path: str | None = None, version: int | str | None = None,
+                 args: dict[str, Any] | None = None, trigger: dict[str, Any] | None = None
+                 ) -> tuple[ExecutionRow, Callable[[], None]]:
+        """:meth:`start` inside the caller's transaction (a schedule's fire commits with the
+        claim of its row). ``trigger`` (what started it) goes into ``execution_started``.
+        Returns the row and a function to call once the transaction has committed (it wakes
+        the workers)."""
+        holder: list[Session] = []
+        ex = self._start_in(tx, holder, None, path, version, None, args, False, trigger)
+        return ex, lambda: self._after(holder)
+
+    def _start_in(self, tx: Tx, holder: list[Session], playbook: Playbook | None,
+                  path: str | None, version: int | str | None, catalog_id: int | None,
+                  args: dict[str, Any] | None, merge: bool,
+                  trigger: dict[str, Any] | None = None) -> ExecutionRow:
+        cat_id, ver = None, None
+        if playbook is not None:
+            plan = compile_plan(playbook)
+        else:
+            v = None if version in (None, "", "latest") else int(version)
+            entry = tx.get_catalog(path=path, version=v, catalog_id=catalog_id)
+            if entry is None:
+                what = f"catalog id {catalog_id}" if catalog_id else f"playbook '{path}'"
+                raise NotFound(f"{what}" + (f" version {v}" if v else "") + " not found")
+            cat_id, ver = entry.catalog_id, str(entry.version)
+            plan = catalog_plan(entry)
+        ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
+                              catalog_id=cat_id, version=ver,
+                              env_names=self.settings.template_env)
+        s = self.session(tx, ex, plan)
+        s.fresh = True
+        s.begin(trigger)
+        s.flush()
+        holder.append(s)
         return ex
 
     def cancel(self, execution_id: int) -> ExecutionRow:
@@ -154,11 +183,8 @@ class Engine:
             plan = plan_for(tx, ex)
             ps = plan.step(job.step)
             s = self.session(tx, ex, plan)
-            if prev == JobStatus.LEASED:
-                n = int(job.payload.get("expiries", 0)) + 1
-                job.payload["expiries"] = n
-                s.emit(events.action_retry(s.eid, job, ps.type, job.attempts - 1, {
-                    "reason": "lease_expired", "next_attempt": job.attempts, "lease_expiries": n}))
+            if prev == JobStatus.LEASED:  # expired before the reaper saw it
+                n = note_expiry(s, job, ps.type, job.attempts - 1)
                 # failing the step needs the execution's row: take it only if free at once
                 # (this transaction holds queue rows and event locks; waiting here could close
                 # a cycle with a report of this very job), else run the job once more
@@ -168,10 +194,7 @@ class Engine:
                     retry_events = s.events
                     s = self.session(tx, lock, plan)
                     s.events = retry_events
-                    s.job_failed(job, {"final": True, "error": {
-                        "message": "worker died while running this step "
-                                   f"(its lease expired {n} times)",
-                        "type": "LeaseExpired"}})
+                    fail_expired(s, job, n)
                     s.flush()
                     execs.pop(job.execution_id, None)
                     expired.append(s)
@@ -364,6 +387,11 @@ class Engine:
         self._tx(go)
         self.store.notify_work()
 
+    def reap_expired(self) -> int:
+        """Re-queue the jobs whose lease ran out (their worker stopped heartbeating); the API
+        server runs this in a loop (:class:`noetl.engine.expiry.Reaper`)."""
+        return reap(self)
+
     # -- reading -----------------------------------------------------------------------------
     def describe(self, execution_id: int, with_steps: bool = True) -> dict[str, Any]:
         with self.store.read() as tx:
@@ -423,6 +451,16 @@ class LocalBackend:
 
     def work_version(self) -> int:
         return self.engine.store.work_version()
+
+    def worker_beat(self, info: dict[str, Any]) -> None:
+        from noetl.engine.workers import beat
+
+        beat(self.engine.store, info)
+
+    def worker_stopped(self, worker_id: str, forget: bool = False) -> None:
+        from noetl.engine.workers import stopped
+
+        stopped(self.engine.store, worker_id, forget)
 
     def wake(self) -> None:
         self.engine.store.notify_work()

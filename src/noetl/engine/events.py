@@ -22,7 +22,8 @@ STATUS: dict[T, str] = {
     T.STEP_COMPLETED: "COMPLETED", T.STEP_FAILED: "FAILED", T.WARNING: "FAILED",
     T.WORKFLOW_COMPLETED: "COMPLETED", T.WORKFLOW_FAILED: "FAILED",
     T.EXECUTION_COMPLETED: "COMPLETED", T.EXECUTION_FAILED: "FAILED",
-    T.EXECUTION_CANCELLED: "CANCELLED",
+    T.EXECUTION_CANCELLED: "CANCELLED", T.NOTIFICATION_SENT: "COMPLETED",
+    T.NOTIFICATION_FAILED: "FAILED",
 }
 
 
@@ -33,10 +34,15 @@ def _event(eid: int, type_: T, node: str | None, node_type: str | None, **kw: An
 
 # -- the execution ---------------------------------------------------------------------------
 def execution_started(eid: int, path: str, version: str | None, workload: dict[str, Any],
-                      parent_execution_id: int | None) -> Event:
-    return _event(eid, T.EXECUTION_STARTED, path, "execution", context={
+                      parent_execution_id: int | None,
+                      trigger: dict[str, Any] | None = None) -> Event:
+    """``trigger``: what started it (a schedule's fire, a hook's delivery), when not a caller."""
+    context: dict[str, Any] = {
         "path": path, "version": version, "workload": workload,
-        "parent_execution_id": None if parent_execution_id is None else str(parent_execution_id)})
+        "parent_execution_id": None if parent_execution_id is None else str(parent_execution_id)}
+    if trigger:
+        context["trigger"] = trigger
+    return _event(eid, T.EXECUTION_STARTED, path, "execution", context=context)
 
 
 def workflow_initialized(eid: int, step_count: int, transition_count: int) -> Event:
@@ -119,3 +125,15 @@ def action_retry(eid: int, job: Job, node_type: str | None, attempt: int,
     """``attempt``: the attempt that ended; ``context`` says why and what comes next."""
     return _event(eid, T.ACTION_RETRY, job.step, node_type, attempt=attempt,
                   current_index=job.index, context=context)
+
+
+# -- after the end: the server's notifier (noetl.triggers.notify) -----------------------------
+def notification_sent(eid: int, context: dict[str, Any], attempt: int) -> Event:
+    return _event(eid, T.NOTIFICATION_SENT, "notify", "notification", context=context,
+                  attempt=attempt)
+
+
+def notification_failed(eid: int, context: dict[str, Any], error: str | None,
+                        attempt: int) -> Event:
+    return _event(eid, T.NOTIFICATION_FAILED, "notify", "notification", context=context,
+                  error=error, attempt=attempt)

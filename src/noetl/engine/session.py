@@ -10,6 +10,7 @@ from noetl.domain.lifecycle import JOB_UNFINISHED, ExecutionStatus, JobKind, Job
 from noetl.domain.records import ExecutionRow, Job, error_info, exc_info, now
 from noetl.dsl.model import Edge
 from noetl.engine import children, events, loops
+from noetl.engine.triggers import enqueue_notifications
 from noetl.engine.unit import Unit
 from noetl.errors import USER_KEYS, NoetlError, TemplateError
 from noetl.ids import new_id
@@ -35,10 +36,12 @@ class Session(Unit):
         return Session(self.tx, ex, plan, self.settings)
 
     # -- starting ------------------------------------------------------------------------
-    def begin(self) -> None:
-        """Emit the opening events and activate ``start``."""
+    def begin(self, trigger: dict[str, Any] | None = None) -> None:
+        """Emit the opening events and activate ``start``. ``trigger``: what started it (a
+        schedule, a hook), recorded in ``execution_started``."""
         self.emit(events.execution_started(self.eid, self.plan.path, self.ex.version,
-                                           self.ex.workload, self.ex.parent_execution_id))
+                                           self.ex.workload, self.ex.parent_execution_id,
+                                           trigger))
         n_edges = sum(len(s.edges) for s in self.plan.steps.values())
         self.emit(events.workflow_initialized(self.eid, len(self.plan.steps), n_edges))
         move(self.ex, ExecutionStatus.RUNNING)
@@ -388,4 +391,6 @@ class Session(Unit):
             self.after.append(cs)
 
     def _notify_parent(self) -> None:
+        """The execution has just ended: its notifications to the outbox, then its parent."""
+        enqueue_notifications(self)
         children.notify_parent(self)

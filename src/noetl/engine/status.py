@@ -16,7 +16,9 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
 
     The execution row's status is maintained in the same transaction as every event, so this is
     a read, not a replay. Steps that never ran are reported PENDING (or SKIPPED once the
-    execution has ended)."""
+    execution has ended). While it runs, a step that waits for something carries ``waiting``
+    (:func:`noetl.engine.explain.explain`: a lost worker, no live worker, a retry delay, its
+    lease, a join's branches, ...)."""
     ex = tx.get_execution(execution_id)
     if ex is None:
         raise NotFound(f"execution {execution_id} not found")
@@ -37,8 +39,15 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
                 d = r.to_dict()
                 d["type"] = plan.steps[name].type
                 steps[name] = d
+        kids = tx.children(execution_id)
+        if not ex.terminal:  # why each unfinished step waits (one explainer for every surface)
+            from noetl.engine.explain import explain
+
+            for name, why in explain(tx, ex, plan, kids).items():
+                if name in steps:
+                    steps[name]["waiting"] = why
         out["steps"] = steps
-        out["children"] = [c.to_dict() for c in tx.children(execution_id)]
+        out["children"] = [c.to_dict() for c in kids]
     return out
 
 

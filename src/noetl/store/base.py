@@ -25,10 +25,11 @@ from noetl.domain.records import (
     StepRow,
 )
 from noetl.settings import Settings
+from noetl.store.triggers import TriggerSql
 
 
-class Tx(ABC):
-    """One transaction."""
+class Tx(TriggerSql, ABC):
+    """One transaction. (Schedules, hooks and notifications: :class:`TriggerSql`.)"""
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -36,7 +37,7 @@ class Tx(ABC):
         statements inside are not read until the block ends."""
         yield
 
-    def notify_in_tx(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    def notify_in_tx(self) -> None:
         """Ask other processes to look for work once this transaction commits (no-op here)."""
 
     @abstractmethod
@@ -103,10 +104,10 @@ class Tx(ABC):
         """Lock an execution row unless another transaction holds it (then None, at once)."""
         return self.get_execution(execution_id, lock=True)
 
-    def lock_events(self, execution_ids: set[int]) -> None:  # noqa: B027 - optional hook
+    def lock_events(self, execution_ids: set[int]) -> None:
         """Before writing several executions' events: take their event locks in one order."""
 
-    def lock_jobs(self, queue_ids: list[int]) -> None:  # noqa: B027 - optional hook
+    def lock_jobs(self, queue_ids: list[int]) -> None:
         """Before a batch of reports: take every lock it can need, in global orders
         (PostgreSQL; one writer at a time needs none)."""
     @abstractmethod
@@ -140,6 +141,22 @@ class Tx(ABC):
                   worker_id: str | None = None, limit: int = 100) -> list[Job]: ...
     @abstractmethod
     def queue_size(self, status: str | None = "queued") -> int: ...
+
+    # workers (rows as dicts, see noetl.store.workers) and the queue reads of the explainer
+    @abstractmethod
+    def worker_beat(self, info: dict[str, Any], now: float) -> None: ...
+    @abstractmethod
+    def worker_stopped(self, worker_id: str, now: float, forget: bool = False) -> bool: ...
+    @abstractmethod
+    def list_workers(self) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def prune_workers(self, seen_before: float) -> int: ...
+    @abstractmethod
+    def job_summary(self, execution_id: int) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def expired_leases(self, now: float, limit: int = 100) -> list[int]: ...
+    @abstractmethod
+    def next_lease_expiry(self) -> float | None: ...
 
     # catalog
     @abstractmethod

@@ -36,7 +36,8 @@ from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.settings import Settings
 from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
-from noetl.store.sql import EXEC_SELECT, JOB_COLS, LEASE_EXPIRED, LEASE_READY, SqlTx, _exec, _job
+from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
+from noetl.store.sql import EXEC_SELECT, JOB_COLS, SqlTx, _exec, _job
 
 log = logging.getLogger("noetl.store.postgres")
 

@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any
 
-from noetl.domain.lifecycle import (
-    JOB_UNFINISHED,
-    ExecutionStatus,
-    JobKind,
-    JobStatus,
-    Status,
-    StepStatus,
-    check,
-)
+from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, StepStatus
 from noetl.domain.records import (
     CatalogEntry,
     Credential,
@@ -31,6 +22,13 @@ from noetl.domain.records import (
 )
 from noetl.ids import new_id
 from noetl.store.base import Tx
+from noetl.store.moves import (
+    CANCEL_JOBS,
+    CANCEL_STEP_JOBS,
+    MARK_STEP_RUNNING,
+    RELEASE_WAITING,
+)
+from noetl.store.workers import WorkerSql
 from noetl.templates import json_default
 
 
@@ -47,44 +45,6 @@ def jl(text: Any) -> Any:
         return json.loads(text)
     return text
 
-
-@dataclass(frozen=True)
-class SqlMove(Generic[Status]):
-    """A status change the store makes in SQL: rows in one of ``sources`` go to ``to``.
-
-    Checked against the lifecycle tables when declared (:func:`noetl.domain.lifecycle.check`),
-    so a store cannot write a move the tables lack; the SQL takes its ``set`` and ``where``
-    fragments from here (``tests/contract/test_lifecycle_moves.py`` runs each on both
-    backends and refuses a literal ``SET status`` in a store)."""
-
-    sources: tuple[Status, ...]
-    to: Status
-
-    def __post_init__(self) -> None:
-        check(self.sources, self.to)
-        STORE_MOVES.append(self)
-
-    @property
-    def set(self) -> str:
-        return f"status = '{self.to}'"
-
-    @property
-    def where(self) -> str:
-        """``status = 'x'`` for one source (as the partial indexes are written), else
-        ``status IN (...)``."""
-        if len(self.sources) == 1:
-            return f"status = '{self.sources[0]}'"
-        return "status IN (" + ", ".join(f"'{s}'" for s in self.sources) + ")"
-
-
-STORE_MOVES: list[SqlMove[Any]] = []
-J = JobStatus
-LEASE_READY = SqlMove((J.QUEUED,), J.LEASED)  # available_at has come
-LEASE_EXPIRED = SqlMove((J.LEASED,), J.LEASED)  # lease_until has passed: a new attempt
-RELEASE_WAITING = SqlMove((J.WAITING,), J.QUEUED)  # the next loop items
-CANCEL_JOBS = SqlMove(tuple(sorted(JOB_UNFINISHED)), J.CANCELLED)  # an execution ends
-CANCEL_STEP_JOBS = SqlMove((J.QUEUED, J.WAITING), J.CANCELLED)  # a loop is aborted
-MARK_STEP_RUNNING = SqlMove((StepStatus.QUEUED,), StepStatus.RUNNING)  # its first job leased
 
 # stored strings to members (a dict lookup: the Enum call is slower on every row read)
 _EXEC_STATUS = {str(s): s for s in ExecutionStatus}
@@ -178,8 +138,9 @@ def _event_params(e: Event) -> dict[str, Any]:
     }
 
 
-class SqlTx(Tx):
-    """Shared SQL. Subclasses provide ``_x`` / ``_xmany`` and the locking statements."""
+class SqlTx(WorkerSql, Tx):
+    """Shared SQL (the worker registry's in :mod:`noetl.store.workers`). Subclasses provide
+    ``_x`` / ``_xmany`` and the locking statements."""
 
     for_update = ""  # " FOR UPDATE" on PostgreSQL
 

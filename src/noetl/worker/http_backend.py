@@ -16,6 +16,8 @@ from noetl.tools.base import Services
 
 
 class HttpBackend:
+    worker_mode = "remote"  # how its pool shows in the worker registry
+
     def __init__(self, server_url: str | None = None, token: str | None = None,
                  lease_seconds: float | None = None, wait_seconds: float = 5.0,
                  max_connections: int = 32, settings: Settings | None = None):
@@ -119,6 +121,16 @@ class HttpBackend:
             self.client.request("POST", f"/api/queue/{job_id}/release", {"worker_id": worker_id})
         except Conflict as exc:
             raise LeaseLost(str(exc)) from exc
+
+    def worker_beat(self, info: dict[str, Any]) -> None:
+        """Register this worker, or say it is alive (``POST /api/workers/heartbeat``)."""
+        self.client.request("POST", "/api/workers/heartbeat", info)
+
+    def worker_stopped(self, worker_id: str, forget: bool = False) -> None:
+        from urllib.parse import quote
+
+        self.client.request("POST", f"/api/workers/{quote(worker_id, safe='')}/stop",
+                            {"forget": forget})
 
     def wait_for_work(self, seen: int, timeout: float) -> None:
         """Nothing to do: the lease call already waited on the server."""

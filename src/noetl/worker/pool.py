@@ -66,8 +66,16 @@ def default_worker_id() -> str:
 
 class WorkerPool:
     def __init__(self, backend: Backend, concurrency: int = 4, services: Services | None = None,
-                 worker_id: str | None = None, poll_interval: float = 1.0):
+                 worker_id: str | None = None, poll_interval: float = 1.0,
+                 mode: str | None = None, meta: dict[str, Any] | None = None):
         self.backend = backend
+        # the worker registry: "remote" (noetl worker start), "server" (inside noetl server
+        # start) or "local" (noetl run; its row is deleted when it stops)
+        self.mode = mode or getattr(backend, "worker_mode", "local")
+        self.meta = meta or {}
+        self.session = uuid.uuid4().hex
+        self._registry = callable(getattr(backend, "worker_beat", None))
+        self._busy = 0  # threads running a job now
         self.concurrency = max(1, concurrency)
         self.services_template = services or Services()
         self.worker_id = worker_id or default_worker_id()
@@ -89,6 +97,7 @@ class WorkerPool:
             lambda reports, n: batch(reports, self.worker_id, n), give_back=self._give_back)
 
     def start(self) -> WorkerPool:
+        self._beat()  # registered before its first lease
         for i in range(self.concurrency):
             t = threading.Thread(target=self._loop, name=f"noetl-worker-{i}", daemon=True)
             t.start()
@@ -118,6 +127,35 @@ class WorkerPool:
         self._hb_stop.set()  # leases of jobs still finishing were kept alive until now
         if self._hb_thread is not None:
             self._hb_thread.join(max(0.0, deadline - time.monotonic()))
+        if self._registry:
+            try:
+                self.backend.worker_stopped(  # type: ignore[attr-defined]
+                    self.worker_id, forget=self.mode == "local")
+            except Exception as exc:
+                log.warning("could not deregister worker %s: %s", self.worker_id, exc)
+
+    def info(self) -> dict[str, Any]:
+        """This pool's entry in the worker registry (sent with every worker heartbeat)."""
+        from noetl import __version__
+
+        return {"worker_id": self.worker_id, "session": self.session, "mode": self.mode,
+                "hostname": socket.gethostname(), "pid": os.getpid(),
+                "concurrency": self.concurrency, "running": self._busy,
+                "jobs_done": self.jobs_done, "lease_seconds": self.backend.lease_seconds,
+                "meta": {"version": __version__, **self.meta}}
+
+    def _beat(self) -> None:
+        """Register, or say this worker is alive (every third of the lease time)."""
+        if not self._registry:
+            return
+        try:
+            self.backend.worker_beat(self.info())  # type: ignore[attr-defined]
+        except Exception as exc:
+            if getattr(exc, "status_code", None) in (404, 405) or type(exc).__name__ == "NotFound":
+                log.info("the server has no worker registry: not registering (%s)", exc)
+                self._registry = False  # an older server
+            else:
+                log.warning("worker heartbeat failed: %s", exc)
 
     def __enter__(self) -> WorkerPool:
         return self.start()
@@ -222,6 +260,7 @@ class WorkerPool:
         with self._lock:
             self._running[job_id] = time.monotonic()
             self._cancel[job_id] = services.cancelled
+            self._busy += 1
         try:
             outcome = run_work(work, services)
             outcome["report_id"] = uuid.uuid4().hex
@@ -230,6 +269,7 @@ class WorkerPool:
             with self._lock:
                 self._running.pop(job_id, None)
                 self._cancel.pop(job_id, None)
+                self._busy -= 1
             self.jobs_done += 1
 
     def _report(self, job_id: int, outcome: dict[str, Any]) -> list[dict[str, Any]]:
@@ -266,6 +306,7 @@ class WorkerPool:
     def _heartbeats(self) -> None:
         interval = max(0.1, self.backend.lease_seconds / 3)
         while not self._hb_stop.wait(interval):  # past stop(): running jobs may finish
+            self._beat()
             with self._lock:
                 due = [j for j, t in self._running.items() if time.monotonic() - t > interval]
             for job_id in due:

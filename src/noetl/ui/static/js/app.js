@@ -1,8 +1,11 @@
-// Hash router: #/catalog, #/executions, #/executions/<id>, #/credentials.
+// Hash router: #/catalog, #/executions, #/executions/<id>, #/schedules, #/credentials,
+// #/workers.
 import { renderCatalog } from './catalog.js';
 import { renderCredentials } from './credentials.js';
 import { renderExecution } from './execution.js';
 import { renderExecutions } from './executions.js';
+import { renderSchedules } from './schedules.js';
+import { renderWorkers } from './workers.js';
 import { clear, el } from './util.js';
 
 let cleanup = null;
@@ -30,7 +33,9 @@ function route() {
   if (page === 'catalog') result = renderCatalog(view, params);
   else if (page === 'executions' && parts[1]) result = renderExecution(view, parts[1]);
   else if (page === 'executions') result = renderExecutions(view, params);
+  else if (page === 'schedules') result = renderSchedules(view, params);
   else if (page === 'credentials') result = renderCredentials(view);
+  else if (page === 'workers') result = renderWorkers(view);
   else view.append(el('p', { text: `No page "${page}".` }));
   cleanup = typeof result === 'function' ? result : null;
   document.title = `NoETL · ${page}`;

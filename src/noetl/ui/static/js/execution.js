@@ -64,6 +64,7 @@ export function renderExecution(view, id) {
   const facts = el('div', { class: 'facts' });
   const cancelBtn = el('button', { class: 'danger', 'data-testid': 'cancel-button', text: 'Cancel', disabled: true });
   const errorBox = el('div', { 'data-testid': 'exec-error-wrap' });
+  const waitBox = el('div', { 'data-testid': 'exec-waiting-wrap' }); // steps stuck (no worker, lost lease)
   const graphHost = el('div', { class: 'panel graph-wrap', 'data-testid': 'graph-host' },
     el('p', { class: 'muted', text: 'Loading the step graph…' }));
   const stepBox = el('div', { class: 'panel step-detail', 'data-testid': 'step-detail' },
@@ -75,6 +76,7 @@ export function renderExecution(view, id) {
   view.append(
     el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), cancelBtn),
     errorBox,
+    waitBox,
     el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, eventBox, childBox)),
     timeline.root);
 
@@ -109,6 +111,12 @@ export function renderExecution(view, id) {
       const err = errorBlock(d.error, 'exec-error');
       errorBox.replaceChildren(...(err ? [err] : []));
     }
+    // why steps wait, from the one explainer (noetl.engine.explain): the stuck ones up here
+    const stuck = TERMINAL.has(d.status) ? []
+      : Object.entries(d.steps || {}).filter(([, st]) => st.waiting && st.waiting.stuck);
+    waitBox.replaceChildren(...stuck.map(([name, st]) => el('div', { class: 'waiting-box stuck',
+      'data-testid': 'exec-waiting', 'data-step': name, 'data-reason': st.waiting.reason },
+    el('strong', { text: `${name}: ` }), st.waiting.message)));
     const kids = d.children || [];
     childBox.hidden = !kids.length;
     if (kids.length) {
@@ -141,8 +149,11 @@ export function renderExecution(view, id) {
       loop ? el('dt', { text: 'loop' }) : null,
       loop ? el('dd', { 'data-testid': 'step-loop', text: `${loop.done ?? 0} / ${loop.total ?? 0}${
         loop.failed ? ` (${loop.failed} failed)` : ''}` }) : null);
+    const why = desc && !TERMINAL.has(desc.status) ? st.waiting : null;
     stepBox.replaceChildren(
       el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
+      why ? el('div', { class: `waiting-box${why.stuck ? ' stuck' : ''}`, 'data-testid': 'step-waiting',
+        'data-reason': why.reason, text: why.message }) : '',
       dl,
       errorBlock(st.error, 'step-error') || '',
       ...section('input (edge arguments)', st.input, 'step-input'),
