@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import cold as cold_mod
-from bench import doc, embedded, report
+from bench import doc, embedded, hardening, report
 from bench.stats import Row
 
 SCENARIOS = ("seq40", "seq7", "scale", "loop", "cold", "throughput", "recovery", "profile",
-             "profile-server", "schedules")
+             "profile-server", "schedules", "validate", "health")
 
 
 def log(msg: str) -> None:
@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" in only:
             log("cold start")
             guarded(rows, "cold", "sqlite", lambda: cold_mod.cold(tmp, 2 if args.quick else 5))
+        if "validate" in only:
+            log("validation of 8,000 and 40,000 steps")
+            guarded(rows, "validate", "-", lambda: hardening.validate(1 if args.quick else 3))
+        if "health" in only:
+            log("/health while a hostile template renders")
+            guarded(rows, "health", "sqlite", lambda: hardening.health(tmp, 1 if args.quick else 3))
         dist = tmp / "dist"
         dist.mkdir()
         run_distributed(only, args.quick, dist, rows)

@@ -132,7 +132,7 @@ class Cluster:
 
     def stop_workers(self) -> None:
         for p in self.workers:
-            _stop(p)
+            stop_process(p)
         self.workers = []
 
     def register(self, content: str) -> str:
@@ -148,14 +148,15 @@ class Cluster:
     def close(self) -> None:
         self.stop_workers()
         if self.server is not None:
-            _stop(self.server)
+            stop_process(self.server)
             self.server = None
         self.http.close()
         for log in self._logs:
             log.close()
 
 
-def _stop(p: subprocess.Popen[bytes]) -> None:
+def stop_process(p: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 5 s."""
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
         try:

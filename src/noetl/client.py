@@ -186,6 +186,29 @@ class Client:
         out: dict[str, Any] = self.request("GET", "/health")
         return out
 
+    # logs, lineage, rerun and resume --------------------------------------------------------
+    def logs(self, execution_id: str | int, since: int = 0, step: str | None = None,
+             item: int | None = None, wait: float = 0, limit: int = 1000) -> dict[str, Any]:
+        """One page of step log records after ``since`` (long-polls up to ``wait`` s):
+        ``{items, last_id, done, status}``."""
+        out: dict[str, Any] = self.request(
+            "GET", f"/api/executions/{execution_id}/logs",
+            params={"since": since, "step": step, "item": item, "wait": wait or None,
+                    "limit": limit}, timeout=wait + 30 if wait else None)
+        return out
+
+    def lineage(self, execution_id: str | int) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("GET", f"/api/executions/{execution_id}/lineage")
+        return out
+
+    def rerun(self, execution_id: str | int, args: dict[str, Any] | None = None,
+              merge: bool = False, resume: bool = False) -> dict[str, Any]:
+        """Re-run (or with ``resume``, resume) an execution; the new execution's summary."""
+        out: dict[str, Any] = self.request(
+            "POST", f"/api/executions/{execution_id}/{'resume' if resume else 'rerun'}",
+            {"args": args or None, "merge": merge})
+        return out
+
 
 class CliClient(Client):
     """The client as the CLI uses it: an error prints ``error: <server message>`` and exits

@@ -17,19 +17,6 @@ from noetl.tools.base import Services
 from noetl.worker.pool import WorkerPool
 
 
-def summary(desc: dict[str, Any]) -> dict[str, Any]:
-    """The ``--json`` shape: {execution_id, status, result, error, steps}; a step that waits
-    for something while the execution runs also has ``waiting`` {reason, message, stuck}."""
-    return {
-        "execution_id": desc["execution_id"], "status": desc["status"],
-        "result": desc.get("result"), "error": desc.get("error"),
-        "steps": {n: {"status": s["status"], "result": s.get("result"), "error": s.get("error"),
-                      "attempts": s.get("attempts", 0),
-                      **({"waiting": s["waiting"]} if s.get("waiting") else {})}
-                  for n, s in (desc.get("steps") or {}).items()},
-    }
-
-
 class LocalRunner:
     """An engine plus a worker pool over one store. Use as a context manager."""
 
@@ -51,6 +38,7 @@ class LocalRunner:
             services.settings = self.settings
         self.pool = WorkerPool(LocalBackend(self.engine), concurrency, services,
                                worker_id=self.settings.worker_id)
+        self.grace = 10.0  # seconds running steps get to finish when the runner closes
         self._changed = threading.Condition()
         self._ended: set[int] = set()
         self.engine.listeners.append(self._notify)
@@ -69,7 +57,7 @@ class LocalRunner:
         self.close()
 
     def close(self) -> None:
-        self.pool.stop()
+        self.pool.stop(self.grace)
         if self._own_store:
             self.store.close()
 
@@ -85,9 +73,13 @@ class LocalRunner:
                 on_change()
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_id} still running after {timeout} s")
-            with self._changed:
-                if execution_id not in self._ended:
-                    self._changed.wait(tick)
+            self.pause(execution_id, tick)
+
+    def pause(self, execution_id: int, seconds: float) -> None:
+        """Sleep up to ``seconds``; return as soon as the execution ends."""
+        with self._changed:
+            if execution_id not in self._ended:
+                self._changed.wait(seconds)
 
     def run(self, playbook: Playbook | None = None, *, path: str | None = None,
             version: int | str | None = None, args: dict[str, Any] | None = None,

@@ -36,6 +36,10 @@ variable                       field                   default      used by
 ``NOETL_NOTIFY_POLL``          ``notify_poll``         1            the notifier's outbox poll
 ``NOETL_NOTIFY_RETRY_DELAY``   ``notify_retry_delay``  2            first retry (doubling)
 ``NOETL_NOTIFY_TIMEOUT``       ``notify_timeout``      10           one send
+``NOETL_ALLOWED_HOSTS``        ``allowed_hosts``       (loopback)   credential reads' Host
+``NOETL_PG_POOL_TIMEOUT``      ``pg_pool_timeout``     30           waiting for a connection
+``NOETL_STEP_LOG_LIMIT``       ``step_log_limit``      1 MiB        one job's captured log
+``NOETL_STEP_LOG_LEVEL``       ``step_log_level``      INFO         logging a job captures
 =============================  ======================  ===========  =========================
 
 (``NOETL_STEP_ENV_ALLOW`` is not a setting of the process but part of the environment a
@@ -85,6 +89,10 @@ class Settings:
     notify_poll: float = 1.0
     notify_retry_delay: float = 2.0
     notify_timeout: float = 10.0
+    allowed_hosts: str | None = None
+    pg_pool_timeout: float = 30.0
+    step_log_limit: int = 1 << 20
+    step_log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -139,6 +147,10 @@ class Settings:
             notify_poll=number("NOETL_NOTIFY_POLL", d.notify_poll),
             notify_retry_delay=number("NOETL_NOTIFY_RETRY_DELAY", d.notify_retry_delay),
             notify_timeout=number("NOETL_NOTIFY_TIMEOUT", d.notify_timeout),
+            allowed_hosts=env.get("NOETL_ALLOWED_HOSTS"),
+            pg_pool_timeout=number("NOETL_PG_POOL_TIMEOUT", d.pg_pool_timeout),
+            step_log_limit=integer("NOETL_STEP_LOG_LIMIT", d.step_log_limit),
+            step_log_level=(env.get("NOETL_STEP_LOG_LEVEL") or d.step_log_level).upper(),
         )
 
     def home_dir(self) -> Path:

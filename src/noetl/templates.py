@@ -22,7 +22,7 @@ import uuid as _uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, Undefined, meta, nodes
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
@@ -203,6 +203,65 @@ def has_template(value: Any) -> bool:
     return False
 
 
+def free_names(tree: nodes.Template) -> set[str]:
+    """Top-level names a template reads and never sets (an AST walk: no code generation, so no
+    constant folding of hostile arithmetic, and fast)."""
+    loaded: set[str] = set()
+    stored: set[str] = set()
+    for n in tree.find_all(nodes.Name):
+        (stored if n.ctx in ("store", "param") else loaded).add(n.name)
+    for m in tree.find_all(nodes.Macro):
+        stored.add(m.name)
+    return loaded - stored
+
+
+_SIMPLE_EXPR = re.compile(r"\{\{\s*([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)\s*\}\}")
+_KEYWORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif", "for", "true",
+                       "false", "none", "True", "False", "None", "recursive", "with", "without",
+                       "import", "include", "from", "as", "block", "set"})
+
+
+def _simple_names(text: str) -> frozenset[str] | None:
+    """The names of a template made only of text and ``{{ a.b.c }}`` expressions (most
+    templates), without the Jinja parser; None for any other template."""
+    names: set[str] = set()
+
+    def one(m: re.Match[str]) -> str:
+        parts = [m.group(1), *m.group(2).split(".")[1:]]
+        if _KEYWORDS.intersection(parts):
+            raise ValueError
+        names.add(m.group(1))
+        return ""
+
+    try:
+        rest = _SIMPLE_EXPR.sub(one, text)
+    except ValueError:
+        return None
+    if "{{" in rest or "{%" in rest or "{#" in rest or "}}" in rest:
+        return None
+    return frozenset(names)
+
+
+class TemplateFacts(NamedTuple):
+    names: frozenset[str]  # top-level names read and never set
+    filters: frozenset[str]
+    tests: frozenset[str]
+
+
+@lru_cache(maxsize=1 << 16)  # a 40,000-step playbook's templates: validated, then planned
+def template_facts(text: str) -> TemplateFacts:
+    """What a template uses, from one parse (its syntax tree alone: validating and planning a
+    playbook generates no code for templates it may never render). Raises
+    ``TemplateSyntaxError`` (and ``RecursionError`` when nested too deeply)."""
+    simple = _simple_names(text)
+    if simple is not None:
+        return TemplateFacts(simple, frozenset(), frozenset())
+    tree = ENV.parse(text)
+    return TemplateFacts(frozenset(free_names(tree)),
+                         frozenset(f.name for f in tree.find_all(nodes.Filter)),
+                         frozenset(t.name for t in tree.find_all(nodes.Test)))
+
+
 def names_in(value: Any) -> frozenset[str]:
     """Top-level names referenced by every template string inside ``value``."""
     out: set[str] = set()
@@ -211,8 +270,8 @@ def names_in(value: Any) -> frozenset[str]:
         if isinstance(v, str):
             if is_template(v):
                 try:
-                    out.update(_compile(v)[2])
-                except TemplateSyntaxError:
+                    out.update(template_facts(v).names)
+                except (TemplateSyntaxError, RecursionError):
                     pass  # reported when rendered
         elif isinstance(v, dict):
             for x in v.values():

@@ -77,6 +77,22 @@ def test_invalid_playbook_reports_problems_with_lines(api: Running) -> None:
     assert ei.value.problems and ei.value.problems[0].line == 9
 
 
+def test_register_returns_the_warnings_it_did_not_refuse(api: Running) -> None:
+    """An ignored key is not silently dropped: the register answer lists it with its line and
+    the near key (the UI shows these after a register)."""
+    typo = BAD.replace("step: nowhere", "step: end") + "  - step: end\n    tpye: end\n"
+    with api.client() as c:
+        r = c.post("/api/catalog/register", json={"content": typo})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["version"] == 1
+        assert body["warnings"] == [{
+            "where": "step 'end'", "line": 11, "severity": "warning",
+            "message": "unknown key 'tpye' (did you mean 'type'?) (ignored)"}]
+        clean = c.post("/api/catalog/register", json={"content": HELLO}).json()
+        assert clean["warnings"] == []
+
+
 def test_run_fixtures_over_http(api: Running) -> None:
     with Client(api.url) as cl, pool_for(api):
         cl.register(HELLO)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from noetl.api.deps import may_read_secrets
+from noetl.api.deps import allowed_hosts, secrets_refusal
 from noetl.client import ApiError, Client
 from noetl.errors import NotFound
 from noetl.worker.http_backend import HttpBackend
@@ -99,17 +99,22 @@ def _request(host: str, token: str | None, auth: str | None = None) -> Request:
     from types import SimpleNamespace
 
     headers = [(b"authorization", auth.encode())] if auth else []
-    app = SimpleNamespace(state=SimpleNamespace(noetl=SimpleNamespace(token=token)))
+    headers.append((b"host", b"127.0.0.1:8082"))
+    app = SimpleNamespace(state=SimpleNamespace(noetl=SimpleNamespace(
+        token=token, hosts=allowed_hosts(token, ""))))
     return Request({"type": "http", "client": (host, 5000), "headers": headers, "app": app})
 
 
 def test_who_may_read_credential_data() -> None:
-    assert may_read_secrets(_request("127.0.0.1", None))
-    assert may_read_secrets(_request("::1", None))
-    assert not may_read_secrets(_request("10.1.2.3", None))
-    assert not may_read_secrets(_request("127.0.0.1", "tok"))
-    assert may_read_secrets(_request("10.1.2.3", "tok", "Bearer tok"))
-    assert not may_read_secrets(_request("10.1.2.3", "tok", "Bearer nope"))
+    def may(req: Request) -> bool:
+        return secrets_refusal(req) is None
+
+    assert may(_request("127.0.0.1", None))
+    assert may(_request("::1", None))
+    assert not may(_request("10.1.2.3", None))
+    assert not may(_request("127.0.0.1", "tok"))
+    assert may(_request("10.1.2.3", "tok", "Bearer tok"))
+    assert not may(_request("10.1.2.3", "tok", "Bearer nope"))
 
 
 def test_token_required_and_nothing_changes_without_it(

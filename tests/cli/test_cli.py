@@ -32,10 +32,18 @@ def test_run_json_completed(cli) -> None:
             "--set", "temperature_c=10")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert set(out) == {"execution_id", "status", "result", "error", "steps"}
+    assert set(out) == {"execution_id", "path", "version", "status", "result", "error",
+                        "parent_execution_id", "start_time", "end_time", "duration", "steps",
+                        "children"}
     assert out["status"] == "COMPLETED"
-    assert out["steps"]["cold_task"] == {"status": "COMPLETED", "result": {"who": "C"},
-                                         "error": None, "attempts": 1}
+    assert out["path"] == "tests/fixtures/playbooks/control_flow_workbook"
+    assert out["duration"] == pytest.approx(out["end_time"] - out["start_time"])
+    cold = out["steps"]["cold_task"]
+    assert {k: cold[k] for k in ("status", "result", "error", "attempts")} == {
+        "status": "COMPLETED", "result": {"who": "C"}, "error": None, "attempts": 1}
+    assert out["start_time"] <= cold["started_at"] <= cold["ended_at"] <= out["end_time"]
+    assert cold["duration"] == pytest.approx(cold["ended_at"] - cold["started_at"])
+    assert out["children"] == []
 
 
 def test_run_failed_exit_1(cli, tmp_path: Path) -> None:

@@ -251,3 +251,31 @@ def test_concurrent_registrations_get_distinct_versions(store: Store) -> None:
     assert sorted(versions) == list(range(1, n + 1))
     with store.read() as tx:
         assert [e.version for e in tx.catalog_versions("race/path")] == list(range(n, 0, -1))
+
+
+def test_execution_list_since_and_free_text(store: Store) -> None:
+    old = make_exec("etl/Daily_Sales", "COMPLETED", created_at=1000.0)
+    new = make_exec("etl/weekly", "FAILED", created_at=2000.0,
+                    error={"type": "ValueError", "message": "Bad ROW 7"})
+    odd = make_exec("x/100%_done", "RUNNING", created_at=3000.0)
+    with store.transaction() as tx:
+        for r in (old, new, odd):
+            tx.insert_execution(r)
+    with store.read() as tx:
+        def ids(**kw: object) -> set[int]:
+            rows, total = tx.list_executions(**kw)  # type: ignore[arg-type]
+            assert total == len(rows)
+            return {r.execution_id for r in rows}
+
+        assert ids(since=2000.0) == {new.execution_id, odd.execution_id}
+        assert ids(since=3000.5) == set()
+        assert ids(query="sales") == {old.execution_id}  # substring, any case
+        assert ids(query="ETL/") == {old.execution_id, new.execution_id}
+        assert ids(query="bad row") == {new.execution_id}  # the error text
+        assert ids(query=str(odd.execution_id)[:12]) >= {odd.execution_id}  # id prefix
+        assert ids(query="100%") == {odd.execution_id}  # % and _ are literal
+        assert ids(query="%_d") == {odd.execution_id}
+        assert ids(query="%") == {odd.execution_id}
+        assert ids(query="a_l") == set()  # "_" is no wildcard (it would match "ail")
+        assert ids(query="sales", since=1500.0) == set()
+        assert ids(query="etl", status="failed") == {new.execution_id}

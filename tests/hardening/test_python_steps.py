@@ -4,13 +4,20 @@ scrubbed environment; a step that kills its process fails with a clear error."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from noetl.dsl import parse_playbook
+from noetl.engine.core import Engine
 from noetl.local import LocalRunner
+from noetl.store.factory import open_store
 
 STEP = """\
 apiVersion: noetl.io/v1
@@ -81,3 +88,38 @@ def test_steps_see_a_scrubbed_environment(sqlite_url: str, monkeypatch: pytest.M
             assert "SECRET" not in text
             assert d["result"]["tok"] is None and d["result"]["visible"] == "yes"
             assert "PATH" in d["result"]["env"]
+
+
+def test_a_step_that_killed_its_noetl_run_cannot_kill_the_next_one(tmp_path: Path) -> None:
+    """Two `noetl run` processes share a store: the first dies in a step that goes round the
+    step's os (`posix._exit`); the second re-leases that job when its lease expires, runs it in
+    a child process (its worker was lost once), records the failure and finishes its own."""
+    env = {**os.environ, "NOETL_HOME": str(tmp_path), "NOETL_LEASE_SECONDS": "1"}
+    env.pop("NOETL_STORE_URL", None)
+    store = f"sqlite:///{tmp_path / 'shared.db'}"
+    killer = tmp_path / "killer.yaml"
+    killer.write_text(STEP.format(code="      import posix\n      def main():\n"
+                                       "          posix._exit(7)\n", extra="")
+                      .replace("t/p", "t/killer"))
+    slow = tmp_path / "slow.yaml"  # runs long enough for the killer's lease to expire
+    slow.write_text(STEP.format(code="      import time\n      def main():\n"
+                                     "          time.sleep(4)\n          return {'slow': 1}\n",
+                                extra="").replace("t/p", "t/slow"))
+    cmd = [sys.executable, "-m", "noetl", "run", "--store", store, "--json"]
+    first = subprocess.run([*cmd, str(killer)], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert first.returncode == 7, first.stderr[-2000:]  # the step took its process down
+    second = subprocess.run([*cmd, str(slow)], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads(second.stdout)["result"] == {"slow": 1}
+    st = open_store(store)
+    try:
+        with st.read() as tx:
+            (killed,), _ = tx.list_executions(path="t/killer")
+        d = Engine(st).describe(killed.execution_id)
+    finally:
+        st.close()
+    assert d["status"] == "FAILED", d
+    assert d["error"]["type"] == "ProcessError" and "exited with code 7" in d["error"]["message"]
+    assert d["steps"]["start"]["attempts"] == 2

@@ -104,4 +104,6 @@ def test_health_answers_while_hostile_template_renders(
     t.join(60)
     assert time.perf_counter() - t0 < 40
     assert answer and answer[0].status_code == 422 and "time limit" in answer[0].text
-    assert statistics.median(times) < 0.1, times
+    # not frozen (it was 12 s): a generous bound that holds on a loaded machine; the < 100 ms
+    # figure is measured by the benchmark (python -m bench --only health)
+    assert statistics.median(times) < 0.5 and max(times) < 3, times

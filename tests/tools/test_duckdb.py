@@ -149,3 +149,56 @@ def test_duckdb_save(tmp_path: Path, sqlite_url: str, noetl_home: Any) -> None:
     save_b = next(e.result["meta"]["save"] for e in events
                   if e.event_type == "action_completed" and e.node_name == "b")
     assert save_b["results"]["command_1"]["rows"] == [{"n": 3}]
+
+
+EVIL = "x'); DROP TABLE victim; --"
+DUCK_PARAMS = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: duck_params, path: tests/duck_params}
+workload: {db: "", v: ""}
+workflow:
+  - step: start
+    type: duckdb
+    database: "{{ workload.db }}"
+    params: {v: "{{ workload.v }}", n: 7}
+    command: |
+      CREATE TABLE victim (a INTEGER);
+      CREATE TABLE t (v VARCHAR, n INTEGER, lit VARCHAR);
+      INSERT INTO t VALUES (:v, %(n)s, ':v is text here');
+      INSERT INTO t VALUES ($v, :n + 1, '50%');
+      SELECT v, n, lit FROM t ORDER BY n
+"""
+
+
+def test_params_are_bound_by_duckdb(tmp_path: Path, sqlite_url: str, noetl_home: Any) -> None:
+    """Issue 13: the injection value through `params:` (rendered from the workload) is stored
+    verbatim and drops nothing; each statement gets the values it names."""
+    db = str(tmp_path / "p.duckdb")
+    with LocalRunner(sqlite_url) as runner:
+        desc, _ = run_text(DUCK_PARAMS, runner, {"db": db, "v": EVIL})
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"]["command_4"]["rows"] == [
+        {"v": EVIL, "n": 7, "lit": ":v is text here"}, {"v": EVIL, "n": 8, "lit": "50%"}]
+    with duckdb_lib.connect(db, read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM victim").fetchall() == [(0,)]  # not dropped
+    # the same value templated into the command text is SQL (what the docs warn about)
+    db2 = str(tmp_path / "q.duckdb")
+    text = DUCK_PARAMS.replace("INSERT INTO t VALUES (:v,", "INSERT INTO t VALUES ('{{ workload.v }}',")
+    with LocalRunner(sqlite_url) as runner:
+        desc, _ = run_text(text, runner, {"db": db2, "v": "x', 1, 'y'); DROP TABLE victim; --"})
+    with duckdb_lib.connect(db2, read_only=True) as conn:
+        tables = {r[0] for r in conn.execute("SHOW TABLES").fetchall()}
+    assert "victim" not in tables
+
+
+def test_params_must_be_a_mapping(tmp_path: Path) -> None:
+    from noetl.dsl import parse_playbook
+    from noetl.errors import PlaybookError
+
+    with pytest.raises(PlaybookError, match=r"params.*mapping of names"):
+        parse_playbook(DUCK_PARAMS.replace('params: {v: "{{ workload.v }}", n: 7}',
+                                           "params: [1, 2]"), "<t>")
+    with pytest.raises(ToolError, match="mapping of names"):
+        run({"database": str(tmp_path / "x.duckdb"), "params": {"not a name": 1},
+             "command": "SELECT 1"}, Services())

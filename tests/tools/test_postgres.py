@@ -137,3 +137,37 @@ def test_params_are_bound_by_the_driver(services: Services, pg_url: str) -> None
         services)
     assert query(pg_url, f"SELECT v, n FROM {t}") == [(evil, 7)]
     assert query(pg_url, f"SELECT count(*) FROM {victim}") == [(0,)]  # not dropped
+
+
+def test_params_in_a_playbook_store_the_injection_value_verbatim(pg_url: str, sqlite_url: str,
+                                                                 noetl_home: Any) -> None:
+    """Issue 13 acceptance: `x'); DROP TABLE victim; --` from the workload, through `params:`,
+    is stored verbatim and drops nothing; a `:name` inside quoted text stays text."""
+    from noetl.local import LocalRunner
+    from tests.tools.pgutil import run_text
+
+    victim, t = unique("victim"), unique("pgpb")
+    evil = f"x'); DROP TABLE {victim}; --"
+    text = f"""\
+    apiVersion: noetl.io/v1
+    kind: Playbook
+    metadata: {{name: pg_params, path: tests/pg_params}}
+    workload: {{v: ""}}
+    workflow:
+      - step: start
+        type: postgres
+        auth: pg
+        params: {{v: "{{{{ workload.v }}}}"}}
+        command: |
+          CREATE TABLE {victim} (a int);
+          CREATE TABLE {t} (v text, lit text);
+          INSERT INTO {t} VALUES (:v, ':v stays text -- 100%');
+          SELECT v, lit FROM {t}
+    """
+    with LocalRunner(sqlite_url) as runner:
+        put_credential(runner.store, "pg", "postgres", pg_fields(pg_url))
+        desc, _ = run_text(text, runner, {"v": evil})
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert desc["result"]["command_3"]["rows"] == [{"v": evil, "lit": ":v stays text -- 100%"}]
+    assert query(pg_url, f"SELECT v FROM {t}") == [(evil,)]
+    assert query(pg_url, f"SELECT count(*) FROM {victim}") == [(0,)]

@@ -108,3 +108,35 @@ def test_graph_route_errors_and_token(client: TestClient) -> None:
     before = len(app.router.routes)
     mount(app)
     assert len(app.router.routes) == before
+
+
+def test_snapshot_is_the_execution_and_its_graph_from_one_read(client: TestClient,
+                                                               sqlite_url: str) -> None:
+    client.post("/api/catalog/register", json={"content": FLOW}).raise_for_status()
+    eid = client.post("/api/run/playbook", json={"path": "tests/ui/mount_flow"}).json()["execution_id"]
+    with LocalRunner(sqlite_url, concurrency=2) as runner:
+        runner.wait(int(eid), timeout=30)
+    snap = client.get(f"/api/executions/{eid}/snapshot").json()
+    assert snap == {"execution": client.get(f"/api/executions/{eid}").json(),
+                    "graph": client.get(f"/api/executions/{eid}/graph").json()}
+    assert snap["execution"]["status"] == snap["graph"]["status"] == "COMPLETED"
+    assert {n["name"]: n["status"] for n in snap["graph"]["nodes"]} == \
+        {k: v["status"] for k, v in snap["execution"]["steps"].items()}
+    assert client.get("/api/executions/999/snapshot").status_code == 404
+    assert client.get("/api/executions/x/snapshot").status_code == 404
+    assert client.get(f"/api/executions/{eid}/snapshot",
+                      headers={"Authorization": "Bearer wrong"}).status_code == 401
+    # the loop's items, in index order
+    items = client.get(f"/api/executions/{eid}/steps/big/items").json()
+    assert [(i["index"], i["status"], i["item"], i["result"]) for i in items["items"]] == [
+        (0, "COMPLETED", 0, 0), (1, "COMPLETED", 1, 1), (2, "COMPLETED", 2, 2)]
+    assert items["counts"] == {"COMPLETED": 3} and items["total"] == 3 and not items["failed"]
+    page = client.get(f"/api/executions/{eid}/steps/big/items",
+                      params={"offset": 1, "limit": 1}).json()
+    assert [i["index"] for i in page["items"]] == [1] and page["matching"] == 3
+    assert client.get(f"/api/executions/{eid}/steps/big/items",
+                      params={"status": "FAILED"}).json()["items"] == []
+    assert client.get(f"/api/executions/{eid}/steps/big/items",
+                      params={"status": "DONE"}).status_code == 400
+    assert client.get(f"/api/executions/{eid}/steps/nope/items").status_code == 404
+    assert client.get(f"/api/executions/{eid}/steps/small/items").json()["items"] == []

@@ -263,9 +263,9 @@ def test_executions_list_shows_runs_with_counts_and_filters(page: Any, server: S
         "only FAILED rows")
     assert page.locator("[data-testid=execution-row]").count() == len(by_status["FAILED"])
     assert "status=FAILED" in page.url
-    # filter by playbook path
+    # search by (part of) the playbook path
     page.select_option("[data-testid=status-filter]", "")
-    page.fill("[data-testid=path-filter]", CONTROL_FLOW_PATH)
+    page.fill("[data-testid=search-filter]", "control_flow_work")
     wait_until(lambda: {r for r in page.eval_on_selector_all(
         "[data-testid=execution-row] td:nth-child(2)", "ts => ts.map(t => t.textContent)")}
         == {CONTROL_FLOW_PATH}, 5, "only control_flow rows")

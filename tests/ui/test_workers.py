@@ -72,16 +72,55 @@ def _worker_states(page: Any) -> dict[str, str]:
         "[data-testid=worker-row]", "rs => rs.map(r => [r.dataset.worker, r.dataset.state])"))
 
 
+def _cli_names_the_real_command(shown: str, url: str) -> None:
+    """The shell command the empty catalog shows is one `noetl` really has, with `--server`."""
+    import typer.main
+
+    from noetl.cli.main import app
+
+    words = shown.split()
+    assert words == ["noetl", "catalog", "register", "playbook.yaml", "--server", url], shown
+    group = typer.main.get_command(app)
+    register = group.commands["catalog"].commands["register"]  # type: ignore[attr-defined]
+    assert "--server" in [o for p in register.params for o in p.opts]
+
+
 def test_fresh_server_alone_runs_hello_world_from_the_ui(new_page: Any, tmp_path: Path) -> None:
-    """`noetl server start` on a fresh SQLite store, no `noetl worker start`: Run in the UI
-    completes hello_world; the Workers page shows the server's own pool, alive."""
+    """Issue 14's acceptance: `noetl server start` on a fresh SQLite store and nothing else (no
+    `noetl worker start`, no `noetl catalog register`, no API call that writes): the empty
+    catalog invites a register, Chromium registers examples/hello_world.yaml through the
+    Register playbook form (its file input), Run completes it with its result; the Workers page
+    shows the server's own pool, alive."""
+    hello = REPO / "examples" / "hello_world.yaml"
     srv = start_server(tmp_path / "fresh", workers=0, server_workers=True)
     try:
         assert not (tmp_path / "fresh" / "worker0.log").exists()  # no other process
-        srv.register((REPO / "examples" / "hello_world.yaml").read_text())
         page = new_page
         page.goto(f"{srv.url}/#/catalog")
-        page.click("[data-testid=catalog-item][data-path='examples/hello_world']")
+        empty = page.wait_for_selector("[data-testid=catalog-empty]")
+        assert "No playbooks yet" in empty.inner_text()
+        _cli_names_the_real_command(page.text_content("[data-testid=register-cli]") or "", srv.url)
+        assert page.text_content("[data-testid=catalog-list]") == "The catalog is empty."
+        screenshot(page, "catalog-empty.png")
+
+        page.click("[data-testid=register-open-empty]")
+        page.set_input_files("[data-testid=register-file]", str(hello))
+        wait_until(lambda: page.input_value("[data-testid=register-yaml]") == hello.read_text(),
+                   10, "the chosen file's text in the form")
+        assert "hello_world.yaml" in (page.text_content("[data-testid=register-file-note]") or "")
+        screenshot(page, "catalog-register.png")
+        page.click("[data-testid=register-submit]")
+        done = page.wait_for_selector("[data-testid=register-result]")
+        assert done.get_attribute("data-path") == "examples/hello_world"
+        assert done.get_attribute("data-version") == "1"
+        assert "Registered examples/hello_world version 1" in done.inner_text()
+        assert "from hello_world.yaml" in done.inner_text()
+        # ... and it is open: the list holds it, selected, and the Run form is for v1
+        page.wait_for_selector(
+            "[data-testid=catalog-item].sel[data-path='examples/hello_world']")
+        page.wait_for_selector("[data-testid=run-button]:has-text('Run v1')")
+        assert not page.query_selector("[data-testid=catalog-empty]")
+
         page.click("[data-testid=run-button]")
         page.wait_for_url(re.compile(r".*#/executions/\d+$"))
         eid = page.url.rsplit("/", 1)[-1]
@@ -91,6 +130,9 @@ def test_fresh_server_alone_runs_hello_world_from_the_ui(new_page: Any, tmp_path
         assert desc["result"] == {"shout": "HELLO WORLD!"}
         assert {n: s["status"] for n, s in desc["steps"].items()} == {
             "start": "COMPLETED", "greet": "COMPLETED", "shout": "COMPLETED", "end": "COMPLETED"}
+        with srv.client() as c:
+            entry = c.post("/api/catalog/resource", json={"path": "examples/hello_world"}).json()
+        assert entry["content"] == hello.read_text()  # the file, byte for byte
         page.goto(f"{srv.url}/#/workers")
         page.wait_for_selector("[data-testid=worker-row]")
         rows = page.query_selector_all("[data-testid=worker-row]")

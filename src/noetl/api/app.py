@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from noetl.api.deps import ApiState, protected, token_ok
+from noetl.api.deps import ApiState, allowed_hosts, protected, token_ok
 from noetl.api.metrics import Metrics
 from noetl.errors import (
     Conflict,
@@ -26,6 +26,7 @@ from noetl.settings import Settings
 from noetl.templates import configure
 
 log = logging.getLogger("noetl.api")
+RETRY_AFTER = 5  # seconds, on a 503 while the database is unavailable
 
 
 def check_credentials_key(store: Any) -> None:
@@ -38,6 +39,22 @@ def check_credentials_key(store: Any) -> None:
     if n:
         raise RuntimeError(f"{n} credential(s) are stored but NOETL_ENCRYPTION_KEY is not set: "
                            "refusing to start (set the key the credentials were stored with)")
+
+
+def store_error_classes() -> tuple[list[type[Exception]], list[type[Exception]]]:
+    """(text the store cannot hold: a NUL, a lone surrogate; the database is unreachable or
+    its connection was lost) for the drivers installed."""
+    import sqlite3
+
+    text: list[type[Exception]] = [UnicodeError]
+    down: list[type[Exception]] = [sqlite3.OperationalError]
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:  # SQLite only
+        return text, down
+    return [*text, psycopg.DataError], [*down, psycopg.OperationalError, psycopg.InterfaceError,
+                                        psycopg_pool.PoolTimeout]
 
 
 def _start_triggers(engine: Any, metrics: Metrics) -> Any:
@@ -96,19 +113,28 @@ def _install_handlers(app: FastAPI) -> None:
     async def _of(_: Request, exc: OverflowError) -> JSONResponse:
         return _error(400, f"a number in the request is out of range: {exc}")
 
+    async def _text(_: Request, exc: Exception) -> JSONResponse:
+        return _error(400, "the request holds text that cannot be stored (a NUL character "
+                           "or a lone surrogate)", error="invalid_text")
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        response = _error(503, "the database is unavailable; retry later",
+                          error="unavailable")
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
+
+    # Handled here (not by the catch-all below, which Starlette re-raises after answering:
+    # a logged stack trace and a dropped keep-alive connection).
+    text_errors, db_errors = store_error_classes()
+    for cls in text_errors:
+        app.add_exception_handler(cls, _text)
+    for cls in db_errors:
+        app.add_exception_handler(cls, _unavailable)
+
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
-        names = {c.__name__ for c in type(exc).__mro__}
-        if names & {"UnicodeError", "DataError"}:  # a NUL, a lone surrogate: the request's text
-            return _error(400, "the request holds text that cannot be stored (a NUL character "
-                               "or a lone surrogate)", error="invalid_text")
-        if names & {"OperationalError", "InterfaceError", "PoolTimeout"}:
-            log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                        exc)
-            response = _error(503, "the database is unavailable; retry later",
-                              error="unavailable")
-            response.headers["Retry-After"] = "5"
-            return response
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
@@ -180,7 +206,7 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             store.close()
             raise
         app.state.noetl = ApiState(engine=eng, store=store, metrics=metrics, token=api_token,
-                                   triggers=triggers)
+                                   triggers=triggers, hosts=allowed_hosts(api_token, settings.allowed_hosts))
         log.info("noetl api: store %s (%s)", _redact(store.url), store.capabilities.name)
         stop = _background(app, eng, workers, reaper)
         try:
@@ -190,7 +216,10 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             triggers.stop()
             store.close()
 
-    app = FastAPI(title="NoETL API", version="0.1.0", lifespan=lifespan,
+    from noetl import __version__
+
+    app = FastAPI(title="NoETL API", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs from the package: see api/docs.py
                   description="Catalog, executions, events, the work queue for remote workers, "
                               "credentials. Ids are decimal strings; times are epoch seconds. "
                               "With NOETL_API_TOKEN set, send `Authorization: Bearer <token>`.")
@@ -201,17 +230,22 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
 
     from noetl.api.routes_catalog import router as catalog_router
     from noetl.api.routes_executions import router as executions_router
+    from noetl.api.routes_history import router as history_router
     from noetl.api.routes_misc import router as misc_router
     from noetl.api.routes_queue import router as queue_router
     from noetl.api.routes_triggers import router as triggers_router
     from noetl.api.routes_workers import router as workers_router
 
     for r in (catalog_router, executions_router, queue_router, workers_router, misc_router,
-              triggers_router):
+              triggers_router, history_router):
         app.include_router(r)
+    from noetl.api import openapi_doc
+    from noetl.api.docs import install_docs
     from noetl.ui import mount
 
+    install_docs(app)
     mount(app)
+    openapi_doc.install(app)
     return app
 
 

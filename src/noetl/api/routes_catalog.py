@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from noetl.api.deps import engine
 from noetl.api.schemas import CatalogListRequest, CatalogResourceRequest, RegisterRequest
+from noetl.dsl.loader import parse_playbook
 from noetl.errors import NotFound
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"])
@@ -18,7 +20,9 @@ router = APIRouter(prefix="/api/catalog", tags=["catalog"])
 @router.post("/register", summary="Register a playbook (version = latest + 1)")
 def register(body: RegisterRequest, request: Request) -> dict[str, Any]:
     """Body `{content}` or `{content_base64}`. Returns `{status:"success", message, path,
-    version, catalog_id, kind}`. An invalid playbook → 422 with `problems` (each with `line`)."""
+    version, catalog_id, kind, warnings}`; `warnings` are the problems that did not refuse it
+    (an unknown step key is ignored, a step nothing leads to), each `{where, message, line,
+    severity}`. An invalid playbook → 422 with `problems` of the same shape."""
     if body.content is not None and body.content_base64 is not None:
         raise ValueError("send either content or content_base64, not both")
     if body.content_base64 is not None:
@@ -37,10 +41,13 @@ def register(body: RegisterRequest, request: Request) -> dict[str, Any]:
     if len(content) > MAX_BYTES:
         raise ValueError(f"the playbook is larger than {MAX_BYTES:,} bytes")
     entry = engine(request).register(content, "<request>")
+    # Parsed again for its warnings, which the catalog does not keep (a register is rare and
+    # a playbook at most MAX_BYTES; the engine's register stays a plain store write).
+    warnings = [asdict(p) for p in parse_playbook(content, "<request>").warning_problems]
     return {"status": "success",
             "message": f"registered {entry.path} version {entry.version}",
             "path": entry.path, "version": entry.version, "catalog_id": str(entry.catalog_id),
-            "kind": entry.kind}
+            "kind": entry.kind, "warnings": warnings}
 
 
 @router.post("/list", summary="List catalog entries, newest first")

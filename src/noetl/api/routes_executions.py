@@ -24,6 +24,26 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds, or an ISO 8601 date/time (UTC unless it names a zone)."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"since must be a finite number, got {text!r}")
+        return value
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"since must be epoch seconds or an ISO 8601 time, got {text!r}") from None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
+
+
 def _start(body: RunRequest, request: Request) -> dict[str, Any]:
     if body.catalog_id is None and not body.path:
         raise ValueError("path or catalog_id is required")
@@ -58,11 +78,15 @@ def run_resource(resource_type: str, body: RunRequest, request: Request) -> dict
 def list_executions(request: Request, status: str | None = None, path: str | None = None,
                     parent_execution_id: str | None = None,
                     limit: int = Query(50, ge=1, le=1000),
-                    offset: int = Query(0, ge=0, le=2**62)
-                    ) -> dict[str, Any]:
-    """→ `{items:[{execution_id, path, version, catalog_id, status, result, error,
-    parent_execution_id, start_time, end_time, duration}], total, limit, offset, counts}` where
-    `counts` is the number of executions per status (unfiltered)."""
+                    offset: int = Query(0, ge=0, le=2**62),
+                    since: str | None = None,
+                    q: str | None = Query(None, max_length=200)) -> dict[str, Any]:
+    """Filters: `status`, `path` (exact), `parent_execution_id`, `since` (started at or after:
+    epoch seconds or ISO 8601), `q` (free text: a case-insensitive substring of the path or
+    the error, or the start of the execution id). → `{items:[{execution_id, path, version,
+    catalog_id, status, result, error, parent_execution_id, start_time, end_time, duration}],
+    total, limit, offset, counts}` where `counts` is the number of executions per status
+    (unfiltered)."""
     # the statuses the UI lists (a step's, which include every execution status)
     if status is not None and status.upper() not in StepStatus.__members__:
         raise ValueError(f"unknown status {status!r} (one of {', '.join(StepStatus.__members__)})")
@@ -73,7 +97,8 @@ def list_executions(request: Request, status: str | None = None, path: str | Non
         parent = int(parent_execution_id)
     with engine(request).store.read() as tx:
         rows, total = tx.list_executions(status=status, path=path, parent_execution_id=parent,
-                                         limit=limit, offset=offset)
+                                         limit=limit, offset=offset, since=parse_time(since),
+                                         query=q.strip() if q else None)
         counts = tx.count_executions_by_status()
     return {"items": [r.to_dict() for r in rows], "total": total, "limit": limit,
             "offset": offset, "counts": counts}
@@ -109,6 +134,23 @@ def get_events(execution_id: str, request: Request, since_event_id: str | None =
     return {"execution_id": str(eid), "items": items,
             "last_seq": items[-1]["seq"] if items else since,
             "last_event_id": items[-1]["event_id"] if items else since_event_id}
+
+
+@router.get("/executions/{execution_id}/steps/{step}/items",
+            summary="A loop step's items, one page, in index order")
+def step_items(execution_id: str, step: str, request: Request,
+               offset: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=500),
+               status: str | None = None) -> dict[str, Any]:
+    """The latest run of a loop step: `{execution_id, step, run, total, done, failed,
+    counts:{status: n}, matching, offset, limit, items:[{index, status, attempts,
+    max_attempts, started_at, ended_at, duration, item, result, error, retry_at, worker_id,
+    child_execution_id}]}`; `status` (COMPLETED, FAILED, RUNNING, QUEUED, PENDING, CANCELLED)
+    keeps only those items (`matching` counts them). A step that is not a loop, or has not
+    started, has no items."""
+    from noetl.engine.status import loop_items
+
+    with engine(request).store.read() as tx:
+        return loop_items(tx, parse_id(execution_id), step, offset, limit, status)
 
 
 @router.post("/executions/{execution_id}/cancel", summary="Cancel an execution and its children")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from noetl.api.deps import engine, may_read_secrets, parse_id, state
+from noetl.api.deps import engine, parse_id, secrets_refusal, state
 from noetl.api.schemas import CredentialIn, RenderRequest
 from noetl.errors import NotFound
 
@@ -88,12 +88,14 @@ def list_credentials(request: Request, type: str | None = None) -> dict[str, Any
 def get_credential(name: str, request: Request,
                    include_data: bool = Query(False)) -> dict[str, Any]:
     """`include_data=true` returns the decrypted `data` to the API token holder or, when no
-    token is configured, only to a client on loopback; otherwise 403."""
+    token is configured, only to a client on loopback, addressed by an allowed host name
+    (`NOETL_ALLOWED_HOSTS`; by default the loopback names without a token) and, from a browser,
+    from an allowed `Origin`; otherwise 403."""
     store = engine(request).store
     if include_data:
-        if not may_read_secrets(request):
-            raise HTTPException(403, "credential data is only served to the API token holder "
-                                     "(or, without NOETL_API_TOKEN, to loopback clients)")
+        refusal = secrets_refusal(request)
+        if refusal:
+            raise HTTPException(403, refusal)
         from noetl.credentials import get_credential as get
 
         return get(store, name)

@@ -162,7 +162,7 @@ def heartbeat(job_id: str, body: HeartbeatRequest, request: Request) -> dict[str
     cancelled:true}` when the execution was cancelled (stop the job); 409 when the lease was
     lost."""
     return engine(request).heartbeat(parse_id(job_id, "job"), body.worker_id,
-                                     body.extend_seconds)
+                                     body.extend_seconds, body.logs)
 
 
 @router.post("/{job_id}/release", summary="Give a leased job back unrun")

@@ -71,6 +71,14 @@ class RunRequest(_Body):
         return text
 
 
+class RerunRequest(_Body):
+    args: dict[str, Any] | None = Field(
+        default=None, description="Overrides over the execution's inputs (rerun) or its "
+                                  "workload (resume).")
+    merge: bool = Field(default=False, description="Deep-merge the overrides instead of "
+                                                   "replacing top-level keys.")
+
+
 class EventIn(_Body):
     """An event posted from outside the engine (informational: it is stored and listed; it
     does not drive orchestration)."""
@@ -158,6 +166,9 @@ class ReportBatchRequest(_Body):
 class HeartbeatRequest(_Body):
     worker_id: str = Field(..., min_length=1, max_length=256)
     extend_seconds: float | None = Field(None, gt=0, le=86400)
+    logs: list[Any] | None = Field(None, description="What the job wrote since the last "
+                                   "heartbeat: `[{t, stream, level, logger?, message}]` (as "
+                                   "an outcome's `logs`).")
 
 
 class ReleaseRequest(_Body):

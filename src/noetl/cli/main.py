@@ -11,25 +11,20 @@ import typer
 
 from noetl.cli.common import (
     EXIT_INVALID,
+    JsonOpt,
+    PayloadOpt,
+    ServerOpt,
+    SetOpt,
+    StoreOpt,
+    _client,
+    _eid,
+    _engine,
+    app,
     build_args,
-    exit_for,
+    catalog_app,
     fail,
     print_json,
 )
-
-app = typer.Typer(help="NoETL: playbook orchestrator.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-catalog_app = typer.Typer(help="Register and list playbooks.", no_args_is_help=True)
-app.add_typer(catalog_app, name="catalog")
-
-StoreOpt = typer.Option(None, "--store", envvar="NOETL_STORE_URL",
-                        help="Store URL (sqlite:///PATH or postgresql://...); default "
-                             "$NOETL_HOME/noetl.db.")
-ServerOpt = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
-                         help="Talk to a NoETL server at this URL instead of opening the store.")
-SetOpt = typer.Option(None, "--set", help="Workload override key=value (repeatable; JSON values).")
-PayloadOpt = typer.Option(None, "--payload", help="Workload overrides as a JSON object (or @file).")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def _load(file: Path) -> Any:
@@ -48,62 +43,43 @@ def _warn(pb: Any) -> None:
         sys.stderr.write(f"warning: {w}\n")
 
 
-def _show(desc: dict[str, Any], as_json: bool) -> None:
-    from noetl.local import summary
-
-    if as_json:
-        print_json(summary(desc))
-        return
-    from rich.console import Console
-
-    from noetl.cli.progress import table
-
-    Console().print(table(desc))
-    _show_error(desc)
-
-
 @app.command()
 def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         set_: list[str] = SetOpt, payload: str = PayloadOpt, as_json: bool = JsonOpt,
         store: str = StoreOpt,
         concurrency: int = typer.Option(4, "--concurrency", "-c", help="Worker threads."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
-        timeout: float = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+        timeout: float = typer.Option(None, "--timeout",
+                                      help="Cancel the execution after this many seconds."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Do not print the steps' output as it comes."),
         ) -> None:
-    """Run a playbook in this process on the embedded store (no server needed)."""
+    """Run a playbook in this process on the embedded store (no server needed). What the
+    steps write (stdout, stderr, logging) is printed as it comes (to stderr with --json)."""
     pb = _load(file)
     _warn(pb)
     args = build_args(set_, payload)
     from noetl.local import LocalRunner
 
-    live_ok = not as_json and sys.stdout.isatty()
     with LocalRunner(store, concurrency=concurrency) as runner:
         ex = runner.engine.start(pb, args=args, merge=merge)
-        if live_ok:
-            from rich.live import Live
-
-            from noetl.cli.progress import table
-
-            with Live(table(runner.engine.describe(ex.execution_id)), refresh_per_second=8) as lv:
-                desc = runner.wait(ex.execution_id, timeout, on_change=lambda: lv.update(
-                    table(runner.engine.describe(ex.execution_id))), tick=0.1)
-                lv.update(table(desc))
-            if desc.get("error"):
-                _show_error(desc)
-        else:
-            try:
-                desc = runner.wait(ex.execution_id, timeout)
-            except TimeoutError as exc:
-                runner.engine.cancel(ex.execution_id)  # not left RUNNING in the store
-                raise fail(f"{exc}; execution cancelled") from None
-            _show(desc, as_json)
-    raise typer.Exit(exit_for(desc["status"]))
+        _follow_local(runner, ex.execution_id, timeout, as_json, quiet)
 
 
-def _show_error(desc: dict[str, Any]) -> None:
-    from noetl.cli.failure import print_error
+def _follow_local(runner: Any, execution_id: int, timeout: float | None, as_json: bool,
+                  quiet: bool = False) -> None:
+    from noetl.cli import logview
+    from noetl.cli.follow import Target, follow, live_wanted
 
-    print_error(desc)
+    def quick_exit() -> None:  # after Ctrl-C: do not wait long for steps still running
+        runner.grace = 2.0
+
+    follow(Target(str(execution_id), lambda: runner.engine.describe(execution_id),
+                  lambda s: runner.pause(execution_id, s),
+                  lambda: runner.engine.cancel(execution_id),
+                  tick=0.1 if live_wanted(as_json) else 0.5),
+           timeout, as_json, on_interrupt=quick_exit,
+           logs=lambda to: logview.follow(runner.store, execution_id, quiet, to))
 
 
 @app.command()
@@ -123,17 +99,6 @@ def schema() -> None:
     print_json(playbook_schema())
 
 
-def _client(server: str | None) -> Any:
-    from noetl.client import CliClient
-
-    return CliClient(server)
-
-
-def _engine(store: str | None) -> Any:
-    from noetl.engine.core import Engine
-    from noetl.store import open_store
-
-    return Engine(open_store(store))
 
 
 @catalog_app.command("register")
@@ -183,19 +148,19 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             wait: bool = typer.Option(True, "--wait/--no-wait",
                                       help="Wait for the execution to end."),
             concurrency: int = typer.Option(4, "--concurrency", "-c"),
-            timeout: float = typer.Option(None, "--timeout")) -> None:
+            timeout: float = typer.Option(None, "--timeout",
+                                          help="Cancel the execution after this many seconds.")
+            ) -> None:
     """Run a registered playbook by catalog path (locally, or on --server)."""
     args = build_args(set_, payload)
     if server:
         c = _client(server)
         started = c.run(path=path, version=version, args=args, merge=merge)
+        eid = started["execution_id"]
         if not wait:
-            print_json(started) if as_json else sys.stdout.write(
-                f"started execution {started['execution_id']}\n")
+            print_json(started) if as_json else sys.stdout.write(f"started execution {eid}\n")
             raise typer.Exit(0)
-        desc = c.wait(started["execution_id"], timeout)
-        _show(desc, as_json)
-        raise typer.Exit(exit_for(desc["status"]))
+        _follow_server(c, eid, timeout, as_json)
     from noetl.errors import NotFound
     from noetl.local import LocalRunner
 
@@ -204,22 +169,29 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             ex = runner.engine.start(path=path, version=version, args=args, merge=merge)
         except NotFound as exc:
             raise fail(str(exc)) from None
-        desc = runner.wait(ex.execution_id, timeout)
-    _show(desc, as_json)
-    raise typer.Exit(exit_for(desc["status"]))
+        _follow_local(runner, ex.execution_id, timeout, as_json)
 
 
-def _eid(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise fail(f"not an execution id: {text!r}", EXIT_INVALID) from None
+def _follow_server(c: Any, execution_id: str, timeout: float | None, as_json: bool) -> None:
+    import time
+
+    from noetl.cli.follow import Target, follow, live_wanted
+
+    live = live_wanted(as_json)
+    if not live:
+        sys.stderr.write(f"execution {execution_id} started on {c.server_url}; waiting for it "
+                         "to end (Ctrl-C cancels it)\n")
+    follow(Target(execution_id, lambda: c.execution(execution_id), time.sleep,
+                  lambda: c.cancel(execution_id), tick=0.25 if live else 0.5),
+           timeout, as_json)
+
 
 
 @app.command()
 def status(execution_id: str = typer.Argument(...), store: str = StoreOpt,
            server: str = ServerOpt, as_json: bool = JsonOpt) -> None:
-    """Show an execution's status, result, error and steps."""
+    """Show an execution: path, version, times, status, result, error, steps and children."""
+    from noetl.cli.follow import show
     from noetl.errors import NotFound
 
     try:
@@ -227,7 +199,7 @@ def status(execution_id: str = typer.Argument(...), store: str = StoreOpt,
             _engine(store).describe(_eid(execution_id))
     except NotFound as exc:
         raise fail(str(exc)) from None
-    _show(desc, as_json)
+    show(desc, as_json)
 
 
 @app.command()
@@ -259,12 +231,13 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
 
 OPTIONAL = {"noetl.cli.server_cmd": ("server", "worker"), "noetl.cli.credential_cmd": ("credential",),
-            "noetl.cli.schedule_cmd": ("schedule", "hook")}
+            "noetl.cli.schedule_cmd": ("schedule", "hook"),
+            "noetl.cli.day2_cmd": ("logs", "rerun", "resume")}
 
 
 def _register_optional() -> None:
-    """Server, worker and credential commands live in their own modules (optional: a module
-    that cannot be imported is left out)."""
+    """Server, worker, credential, schedule, hook and day-two commands live in their own
+    modules (optional: a module that cannot be imported is left out)."""
     for mod in OPTIONAL:
         try:
             __import__(mod)
@@ -272,12 +245,30 @@ def _register_optional() -> None:
             continue
 
 
+def _version(value: bool) -> None:
+    if value:
+        import platform
+
+        from noetl import __version__
+
+        sys.stdout.write(f"noetl {__version__} (python {platform.python_version()})\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """NoETL: playbook orchestrator."""
+
+
+from noetl.cli import inspect_cmd  # noqa: E402,F401  (executions, cancel, catalog show/diff)
+
 _register_optional()
 
 
 def main() -> None:
-    """The ``noetl`` command. With NOETL_CLI_MINIMAL=1 the server, worker, credential,
-    schedule and hook commands are not offered."""
+    """The ``noetl`` command. With NOETL_CLI_MINIMAL=1 the optional commands (server, worker,
+    credential, schedule, hook, logs, rerun, resume) are not offered."""
     from noetl.settings import Settings
 
     command = typer.main.get_command(app)

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from noetl.cli.main import app
+from noetl.cli.common import app
 
 server_app = typer.Typer(help="The API server.", no_args_is_help=True)
 worker_app = typer.Typer(help="Remote workers (lease jobs from a server over HTTP).",
@@ -124,6 +124,15 @@ def worker_start(
         grace: float = typer.Option(30.0, "--grace",
                                     help="On SIGTERM, seconds to let running jobs finish."),
         log_level: str = typer.Option("info", "--log-level"),
+        processes: int = typer.Option(
+            1, "--processes", "-p", envvar="NOETL_WORKER_PROCESSES", min=1,
+            help="Worker processes, each with --concurrency threads (one Python process "
+                 "uses one core)."),
+        supervise: bool = typer.Option(
+            True, "--supervise/--no-supervise", envvar="NOETL_WORKER_SUPERVISE",
+            help="Run the worker processes under a supervisor that starts again any that dies "
+                 "(a step that kills its process costs a restart, not the worker). "
+                 "--no-supervise runs one worker in this process (for a process manager)."),
 ) -> None:
     """Lease jobs from a server and run them until SIGTERM/SIGINT; then stop leasing, finish
     running jobs (up to --grace seconds), give back any job leased meanwhile, exit 0."""
@@ -131,29 +140,56 @@ def worker_start(
     from noetl.templates import configure
     from noetl.worker.http_backend import HttpBackend
     from noetl.worker.pool import WorkerPool
+    from noetl.worker.supervisor import signal_ready
 
     settings = Settings.from_env()
     configure(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if supervise or processes > 1:
+        raise typer.Exit(_supervise(processes, worker_id, grace + wait_seconds + 5, [
+            "--concurrency", str(concurrency), "--wait-seconds", str(wait_seconds),
+            "--grace", str(grace), "--log-level", log_level,
+            *(["--server", server] if server else []),
+            *(["--lease-seconds", str(lease_seconds)] if lease_seconds else [])]))
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
                           max_connections=concurrency + 8, settings=settings)
     _probe(backend)
     pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id,
                       meta={"server": backend.client.server_url})
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        logging.getLogger("noetl.worker").info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_on_signals("stopping")
     pool.start()
     logging.getLogger("noetl.worker").info("worker %s: %d threads leasing from %s",
                                            pool.worker_id, concurrency, backend.client.server_url)
+    signal_ready()
     while not stop.wait(1.0):
         pass
     pool.stop(timeout=grace + wait_seconds)
     backend.close()
     raise typer.Exit(0)
+
+
+def _supervise(processes: int, worker_id: str | None, grace: float, args: list[str]) -> int:
+    """Run ``processes`` supervised ``noetl worker start --no-supervise`` processes (worker ids
+    ``ID`` or, with several, ``ID-0``, ``ID-1``, ...) until SIGTERM/SIGINT; their exit code."""
+    from noetl.worker.supervisor import Supervisor
+
+    argvs = []
+    for i in range(processes):
+        ident = worker_id if processes == 1 or not worker_id else f"{worker_id}-{i}"
+        argvs.append([sys.executable, "-m", "noetl", "worker", "start", "--no-supervise",
+                      "--processes", "1", *args, *(["--worker-id", ident] if ident else [])])
+    return Supervisor(argvs).run(_stop_on_signals("stopping the worker processes"), grace)
+
+
+def _stop_on_signals(what: str) -> threading.Event:
+    """An event set by SIGTERM or SIGINT (logged as ``signal N: <what>``)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger("noetl.worker").info("signal %s: %s", signum, what)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop

@@ -21,7 +21,7 @@ arrivals, error routing)::
 
 Job (a queue row: one run of a step, one loop item, or a loop's save)::
 
-    new ──▶ queued ──▶ leased ──▶ done | dead
+    new ──▶ queued ──▶ leased ──▶ done | dead      (new ──▶ done: an item a resume reuses)
     new ──▶ waiting ──▶ queued                (a loop item beyond the concurrency limit)
     new | queued ──▶ child ──▶ done | dead | queued   (a sub-playbook runs for it)
     leased ──▶ queued                         (a retry, or given back unrun)
@@ -100,6 +100,7 @@ class EventType(StrEnum):
     STEP_RESULT = "step_result"
     STEP_COMPLETED = "step_completed"
     STEP_FAILED = "step_failed"
+    STEP_REUSED = "step_reused"  # a resume keeps a step the old execution finished
     WARNING = "warning"
     WORKFLOW_COMPLETED = "workflow_completed"
     WORKFLOW_FAILED = "workflow_failed"
@@ -131,7 +132,8 @@ STEP_MOVES: Mapping[StepStatus, frozenset[StepStatus]] = {
     S.SKIPPED: frozenset(),
 }
 
-JOB_NEW = frozenset({J.QUEUED, J.WAITING, J.CHILD})  # the statuses a job is created with
+# the statuses a job is created with (done: a loop item a resume reuses from the old run)
+JOB_NEW = frozenset({J.QUEUED, J.WAITING, J.CHILD, J.DONE})
 JOB_MOVES: Mapping[JobStatus, frozenset[JobStatus]] = {
     J.QUEUED: frozenset({J.LEASED, J.CHILD, J.CANCELLED}),
     J.WAITING: frozenset({J.QUEUED, J.CANCELLED}),

@@ -172,33 +172,30 @@ class TemplateChecker:
     def check(self, where: str, text: str, line: int | None, local: Iterable[str] = ()) -> None:
         if "{{" not in text and "{%" not in text:
             return
-        from jinja2 import nodes
         from jinja2.exceptions import TemplateSyntaxError
+
+        from noetl.templates import template_facts
 
         if len(text) > 100_000:
             self.c.error(where, "template longer than 100,000 characters", line)
             return
         try:
-            tree = self.env.parse(text)
+            facts = template_facts(text)
         except TemplateSyntaxError as exc:
             self.c.error(where, f"template syntax error: {exc.message} in {_short(text)}", line)
             return
         except (RecursionError, MemoryError):
             self.c.error(where, f"template nested too deeply: {_short(text)}", line)
             return
-        try:
-            for f in tree.find_all(nodes.Filter):
-                if f.name not in self.env.filters:
-                    self.c.error(where, f"unknown filter '{f.name}'"
-                                 f"{did_you_mean(f.name, self.env.filters)} in {_short(text)}", line)
-            for t in tree.find_all(nodes.Test):
-                if t.name not in self.env.tests:
-                    self.c.error(where, f"unknown test '{t.name}'"
-                                 f"{did_you_mean(t.name, self.env.tests)} in {_short(text)}", line)
-            names = _free_names(tree)
-        except RecursionError:
-            self.c.error(where, f"template nested too deeply: {_short(text)}", line)
-            return
+        for name in sorted(facts.filters):
+            if name not in self.env.filters:
+                self.c.error(where, f"unknown filter '{name}'"
+                             f"{did_you_mean(name, self.env.filters)} in {_short(text)}", line)
+        for name in sorted(facts.tests):
+            if name not in self.env.tests:
+                self.c.error(where, f"unknown test '{name}'"
+                             f"{did_you_mean(name, self.env.tests)} in {_short(text)}", line)
+        names = facts.names
         local = set(local)
         for name in sorted(names):
             if name in self.known or name in local or name in self.env.globals:
@@ -210,16 +207,3 @@ class TemplateChecker:
             else:
                 self.c.warn(where, msg + " (not a workload key, step or context name)", line)
 
-
-def _free_names(tree: Any) -> set[str]:
-    """Top-level names a template reads and never sets (an AST walk: no code generation, so no
-    constant folding of hostile arithmetic)."""
-    from jinja2 import nodes
-
-    loaded: set[str] = set()
-    stored: set[str] = set()
-    for n in tree.find_all(nodes.Name):
-        (stored if n.ctx in ("store", "param") else loaded).add(n.name)
-    for m in tree.find_all(nodes.Macro):
-        stored.add(m.name)
-    return loaded - stored

@@ -19,6 +19,7 @@ from noetl.dsl.checks import (
     SAVE_MODES,
     did_you_mean,
 )
+from noetl.dsl.gcpause import without_gc
 from noetl.dsl.model import (
     COMMON_STEP_KEYS,
     SAVE_KINDS,
@@ -77,6 +78,7 @@ def load_playbook(path: str | Path) -> Playbook:
     return parse_playbook(text, source=str(p))
 
 
+@without_gc
 def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
     try:
         doc = load_yaml(text)
@@ -564,6 +566,13 @@ def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -
                     f"{checks.did_you_mean(str(method).upper(), HTTP_METHODS)}", _line(s, "method"))
     if ttype in ("transfer", "snowflake_transfer"):
         checks.check_number(c, where, s, "chunk_size", integer=True, minimum=1, maximum=MAX_COUNT)
+    if ttype in ("postgres", "duckdb") and s.get("params") is not None:
+        bound = s["params"]
+        if not (isinstance(bound, str) and "{{" in bound) and not (
+                isinstance(bound, dict) and all(isinstance(k, str) and k.isidentifier()
+                                                for k in bound)):
+            c.error(where + " → params", "must be a mapping of names (identifiers) to values, "
+                    f"got {type(bound).__name__}", _line(s, "params"))
     if ttype == "playbook" and s.get("content") is not None:
         _check_inline_child(c, where, s)
 
@@ -571,9 +580,7 @@ def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -
 def _check_inline_child(c: _Checker, where: str, s: dict[str, Any]) -> None:
     content, line = s["content"], _line(s, "content")
     try:
-        if isinstance(content, str):
-            if "{{" in content or "{%" in content:
-                return  # rendered at run time
+        if isinstance(content, str):  # never rendered: its templates are the child's own
             parse_playbook(content, source=f"{c.source} ({where} → content)")
         elif isinstance(content, dict):
             build_playbook(content, source=f"{c.source} ({where} → content)")

@@ -50,19 +50,30 @@ class LimitError(yaml.YAMLError):
         self.line = line
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     out = LineDict()
     out.line = node.start_mark.line + 1
+    lines = out.key_lines
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"unhashable mapping key {key!r}", key_node.start_mark
-            )
-        skey = key if isinstance(key, str) else str(key) if key is not None else "null"
-        out[skey] = loader.construct_object(value_node, deep=True)
-        out.key_lines[skey] = key_node.start_mark.line + 1
+        # a plain string (most keys and values) is its node's text: no constructor round trip
+        if key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+            skey = key_node.value
+        else:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unhashable mapping key {key!r}", key_node.start_mark
+                )
+            skey = key if isinstance(key, str) else str(key) if key is not None else "null"
+        if value_node.tag == _STR and type(value_node) is yaml.ScalarNode:
+            out[skey] = value_node.value
+        else:
+            out[skey] = loader.construct_object(value_node, deep=True)
+        lines[skey] = key_node.start_mark.line + 1
         if skey == "code" and isinstance(value_node, yaml.ScalarNode):
             out.code_line = _code_line(value_node, out[skey])
     return out
@@ -94,31 +105,45 @@ def _mark(ev: Any) -> int | None:
     return ev.start_mark.line + 1 if ev.start_mark is not None else None
 
 
+_OPEN, _CLOSE, _LEAF, _ALIAS = 1, 2, 3, 4
+_KINDS = {yaml.MappingStartEvent: _OPEN, yaml.SequenceStartEvent: _OPEN,
+          yaml.MappingEndEvent: _CLOSE, yaml.SequenceEndEvent: _CLOSE,
+          yaml.ScalarEvent: _LEAF, yaml.AliasEvent: _ALIAS}
+
+
 def check_limits(text: str) -> None:
     """One pass over the event stream (no recursion, no expansion): refuse documents nested
     deeper than MAX_DEPTH or larger than MAX_NODES once aliases are expanded."""
     if len(text) > MAX_BYTES:
         raise LimitError(f"file larger than {MAX_BYTES:,} bytes", None)
     sizes: dict[str, int] = {}
-    stack: list[list[Any]] = [[0, None]]  # [expanded node count, anchor]
+    counts = [0]  # expanded node count per open collection
+    anchors: list[str | None] = [None]
+    kinds = _KINDS
+    ev: Any  # events with an anchor (the union's members all have one when used)
     for ev in yaml.parse(text, Loader=_Base):
-        if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            if len(stack) > MAX_DEPTH:
+        kind = kinds.get(type(ev))
+        if kind is None:
+            continue
+        if kind == _LEAF:
+            counts[-1] += 1
+            if ev.anchor:
+                sizes[ev.anchor] = 1
+            continue  # a leaf adds one: the total is checked when its collection ends
+        if kind == _OPEN:
+            if len(counts) > MAX_DEPTH:
                 raise LimitError(f"nested more than {MAX_DEPTH} levels deep", _mark(ev))
-            stack.append([1, ev.anchor])
-        elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            count, anchor = stack.pop()
+            counts.append(1)
+            anchors.append(ev.anchor)
+            continue
+        if kind == _CLOSE:
+            count, anchor = counts.pop(), anchors.pop()
             if anchor:
                 sizes[anchor] = count
-            stack[-1][0] += count
-        elif isinstance(ev, yaml.ScalarEvent | yaml.AliasEvent):
-            n = sizes.get(ev.anchor or "", 1) if isinstance(ev, yaml.AliasEvent) else 1
-            if isinstance(ev, yaml.ScalarEvent) and ev.anchor:
-                sizes[ev.anchor] = 1
-            stack[-1][0] += n
+            counts[-1] += count
         else:
-            continue
-        if stack[-1][0] > MAX_NODES:
+            counts[-1] += sizes.get(ev.anchor or "", 1)
+        if counts[-1] > MAX_NODES:
             raise LimitError(f"more than {MAX_NODES:,} values once YAML aliases are expanded "
                              "(an alias bomb?)", _mark(ev))
 
@@ -130,10 +155,16 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """Deep-convert LineDict/LineList into plain dicts and lists (for JSON and storage)."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [v if type(v) in _SCALARS else plain(v) for v in value]
     return value

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, move
 from noetl.domain.records import Job, StepRow, exc_info, now
-from noetl.dsl.loader import build_playbook
-from noetl.dsl.yamlsrc import load_yaml
+from noetl.dsl.loader import build_playbook, parse_playbook
 from noetl.engine.executions import create_execution
 from noetl.engine.scope import item_context, step_args
 from noetl.errors import NoetlError
@@ -64,8 +63,9 @@ def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
         source = ps.task if index is not None and ps.task else ps.action
         if source.get("content"):
             content = source["content"]
-            plan = compile_plan(build_playbook(content if isinstance(content, dict)
-                                               else _parse(content), f"step '{ps.name}'"))
+            where_child = f"step '{ps.name}' → content"  # a YAML error is a PlaybookError
+            plan = compile_plan(build_playbook(content, where_child) if isinstance(content, dict)
+                                else parse_playbook(str(content), where_child))
             catalog_id, ver = None, None
         else:
             entry = tx.get_catalog(path=str(path), version=int(version) if version else None)
@@ -97,10 +97,6 @@ def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
 def start_child_for_job(session: Unit, ps: PlanStep, r: StepRow, job: Job) -> None:
     start_child(session, ps, r, job.payload.get("args") or {}, job.index,
                 {"item": job.payload.get("item")}, job=job)
-
-
-def _parse(text: str) -> Any:
-    return load_yaml(text)
 
 
 def child_outcome(cs: Unit) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from noetl.dsl.yamlsrc import plain
 from noetl.engine import events
 from noetl.engine.executions import create_execution
 from noetl.engine.expiry import fail_expired, note_expiry, reap
+from noetl.engine.logs import LogWaiters, record_logs
 from noetl.engine.plans import catalog_plan, plan_for
 from noetl.engine.session import Session
 from noetl.engine.status import describe
@@ -39,6 +40,7 @@ class Engine:
         self.settings = settings or store.settings
         self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.listeners: list[Callable[[set[int]], None]] = []
+        self.logs = LogWaiters()  # readers following step logs (GET .../logs?wait=)
 
     # -- plumbing ----------------------------------------------------------------------------
     def session(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None) -> Session:
@@ -134,7 +136,10 @@ class Engine:
                               env_names=self.settings.template_env)
         s = self.session(tx, ex, plan)
         s.fresh = True
-        s.begin(trigger)
+        inputs: dict[str, Any] = {"args": plain(args) if args else None, "merge": merge}
+        if trigger:
+            inputs["trigger"] = trigger
+        s.begin(inputs)  # execution_started records them
         s.flush()
         holder.append(s)
         return ex
@@ -244,6 +249,8 @@ class Engine:
             return fail_unprocessable(self, job_id, worker_id, outcome, exc), []
         # jobs handed to the reporter are not counted as ready: only what is left wakes others
         self._after(holder)
+        if outcome.get("logs"):
+            self.logs.notify()
         return res, works
 
     def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
@@ -292,6 +299,8 @@ class Engine:
                 raise
             return self._report_each(reports, worker_id, limit, ttl)
         self._after(holder)
+        if any(o.get("logs") for _, o in reports):
+            self.logs.notify()
         return res, works
 
     def _report_each(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
@@ -332,6 +341,7 @@ class Engine:
                     s = self.session(tx, ex)
                     s.record_late(job, outcome)
                     tx.add_events(s.events)
+                    record_logs(tx, job, worker_id, outcome.get("logs"))
                 return "cancelled"
             raise _Refused("lease_lost", LeaseLost(
                 f"job {job_id} is {job.status}"
@@ -347,19 +357,23 @@ class Engine:
             s.job_failed(job, outcome)
         handed = s.hand_off(*handoff) if handoff else []
         s.flush()
+        record_logs(tx, job, worker_id, outcome.get("logs"))  # after the events: their lock
         holder.append(s)
         if works is not None:
             works.extend(build_work(tx, s.ex, s.plan, j, s.results) for j in handed)
         return "ok"
 
 
-    def heartbeat(self, job_id: int, worker_id: str,
-                  extend_seconds: float | None = None) -> dict[str, Any]:
+    def heartbeat(self, job_id: int, worker_id: str, extend_seconds: float | None = None,
+                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Extend a running job's lease; ``logs``: what the job wrote since the last
+        heartbeat (stored now, so a long step's output can be followed while it runs)."""
         def go(tx: Tx) -> dict[str, Any]:
             job = tx.get_job(job_id, lock=True)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             if job.status == JobStatus.CANCELLED:
+                record_logs(tx, job, worker_id, logs)
                 return {"status": "cancelled", "cancelled": True}
             if job.status != JobStatus.LEASED or job.worker_id != worker_id:
                 raise LeaseLost(f"job {job_id} is not leased by {worker_id}")
@@ -367,9 +381,13 @@ class Engine:
             job.last_heartbeat = t
             job.lease_until = t + (extend_seconds or self.lease_seconds)
             tx.update_job(job)
+            record_logs(tx, job, worker_id, logs)
             return {"status": "ok", "cancelled": False, "lease_until": job.lease_until}
 
-        return self._tx(go)
+        out = self._tx(go)
+        if logs:
+            self.logs.notify()
+        return out
 
     def release(self, job_id: int, worker_id: str) -> None:
         """Give a leased job back unrun (graceful shutdown); the attempt is not counted."""
@@ -443,8 +461,9 @@ class LocalBackend:
                      limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return self.engine.report_batch(reports, worker_id, limit)
 
-    def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
-        return self.engine.heartbeat(job_id, worker_id)
+    def heartbeat(self, job_id: int, worker_id: str,
+                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return self.engine.heartbeat(job_id, worker_id, logs=logs)
 
     def release(self, job_id: int, worker_id: str) -> None:
         self.engine.release(job_id, worker_id)

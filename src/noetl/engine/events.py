@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from noetl.domain.lifecycle import EventType as T
-from noetl.domain.records import Event, Job
+from noetl.domain.records import Event, Job, StepRow
 from noetl.ids import new_id
 
 # the status each event type carries
@@ -20,6 +20,7 @@ STATUS: dict[T, str] = {
     T.STEP_STARTED: "RUNNING", T.ACTION_STARTED: "RUNNING", T.ACTION_COMPLETED: "COMPLETED",
     T.ACTION_FAILED: "FAILED", T.ACTION_RETRY: "RUNNING", T.STEP_RESULT: "COMPLETED",
     T.STEP_COMPLETED: "COMPLETED", T.STEP_FAILED: "FAILED", T.WARNING: "FAILED",
+    T.STEP_REUSED: "COMPLETED",  # (the reused step's own status, see step_reused)
     T.WORKFLOW_COMPLETED: "COMPLETED", T.WORKFLOW_FAILED: "FAILED",
     T.EXECUTION_COMPLETED: "COMPLETED", T.EXECUTION_FAILED: "FAILED",
     T.EXECUTION_CANCELLED: "CANCELLED", T.NOTIFICATION_SENT: "COMPLETED",
@@ -27,22 +28,21 @@ STATUS: dict[T, str] = {
 }
 
 
-def _event(eid: int, type_: T, node: str | None, node_type: str | None, **kw: Any) -> Event:
-    return Event(execution_id=eid, event_id=new_id(), event_type=type_, status=STATUS[type_],
-                 node_name=node, node_type=node_type, **kw)
+def _event(eid: int, type_: T, node: str | None, node_type: str | None,
+           status: str | None = None, **kw: Any) -> Event:
+    return Event(execution_id=eid, event_id=new_id(), event_type=type_,
+                 status=status or STATUS[type_], node_name=node, node_type=node_type, **kw)
 
 
 # -- the execution ---------------------------------------------------------------------------
 def execution_started(eid: int, path: str, version: str | None, workload: dict[str, Any],
                       parent_execution_id: int | None,
-                      trigger: dict[str, Any] | None = None) -> Event:
-    """``trigger``: what started it (a schedule's fire, a hook's delivery), when not a caller."""
-    context: dict[str, Any] = {
+                      inputs: dict[str, Any] | None = None) -> Event:
+    """``inputs``: more it records (the caller's args, lineage, what triggered it)."""
+    return _event(eid, T.EXECUTION_STARTED, path, "execution", context={
         "path": path, "version": version, "workload": workload,
-        "parent_execution_id": None if parent_execution_id is None else str(parent_execution_id)}
-    if trigger:
-        context["trigger"] = trigger
-    return _event(eid, T.EXECUTION_STARTED, path, "execution", context=context)
+        "parent_execution_id": None if parent_execution_id is None else str(parent_execution_id),
+        **(inputs or {})})
 
 
 def workflow_initialized(eid: int, step_count: int, transition_count: int) -> Event:
@@ -74,8 +74,12 @@ def execution_cancelled(eid: int, path: str, reason: str) -> Event:
 
 # -- steps -----------------------------------------------------------------------------------
 def step_started(eid: int, step: str, node_type: str | None, args: dict[str, Any] | None,
-                 run: int) -> Event:
-    return _event(eid, T.STEP_STARTED, step, node_type, context={"args": args, "run": run})
+                 run: int, reused_items: int | None = None) -> Event:
+    """``reused_items``: a resumed loop's items kept from the old run."""
+    context: dict[str, Any] = {"args": args, "run": run}
+    if reused_items is not None:
+        context["reused_items"] = reused_items
+    return _event(eid, T.STEP_STARTED, step, node_type, context=context)
 
 
 def step_result(eid: int, step: str, node_type: str | None, result: Any) -> Event:
@@ -90,6 +94,15 @@ def step_completed(eid: int, step: str, node_type: str | None,
 def step_failed(eid: int, step: str, node_type: str | None, info: dict[str, Any]) -> Event:
     return _event(eid, T.STEP_FAILED, step, node_type, error=info["message"],
                   error_type=info.get("type"), stack_trace=info.get("traceback"))
+
+
+def step_reused(eid: int, node_type: str | None, row: StepRow, from_execution_id: str) -> Event:
+    """A resume keeps the step ``row`` of execution ``from_execution_id``: with its status
+    and result."""
+    return _event(eid, T.STEP_REUSED, row.step, node_type, status=str(row.status),
+                  result=row.result if row.has_result else None, attempt=row.attempts or None,
+                  context={"from_execution_id": from_execution_id, "status": str(row.status),
+                           "runs": row.runs, "attempts": row.attempts, "error": row.error})
 
 
 def warning(eid: int, step: str, node_type: str | None, error: str, error_type: str) -> Event:

@@ -68,14 +68,25 @@ def collection(session: Unit, ps: PlanStep, args: dict[str, Any]) -> tuple[list[
             key if "{{" in str(key) else "{{ " + str(key) + " }}", {**ctx, element: x},
             f"{where} → order_by")))
     if action.get("limit") is not None:
-        items = items[: int(render(action["limit"], ctx, f"{where} → limit"))]
+        items = items[: whole(render(action["limit"], ctx, f"{where} → limit"),
+                              f"{where} → limit", 0)]
     chunk = action.get("chunk")
     if chunk:
-        size = int(render(chunk, ctx, f"{where} → chunk"))
-        if size < 1:
-            raise NoetlError(f"{where} → chunk: must be at least 1")
+        size = whole(render(chunk, ctx, f"{where} → chunk"), f"{where} → chunk", 1)
         items = [items[i:i + size] for i in range(0, len(items), size)]
     return items, element
+
+
+def whole(value: Any, where: str, minimum: int) -> int:
+    """``value`` as a whole number of at least ``minimum``, else an error naming the field."""
+    try:
+        n = int(value) if not isinstance(value, bool) and float(value) == int(value) else None
+    except (TypeError, ValueError, OverflowError):
+        n = None
+    if n is None or n < minimum:
+        raise NoetlError(f"{where}: must be a whole number of at least {minimum}, "
+                         f"got {str(value)[:60]!r}")
+    return n
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:
@@ -91,7 +102,8 @@ def start_loop(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any]) ->
     items, element = collection(session, ps, args)
     mode = str(ps.action.get("mode") or "sequential").lower()
     if mode in ("async", "parallel"):
-        conc = int(ps.action.get("concurrency") or DEFAULT_ASYNC_CONCURRENCY)
+        conc = whole(ps.action.get("concurrency") or DEFAULT_ASYNC_CONCURRENCY,
+                     f"step '{ps.name}' → concurrency", 1)
     else:
         conc = 1
     conc = max(1, conc)

@@ -4,6 +4,7 @@ transaction (the unit of work, :class:`noetl.engine.unit.Unit`, holds the rows a
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from noetl.domain.lifecycle import JOB_UNFINISHED, ExecutionStatus, JobKind, JobStatus, StepStatus, move
@@ -36,12 +37,14 @@ class Session(Unit):
         return Session(self.tx, ex, plan, self.settings)
 
     # -- starting ------------------------------------------------------------------------
-    def begin(self, trigger: dict[str, Any] | None = None) -> None:
-        """Emit the opening events and activate ``start``. ``trigger``: what started it (a
-        schedule, a hook), recorded in ``execution_started``."""
+    def begin(self, inputs: dict[str, Any] | None = None,
+              then: Callable[[Session], None] | None = None) -> None:
+        """Emit the opening events (``inputs``: more of what ``execution_started`` records:
+        the caller's args, lineage, what triggered it) and activate ``start``, or instead call
+        ``then`` (a resume: see :mod:`noetl.engine.resume`)."""
         self.emit(events.execution_started(self.eid, self.plan.path, self.ex.version,
                                            self.ex.workload, self.ex.parent_execution_id,
-                                           trigger))
+                                           inputs))
         n_edges = sum(len(s.edges) for s in self.plan.steps.values())
         self.emit(events.workflow_initialized(self.eid, len(self.plan.steps), n_edges))
         move(self.ex, ExecutionStatus.RUNNING)
@@ -50,9 +53,12 @@ class Session(Unit):
             self.fail_execution(start_error)
             return
         try:
-            start = self.plan.step(self.plan.start)
-            self.activate(start.name, {}, priority=PRIORITY_START if start.actionable
-                          else PRIORITY_FIRST)
+            if then is not None:
+                then(self)
+            else:
+                start = self.plan.step(self.plan.start)
+                self.activate(start.name, {}, priority=PRIORITY_START if start.actionable
+                              else PRIORITY_FIRST)
             self.settle()
         except NoetlError as exc:
             self.fail_execution(exc_info(exc, step=self.plan.start))
@@ -372,6 +378,9 @@ class Session(Unit):
                 self.touch(r)
             active.clear()
         for job in self.tx.cancel_jobs(self.eid):
+            pending = self.job_updates.get(job.queue_id)
+            if pending is not None and pending.status in (JobStatus.DONE, JobStatus.DEAD):
+                continue  # the job whose outcome ends the execution keeps it (written below)
             self.job_updates.pop(job.queue_id, None)
         for j in self.jobs:  # not written yet; one that already ended keeps its end
             if j.status in JOB_UNFINISHED:

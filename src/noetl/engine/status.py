@@ -81,3 +81,77 @@ def graph(tx: Tx, execution_id: int) -> dict[str, Any]:
 def _never_ran(ended: bool) -> str:
     """A step with no row: SKIPPED once its execution has ended, else PENDING."""
     return str(StepStatus.SKIPPED if ended else StepStatus.PENDING)
+
+
+# A loop item's state, from its job's queue status (retries go back to "queued").
+ITEM_STATUS = {"queued": "QUEUED", "waiting": "PENDING", "leased": "RUNNING",
+               "child": "RUNNING", "done": "COMPLETED", "dead": "FAILED",
+               "cancelled": "CANCELLED"}
+ITEM_FILTER = {v: k for k, v in ITEM_STATUS.items() if k != "child"}
+
+
+def loop_items(tx: Tx, execution_id: int, step: str, offset: int = 0, limit: int = 100,
+               status: str | None = None) -> dict[str, Any]:
+    """One page of a loop step's items (its latest run), in index order: status, attempts,
+    start, end, duration, item, result, error, worker and, for a sub-playbook task, the child
+    execution. ``status`` filters on an item status (COMPLETED, FAILED, RUNNING, ...)."""
+    from noetl.engine.plans import plan_for
+
+    ex = tx.get_execution(execution_id)
+    if ex is None:
+        raise NotFound(f"execution {execution_id} not found")
+    plan = plan_for(tx, ex)
+    if step not in plan.steps:
+        raise NotFound(f"execution {execution_id} has no step '{step}'")
+    row = tx.get_steps(execution_id, [step]).get(step)
+    loop = (row.loop if row is not None else None) or {}
+    out: dict[str, Any] = {"execution_id": str(execution_id), "step": step,
+                           "run": loop.get("run"), "total": loop.get("total", 0),
+                           "done": loop.get("done", 0), "failed": bool(loop.get("failed")),
+                           "offset": offset, "limit": limit, "counts": {}, "matching": 0,
+                           "items": []}
+    if not loop:
+        return out
+    run = int(loop["run"])
+    queue_status = None
+    if status:
+        queue_status = ITEM_FILTER.get(status.upper())
+        if queue_status is None:
+            raise ValueError(f"unknown item status {status!r} (one of "
+                             f"{', '.join(sorted(ITEM_FILTER))})")
+    counts: dict[str, int] = {}
+    for st, n in tx.loop_item_counts(execution_id, step, run).items():
+        key = ITEM_STATUS.get(st, st.upper())
+        counts[key] = counts.get(key, 0) + n
+    jobs, matching = tx.loop_items(execution_id, step, run, offset, limit, queue_status)
+    events = tx.item_events(execution_id, step, [j.index for j in jobs if j.index is not None])
+    children = {c.parent_job_id: c for c in tx.children(execution_id)} \
+        if any(j.status == "child" or j.payload.get("child") for j in jobs) else {}
+    out.update(counts=counts, matching=matching,
+               items=[_item(j, events, children) for j in jobs])
+    return out
+
+
+def _item(job: Any, events: list[Any], children: dict[Any, Any]) -> dict[str, Any]:
+    started = ended = duration = error = None
+    for e in events:  # this run's events of this item: those after its job was made
+        if e.current_index != job.index or e.created_at < job.created_at:
+            continue
+        if e.event_type == "action_started":
+            started, ended, duration, error = e.created_at, None, None, None
+        elif e.event_type in ("action_completed", "action_failed"):
+            ended, duration = e.created_at, e.duration
+            error = {"message": e.error, "type": e.error_type, "traceback": e.stack_trace} \
+                if e.event_type == "action_failed" else None
+    status = ITEM_STATUS.get(str(job.status), str(job.status).upper())
+    if duration is None and started is not None and ended is not None:
+        duration = ended - started
+    child = children.get(job.queue_id)
+    return {"index": job.index, "status": status, "attempts": job.attempts,
+            "max_attempts": job.max_attempts, "started_at": started, "ended_at": ended,
+            "duration": duration, "item": job.payload.get("item"),
+            "result": job.result if status == "COMPLETED" else None,
+            "error": error if status in ("FAILED", "QUEUED") else None,
+            "retry_at": job.available_at if status == "QUEUED" and job.attempts else None,
+            "worker_id": job.worker_id,
+            "child_execution_id": None if child is None else str(child.execution_id)}

@@ -14,7 +14,7 @@ abstract hooks declared here, so none of them imports the session: the imports r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import JobKind, JobStatus, StepStatus, leasable, move
@@ -68,7 +68,8 @@ class Unit(ABC):
         """A session of the same kind for another execution, in the same transaction."""
 
     @abstractmethod
-    def begin(self, trigger: dict[str, Any] | None = None) -> None: ...
+    def begin(self, inputs: dict[str, Any] | None = None,
+              then: Callable[[Any], None] | None = None) -> None: ...
     @abstractmethod
     def step_done(self, ps: PlanStep, run: int, data: Any, envelope: Any,
                   attempts: int) -> None: ...

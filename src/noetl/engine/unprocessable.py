@@ -70,7 +70,8 @@ def fail_unprocessable(engine: Recorder, job_id: int, worker_id: str | None,
     def fail_step(tx: Tx) -> str:
         holder.clear()
         failed = {"status": "error", "final": True, "error": info,
-                  "report_id": outcome.get("report_id"), "duration": outcome.get("duration")}
+                  "report_id": outcome.get("report_id"), "duration": outcome.get("duration"),
+                  "logs": outcome.get("logs")}
         return engine._report_in(tx, job_id, worker_id, failed, holder)
 
     def fail_execution(tx: Tx) -> str:

@@ -58,7 +58,11 @@ class Tx(TriggerSql, ABC):
     @abstractmethod
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[ExecutionRow], int]: ...
+                        offset: int = 0, since: float | None = None,
+                        query: str | None = None) -> tuple[list[ExecutionRow], int]:
+        """Newest first, with the total matching. ``since``: started at or after this epoch
+        time; ``query``: a case-insensitive substring of the path or the error text, or the
+        start of the execution id."""
     @abstractmethod
     def count_executions_by_status(self) -> dict[str, int]: ...
     @abstractmethod
@@ -137,6 +141,20 @@ class Tx(TriggerSql, ABC):
     @abstractmethod
     def item_results(self, execution_id: int, step: str, run: int) -> list[Any]: ...
     @abstractmethod
+    def loop_items(self, execution_id: int, step: str, run: int, offset: int = 0,
+                   limit: int = 100, status: str | None = None) -> tuple[list[Job], int]:
+        """One page of a loop run's item jobs in index order, and how many there are (with
+        ``status``: only jobs with that queue status)."""
+
+    @abstractmethod
+    def item_events(self, execution_id: int, step: str, indexes: list[int]) -> list[Event]:
+        """The ``action_*`` events of those loop items of a step, in order."""
+
+    @abstractmethod
+    def loop_item_counts(self, execution_id: int, step: str, run: int) -> dict[str, int]:
+        """Item jobs of a loop run per queue status."""
+
+    @abstractmethod
     def list_jobs(self, status: str | None = None, execution_id: int | None = None,
                   worker_id: str | None = None, limit: int = 100) -> list[Job]: ...
     @abstractmethod
@@ -182,6 +200,24 @@ class Tx(TriggerSql, ABC):
     @abstractmethod
     def delete_credential(self, name: str) -> bool: ...
 
+    # step logs and lineage (noetl.store.logs_sql)
+    @abstractmethod
+    def add_logs(self, rows: list[dict[str, Any]]) -> None: ...
+    @abstractmethod
+    def get_logs(self, execution_id: int, since: int = 0, limit: int = 1000,
+                 step: str | None = None, index: int | None = None) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def add_lineage(self, execution_id: int, source_execution_id: int, kind: str,
+                    overrides: dict[str, Any] | None, reused: list[str],
+                    created_at: float) -> None: ...
+    @abstractmethod
+    def get_lineage(self, execution_id: int) -> dict[str, Any] | None: ...
+    @abstractmethod
+    def derived_executions(self, source_execution_id: int,
+                           limit: int = 100) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def run_jobs(self, execution_id: int, step: str, run: int) -> list[Job]: ...
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -191,6 +227,7 @@ class Capabilities:
     name: str  # for messages: "SQLite", "PostgreSQL"
     multi_process: bool  # several processes (servers) may share the database
     poll_seconds: float  # a waiting lease re-checks the queue at least this often
+    log_poll_seconds: float  # a log follower re-checks at least this often
     key_file: bool  # the credential key may be a file beside the store (else the key is required)
     note: str = ""  # what it cannot do, for messages
 

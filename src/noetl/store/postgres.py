@@ -37,7 +37,8 @@ from noetl.settings import Settings
 from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
-from noetl.store.sql import EXEC_SELECT, JOB_COLS, SqlTx, _exec, _job
+from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
+from noetl.store.sql import SqlTx
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -286,6 +287,12 @@ class PgTx(SqlTx):
             self.lock_events({r.execution_id for r in rows})
         super().save_steps(rows)
 
+    def add_logs(self, rows: list[dict[str, Any]]) -> None:
+        # under the event lock, as events: log ids in commit order, so `since` skips none
+        if rows:
+            self.lock_events({int(r["execution_id"]) for r in rows})
+        super().add_logs(rows)
+
     def lock_events(self, execution_ids: set[int]) -> None:
         """Hold each execution's event lock until commit, so one execution's events get their
         ``seq`` in commit order and a reader paging with ``since_seq`` never skips one.
@@ -325,8 +332,9 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class PostgresStore(Store):
     dialect = "postgres"
     # NOTIFY wakes waiters in every process: the re-check only covers a missed notification
+    # (a report through another server process does not wake this one's log followers)
     capabilities = Capabilities(name="PostgreSQL", multi_process=True, poll_seconds=2.0,
-                                key_file=False)
+                                log_poll_seconds=1.0, key_file=False)
 
     def __init__(self, url: str, pool_size: int | None = None, listen: bool = True,
                  settings: Settings | None = None):
@@ -335,7 +343,8 @@ class PostgresStore(Store):
         self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
-            configure=_configure, open=False, name="noetl", timeout=30.0)
+            configure=_configure, open=False, name="noetl",
+            timeout=self.settings.pg_pool_timeout)
         self.pool.open(wait=True, timeout=15.0)
         self._local = threading.local()
         self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them

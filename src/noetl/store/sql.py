@@ -6,11 +6,9 @@ JSON travels as text in both dialects so both behave byte for byte alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, StepStatus
 from noetl.domain.records import (
     CatalogEntry,
     Credential,
@@ -22,125 +20,37 @@ from noetl.domain.records import (
 )
 from noetl.ids import new_id
 from noetl.store.base import Tx
+from noetl.store.logs_sql import LogSql
 from noetl.store.moves import (
     CANCEL_JOBS,
     CANCEL_STEP_JOBS,
     MARK_STEP_RUNNING,
     RELEASE_WAITING,
 )
+from noetl.store.rows import (
+    EVENT_COLS,
+    EXEC_COLS,
+    EXEC_LIGHT,
+    EXEC_SELECT,
+    JOB_COLS,
+    STEP_COLS,
+    _event,
+    _event_params,
+    _exec,
+    _job,
+    _job_params,
+    _step,
+    _step_params,
+    jd,
+    jl,
+)
 from noetl.store.workers import WorkerSql
-from noetl.templates import json_default
 
 
-def jd(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
-
-
-def jl(text: Any) -> Any:
-    if text is None:
-        return None
-    if isinstance(text, str | bytes):
-        return json.loads(text)
-    return text
-
-
-# stored strings to members (a dict lookup: the Enum call is slower on every row read)
-_EXEC_STATUS = {str(s): s for s in ExecutionStatus}
-_STEP_STATUS = {str(s): s for s in StepStatus}
-_JOB_STATUS = {str(s): s for s in JobStatus}
-_JOB_KIND = {str(k): k for k in JobKind}
-
-EXEC_COLS = ("execution_id, catalog_id, path, version, status, playbook, workload, "
-             "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
-             "updated_at")
-EXEC_SELECT = ("execution_id, catalog_id, path, version, status, NULL AS playbook, workload, "
-               "parent_execution_id, parent_job_id, result, error, state, created_at, ended_at, "
-               "updated_at")
-EXEC_LIGHT = ("execution_id, catalog_id, path, version, status, NULL AS playbook, '{}' AS workload, "
-              "parent_execution_id, parent_job_id, result, error, '{}' AS state, created_at, "
-              "ended_at, updated_at")
-STEP_COLS = ("execution_id, step, status, result, error, attempts, runs, active, started_at, "
-             "ended_at, loop, arrivals, input, has_result")
-EVENT_COLS = ("seq, event_id, execution_id, parent_event_id, event_type, status, node_name, "
-              "node_type, context, result, error, error_type, stack_trace, meta, attempt, "
-              "current_index, duration, worker_id, created_at")
-JOB_COLS = ("queue_id, execution_id, step, run, kind, idx, payload, status, priority, attempts, "
-            "max_attempts, available_at, lease_until, worker_id, last_heartbeat, result, "
-            "created_at, updated_at")
-
-
-def _exec(r: Any) -> ExecutionRow:
-    return ExecutionRow(
-        execution_id=int(r[0]), catalog_id=r[1], path=r[2], version=r[3],
-        status=_EXEC_STATUS[r[4]],
-        playbook=jl(r[5]) if r[5] else {}, workload=jl(r[6]) or {},
-        parent_execution_id=r[7], parent_job_id=r[8], result=jl(r[9]), error=jl(r[10]),
-        state=jl(r[11]) or {}, created_at=r[12], ended_at=r[13], updated_at=r[14])
-
-
-def _step(r: Any) -> StepRow:
-    return StepRow(
-        execution_id=int(r[0]), step=r[1], status=_STEP_STATUS[r[2]], result=jl(r[3]),
-        error=jl(r[4]),
-        attempts=r[5], runs=r[6], active=r[7], started_at=r[8], ended_at=r[9], loop=jl(r[10]),
-        arrivals=jl(r[11]), input=jl(r[12]), has_result=bool(r[13]))
-
-
-def _event(r: Any) -> Event:
-    return Event(
-        seq=r[0], event_id=int(r[1]), execution_id=int(r[2]), parent_event_id=r[3],
-        event_type=r[4], status=r[5], node_name=r[6], node_type=r[7], context=jl(r[8]),
-        result=jl(r[9]), error=r[10], error_type=r[11], stack_trace=r[12], meta=jl(r[13]),
-        attempt=r[14], current_index=r[15], duration=r[16], worker_id=r[17], created_at=r[18])
-
-
-def _job(r: Any) -> Job:
-    return Job(
-        queue_id=int(r[0]), execution_id=int(r[1]), step=r[2], run=r[3], kind=_JOB_KIND[r[4]],
-        index=r[5], payload=jl(r[6]) or {}, status=_JOB_STATUS[r[7]], priority=r[8],
-        attempts=r[9], max_attempts=r[10],
-        available_at=r[11], lease_until=r[12], worker_id=r[13], last_heartbeat=r[14],
-        result=jl(r[15]), created_at=r[16], updated_at=r[17])
-
-
-def _job_params(j: Job) -> dict[str, Any]:
-    return {
-        "queue_id": j.queue_id, "execution_id": j.execution_id, "step": j.step, "run": j.run,
-        "kind": str(j.kind), "idx": j.index, "payload": jd(j.payload), "status": str(j.status),
-        "priority": j.priority, "attempts": j.attempts, "max_attempts": j.max_attempts,
-        "available_at": j.available_at, "lease_until": j.lease_until, "worker_id": j.worker_id,
-        "last_heartbeat": j.last_heartbeat, "result": jd(j.result), "created_at": j.created_at,
-        "updated_at": j.updated_at,
-    }
-
-
-def _step_params(s: StepRow) -> dict[str, Any]:
-    return {
-        "execution_id": s.execution_id, "step": s.step, "status": str(s.status),
-        "result": jd(s.result), "error": jd(s.error), "attempts": s.attempts, "runs": s.runs,
-        "active": s.active, "started_at": s.started_at, "ended_at": s.ended_at,
-        "loop": jd(s.loop), "arrivals": jd(s.arrivals), "input": jd(s.input),
-        "has_result": 1 if s.has_result else 0,
-    }
-
-
-def _event_params(e: Event) -> dict[str, Any]:
-    return {
-        "event_id": e.event_id, "execution_id": e.execution_id,
-        "parent_event_id": e.parent_event_id, "event_type": str(e.event_type), "status": e.status,
-        "node_name": e.node_name, "node_type": e.node_type, "context": jd(e.context),
-        "result": jd(e.result), "error": e.error, "error_type": e.error_type,
-        "stack_trace": e.stack_trace, "meta": jd(e.meta), "attempt": e.attempt,
-        "current_index": e.current_index, "duration": e.duration, "worker_id": e.worker_id,
-        "created_at": e.created_at,
-    }
-
-
-class SqlTx(WorkerSql, Tx):
-    """Shared SQL (the worker registry's in :mod:`noetl.store.workers`). Subclasses provide
-    ``_x`` / ``_xmany`` and the locking statements."""
+class SqlTx(LogSql, WorkerSql, Tx):
+    """Shared SQL (the worker registry's in :mod:`noetl.store.workers`, logs and lineage in
+    :mod:`noetl.store.logs_sql`). Subclasses provide ``_x`` / ``_xmany`` and the locking
+    statements."""
 
     for_update = ""  # " FOR UPDATE" on PostgreSQL
 
@@ -192,7 +102,8 @@ class SqlTx(WorkerSql, Tx):
 
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[ExecutionRow], int]:
+                        offset: int = 0, since: float | None = None,
+                        query: str | None = None) -> tuple[list[ExecutionRow], int]:
         where: list[str] = []
         p: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
@@ -204,6 +115,15 @@ class SqlTx(WorkerSql, Tx):
         if parent_execution_id is not None:
             where.append("parent_execution_id = :parent")
             p["parent"] = parent_execution_id
+        if since is not None:
+            where.append("created_at >= :since")
+            p["since"] = since
+        if query:
+            like = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("(LOWER(path) LIKE :q ESCAPE '\\' OR LOWER(COALESCE(error, '')) LIKE :q "
+                         "ESCAPE '\\' OR CAST(execution_id AS TEXT) LIKE :qid ESCAPE '\\')")
+            p["q"] = f"%{like}%"
+            p["qid"] = f"{like}%"
         w = (" WHERE " + " AND ".join(where)) if where else ""
         rows = self._all(f"SELECT {EXEC_LIGHT} FROM execution{w} ORDER BY execution_id DESC "
                          "LIMIT :limit OFFSET :offset", p)
@@ -361,6 +281,39 @@ class SqlTx(WorkerSql, Tx):
                          "run = :r AND kind = 'item' ORDER BY idx",
                          {"e": execution_id, "s": step, "r": run})
         return [jl(r[0]) for r in rows]
+
+    def loop_items(self, execution_id: int, step: str, run: int, offset: int = 0,
+                   limit: int = 100, status: str | None = None) -> tuple[list[Job], int]:
+        p: dict[str, Any] = {"e": execution_id, "s": step, "r": run, "limit": limit,
+                             "offset": offset}
+        w = "execution_id = :e AND step = :s AND run = :r AND kind = 'item'"
+        if status:
+            w += " AND status = :st"
+            p["st"] = status
+        rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE {w} ORDER BY idx "
+                         "LIMIT :limit OFFSET :offset", p)
+        total = self._one(f"SELECT COUNT(*) FROM queue WHERE {w}", p)[0]
+        return [_job(r) for r in rows], int(total)
+
+    def loop_item_counts(self, execution_id: int, step: str, run: int) -> dict[str, int]:
+        rows = self._all("SELECT status, COUNT(*) FROM queue WHERE execution_id = :e AND "
+                         "step = :s AND run = :r AND kind = 'item' GROUP BY status",
+                         {"e": execution_id, "s": step, "r": run})
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def item_events(self, execution_id: int, step: str, indexes: list[int]) -> list[Event]:
+        if not indexes:
+            return []
+        p: dict[str, Any] = {"e": execution_id, "s": step}
+        names = []
+        for n, i in enumerate(indexes):
+            p[f"i{n}"] = int(i)
+            names.append(f":i{n}")
+        rows = self._all(f"SELECT {EVENT_COLS} FROM event WHERE execution_id = :e AND "
+                         f"node_name = :s AND current_index IN ({', '.join(names)}) AND "
+                         "event_type IN ('action_started', 'action_completed', "
+                         "'action_failed', 'action_retry') ORDER BY seq", p)
+        return [_event(r) for r in rows]
 
     def list_jobs(self, status: str | None = None, execution_id: int | None = None,
                   worker_id: str | None = None, limit: int = 100) -> list[Job]:

@@ -14,7 +14,8 @@ from noetl.domain.records import Job
 from noetl.settings import Settings
 from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
-from noetl.store.sql import JOB_COLS, SqlTx, _job
+from noetl.store.rows import JOB_COLS, _job
+from noetl.store.sql import SqlTx
 
 
 class SqliteTx(SqlTx):
@@ -70,7 +71,8 @@ class SqliteStore(Store):
     dialect = "sqlite"
     # no NOTIFY across processes: a waiting lease re-checks often
     capabilities = Capabilities(name="SQLite", multi_process=False, poll_seconds=0.5,
-                                key_file=True, note="one writer and no cross-process wake-ups")
+                                log_poll_seconds=0.5, key_file=True,
+                                note="one writer and no cross-process wake-ups")
 
     def __init__(self, url: str, settings: Settings | None = None):
         super().__init__(url, settings)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from noetl.tools.output import StepLog
 
 from noetl.settings import Settings
 
@@ -31,6 +34,7 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)  # values to redact from events
     cancelled: threading.Event | None = None  # set when the job's execution was cancelled
+    log: StepLog | None = None  # the running job's captured output (noetl.tools.output)
     settings: Settings | None = None  # the process's (the pool passes its own on)
 
     @property

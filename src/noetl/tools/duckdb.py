@@ -13,6 +13,8 @@
   ``NOETL_DUCKDB_AUTOINSTALL=1`` to allow it). ``INSTALL``/``LOAD`` statements that fail are
   tolerated and reported in their ``command_<n>`` result; when a later statement fails, the
   error says which extension could not be loaded.
+* ``params``: a mapping of values bound by DuckDB to ``:name``, ``%(name)s`` or ``$name``
+  placeholders in every statement (each statement gets the values it names).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from typing import Any
 from noetl.errors import ToolError
 from noetl.tools.auth import Resolved, auth_of, postgres_fields, resolve_auth, scrub
 from noetl.tools.base import Services, ToolCall
-from noetl.tools.postgres import sql_text
+from noetl.tools.postgres import bound_params, placeholders, sql_text
 from noetl.tools.rows import rows_result
-from noetl.tools.sqlsplit import first_keyword, split_sql
+from noetl.tools.sqlsplit import first_keyword, map_code, split_sql
 
 QUERY_KEYWORDS = frozenset({"SELECT", "WITH", "FROM", "VALUES", "SHOW", "DESCRIBE", "PRAGMA",
                             "EXPLAIN", "SUMMARIZE", "TABLE", "CALL"})
@@ -114,13 +116,37 @@ def setup_aliases(conn: Any, auth: Any, sql: str, services: Services) -> dict[st
     return report
 
 
-def run_statements(conn: Any, statements: list[str], services: Services) -> dict[str, Any]:
+def bind(stmt: str, params: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """The statement with its placeholders in DuckDB's ``$name`` form, and the values it
+    names (DuckDB refuses values a statement does not use)."""
+    used: set[str] = set()
+
+    def dollar(name: str) -> str:
+        used.add(name)
+        return "$" + name
+
+    text = placeholders(stmt, params, dollar)
+    native = re.compile(r"\$(\w+)")
+
+    def scan(code: str) -> str:
+        used.update(n for n in native.findall(code) if n in params)
+        return code
+
+    map_code(text, scan)
+    return text, ({n: params[n] for n in params if n in used} or None)
+
+
+def run_statements(conn: Any, statements: list[str], services: Services,
+                   params: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     failed_ext: list[str] = []
     for i, stmt in enumerate(statements):
         kw = first_keyword(stmt)
+        values = None
+        if params:
+            stmt, values = bind(stmt, params)
         try:
-            cur = conn.execute(stmt)
+            cur = conn.execute(stmt, values) if values else conn.execute(stmt)
             cols = [d[0] for d in cur.description or []]
             if cols == ["Count"] and kw not in QUERY_KEYWORDS:  # DDL/DML: a change count
                 found = cur.fetchall()
@@ -148,12 +174,13 @@ def run(call: ToolCall) -> Any:
     statements = split_sql(sql)
     if not statements:
         raise ToolError("no SQL statements to run", "ValueError")
+    bound = bound_params(call.action, "duckdb")
     path = database_path(call)
     with _lock_for(path):  # one writer per file in this process
         conn = connect(path, call.services)
         try:
             aliases = setup_aliases(conn, auth_of(call.action, call.args), sql, call.services)
-            out = run_statements(conn, statements, call.services)
+            out = run_statements(conn, statements, call.services, bound)
         finally:
             conn.close()
     out["database"] = path

@@ -17,13 +17,15 @@
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable
 from typing import Any
 
 from noetl.errors import ToolError
 from noetl.tools.auth import auth_of, postgres_fields, remember, resolve_auth, scrub
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.rows import rows_result
-from noetl.tools.sqlsplit import first_keyword, split_sql
+from noetl.tools.sqlsplit import first_keyword, map_code, split_sql
 
 DB_KEYS = ("db_host", "db_port", "db_user", "db_password", "db_name", "db_conn_string")
 
@@ -120,9 +122,7 @@ def run(call: ToolCall) -> Any:
         raise ToolError("no SQL statements to run", "ValueError")
     fields = conn_fields(auth_of(call.action, call.args), [call.action, call.args],
                          call.services)
-    bound = call.action.get("params")
-    if bound is not None and not isinstance(bound, dict):
-        raise ToolError("postgres 'params' must be a mapping of names to values", "ValueError")
+    bound = bound_params(call.action, "postgres")
     with connect(fields, call.services) as conn:
         if bound:
             return run_statements(conn, [bind_named(st, bound) for st in statements],
@@ -130,14 +130,31 @@ def run(call: ToolCall) -> Any:
         return run_statements(conn, statements, call.services)
 
 
-def bind_named(stmt: str, params: dict[str, Any]) -> str:
-    """``:name`` and ``%(name)s`` placeholders (names of ``params``) for the driver to bind;
-    every other ``%`` is doubled (psycopg reads ``%`` as a placeholder when values are bound).
-    A ``::type`` cast is left alone."""
-    import re
+def bound_params(action: dict[str, Any], tool: str) -> dict[str, Any] | None:
+    """The step's ``params:`` (a mapping of names to values), or None."""
+    bound = action.get("params")
+    if bound is None:
+        return None
+    if not isinstance(bound, dict) or not all(isinstance(k, str) and k.isidentifier()
+                                              for k in bound):
+        raise ToolError(f"{tool} 'params' must be a mapping of names (identifiers) to values",
+                        "ValueError")
+    return bound
 
+
+def placeholders(stmt: str, params: dict[str, Any], to: Callable[[str], str]) -> str:
+    """``:name`` and ``%(name)s`` (names of ``params``) outside quoted text and comments,
+    rewritten by ``to(name)``. A ``::type`` cast is left alone."""
     names = "|".join(re.escape(n) for n in sorted(params, key=len, reverse=True))
     if not names:
         return stmt
-    stmt = re.sub(rf"%(?!\((?:{names})\)s)", "%%", stmt)
-    return re.sub(rf"(?<![:\w]):({names})\b", r"%(\1)s", stmt)
+    pattern = re.compile(rf"(?<![:\w]):({names})\b|%\(({names})\)s")
+    return map_code(stmt, lambda code: pattern.sub(lambda m: to(m.group(1) or m.group(2)),
+                                                   code))
+
+
+def bind_named(stmt: str, params: dict[str, Any]) -> str:
+    """Placeholders in psycopg's ``%(name)s`` form; every other ``%`` (in quoted text too) is
+    doubled: psycopg reads ``%`` as a placeholder wherever it is when values are bound."""
+    marked = placeholders(stmt, params, lambda n: f"\0{n}\0")  # SQL text holds no NUL
+    return re.sub(r"\0(\w+)\0", r"%(\1)s", marked.replace("%", "%%"))

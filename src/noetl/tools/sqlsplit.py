@@ -8,6 +8,7 @@ block comments. Statements that are empty or only comments are dropped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
@@ -113,6 +114,11 @@ def split_sql(sql: str) -> list[str]:
             cur.append(text)
     stmts.append("".join(cur))
     return [s.strip() for s in stmts if not _is_blank(s)]
+
+
+def map_code(sql: str, fn: Callable[[str], str]) -> str:
+    """The text with ``fn`` applied to its code runs only (quoted text and comments kept)."""
+    return "".join(fn(text) if kind == "code" else text for kind, text in _tokens(sql))
 
 
 def first_keyword(stmt: str) -> str:

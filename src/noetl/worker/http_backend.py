@@ -107,11 +107,14 @@ class HttpBackend:
                 results.append({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
         return results, jobs
 
-    def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]:
+    def heartbeat(self, job_id: int, worker_id: str,
+                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"worker_id": worker_id, "extend_seconds": self.lease_seconds}
+        if logs:
+            body["logs"] = logs
         try:
             out: dict[str, Any] = self.client.request(
-                "POST", f"/api/queue/{job_id}/heartbeat",
-                {"worker_id": worker_id, "extend_seconds": self.lease_seconds})
+                "POST", f"/api/queue/{job_id}/heartbeat", body)
         except Conflict as exc:
             raise LeaseLost(str(exc)) from exc
         return out

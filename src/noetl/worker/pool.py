@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 from noetl.errors import LeaseLost, NoetlError
 from noetl.tools.base import Services
+from noetl.tools.output import StepLog
 from noetl.worker.combine import ReportCombiner
-from noetl.worker.runner import run_work
+from noetl.worker.runner import job_secrets, run_work, storable_logs
 
 log = logging.getLogger("noetl.worker")
 MAX_LEASE = 100  # jobs one lease call may ask for (the API's limit)
@@ -54,6 +55,7 @@ class Backend(Protocol):
     def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str: ...
     # optional: report_batch(reports, worker_id, limit) -> (statuses, jobs), see ReportCombiner
     def heartbeat(self, job_id: int, worker_id: str) -> dict[str, Any]: ...
+    # (a backend whose heartbeat takes ``logs=`` also gets what a long job wrote meanwhile)
     def release(self, job_id: int, worker_id: str) -> None: ...
     def wait_for_work(self, seen: int, timeout: float) -> None: ...
     def work_version(self) -> int: ...
@@ -84,6 +86,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._running: dict[int, float] = {}  # job id -> started
         self._cancel: dict[int, threading.Event] = {}
+        self._logs: dict[int, Services] = {}  # running jobs' services (their logs, secrets)
         self._lock = threading.Lock()
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
@@ -257,19 +260,29 @@ class WorkerPool:
         """Run one job and report it; return the next jobs leased along with the report."""
         job_id = int(work["job_id"])
         services.cancelled = threading.Event()
+        services.log = StepLog.configured(services.config)
         with self._lock:
             self._running[job_id] = time.monotonic()
             self._cancel[job_id] = services.cancelled
+            self._logs[job_id] = services
             self._busy += 1
         try:
             outcome = run_work(work, services)
             outcome["report_id"] = uuid.uuid4().hex
+            with self._lock:  # what a heartbeat takes from now on would come too late
+                self._logs.pop(job_id, None)
+            late = services.log.drain(final=True)
+            if late:
+                outcome["logs"] = [*(outcome.get("logs") or []),
+                                   *storable_logs(late, job_secrets(services))]
             return self._report(job_id, outcome)
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
                 self._cancel.pop(job_id, None)
+                self._logs.pop(job_id, None)
                 self._busy -= 1
+            services.log = None
             self.jobs_done += 1
 
     def _report(self, job_id: int, outcome: dict[str, Any]) -> list[dict[str, Any]]:
@@ -310,9 +323,20 @@ class WorkerPool:
             with self._lock:
                 due = [j for j, t in self._running.items() if time.monotonic() - t > interval]
             for job_id in due:
+                with self._lock:
+                    services = self._logs.get(job_id)
+                jl = services.log if services is not None else None
+                records = jl.drain() if jl is not None else []
                 try:
-                    beat = self.backend.heartbeat(job_id, self.worker_id)
+                    if records and services is not None:  # what a long job wrote so far
+                        beat = self.backend.heartbeat(  # type: ignore[call-arg]
+                            job_id, self.worker_id,
+                            logs=storable_logs(records, job_secrets(services)))
+                    else:
+                        beat = self.backend.heartbeat(job_id, self.worker_id)
                 except Exception as exc:
+                    if records and jl is not None:
+                        jl.put_back(records)
                     log.warning("heartbeat for job %s failed: %s", job_id, exc)
                     continue
                 if beat.get("cancelled"):

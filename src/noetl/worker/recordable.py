@@ -46,7 +46,8 @@ def check(outcome: dict[str, Any]) -> dict[str, Any]:
                 "envelope": {"status": "error", "error": str(exc)}}
 
 
-def _text(s: str) -> str:
+def text(s: str) -> str:
+    """``s`` storable as UTF-8 text: lone surrogates and NULs escaped."""
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
@@ -56,7 +57,7 @@ def _text(s: str) -> str:
 
 def _clean(v: Any, where: str, stack: list[int]) -> Any:
     if isinstance(v, str):
-        return _text(v)
+        return text(v)
     if isinstance(v, bool) or v is None:
         return v
     if isinstance(v, int):
@@ -79,8 +80,8 @@ def _clean(v: Any, where: str, stack: list[int]) -> Any:
                 for k, x in v.items():
                     if not isinstance(k, _KEY_TYPES):
                         raise Unrecordable(f"{where} has a key of type {type(k).__name__} "
-                                           f"({_text(repr(k))[:80]}); keys must be strings")
-                    key = _text(k) if isinstance(k, str) else _clean(k, where, stack)
+                                           f"({text(repr(k))[:80]}); keys must be strings")
+                    key = text(k) if isinstance(k, str) else _clean(k, where, stack)
                     out[key] = _clean(x, f"{where}.{key}", stack)
                 return out
             return [_clean(x, f"{where}[{i}]", stack) for i, x in enumerate(v)]

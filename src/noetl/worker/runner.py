@@ -13,8 +13,10 @@ import uuid
 from typing import Any
 
 from noetl.errors import TemplateError, ToolError, user_details
+from noetl.settings import Settings
 from noetl.templates import context, render, tool_context, with_names
 from noetl.tools.base import Services, ToolCall
+from noetl.tools.output import StepLog, capture_job
 from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
 
@@ -119,23 +121,64 @@ def redact(value: Any, secrets: set[str]) -> Any:
 
 
 def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
-    """Run a work package; the outcome never carries a credential secret a tool resolved."""
+    """Run a work package; the outcome never carries a credential secret a tool resolved.
+
+    What the job writes (stdout, stderr, ``logging``) is captured in ``services.log`` (a new
+    :class:`StepLog` when unset); what a heartbeat did not already take travels as the
+    outcome's ``logs``, which a job that wrote nothing does not have."""
     from noetl.worker.recordable import check
 
     services = services or Services()
-    outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
-    secrets = with_encodings({s for s in services.secrets if isinstance(s, str)},
-                             services.config.api_token)
+    log = services.log if services.log is not None else StepLog.configured(services.config)
+    with capture_job(log):
+        outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
+    secrets = job_secrets(services)
+    records = log.drain(final=True)
+    if records:
+        outcome["logs"] = storable_logs(records, secrets)
     return redact(outcome, secrets) if secrets else outcome
 
 
-def with_encodings(secrets: set[str], token: str | None = None) -> set[str]:
-    """The secrets, the worker's API token, and how they travel encoded: base64 (as in an
-    ``Authorization: Basic`` header, of ``user:password``) and URL-encoded."""
+def storable_logs(records: list[dict[str, Any]], secrets: set[str]) -> list[dict[str, Any]]:
+    """Log records as they may leave the worker: secrets redacted, text storable."""
+    from noetl.worker.recordable import text
+
+    return [{**r, "message": text(redact(r["message"], secrets))} for r in records]
+
+
+def job_secrets(services: Services) -> set[str]:
+    return with_encodings({s for s in services.secrets if isinstance(s, str)},
+                          process_secrets(services.config))
+
+
+def process_secrets(settings: Settings) -> set[str]:
+    """This process's own secrets (a step that reads the real environment, /proc/self/environ,
+    of a worker, or of a server running steps itself, must not record them): the API token,
+    the credential key and the password of a store URL (in the settings or on the command
+    line, /proc/self/cmdline)."""
+    import sys
+    from urllib.parse import urlsplit
+
+    out = {v for v in (settings.api_token, settings.encryption_key) if v}
+    for url in (settings.store_url or "", *sys.argv):
+        if "://" in url and "@" in url:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                out.add(password)
+    return out
+
+
+def with_encodings(secrets: set[str], own: set[str] | None = None) -> set[str]:
+    """The secrets, this process's own (``own``: :func:`process_secrets`), and how they travel
+    encoded: base64 (as in an ``Authorization: Basic`` header, of ``user:password``) and
+    URL-encoded."""
     import base64
     from urllib.parse import quote, quote_plus
 
-    out = set(secrets) | ({token} if token else set())
+    out = set(secrets) | (own or set())
     for v in list(out):
         if len(v) < 4:
             continue

@@ -1,5 +1,7 @@
-// Catalog: playbooks and their versions, the YAML of one version, and a Run form.
-import { get, post } from './api.js';
+// Catalog: playbooks and their versions, the YAML of one version, a Run form, and the
+// "Register playbook" form (register.js).
+import { get, getToken, post } from './api.js';
+import { problemList, registerForm } from './register.js';
 import { highlightYaml } from './yaml.js';
 import { clear, el, errorText, fmtDate, listOf, pretty } from './util.js';
 
@@ -28,9 +30,53 @@ export function renderCatalog(view, params) {
   const listBox = el('div', { 'data-testid': 'catalog-list' });
   const detail = el('div', { class: 'detail', 'data-testid': 'catalog-detail' },
     el('div', { class: 'panel muted', text: 'Select a playbook.' }));
+  const registerBox = el('div', { class: 'register-box', 'data-testid': 'register-box' });
+  const openBtn = el('button', { class: 'primary', 'data-testid': 'register-open', text: 'Register playbook',
+    onclick: () => (registerBox.querySelector('[data-testid=register-form]') ? closeRegister() : openRegister()) });
   view.append(
-    el('h2', { text: 'Catalog' }),
+    el('div', { class: 'row page-head' }, el('h2', { text: 'Catalog' }), el('span', { class: 'spacer' }), openBtn),
+    registerBox,
     el('div', { class: 'catalog' }, el('div', { class: 'panel list' }, search, listBox), detail));
+
+  function closeRegister() { registerBox.replaceChildren(); }
+
+  function openRegister() {
+    const { form, focus } = registerForm({ onRegistered: registered, onCancel: closeRegister });
+    registerBox.replaceChildren(form);
+    focus();
+  }
+
+  // Registered: say what and which version (and any warnings), then open it.
+  async function registered(res, text, from) {
+    const warnings = Array.isArray(res.warnings) ? res.warnings : [];
+    registerBox.replaceChildren(el('div', { class: 'panel register-done', 'data-testid': 'register-result',
+      'data-path': res.path, 'data-version': res.version },
+    el('div', { class: 'row' },
+      el('span', {}, 'Registered ', el('b', { class: 'mono', text: res.path }), ` version ${res.version}`,
+        el('span', { class: 'muted', text: ` (catalog id ${res.catalog_id}, from ${from})` })),
+      el('span', { class: 'spacer' }),
+      el('button', { 'data-testid': 'register-again', text: 'Register another', onclick: openRegister }),
+      el('button', { 'data-testid': 'register-dismiss', text: 'Dismiss', onclick: closeRegister })),
+    warnings.length ? el('div', { class: 'muted', text: `${warnings.length} warning${
+      warnings.length === 1 ? '' : 's'} (registered anyway):` }) : null,
+    warnings.length ? problemList(warnings, text, from, null) : null));
+    await load();
+    if (alive) select(res.path, res.version);
+  }
+
+  function drawEmpty() {
+    const cmd = `noetl catalog register playbook.yaml --server ${location.origin}`;
+    clear(detail).append(el('div', { class: 'panel empty-catalog', 'data-testid': 'catalog-empty' },
+      el('h3', { text: 'No playbooks yet' }),
+      el('p', {}, 'Register one to run it: paste its YAML or choose a .yaml file (for instance ',
+        el('code', { text: 'examples/hello_world.yaml' }), ' of the NoETL repository).'),
+      el('div', { class: 'row' }, el('button', { class: 'primary', 'data-testid': 'register-open-empty',
+        text: 'Register playbook', onclick: openRegister })),
+      el('p', { class: 'muted' }, 'Or from a shell:'),
+      el('pre', { class: 'cmd', 'data-testid': 'register-cli', text: cmd }),
+      getToken() ? el('p', { class: 'muted', text: 'This server asks for a token: set NOETL_API_TOKEN '
+        + 'in that shell to the token this page uses.' }) : null));
+  }
 
   function drawList() {
     clear(listBox);
@@ -38,7 +84,7 @@ export function renderCatalog(view, params) {
     const shown = groups.filter((g) => !q || g.path.toLowerCase().includes(q)
       || String(g.latest.meta?.name || '').toLowerCase().includes(q));
     if (!shown.length) listBox.append(el('div', { class: 'item muted', text: groups.length
-      ? 'No playbook matches.' : 'The catalog is empty. Register one with: noetl catalog register FILE' }));
+      ? 'No playbook matches.' : 'The catalog is empty.' }));
     for (const g of shown) {
       listBox.append(el('div', {
         class: `item${g.path === selected ? ' sel' : ''}`, 'data-testid': 'catalog-item', 'data-path': g.path,
@@ -125,16 +171,23 @@ export function renderCatalog(view, params) {
       el('div', { class: 'panel' }, el('h3', { text: 'Playbook' }), highlightYaml(entry.content)));
   }
 
-  (async () => {
+  async function load() {
     try {
       groups = groupByPath(listOf(await post('/api/catalog/list', {}), 'entries'));
     } catch (e) {
       clear(listBox).append(el('div', { class: 'error-box', text: `Cannot list the catalog: ${e.message}` }));
-      return;
+      return false;
     }
-    if (!alive) return;
+    if (!alive) return false;
     drawList();
+    return true;
+  }
+
+  (async () => {
+    if (params.register) openRegister();
+    if (!await load()) return;
     if (selected) select(selected, params.version || null);
+    else if (!groups.length) drawEmpty();
   })();
   return () => { alive = false; };
 }

@@ -16,7 +16,7 @@ export function renderCredentials(view) {
     }
     if (!items.length) {
       box.replaceChildren(el('p', { class: 'muted',
-        text: 'No credentials. Add one with: noetl credential put NAME --type TYPE --data JSON' }));
+        text: 'No credentials. Add one with: noetl credential add NAME --type TYPE --data JSON' }));
       return;
     }
     box.replaceChildren(el('table', { class: 'grid' },

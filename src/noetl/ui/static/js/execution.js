@@ -1,7 +1,11 @@
-// One execution: header with Cancel, the live step graph, step details, children and the
-// event timeline (fetched incrementally with since_seq). Polls until the execution ends.
+// One execution: header with Cancel, the live step graph, step details (with the items of a
+// loop), children and the event timeline (fetched incrementally with since_seq). Each poll
+// reads the execution and its graph together (one read of the store) until both have ended.
 import { get, post } from './api.js';
 import { drawGraph, shapeKey } from './graph.js';
+import { LoopItems } from './items.js';
+import { Lineage } from './lineage.js';
+import { LogPanel } from './logs.js';
 import { Timeline } from './timeline.js';
 import { highlightYaml, stepBlock } from './yaml.js';
 import {
@@ -58,6 +62,7 @@ export function renderExecution(view, id) {
   let source = null; // the playbook text, when the execution came from the catalog
   let stepSig = null;
   let errorSig = null;
+  let items = null; // LoopItems of the selected step, when it is a loop
 
   const title = el('h2', { 'data-testid': 'exec-title', text: `Execution ${id}` });
   const status = el('span', { 'data-testid': 'exec-status' });
@@ -72,12 +77,15 @@ export function renderExecution(view, id) {
   const eventBox = el('div', { class: 'panel event-detail', 'data-testid': 'event-detail', hidden: true });
   const childBox = el('div', { class: 'panel children', 'data-testid': 'children', hidden: true });
   const timeline = new Timeline(showEvent);
+  const logPanel = new LogPanel(id);
+  const lineage = new Lineage(id);
 
   view.append(
-    el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), cancelBtn),
+    el('div', { class: 'exec-head' }, title, status, facts, el('span', { class: 'spacer' }), lineage.buttons, cancelBtn),
     errorBox,
     waitBox,
-    el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, eventBox, childBox)),
+    lineage.root,
+    el('div', { class: 'exec-grid' }, graphHost, el('div', { class: 'side' }, stepBox, logPanel.root, eventBox, childBox)),
     timeline.root);
 
   cancelBtn.addEventListener('click', async () => {
@@ -148,7 +156,7 @@ export function renderExecution(view, id) {
         text: fmtDuration(elapsed(st.started_at, st.ended_at, st.duration)) }),
       loop ? el('dt', { text: 'loop' }) : null,
       loop ? el('dd', { 'data-testid': 'step-loop', text: `${loop.done ?? 0} / ${loop.total ?? 0}${
-        loop.failed ? ` (${loop.failed} failed)` : ''}` }) : null);
+        loop.failed ? ' · stopped: an item failed' : ''}` }) : null);
     const why = desc && !TERMINAL.has(desc.status) ? st.waiting : null;
     stepBox.replaceChildren(
       el('div', { class: 'row' }, el('h3', { 'data-testid': 'step-name', text: selected })),
@@ -158,12 +166,23 @@ export function renderExecution(view, id) {
       errorBlock(st.error, 'step-error') || '',
       ...section('input (edge arguments)', st.input, 'step-input'),
       ...section('result', st.result, 'step-result'));
+    const isLoop = Boolean(loop) || node?.type === 'iterator' || st.type === 'iterator';
+    if (isLoop) {
+      if (!items || items.step !== selected) {
+        items = new LoopItems(id, selected);
+        items.refresh();
+      }
+      stepBox.append(items.root);
+    } else {
+      items = null;
+    }
     const def = source && stepBlock(source, selected);
     if (def) stepBox.append(el('h4', { text: 'definition' }), highlightYaml(def, 'step-definition'));
   }
 
   function selectStep(name) {
     selected = name;
+    logPanel.select(name);
     if (updateGraph && lastGraph) updateGraph(lastGraph, selected);
     drawStep();
   }
@@ -210,7 +229,8 @@ export function renderExecution(view, id) {
     let d;
     let g;
     try {
-      [d, g] = await Promise.all([get(`/api/executions/${id}`), get(`/api/executions/${id}/graph`)]);
+      // status and graph from one read: a finished status never comes with an older graph
+      ({ execution: d, graph: g } = await get(`/api/executions/${id}/snapshot`));
     } catch (e) {
       if (!alive) return false;
       errorSig = 'load-error';
@@ -227,9 +247,13 @@ export function renderExecution(view, id) {
     drawHead(d);
     drawGraphOnce(g);
     drawStep();
+    lineage.update(d.status);
+    await logPanel.pull().catch((e) => console.warn('logs', e));
     await pullEvents();
-    // events are written in the same transaction as the status: once terminal, all are here
-    return alive && !TERMINAL.has(d.status);
+    if (items && alive) await items.refresh();
+    // events are written in the same transaction as the status: once terminal, all are here;
+    // stop only when the status and the graph both say the execution has ended
+    return alive && !(TERMINAL.has(d.status) && TERMINAL.has(g.status));
   }
 
   const p = poll(tick, 1000);

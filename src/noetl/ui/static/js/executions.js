@@ -1,4 +1,5 @@
-// Executions: a paginated list with status and playbook filters, counts per status;
+// Executions: a paginated list with a status filter and a free-text search (part of the
+// playbook path or of the error, or the start of an execution id), counts per status;
 // refreshes itself every 2 s.
 import { get, post, query } from './api.js';
 import {
@@ -8,16 +9,19 @@ import {
 const PAGE = 25;
 
 export function renderExecutions(view, params) {
-  const state = { status: (params.status || '').toUpperCase(), path: params.path || '',
+  // `path` (exact) still works in links; the search box sets `q`
+  const state = { status: (params.status || '').toUpperCase(), path: params.path || '', q: params.q || '',
     offset: Number(params.offset || 0), limit: Math.min(1000, Math.max(1, Number(params.limit) || PAGE)) };
   const counts = el('div', { class: 'counts', 'data-testid': 'status-counts' });
   const statusSel = el('select', { 'data-testid': 'status-filter' },
     el('option', { value: '', text: 'All statuses' }), STATUSES.map((s) => el('option', { value: s, text: s })));
   statusSel.value = state.status;
-  // the API filters on the exact path: offer the catalog's paths to pick from
+  // free text; the catalog's paths are offered as suggestions
   const paths = el('datalist', { id: 'playbook-paths' });
-  const pathIn = el('input', { type: 'search', placeholder: 'Playbook path (exact)…', value: state.path,
-    'data-testid': 'path-filter', size: 60, list: 'playbook-paths' });
+  const searchIn = el('input', { type: 'search', placeholder: 'Search playbook path, error or execution id…',
+    value: state.q, 'data-testid': 'search-filter', size: 60, list: 'playbook-paths' });
+  const pathChip = el('button', { class: 'chip', 'data-testid': 'path-chip', title: 'Remove this filter', hidden: !state.path,
+    text: `path = ${state.path} ×`, onclick: () => { state.path = ''; pathChip.hidden = true; refilter(); } });
   post('/api/catalog/list', { latest_only: true }).then((d) => {
     const seen = [...new Set(listOf(d, 'entries').map((e) => e.path))].sort();
     paths.replaceChildren(...seen.map((p) => el('option', { value: p })));
@@ -30,7 +34,7 @@ export function renderExecutions(view, params) {
 
   view.append(
     el('div', { class: 'row' }, el('h2', { text: 'Executions' }), el('span', { class: 'spacer' }), updated),
-    el('div', { class: 'row' }, statusSel, pathIn, paths),
+    el('div', { class: 'row' }, statusSel, searchIn, paths, pathChip),
     counts,
     el('table', { class: 'grid', 'data-testid': 'executions-table' },
       el('thead', {}, el('tr', {}, ['Execution', 'Playbook', 'Version', 'Status', 'Started', 'Duration',
@@ -38,13 +42,13 @@ export function renderExecutions(view, params) {
     el('div', { class: 'row pager' }, prev, next, pageInfo));
 
   function syncHash() {
-    const q = query({ status: state.status, path: state.path, offset: state.offset || '',
+    const q = query({ status: state.status, path: state.path, q: state.q, offset: state.offset || '',
       limit: state.limit === PAGE ? '' : state.limit });
     history.replaceState(null, '', `#/executions${q}`);
   }
   function refilter() { state.offset = 0; syncHash(); refresh(); }
   statusSel.addEventListener('change', () => { state.status = statusSel.value; refilter(); });
-  pathIn.addEventListener('input', debounce(() => { state.path = pathIn.value.trim(); refilter(); }, 300));
+  searchIn.addEventListener('input', debounce(() => { state.q = searchIn.value.trim(); refilter(); }, 300));
   prev.addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.limit); syncHash(); refresh(); });
   next.addEventListener('click', () => { state.offset += state.limit; syncHash(); refresh(); });
 
@@ -73,15 +77,22 @@ export function renderExecutions(view, params) {
   }
 
   let busy = false;
+  let again = false; // the filters changed while a request was out: ask again after it
   async function refresh() {
-    if (busy) return;
+    if (busy) { again = true; return; }
     busy = true;
+    again = false;
     try {
-      const data = await get(`/api/executions${query({ status: state.status, path: state.path,
-        limit: state.limit, offset: state.offset })}`);
+      const url = `/api/executions${query({ status: state.status, path: state.path, q: state.q,
+        limit: state.limit, offset: state.offset })}`;
+      const data = await get(url);
+      if (again) return; // answered for filters no longer shown
       const items = data.items || [];
       clear(body);
-      if (!items.length) body.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No executions.' })));
+      if (!items.length) {
+        body.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', 'data-testid': 'no-executions',
+          text: state.q || state.status || state.path ? 'No executions match.' : 'No executions.' })));
+      }
       for (const x of items) body.append(row(x));
       drawCounts(data.counts);
       const total = Number(data.total ?? items.length);
@@ -94,6 +105,7 @@ export function renderExecutions(view, params) {
         el('div', { class: 'error-box', text: `Cannot list executions: ${e.message}` }))));
     } finally {
       busy = false;
+      if (again) refresh();
     }
   }
   const p = poll(refresh, 2000);

@@ -1,6 +1,8 @@
 // The step graph as SVG: longest-path layering (top to bottom) over the graph with its back
 // edges (loops back) removed, a few barycentre sweeps to reduce crossings, then bezier edges.
 // The layout is computed once per graph shape; status updates only change classes and text.
+// Zoom, pan, fit and the minimap are in graphview.js.
+import { GraphView } from './graphview.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const W = 168;
@@ -181,17 +183,19 @@ function condLabel(e) {
 
 function clip(s, n) { return s.length > n ? `${s.slice(0, n - 1)}…` : s; }
 
-// Draw the graph into `host` (replacing its content). Returns update(graph) for live status.
+// Draw the graph into `host` (replacing its content). Returns update(graph, selected) for
+// live status; update.view is its GraphView (zoom, pan, fit, minimap).
 export function drawGraph(host, graph, onSelect) {
   const L = layout(graph);
-  const root = svg('svg', { class: 'dag', width: L.width, height: L.height, viewBox: `0 0 ${L.width} ${L.height}`,
-    'data-testid': 'graph' });
+  const root = svg('svg', { class: 'dag', 'data-testid': 'graph', 'data-width': Math.round(L.width),
+    'data-height': Math.round(L.height) });
+  const content = svg('g', { class: 'viewport', 'data-testid': 'graph-viewport' });
   const defs = svg('defs');
   const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7,
     markerHeight: 7, orient: 'auto-start-reverse' });
   marker.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#9aa3b2' }));
   defs.append(marker);
-  root.append(defs);
+  root.append(defs, content);
 
   const edgeLayer = svg('g');
   const labelLayer = svg('g');
@@ -211,7 +215,7 @@ export function drawGraph(host, graph, onSelect) {
       labelLayer.append(t);
     }
   }
-  root.append(edgeLayer, labelLayer);
+  content.append(edgeLayer, labelLayer);
 
   const nodes = new Map();
   for (const n of graph.nodes) {
@@ -229,10 +233,12 @@ export function drawGraph(host, graph, onSelect) {
     if (n.loop || n.type === 'iterator') g.append(barBg, bar);
     g.addEventListener('click', () => onSelect(n.name));
     g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') onSelect(n.name); });
-    root.append(g);
+    content.append(g);
     nodes.set(n.name, { g, title, sub, count, bar, barBg });
   }
-  host.replaceChildren(root);
+  if (host.graphView) host.graphView.destroy();
+  const view = new GraphView(host, root, content, L, graph.nodes.map((n) => n.name), W, H);
+  host.graphView = view;
 
   function update(gr, selected) {
     for (const n of gr.nodes) {
@@ -254,7 +260,9 @@ export function drawGraph(host, graph, onSelect) {
       }
       v.title.textContent = `${n.name} (${kind}) — ${status}${n.loop ? `, ${n.loop.done} / ${n.loop.total}` : ''}`;
     }
+    view.update(gr.nodes);
   }
   update(graph, null);
+  update.view = view;
   return update;
 }

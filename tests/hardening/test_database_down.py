@@ -1,0 +1,71 @@
+"""Losing the database mid-run (issue 13, item 9): every request that needs it gets 503 with
+``Retry-After`` and a JSON reason (no stack trace), liveness keeps answering, and the server
+serves normally again once the database is back. A real ``noetl server start`` on a real
+PostgreSQL database whose connections are terminated and refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+PB = ("apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: d, path: t/down}\n"
+      "workflow:\n  - step: start\n    type: noop\n")
+
+
+@pytest.fixture
+def database_switch(fresh_pg_url: str, pg_admin_url: str) -> Iterator[Callable[[bool], None]]:
+    db = urlsplit(fresh_pg_url).path.lstrip("/")
+
+    def switch(up: bool) -> None:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(up).lower()}')
+            if not up:  # and every open connection (the server's pool, its LISTEN) is cut
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
+
+    yield switch
+    switch(True)
+
+
+def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: Callable[..., str],
+                                               database_switch: Callable[[bool], None]) -> None:
+    url = server_proc({"NOETL_PG_POOL_TIMEOUT": "0.5"}, store=fresh_pg_url)
+    c = httpx.Client(base_url=url, timeout=30)
+    c.post("/api/catalog/register", json={"content": PB}).raise_for_status()
+    eid = c.post("/api/run/playbook", json={"path": "t/down"}).json()["execution_id"]
+
+    database_switch(False)
+    requests = [("GET", "/api/executions", None), ("GET", f"/api/executions/{eid}", None),
+                ("GET", f"/api/executions/{eid}/events", None),
+                ("POST", "/api/catalog/register", {"content": PB.replace("t/down", "t/d2")}),
+                ("POST", "/api/run/playbook", {"path": "t/down"}),
+                ("POST", "/api/queue/lease", {"worker_id": "w", "limit": 1}),
+                ("GET", "/api/credentials", None)]
+    for method, path, body in requests * 2:  # the cut connections, then no connection at all
+        t0 = time.monotonic()
+        r = c.request(method, path, json=body)
+        assert r.status_code == 503, (method, path, r.status_code, r.text)
+        assert r.headers["Retry-After"].isdigit()
+        assert r.json()["error"] == "unavailable" and "retry" in r.json()["detail"]
+        assert "Traceback" not in r.text
+        assert time.monotonic() - t0 < 15, (method, path)  # pool timeout 0.5 s + slack
+        assert c.get("/health").status_code == 200  # liveness needs no database
+
+    database_switch(True)
+    deadline = time.monotonic() + 30
+    while True:  # the pool reconnects on its own
+        r = c.get(f"/api/executions/{eid}")
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503 and time.monotonic() < deadline, r.text
+        time.sleep(0.2)
+    c.post("/api/catalog/register", json={"content": PB.replace("t/down", "t/d3")}
+           ).raise_for_status()
+    assert c.post("/api/run/playbook", json={"path": "t/d3"}).status_code == 200
