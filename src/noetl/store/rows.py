@@ -9,13 +9,11 @@ from typing import Any
 
 from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, StepStatus
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
-from noetl.templates import json_default
+from noetl.templates import dumps
 
 
 def jd(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    return None if value is None else dumps(value)
 
 
 def jl(text: Any) -> Any:
