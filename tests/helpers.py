@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from noetl.domain.records import Event
 from noetl.dsl import parse_playbook
-from noetl.engine.records import Event
 from noetl.local import LocalRunner
 
 TERMINAL_EVENTS = ("execution_completed", "execution_failed", "execution_cancelled")

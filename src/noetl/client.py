@@ -7,13 +7,13 @@ anything else → :class:`ApiError` (with ``status_code``)."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import httpx
 
 from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound, PlaybookError, Problem
+from noetl.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8082"
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
@@ -52,10 +52,15 @@ def _raise_for(resp: httpx.Response) -> None:
 
 class Client:
     def __init__(self, server_url: str | None = None, token: str | None = None,
-                 timeout: float = 30.0, max_connections: int = 32):
-        self.server_url = (server_url or os.environ.get("NOETL_SERVER_URL")
-                           or DEFAULT_URL).rstrip("/")
-        token = token if token is not None else os.environ.get("NOETL_API_TOKEN")
+                 timeout: float = 30.0, max_connections: int = 32,
+                 settings: Settings | None = None):
+        """``server_url`` and ``token`` default to the settings' (NOETL_SERVER_URL,
+        NOETL_API_TOKEN; ``settings`` default: read from the environment now)."""
+        if not server_url or token is None:
+            settings = settings or Settings.from_env()
+            server_url = server_url or settings.server_url
+            token = token if token is not None else settings.api_token
+        self.server_url = (server_url or DEFAULT_URL).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.server_url, headers=headers, timeout=timeout,
                                  limits=httpx.Limits(max_connections=max_connections,

@@ -16,20 +16,22 @@ class CredentialKeyError(NoetlError):
 
 
 def _key_file(store: Store) -> Path:
-    home = os.environ.get("NOETL_HOME")
+    home = store.settings.home
     if home:
         return Path(home) / "credential.key"
-    path = getattr(store, "path", None)
-    if path and path != ":memory:":
-        return Path(path).parent / "credential.key"
+    beside = store.local_dir()
+    if beside is not None:
+        return beside / "credential.key"
     return Path.cwd() / ".noetl" / "credential.key"
 
 
 def encryption_key(store: Store, create: bool = True) -> bytes:
-    env = os.environ.get("NOETL_ENCRYPTION_KEY")
+    """NOETL_ENCRYPTION_KEY (from the settings the store was opened with); else, for an
+    embedded store, the key file beside it (created on first use)."""
+    env = store.settings.encryption_key
     if env:
         return env.encode()
-    if store.dialect != "sqlite":
+    if not store.capabilities.key_file:
         raise CredentialKeyError("NOETL_ENCRYPTION_KEY is not set: credentials cannot be "
                                  "stored or read (generate one with `noetl credential keygen`)")
     from cryptography.fernet import Fernet

@@ -1,15 +1,14 @@
 """64-bit time-ordered ids generated in-process (snowflake layout).
 
 Layout: 41 bits of milliseconds since 2024-01-01 UTC, 10 bits of node id, 12 bits of sequence.
-The node id comes from ``NOETL_NODE_ID``; otherwise each process that opens a store takes the
-next value of the store's ``node_seq`` counter (:func:`set_node`), so processes sharing a
-database never share a node id (up to 1,024 at once). Before a store is
-opened it is random. Ids travel as decimal strings in JSON.
+Each process that opens a store takes the next value of the store's ``node_seq`` counter, or
+the node ``NOETL_NODE_ID`` names (:func:`set_node`, called by the store), so processes sharing
+a database never share a node id (up to 1,024 at once). Before a store is opened it is random.
+Ids travel as decimal strings in JSON.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -20,8 +19,7 @@ EPOCH_MS = 1704067200000  # 2024-01-01T00:00:00Z
 class IdGenerator:
     def __init__(self, node_id: int | None = None):
         if node_id is None:
-            env = os.environ.get("NOETL_NODE_ID")
-            node_id = int(env) if env else random.SystemRandom().randrange(1024)
+            node_id = random.SystemRandom().randrange(1024)
         self.node = node_id & 0x3FF
         self._last = 0
         self._seq = 0

@@ -10,7 +10,9 @@ from typing import Any
 
 from noetl.dsl.model import Playbook
 from noetl.engine.core import Engine, LocalBackend
+from noetl.settings import Settings
 from noetl.store import Store, open_store
+from noetl.templates import configure
 from noetl.tools.base import Services
 from noetl.worker.pool import WorkerPool
 
@@ -19,16 +21,23 @@ class LocalRunner:
     """An engine plus a worker pool over one store. Use as a context manager."""
 
     def __init__(self, store: Store | str | None = None, concurrency: int = 4,
-                 services: Services | None = None, lease_seconds: float | None = None):
-        self.store = store if isinstance(store, Store) else open_store(store)
+                 services: Services | None = None, lease_seconds: float | None = None,
+                 settings: Settings | None = None):
+        """``settings``: the process's (default: those the store was opened with; a store
+        opened here reads them from the environment)."""
+        self.store = store if isinstance(store, Store) else open_store(store, settings)
         self._own_store = not isinstance(store, Store)
-        self.engine = Engine(self.store, **({"lease_seconds": lease_seconds}
-                                            if lease_seconds else {}))
+        self.settings = settings or self.store.settings
+        configure(self.settings)
+        self.engine = Engine(self.store, lease_seconds, self.settings)
         if services is None:
             from noetl.credentials import store_credentials
 
             services = Services(credentials=store_credentials(self.store))
-        self.pool = WorkerPool(LocalBackend(self.engine), concurrency, services)
+        if services.settings is None:
+            services.settings = self.settings
+        self.pool = WorkerPool(LocalBackend(self.engine), concurrency, services,
+                               worker_id=self.settings.worker_id)
         self.grace = 10.0  # seconds running steps get to finish when the runner closes
         self._changed = threading.Condition()
         self._ended: set[int] = set()

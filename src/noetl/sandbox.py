@@ -30,7 +30,7 @@ from jinja2.utils import Namespace
 
 MAX_INT_BITS = 10_000  # about 3,000 decimal digits
 MAX_SIZE = 10_000_000  # characters of a string, items of a list made by one operation
-RENDER_SECONDS = float(os.environ.get("NOETL_TEMPLATE_TIMEOUT", "5"))
+RENDER_SECONDS = 5.0  # NOETL_TEMPLATE_TIMEOUT: noetl.templates.configure sets it
 
 
 class TemplateTimeout(Exception):

@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import re
 import uuid as _uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from noetl import sandbox
 from noetl.errors import TemplateError
 from noetl.sandbox import BoundedNamespace, BoundedSandbox, TemplateTimeout, arm, disarm
+from noetl.settings import Settings
 
 _TOJSON_TAIL = re.compile(r"\|\s*tojson\s*(\(\s*\))?\s*$")
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -98,10 +99,16 @@ class EnvView(dict[str, Any]):
     ``{{ env.X | default('y') }}`` falls back and ``{{ env.X }}`` alone is an error."""
 
 
-def allowed_env() -> EnvView:
+def configure(settings: Settings) -> None:
+    """Apply the process's template settings (the render time limit); a composition root
+    calls it once."""
+    sandbox.RENDER_SECONDS = settings.template_timeout
+
+
+def allowed_env(names: Iterable[str]) -> EnvView:
+    """``env`` for templates: the variables ``names`` (``NOETL_TEMPLATE_ENV``) that are set."""
     import os
 
-    names = [n.strip() for n in os.environ.get("NOETL_TEMPLATE_ENV", "").split(",") if n.strip()]
     return EnvView({n: os.environ[n] for n in names if n in os.environ})
 
 

@@ -99,3 +99,16 @@ def test_catalog_execute_status_events(cli) -> None:
     assert p.returncode == 1 and "not found" in p.stderr
     p = cli("execute", "no/such/playbook")
     assert p.returncode == 1 and "not found" in p.stderr
+
+
+def test_cli_minimal_offers_no_server_worker_or_credential_commands(tmp_path: Path) -> None:
+    env = {**os.environ, "NOETL_HOME": str(tmp_path)}
+    optional = {"server", "worker", "credential", "schedule", "hook"}
+    for minimal, listed in (("1", set()), ("", optional)):
+        out = subprocess.run([sys.executable, "-m", "noetl", "--help"], capture_output=True,
+                             text=True, env={**env, "NOETL_CLI_MINIMAL": minimal}, timeout=60)
+        assert out.returncode == 0, out.stderr
+        names = {line.split()[1] for line in out.stdout.splitlines()
+                 if line.startswith("│ ") and len(line.split()) > 1}
+        assert names & optional == listed
+        assert "run" in names

@@ -21,8 +21,8 @@ from urllib.parse import SplitResult
 import pytest
 
 from noetl.credentials import put_credential, store_credentials
+from noetl.domain.records import Event
 from noetl.dsl import load_playbook
-from noetl.engine.records import Event
 from noetl.local import LocalRunner
 from noetl.store import open_store
 from noetl.tools.base import Services

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -120,13 +121,14 @@ def test_r07_params_in_a_save_statement_are_the_saves_data_bound(compat: Compat)
 def test_r08_workload_templates_render_at_start(compat: Compat,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_HOST", "db.internal")  # set, but not allowed: the default applies
-    monkeypatch.delenv("NOETL_TEMPLATE_ENV", raising=False)
+    engine = compat.runner.engine  # NOETL_TEMPLATE_ENV, as a process read it at its start:
+    monkeypatch.setattr(engine, "settings", replace(engine.settings, template_env=()))
     desc, events = ok(compat, "r08_workload_templates_unrendered.yaml")
     assert desc["result"]["db_host"] == "localhost"
     assert UUID.match(desc["result"]["job_id"]), desc["result"]
     started = next(e for e in events if e.event_type == "execution_started")
     assert started.context["workload"] == desc["result"]  # rendered once, as stored
-    monkeypatch.setenv("NOETL_TEMPLATE_ENV", "DB_HOST")
+    monkeypatch.setattr(engine, "settings", replace(engine.settings, template_env=("DB_HOST",)))
     desc, _ = ok(compat, "r08_workload_templates_unrendered.yaml")
     assert desc["result"]["db_host"] == "db.internal"
 

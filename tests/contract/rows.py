@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from noetl.engine.records import ExecutionRow, Job, JobStatus, StepRow, now
+from noetl.domain.lifecycle import JobStatus
+from noetl.domain.records import ExecutionRow, Job, StepRow, now
 from noetl.ids import new_id
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from noetl.domain.records import Event
 from noetl.dsl import load_playbook
-from noetl.engine.records import Event
 from noetl.local import LocalRunner
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "noetl"

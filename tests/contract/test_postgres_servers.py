@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from noetl.domain.records import Event
 from noetl.dsl import load_playbook
 from noetl.engine.core import Engine, LocalBackend
-from noetl.engine.records import Event
 from noetl.store.migrate import migrations
 from noetl.store.postgres import LISTENER_NAME, PostgresStore
 from noetl.worker.pool import WorkerPool
@@ -223,7 +223,7 @@ def test_event_seq_follows_commit_order_per_execution(
     """A follower paging with ``since_seq`` must never skip an event: a transaction that writes
     events of an execution waits for an earlier uncommitted one of the same execution, so
     ``seq`` order is commit order (other executions are not held up)."""
-    from noetl.engine.records import Event
+    from noetl.domain.records import Event
     from noetl.ids import new_id
 
     a, b = two_stores
@@ -286,7 +286,7 @@ def test_lease_in_a_transaction_holding_event_locks_skips_busy_executions(
     """Report-and-lease: a transaction that already wrote events leases jobs of its own
     execution and of idle ones, but never waits for another execution's event lock (that wait
     could close a deadlock with a transaction doing the same the other way round)."""
-    from noetl.engine.records import Event, now
+    from noetl.domain.records import Event, now
     from noetl.ids import new_id
     from tests.contract.rows import make_job
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 
-from noetl.engine.records import JobStatus, now
+from noetl.domain.lifecycle import JobStatus
+from noetl.domain.records import now
 from noetl.ids import new_id
 from noetl.store import Store
 from tests.contract.rows import make_exec, make_job

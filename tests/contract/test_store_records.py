@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from noetl.engine.records import Event
+from noetl.domain.records import Event
 from noetl.ids import new_id
 from noetl.store import Store
 from tests.contract.rows import make_exec, make_step

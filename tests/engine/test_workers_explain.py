@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from noetl.dsl import parse_playbook
-from noetl.engine.core import MAX_LEASE_EXPIRIES, Engine, LocalBackend
+from noetl.engine.core import Engine, LocalBackend
 from noetl.engine.explain import clock
 from noetl.engine.workers import beat, stopped, workers_view
 from noetl.errors import LeaseLost
@@ -145,14 +145,15 @@ def test_reaper_requeues_an_expired_lease_without_any_worker_polling(engine: Eng
 
 def test_reaper_fails_the_step_after_too_many_expiries(engine: Engine) -> None:
     eid = engine.start(ONE).execution_id
-    for i in range(MAX_LEASE_EXPIRIES + 1):
+    limit = engine.settings.max_lease_expiries
+    for i in range(limit + 1):
         assert engine.lease(f"w-{i}", lease_seconds=0.05)
         time.sleep(0.07)
         assert engine.reap_expired() == 1
     desc = engine.describe(eid)
     assert desc["status"] == "FAILED"
     assert desc["error"]["type"] == "LeaseExpired"
-    assert f"expired {MAX_LEASE_EXPIRIES + 1} times" in desc["error"]["message"]
+    assert f"expired {limit + 1} times" in desc["error"]["message"]
 
 
 RETRY = pb("""

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from noetl.errors import TemplateError
+from noetl.settings import Settings
 from noetl.templates import render_str
 from noetl.tools.base import Services
 from noetl.tools.python import call_main
@@ -69,8 +70,8 @@ def test_redaction_follows_new_secrets_and_token(monkeypatch: pytest.MonkeyPatch
     services.secrets.add("beta-secret-2")  # a later step resolved another credential
     out = run_work(_work(code), services)
     assert out["data"] == {"a": "x *** y", "b": "***", "t": "tok-fast-9"}
-    monkeypatch.setenv("NOETL_API_TOKEN", "tok-fast-9")  # and the token, once it is set
-    out = run_work(_work(code), Services())
+    monkeypatch.setenv("NOETL_API_TOKEN", "tok-fast-9")  # and the token of a process that has it
+    out = run_work(_work(code), Services(settings=Settings.from_env()))
     assert out["data"]["t"] == "***" and out["envelope"]["data"]["t"] == "***"
 
 

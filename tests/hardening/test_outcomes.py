@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from noetl.dsl import parse_playbook
-from noetl.engine.core import DEFAULT_LEASE_SECONDS
 from noetl.local import LocalRunner
+from noetl.settings import Settings
 from tests.helpers import assert_one_terminal
 
 PY = """\
@@ -37,6 +37,8 @@ BAD_RESULTS = [
     ("def main():\n    raise ValueError({'k': 10 ** 5000} and 'bad \\ud800 value')\n",
      "bad \\ud800 value"),
 ]
+
+DEFAULT_LEASE_SECONDS = Settings.from_env().lease_seconds  # as the runner reads it
 
 
 def _py(code: str) -> str:

@@ -155,7 +155,11 @@ def test_wrong_key_cannot_decrypt(sqlite_url: str, noetl_home: Any, monkeypatch:
     store = open_store(sqlite_url)
     try:
         put_credential(store, "c", "bearer", {"token": "t0ken-value"})
-        monkeypatch.setenv("NOETL_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    finally:
+        store.close()
+    monkeypatch.setenv("NOETL_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    store = open_store(sqlite_url)  # a process started with another key
+    try:
         with pytest.raises(CredentialKeyError, match="cannot be decrypted"):
             get_credential(store, "c")
     finally:

@@ -12,6 +12,7 @@ from noetl.credentials import put_credential, store_credentials
 from noetl.dsl import parse_playbook
 from noetl.errors import ToolError
 from noetl.local import LocalRunner
+from noetl.settings import Settings
 from noetl.store import open_store
 from noetl.tools import http
 from noetl.tools.base import Services, ToolCall
@@ -107,8 +108,9 @@ def test_missing_credential(stub: Any, services: Services) -> None:
 def test_rewrite_setting_and_connection_reuse(stub: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("NOETL_HTTP_REWRITE",
                        f"https://other.invalid=http://x.invalid, https://api.invalid={stub.url}")
-    a = call({"endpoint": "https://api.invalid/json"})
-    b = call({"endpoint": "https://api.invalid/text"})
+    services = Services(settings=Settings.from_env())  # as a worker process builds them
+    a = call({"endpoint": "https://api.invalid/json"}, services)
+    b = call({"endpoint": "https://api.invalid/text"}, services)
     assert a["url"].startswith(stub.url) and b["data"] == "plain text ✓"
     assert http.client() is http.client()
     ports = [r["client_port"] for r in stub.requests]

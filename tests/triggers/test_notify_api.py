@@ -12,7 +12,6 @@ from urllib.parse import SplitResult
 
 import pytest
 
-import noetl.triggers.notify as notify
 from noetl.worker.http_backend import HttpBackend
 from noetl.worker.pool import WorkerPool
 from tests.api.conftest import Running
@@ -76,7 +75,7 @@ def _events(c: Any, eid: str) -> list[dict[str, Any]]:
 def test_failing_run_notifies_and_retries(serve: Callable[..., Running], store_url: str,
                                           receiver: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notify, "RETRY_DELAY", 0.2)
+    monkeypatch.setenv("NOETL_NOTIFY_RETRY_DELAY", "0.2")  # read by the server as it starts
     api = serve(store_url)
     c = api.client()
     r = c.post("/api/credentials", json={"name": "alerts", "type": "generic", "data": {

@@ -4,7 +4,6 @@ engine errors to 4xx responses; a token guards every API route when one is confi
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,15 +22,17 @@ from noetl.errors import (
     PlaybookError,
     TemplateError,
 )
+from noetl.settings import Settings
+from noetl.templates import configure
 
 log = logging.getLogger("noetl.api")
-THREADS = int(os.environ.get("NOETL_API_THREADS", "200"))
 RETRY_AFTER = 5  # seconds, on a 503 while the database is unavailable
 
 
 def check_credentials_key(store: Any) -> None:
-    """On PostgreSQL, stored credentials without NOETL_ENCRYPTION_KEY: refuse to start."""
-    if store.dialect == "sqlite" or os.environ.get("NOETL_ENCRYPTION_KEY"):
+    """Stored credentials, no NOETL_ENCRYPTION_KEY and no key file allowed beside the store
+    (PostgreSQL): refuse to start."""
+    if store.capabilities.key_file or store.settings.encryption_key:
         return
     with store.read() as tx:
         n = len(tx.list_credentials())
@@ -62,7 +63,7 @@ def _start_triggers(engine: Any, metrics: Metrics) -> Any:
     from noetl.engine.triggers import server_targets
     from noetl.triggers.service import Triggers
 
-    server_targets()
+    server_targets(engine.settings.notify)
     return Triggers(engine, metrics).start()
 
 
@@ -172,12 +173,15 @@ class TokenAuth:
 
 def create_app(store_url: str | None = None, *, token: str | None = None,
                lease_seconds: float | None = None, workers: int = 0,
-               reaper: bool = True) -> FastAPI:
+               reaper: bool = True, settings: Settings | None = None) -> FastAPI:
     """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
     embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN. ``workers``: threads of a
     worker pool run inside the server (0: none; ``noetl server start`` decides the default).
-    ``reaper``: re-queue the jobs of workers that stopped heartbeating (on by default)."""
-    api_token = token if token is not None else (os.environ.get("NOETL_API_TOKEN") or None)
+    ``reaper``: re-queue the jobs of workers that stopped heartbeating (on by default).
+    ``settings`` (the process's) default to the environment's, read once here."""
+    settings = settings or Settings.from_env()
+    api_token = token if token is not None else settings.api_token
+    configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,14 +191,14 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
         from noetl.store import open_store
 
         # lease long-polls hold a thread each; give the sync routes room
-        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-        store = open_store(store_url)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        store = open_store(store_url, settings)
         try:
             check_credentials_key(store)
         except Exception:
             store.close()
             raise
-        eng = Engine(store, **({"lease_seconds": lease_seconds} if lease_seconds else {}))
+        eng = Engine(store, lease_seconds, settings)
         metrics = Metrics()
         try:
             triggers = _start_triggers(eng, metrics)
@@ -202,8 +206,8 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
             store.close()
             raise
         app.state.noetl = ApiState(engine=eng, store=store, metrics=metrics, token=api_token,
-                                   triggers=triggers, hosts=allowed_hosts(api_token))
-        log.info("noetl api: store %s (%s)", _redact(store.url), store.dialect)
+                                   triggers=triggers, hosts=allowed_hosts(api_token, settings.allowed_hosts))
+        log.info("noetl api: store %s (%s)", _redact(store.url), store.capabilities.name)
         stop = _background(app, eng, workers, reaper)
         try:
             yield
@@ -252,6 +256,7 @@ def _background(app: FastAPI, eng: Any, workers: int, reaper: bool) -> Any:
     rp = Reaper(eng).start() if reaper else None
     pool = None
     if workers > 0:
+        import os
         import socket
 
         from noetl.credentials import store_credentials
@@ -260,7 +265,8 @@ def _background(app: FastAPI, eng: Any, workers: int, reaper: bool) -> Any:
         from noetl.worker.pool import WorkerPool
 
         pool = WorkerPool(LocalBackend(eng), workers,
-                          Services(credentials=store_credentials(eng.store)),
+                          Services(credentials=store_credentials(eng.store),
+                                   settings=eng.settings),
                           worker_id=f"server-{socket.gethostname()}-{os.getpid()}", mode="server")
         pool.start()
         log.info("noetl api: %d worker threads in this process (worker %s)", workers,

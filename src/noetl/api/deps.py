@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -29,10 +28,11 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def allowed_hosts(token: str | None, configured: str | None = None) -> frozenset[str]:
-    """``NOETL_ALLOWED_HOSTS`` (comma-separated names or addresses, ``*`` = any); by default
+    """``configured``: ``NOETL_ALLOWED_HOSTS``, from the settings (comma-separated names or
+    addresses, ``*`` = any); by default
     the loopback names without a token, any host with one (the token is then the guard: a
     browser never sends it on its own)."""
-    text = configured if configured is not None else os.environ.get("NOETL_ALLOWED_HOSTS")
+    text = configured
     if text is None or not text.strip():
         return frozenset({"*"}) if token else LOOPBACK_NAMES
     return frozenset(h.strip().lower().strip("[]") for h in text.split(",") if h.strip())

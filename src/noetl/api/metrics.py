@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from noetl.domain.lifecycle import ExecutionStatus, JobStatus
+
 if TYPE_CHECKING:
     from noetl.store.base import Store
 
-QUEUE_STATUSES = ("queued", "waiting", "leased", "child", "done", "dead", "cancelled")
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
@@ -84,11 +85,10 @@ class Metrics:
 
         with store.read() as tx:
             counts = tx.count_executions_by_status()
-            depth = {s: tx.queue_size(s) for s in QUEUE_STATUSES}
+            depth = {str(s): tx.queue_size(s) for s in JobStatus}
             workers = workers_view(tx, with_jobs=False)["counts"]
-        from noetl.engine.records import Status
 
-        for st in Status:
+        for st in ExecutionStatus:
             self.executions.labels(status=str(st)).set(counts.get(str(st), 0))
         for qs, n in depth.items():
             self.queue.labels(status=qs).set(n)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 
 from noetl.api.deps import engine, parse_id
 from noetl.api.schemas import EventIn, RunRequest
-from noetl.engine.records import Event, Status
+from noetl.domain.lifecycle import StepStatus
+from noetl.domain.records import Event
 from noetl.errors import Conflict, NoetlError, NotFound
 
 router = APIRouter(prefix="/api", tags=["executions"])
@@ -86,8 +87,9 @@ def list_executions(request: Request, status: str | None = None, path: str | Non
     catalog_id, status, result, error, parent_execution_id, start_time, end_time, duration}],
     total, limit, offset, counts}` where `counts` is the number of executions per status
     (unfiltered)."""
-    if status is not None and status.upper() not in Status.__members__:
-        raise ValueError(f"unknown status {status!r} (one of {', '.join(Status.__members__)})")
+    # the statuses the UI lists (a step's, which include every execution status)
+    if status is not None and status.upper() not in StepStatus.__members__:
+        raise ValueError(f"unknown status {status!r} (one of {', '.join(StepStatus.__members__)})")
     parent = None
     if parent_execution_id:
         if not parent_execution_id.isdigit() or int(parent_execution_id) >= 2**63:

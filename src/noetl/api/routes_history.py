@@ -13,9 +13,6 @@ from noetl.api.schemas import RerunRequest
 from noetl.errors import NotFound
 
 router = APIRouter(prefix="/api/executions", tags=["executions"])
-# Followers re-check at least this often (a report through another server process does not
-# wake this one's waiters).
-LOG_POLL_SECONDS = {"sqlite": 0.5, "postgres": 1.0}
 
 
 @router.get("/{execution_id}/logs", summary="Step logs: stdout, stderr, logging (followable)")
@@ -46,7 +43,8 @@ def get_logs(execution_id: str, request: Request, step: str | None = None,
         left = deadline - time.monotonic()
         if items or ex.terminal or left <= 0 or _gone(request):
             break
-        eng.logs.wait(seen, min(left, LOG_POLL_SECONDS.get(eng.store.dialect, 0.5)))
+        # followers re-check at least as often as the store asks (Capabilities)
+        eng.logs.wait(seen, min(left, eng.store.capabilities.log_poll_seconds))
     return {"execution_id": str(eid), "status": str(ex.status), "items": items,
             "last_id": items[-1]["log_id"] if items else since,
             "done": ex.terminal and len(items) < limit}

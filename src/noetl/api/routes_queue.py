@@ -18,13 +18,10 @@ from noetl.api.schemas import (
     ReportBatchRequest,
     ReportRequest,
 )
-from noetl.engine.records import JobStatus, now
+from noetl.domain.lifecycle import EventType, JobStatus
+from noetl.domain.records import now
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
-# While long-polling, re-check the queue at least this often. Wake-ups (in-process, and NOTIFY
-# from other PostgreSQL servers) and the next due time (delayed retries, lease expiries) cut the
-# wait short; the re-check only covers a missed notification (SQLite has none across processes).
-POLL_SECONDS = {"sqlite": 0.5, "postgres": 2.0}
 
 
 @router.post("/lease", summary="Lease ready jobs (long-poll up to wait_seconds)")
@@ -47,7 +44,9 @@ def lease(body: LeaseRequest, request: Request) -> dict[str, Any]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return {"status": "empty", "jobs": []}
-        wait = min(remaining, POLL_SECONDS.get(eng.store.dialect, 0.5))
+        # re-check the queue at least as often as the store asks (Capabilities.poll_seconds);
+        # wake-ups and the next due time (delayed retries, lease expiries) cut the wait short
+        wait = min(remaining, eng.store.capabilities.poll_seconds)
         nxt = eng.next_wakeup()
         if nxt is not None:
             wait = min(wait, max(0.02, nxt - now() + 0.001))
@@ -75,7 +74,7 @@ def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
         return
     with st.store.read() as tx:
         for w in reruns:
-            evs = tx.get_events(int(w["execution_id"]), 0, 100000, "action_retry")
+            evs = tx.get_events(int(w["execution_id"]), 0, 100000, EventType.ACTION_RETRY)
             reason = None
             for e in reversed(evs):
                 ctx = e.context if isinstance(e.context, dict) else {}

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 
 from noetl.api.deps import engine, parse_id, state
 from noetl.api.schemas import _Body
+from noetl.domain.lifecycle import EventType
 from noetl.errors import NoetlError, NotFound
 from noetl.triggers import manage
 
@@ -181,7 +182,7 @@ def execution_trigger(execution_id: str, request: Request) -> dict[str, Any]:
     with engine(request).store.read() as tx:
         if tx.get_execution(eid) is None:
             raise NotFound(f"execution {execution_id} not found")
-        first = tx.get_events(eid, 0, 1, "execution_started")
+        first = tx.get_events(eid, 0, 1, EventType.EXECUTION_STARTED)
     ctx = first[0].context if first else None
     return {"execution_id": str(eid),
             "trigger": ctx.get("trigger") if isinstance(ctx, dict) else None}

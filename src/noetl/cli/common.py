@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
-
 class ArgsError(ValueError):
     """A malformed ``--set`` or ``--payload``."""
 
@@ -79,3 +78,23 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
 
     sys.stderr.write(f"error: {message}\n")
     return typer.Exit(code)
+
+
+def _client(server: str | None) -> Any:
+    from noetl.client import CliClient
+
+    return CliClient(server)
+
+
+def _engine(store: str | None) -> Any:
+    from noetl.engine.core import Engine
+    from noetl.store import open_store
+
+    return Engine(open_store(store))
+
+
+def _eid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise fail(f"not an execution id: {text!r}", EXIT_INVALID) from None

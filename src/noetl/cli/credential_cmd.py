@@ -15,8 +15,8 @@ from typing import Any
 
 import typer
 
+from noetl.cli.app import JsonOpt, ServerOpt, StoreOpt, app
 from noetl.cli.common import fail, print_json
-from noetl.cli.main import JsonOpt, ServerOpt, StoreOpt, app
 
 credential_app = typer.Typer(help="Manage credentials (encrypted at rest).",
                              no_args_is_help=True)

@@ -8,19 +8,9 @@ from typing import Any
 
 import typer
 
-from noetl.cli.common import build_args, exit_for, fail, print_json
+from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app
+from noetl.cli.common import _client, _eid, _engine, build_args, exit_for, fail, print_json
 from noetl.cli.follow import show as _show
-from noetl.cli.main import (
-    JsonOpt,
-    PayloadOpt,
-    ServerOpt,
-    SetOpt,
-    StoreOpt,
-    _client,
-    _eid,
-    _engine,
-    app,
-)
 
 FOLLOW_POLL = 0.25  # seconds between reads of a local store while following
 

@@ -43,5 +43,5 @@ def main() -> None:
                 sys.exit(1)
             return
     with _imports_not_collected():
-        from noetl.cli.main import app  # every other command: the Typer app
-    app()
+        from noetl.cli.main import main as typer_main  # every other command: the Typer app
+    typer_main()

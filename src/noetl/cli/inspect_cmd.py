@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from noetl.cli.common import EXIT_INVALID, fail, print_json
-from noetl.cli.main import JsonOpt, ServerOpt, StoreOpt, _client, _eid, _engine, app, catalog_app
+from noetl.cli.app import JsonOpt, ServerOpt, StoreOpt, app, catalog_app
+from noetl.cli.common import EXIT_INVALID, _client, _eid, _engine, fail, print_json
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -51,11 +51,11 @@ def executions(status: str = typer.Option(None, "--status", "-s",
                limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000),
                store: str = StoreOpt, server: str = ServerOpt, as_json: bool = JsonOpt) -> None:
     """List executions, newest first."""
-    from noetl.engine.records import Status
+    from noetl.domain.lifecycle import StepStatus  # the statuses the UI lists, as the API
 
-    if status is not None and status.upper() not in Status.__members__:
+    if status is not None and status.upper() not in StepStatus.__members__:
         raise fail(f"--status: unknown status {status!r} (one of "
-                   f"{', '.join(Status.__members__)})", EXIT_INVALID)
+                   f"{', '.join(StepStatus.__members__)})", EXIT_INVALID)
     after = since_epoch(since)
     if server:
         page = _client(server).executions(status=status, path=path, q=search, since=after,

@@ -4,33 +4,14 @@ imports the modules it needs inside its body, so a command loads only what it us
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from noetl.cli.common import (
-    EXIT_INVALID,
-    build_args,
-    fail,
-    print_json,
-)
-
-app = typer.Typer(help="NoETL: playbook orchestrator.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-catalog_app = typer.Typer(help="Register and list playbooks.", no_args_is_help=True)
-app.add_typer(catalog_app, name="catalog")
-
-StoreOpt = typer.Option(None, "--store", envvar="NOETL_STORE_URL",
-                        help="Store URL (sqlite:///PATH or postgresql://...); default "
-                             "$NOETL_HOME/noetl.db.")
-ServerOpt = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
-                         help="Talk to a NoETL server at this URL instead of opening the store.")
-SetOpt = typer.Option(None, "--set", help="Workload override key=value (repeatable; JSON values).")
-PayloadOpt = typer.Option(None, "--payload", help="Workload overrides as a JSON object (or @file).")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
+from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, catalog_app
+from noetl.cli.common import EXIT_INVALID, _client, _eid, _engine, build_args, fail, print_json
 
 
 def _load(file: Path) -> Any:
@@ -80,17 +61,6 @@ def schema() -> None:
     print_json(playbook_schema())
 
 
-def _client(server: str | None) -> Any:
-    from noetl.client import CliClient
-
-    return CliClient(server)
-
-
-def _engine(store: str | None) -> Any:
-    from noetl.engine.core import Engine
-    from noetl.store import open_store
-
-    return Engine(open_store(store))
 
 
 @catalog_app.command("register")
@@ -179,12 +149,6 @@ def _follow_server(c: Any, execution_id: str, timeout: float | None, as_json: bo
            timeout, as_json)
 
 
-def _eid(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise fail(f"not an execution id: {text!r}", EXIT_INVALID) from None
-
 
 @app.command()
 def status(execution_id: str = typer.Argument(...), store: str = StoreOpt,
@@ -229,10 +193,15 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
     Console().print(t)
 
 
+OPTIONAL = {"noetl.cli.server_cmd": ("server", "worker"), "noetl.cli.credential_cmd": ("credential",),
+            "noetl.cli.schedule_cmd": ("schedule", "hook"),
+            "noetl.cli.day2_cmd": ("logs", "rerun", "resume")}
+
+
 def _register_optional() -> None:
-    """Server, worker and credential commands live in their own modules (lazy, optional)."""
-    for mod in ("noetl.cli.server_cmd", "noetl.cli.credential_cmd", "noetl.cli.schedule_cmd",
-                "noetl.cli.day2_cmd"):
+    """Server, worker, credential, schedule, hook and day-two commands live in their own
+    modules (optional: a module that cannot be imported is left out)."""
+    for mod in OPTIONAL:
         try:
             __import__(mod)
         except ImportError:
@@ -257,5 +226,18 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 from noetl.cli import inspect_cmd  # noqa: E402,F401  (executions, cancel, catalog show/diff)
 
-if os.environ.get("NOETL_CLI_MINIMAL") != "1":
-    _register_optional()
+_register_optional()
+
+
+def main() -> None:
+    """The ``noetl`` command. With NOETL_CLI_MINIMAL=1 the optional commands (server, worker,
+    credential, schedule, hook, logs, rerun, resume) are not offered."""
+    from noetl.settings import Settings
+
+    command = typer.main.get_command(app)
+    commands = getattr(command, "commands", {})  # a group's subcommands by name
+    if Settings.from_env().cli_minimal:
+        for names in OPTIONAL.values():
+            for name in names:
+                commands.pop(name, None)
+    command()

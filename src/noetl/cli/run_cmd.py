@@ -12,7 +12,6 @@ command in :mod:`noetl.cli.main`, which then prints the usual usage or error tex
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -111,7 +110,8 @@ def fast_run(argv: list[str]) -> Callable[[], None] | None:
     except (_Refused, ArgsError):
         return None
     import noetl.local  # noqa: F401  (imported here, with the rest: entry.py freezes imports)
+    from noetl.settings import Settings
 
-    store = ns.store or os.environ.get(STORE_ENV) or None
+    store = ns.store or Settings.from_env().store_url or None  # as --store's envvar does
     return partial(run_file, ns.file, args, ns.as_json, store, ns.concurrency, ns.merge,
                    ns.timeout, ns.quiet)

@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
+from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app
 from noetl.cli.common import build_args, fail, print_json
-from noetl.cli.main import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app
 
 schedule_app = typer.Typer(help="Schedules: run playbooks by cron or interval.",
                            no_args_is_help=True)

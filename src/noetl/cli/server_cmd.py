@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from noetl.cli.main import app
+from noetl.cli.app import app
 
 server_app = typer.Typer(help="The API server.", no_args_is_help=True)
 worker_app = typer.Typer(help="Remote workers (lease jobs from a server over HTTP).",
@@ -47,20 +47,24 @@ def server_start(
     import uvicorn
 
     from noetl.api.app import create_app
-    from noetl.store import default_store_url
+    from noetl.settings import Settings
+    from noetl.store.factory import BACKENDS, backend_for
 
+    settings = Settings.from_env()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    url = store or default_store_url()
-    embedded = not url.startswith(("postgresql://", "postgres://"))
-    if workers is None:
-        workers = embedded
-    if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("NOETL_API_TOKEN"):
+    url = store or settings.default_store_url()
+    caps = backend_for(url).capabilities
+    if workers is None:  # one command runs playbooks on a store no other process shares
+        workers = not caps.multi_process
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
     if processes > 1:
-        if embedded:
-            sys.stderr.write("error: --processes needs a PostgreSQL store (SQLite has one "
-                             f"writer and no cross-process wake-ups): {url}\n")
+        if not caps.multi_process:
+            shared = " or ".join(c.name for c in (backend_for(p[0]).capabilities
+                                                  for p in BACKENDS) if c.multi_process)
+            sys.stderr.write(f"error: --processes needs a {shared} store ({caps.name} has "
+                             f"{caps.note}): {url}\n")
             raise typer.Exit(2)
         if workers:
             sys.stderr.write("error: --workers runs in one server process; with --processes "
@@ -71,7 +75,7 @@ def server_start(
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
                     workers=processes)
         return
-    app = create_app(store, workers=worker_concurrency if workers else 0)
+    app = create_app(store, workers=worker_concurrency if workers else 0, settings=settings)
     if workers:
         sys.stderr.write(f"noetl server: {worker_concurrency} worker threads in this process "
                          "(--no-workers to run none)\n")
@@ -132,10 +136,14 @@ def worker_start(
 ) -> None:
     """Lease jobs from a server and run them until SIGTERM/SIGINT; then stop leasing, finish
     running jobs (up to --grace seconds), give back any job leased meanwhile, exit 0."""
+    from noetl.settings import Settings
+    from noetl.templates import configure
     from noetl.worker.http_backend import HttpBackend
     from noetl.worker.pool import WorkerPool
     from noetl.worker.supervisor import signal_ready
 
+    settings = Settings.from_env()
+    configure(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if supervise or processes > 1:
@@ -145,7 +153,7 @@ def worker_start(
             *(["--server", server] if server else []),
             *(["--lease-seconds", str(lease_seconds)] if lease_seconds else [])]))
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
-                          max_connections=concurrency + 8)
+                          max_connections=concurrency + 8, settings=settings)
     _probe(backend)
     pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id,
                       meta={"server": backend.client.server_url})

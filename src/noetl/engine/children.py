@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, move
+from noetl.domain.records import Job, StepRow, exc_info, now
 from noetl.dsl.loader import build_playbook, parse_playbook
 from noetl.engine.executions import create_execution
-from noetl.engine.records import Job, JobStatus, Status, StepRow, now
+from noetl.engine.scope import item_context, step_args
 from noetl.errors import NoetlError
 from noetl.ids import new_id
 from noetl.plan import PlanStep, compile_plan
 from noetl.templates import render, tool_context
 
 if TYPE_CHECKING:
-    from noetl.engine.session import Session
+    from noetl.engine.unit import Unit
 
 
-def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | None,
+def _target(session: Unit, ps: PlanStep, args: dict[str, Any], index: int | None,
             item_ctx: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The child's config and workload args. ``args``: the step's incoming edge args, or for a
     loop item the loop step's rendered args (bare names in the item's templates)."""
-    from noetl.engine.loops import item_context, step_args
-
     where = f"step '{ps.name}'" + (f" item {index}" if index is not None else "")
     if index is None:
         action = ps.action
@@ -41,17 +41,17 @@ def _target(session: Session, ps: PlanStep, args: dict[str, Any], index: int | N
     return cfg, child_args
 
 
-def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any],
+def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
                 index: int | None, item_ctx: dict[str, Any] | None,
                 job: Job | None = None) -> None:
-    kind = "item" if index is not None else "step"
+    kind = JobKind.ITEM if index is not None else JobKind.STEP
     if job is None:
         job = Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
                   kind=kind, index=index, payload={"args": args, **(item_ctx or {})},
                   status=JobStatus.CHILD, available_at=now())
         session.jobs.append(job)
     else:
-        job.status = JobStatus.CHILD
+        move(job, JobStatus.CHILD)
         session.update_job(job)
     try:
         cfg, child_args = _target(session, ps, args, index, item_ctx)
@@ -76,19 +76,16 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
             plan = compile_plan(build_playbook(entry.payload, entry.path))
             catalog_id, ver = entry.catalog_id, str(entry.version)
     except NoetlError as exc:
-        job.status = JobStatus.DEAD
+        move(job, JobStatus.DEAD)
         session.update_job(job)
-        from noetl.engine.session import exc_info
-
         session.step_failed(ps, exc_info(exc, step=ps.name), 0)
         return
-    from noetl.engine.session import Session
-
     child = create_execution(tx, plan, child_args, merge=True, catalog_id=catalog_id,
                              version=ver, parent_execution_id=session.eid,
-                             parent_job_id=job.queue_id, return_step=cfg.get("return_step"))
+                             parent_job_id=job.queue_id, return_step=cfg.get("return_step"),
+                             env_names=session.settings.template_env)
     job.payload["child"] = str(child.execution_id)
-    cs = Session(tx, child, plan)
+    cs = session.open(child, plan)
     cs.fresh = True
     cs.parent_session = session
     cs.begin()
@@ -97,14 +94,14 @@ def start_child(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]
         _apply_child_outcome(session, job, cs)
 
 
-def start_child_for_job(session: Session, ps: PlanStep, r: StepRow, job: Job) -> None:
+def start_child_for_job(session: Unit, ps: PlanStep, r: StepRow, job: Job) -> None:
     start_child(session, ps, r, job.payload.get("args") or {}, job.index,
                 {"item": job.payload.get("item")}, job=job)
 
 
-def child_outcome(cs: Session) -> dict[str, Any]:
+def child_outcome(cs: Unit) -> dict[str, Any]:
     ex = cs.ex
-    if ex.status == Status.COMPLETED:
+    if ex.status == ExecutionStatus.COMPLETED:
         rs = ex.state.get("return_step")
         data = cs.results({rs}).get(rs) if rs else ex.result
         return {"data": data, "envelope": {"status": "success", "data": data,
@@ -117,24 +114,24 @@ def child_outcome(cs: Session) -> dict[str, Any]:
         "envelope": {"status": "error", "meta": {"child_execution_id": str(ex.execution_id)}}}
 
 
-def _save_of(parent: Session, job: Job) -> dict[str, Any] | None:
+def _save_of(parent: Unit, job: Job) -> dict[str, Any] | None:
     ps = parent.plan.step(job.step)
-    if job.kind == "item":
+    if job.kind == JobKind.ITEM:
         save = (ps.task or {}).get("save")
         return save if isinstance(save, dict) else None
     return ps.save
 
 
-def _apply_child_outcome(parent: Session, job: Job, cs: Session) -> None:
+def _apply_child_outcome(parent: Unit, job: Job, cs: Unit) -> None:
     outcome = child_outcome(cs)
     job.attempts = max(job.attempts, 1)
-    if cs.ex.status != Status.COMPLETED:
+    if cs.ex.status != ExecutionStatus.COMPLETED:
         parent.job_failed(job, outcome)
         return
     if _save_of(parent, job) is not None:
         # the step's save runs on a worker like any other: queue the job with the child's
         # result as its output; its report completes the step (or the loop item)
-        job.status = JobStatus.QUEUED
+        move(job, JobStatus.QUEUED)
         job.available_at = now()
         job.attempts = 0
         job.payload["preset"] = outcome["data"]
@@ -144,19 +141,17 @@ def _apply_child_outcome(parent: Session, job: Job, cs: Session) -> None:
     parent.job_succeeded(job, outcome)
 
 
-def notify_parent(cs: Session) -> None:
+def notify_parent(cs: Unit) -> None:
     ex = cs.ex
     if ex.parent_job_id is None or ex.parent_execution_id is None:
         return
     if cs.parent_session is not None:
         return  # the parent session started (or is cancelling) this child and handles it
-    from noetl.engine.session import Session
-
     tx = cs.tx
     pex = tx.get_execution(ex.parent_execution_id, lock=True)
     job = tx.get_job(ex.parent_job_id, lock=True)
     if pex is None or job is None or job.status != JobStatus.CHILD:
         return
-    parent = Session(tx, pex)
+    parent = cs.open(pex)
     _apply_child_outcome(parent, job, cs)
     cs.after.append(parent)

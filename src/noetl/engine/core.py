@@ -5,53 +5,60 @@ Used in-process by the embedded runner and by the API server on behalf of remote
 
 from __future__ import annotations
 
-import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from noetl.domain.lifecycle import JobKind, JobStatus, move
+from noetl.domain.records import CatalogEntry, ExecutionRow, error_info, now
 from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
+from noetl.engine import events
 from noetl.engine.executions import create_execution
 from noetl.engine.expiry import fail_expired, note_expiry, reap
 from noetl.engine.logs import LogWaiters, record_logs
 from noetl.engine.plans import catalog_plan, plan_for
-from noetl.engine.records import CatalogEntry, ExecutionRow, JobStatus, Status, now
-from noetl.engine.session import Session, error_info, session_tree
+from noetl.engine.session import Session
 from noetl.engine.status import describe
+from noetl.engine.unit import Unit, session_tree
+from noetl.engine.unprocessable import describe_error, fail_unprocessable, processing_error
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NoetlError, NotFound, PlaybookError, Problem
-from noetl.plan import compile_plan
+from noetl.plan import Plan, compile_plan
+from noetl.settings import Settings
 from noetl.store.base import Store, Tx
 
 T = TypeVar("T")
-DEFAULT_LEASE_SECONDS = float(os.environ.get("NOETL_LEASE_SECONDS", "5"))
-MAX_LEASE_EXPIRIES = int(os.environ.get("NOETL_MAX_LEASE_EXPIRIES", "3"))
 
 
 class Engine:
-    def __init__(self, store: Store, lease_seconds: float = DEFAULT_LEASE_SECONDS):
+    def __init__(self, store: Store, lease_seconds: float | None = None,
+                 settings: Settings | None = None):
         self.store = store
-        self.lease_seconds = lease_seconds
+        self.settings = settings or store.settings
+        self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.listeners: list[Callable[[set[int]], None]] = []
         self.logs = LogWaiters()  # readers following step logs (GET .../logs?wait=)
 
     # -- plumbing ----------------------------------------------------------------------------
+    def session(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None) -> Session:
+        """The rules applied to ``ex`` inside ``tx``, with this engine's settings."""
+        return Session(tx, ex, plan, self.settings)
+
     def _tx(self, fn: Callable[[Tx], T]) -> T:
-        retry = getattr(self.store, "retryable", None)
         for attempt in range(20):
             try:
                 with self.store.transaction() as tx:
                     return fn(tx)
             except Exception as exc:
-                if retry is None or not retry(exc) or attempt == 19:
+                if not self.store.retryable(exc) or attempt == 19:
                     raise
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # jittered backoff
         raise AssertionError("unreachable")
 
-    def _after(self, sessions: list[Session]) -> None:
+    def _after(self, sessions: Sequence[Unit]) -> None:
         """After a commit: wake idle workers if jobs became ready; tell listeners which
         executions just ended."""
         if any(s.wake for s in sessions):
@@ -91,8 +98,6 @@ class Engine:
         try:
             ex = self._tx(go)
         except Exception as exc:
-            from noetl.engine.unprocessable import describe_error, processing_error
-
             if not processing_error(exc) or isinstance(exc, NoetlError):
                 raise
             raise PlaybookError(path or (playbook.path if playbook else "<playbook>"), [
@@ -127,8 +132,9 @@ class Engine:
             cat_id, ver = entry.catalog_id, str(entry.version)
             plan = catalog_plan(entry)
         ex = create_execution(tx, plan, plain(args) if args else None, merge=merge,
-                              catalog_id=cat_id, version=ver)
-        s = Session(tx, ex, plan)
+                              catalog_id=cat_id, version=ver,
+                              env_names=self.settings.template_env)
+        s = self.session(tx, ex, plan)
         s.fresh = True
         inputs: dict[str, Any] = {"args": plain(args) if args else None, "merge": merge}
         if trigger:
@@ -145,7 +151,7 @@ class Engine:
             ex = tx.get_execution(execution_id, lock=True)
             if ex is None:
                 raise NotFound(f"execution {execution_id} not found")
-            s = Session(tx, ex)
+            s = self.session(tx, ex)
             s.cancel_execution()
             s.flush()
             holder.append(s)
@@ -176,22 +182,22 @@ class Engine:
                 execs[job.execution_id] = tx.get_execution(job.execution_id)
             ex = execs[job.execution_id]
             if ex is None or ex.terminal:
-                job.status = JobStatus.CANCELLED
+                move(job, JobStatus.CANCELLED)
                 tx.update_job(job)
                 continue
             plan = plan_for(tx, ex)
             ps = plan.step(job.step)
-            s = Session(tx, ex, plan)
+            s = self.session(tx, ex, plan)
             if prev == JobStatus.LEASED:  # expired before the reaper saw it
                 n = note_expiry(s, job, ps.type, job.attempts - 1)
                 # failing the step needs the execution's row: take it only if free at once
                 # (this transaction holds queue rows and event locks; waiting here could close
                 # a cycle with a report of this very job), else run the job once more
                 lock = tx.try_lock_execution(job.execution_id) \
-                    if n > MAX_LEASE_EXPIRIES else None
+                    if n > self.settings.max_lease_expiries else None
                 if lock is not None:
                     retry_events = s.events
-                    s = Session(tx, lock, plan)
+                    s = self.session(tx, lock, plan)
                     s.events = retry_events
                     fail_expired(s, job, n)
                     s.flush()
@@ -199,13 +205,11 @@ class Engine:
                     expired.append(s)
                     continue
                 tx.update_job(job)
-            s.emit("action_started", "RUNNING", job.step, ps.type, attempt=job.attempts,
-                   current_index=job.index, worker_id=worker_id,
-                   context={"attempt": job.attempts, "worker_id": worker_id})
+            s.emit(events.action_started(s.eid, job, ps.type, worker_id))
             works.append(build_work(tx, ex, plan, job))
             with tx.batch():
                 tx.add_events(s.events)
-                if job.kind != "save":  # a loop is RUNNING once its first item is
+                if job.kind != JobKind.SAVE:  # a loop is RUNNING once its first item is
                     tx.mark_step_running(job.execution_id, job.step)
         return works
 
@@ -240,8 +244,6 @@ class Engine:
         try:
             res = self._tx(go)
         except Exception as exc:
-            from noetl.engine.unprocessable import fail_unprocessable, processing_error
-
             if not processing_error(exc):
                 raise
             return fail_unprocessable(self, job_id, worker_id, outcome, exc), []
@@ -336,7 +338,7 @@ class Engine:
                 if ex is not None:
                     job.payload["late_report"] = rid or True
                     tx.update_job(job)
-                    s = Session(tx, ex)
+                    s = self.session(tx, ex)
                     s.record_late(job, outcome)
                     tx.add_events(s.events)
                     record_logs(tx, job, worker_id, outcome.get("logs"))
@@ -348,7 +350,7 @@ class Engine:
             raise _Refused("not_found", NotFound(f"execution {job.execution_id} not found"))
         if rid:
             job.payload["report_id"] = rid
-        s = Session(tx, ex)
+        s = self.session(tx, ex)
         if outcome.get("status") == "ok":
             s.job_succeeded(job, outcome)
         else:
@@ -393,7 +395,7 @@ class Engine:
             job = tx.get_job(job_id, lock=True)
             if job is None or job.status != JobStatus.LEASED or job.worker_id != worker_id:
                 raise Conflict(f"job {job_id} is not leased by {worker_id}")
-            job.status = JobStatus.QUEUED
+            move(job, JobStatus.QUEUED)
             job.attempts = max(0, job.attempts - 1)
             job.worker_id = None
             job.lease_until = None
@@ -425,7 +427,7 @@ class Engine:
             return tx.next_available_at()
 
 
-__all__ = ["Engine", "Status", "error_info"]
+__all__ = ["Engine", "error_info"]
 
 
 class _Refused(Exception):

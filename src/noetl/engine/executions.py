@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import uuid as _uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import ExecutionRow, Status, now
+from noetl.domain.lifecycle import ExecutionStatus
+from noetl.domain.records import ExecutionRow, now
 from noetl.errors import TemplateError
 from noetl.ids import new_id
 from noetl.plan import Plan
@@ -26,16 +28,17 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render_workload(workload: dict[str, Any], execution_id: int) -> dict[str, Any]:
+def render_workload(workload: dict[str, Any], execution_id: int,
+                    env_names: Iterable[str] = ()) -> dict[str, Any]:
     """A playbook's own workload with its templates rendered, once, as the execution starts.
 
     Templates see ``execution_id``, ``job`` (``{uuid, execution_id}``), ``env`` (only the
-    variables NOETL_TEMPLATE_ENV allows) and ``workload`` (the keys before this one, rendered,
+    variables ``env_names``, NOETL_TEMPLATE_ENV, allows) and ``workload`` (the keys before this one, rendered,
     and the plain values). Raises TemplateError naming ``workload.<key>``."""
     if not has_template(workload):
         return workload
     job = {"uuid": str(_uuid.uuid4()), "execution_id": str(execution_id)}
-    env = allowed_env()
+    env = allowed_env(env_names)
     done = {k: v for k, v in workload.items() if not has_template(v)}
     out: dict[str, Any] = {}
     for k, v in workload.items():
@@ -49,10 +52,10 @@ def render_workload(workload: dict[str, Any], execution_id: int) -> dict[str, An
 
 
 def merged_workload(plan: Plan, args: dict[str, Any] | None, merge: bool,
-                    execution_id: int = 0) -> dict[str, Any]:
+                    execution_id: int = 0, env_names: Iterable[str] = ()) -> dict[str, Any]:
     """The playbook's workload (templates rendered) with the caller's args over it. The
     caller's values are data: they are never rendered."""
-    workload = render_workload(copy.deepcopy(plan.workload), execution_id)
+    workload = render_workload(copy.deepcopy(plan.workload), execution_id, env_names)
     if not args:
         return workload
     if merge:
@@ -63,20 +66,21 @@ def merged_workload(plan: Plan, args: dict[str, Any] | None, merge: bool,
 def create_execution(tx: Tx, plan: Plan, args: dict[str, Any] | None = None, merge: bool = False,
                      catalog_id: int | None = None, version: str | None = None,
                      parent_execution_id: int | None = None, parent_job_id: int | None = None,
-                     return_step: str | None = None) -> ExecutionRow:
+                     return_step: str | None = None,
+                     env_names: Iterable[str] = ()) -> ExecutionRow:
     state: dict[str, Any] = {"active": {}, "joins": []}
     if return_step:
         state["return_step"] = return_step
     eid = new_id()
     try:
-        workload = merged_workload(plan, args, merge, eid)
+        workload = merged_workload(plan, args, merge, eid, env_names)
     except TemplateError as exc:  # the execution starts and fails at once, saying why
         workload = {**copy.deepcopy(plan.workload), **copy.deepcopy(args or {})}
         state["start_error"] = {"message": str(exc), "type": "TemplateError",
                                 "traceback": None, "step": None}
     ex = ExecutionRow(
         execution_id=eid, path=plan.path,
-        version=version if version is not None else plan.version, status=Status.PENDING,
+        version=version if version is not None else plan.version, status=ExecutionStatus.PENDING,
         playbook=plan.raw, workload=workload, catalog_id=catalog_id,
         parent_execution_id=parent_execution_id, parent_job_id=parent_job_id, state=state,
         created_at=now())

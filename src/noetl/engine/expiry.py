@@ -17,20 +17,37 @@ import functools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from noetl.engine.records import Job, JobStatus, now
+from noetl.domain.lifecycle import JobStatus, move
+from noetl.domain.records import ExecutionRow, Job, now
+from noetl.engine import events
+from noetl.engine.workers import prune
 
 if TYPE_CHECKING:
-    from noetl.engine.core import Engine
-    from noetl.engine.session import Session
-    from noetl.store.base import Tx
+    from noetl.engine.unit import Unit
+    from noetl.settings import Settings
+    from noetl.store.base import Store, Tx
+
+T = TypeVar("T")
 
 log = logging.getLogger("noetl.engine.reaper")
 REAP_BATCH = 100
 
 
-def note_expiry(s: Session, job: Job, node_type: str | None, lost_attempt: int,
+class Reaps(Protocol):
+    """What the reaper needs of :class:`noetl.engine.core.Engine`."""
+
+    store: Store
+    settings: Settings
+
+    def _tx(self, fn: Callable[[Tx], T]) -> T: ...
+    def _after(self, sessions: Sequence[Unit]) -> None: ...
+    def session(self, tx: Tx, ex: ExecutionRow) -> Unit: ...
+
+
+def note_expiry(s: Unit, job: Job, node_type: str | None, lost_attempt: int,
                 lost_worker: str | None = None) -> int:
     """Record that ``job``'s lease expired during attempt ``lost_attempt``; return how many
     times its lease has expired so far."""
@@ -40,18 +57,17 @@ def note_expiry(s: Session, job: Job, node_type: str | None, lost_attempt: int,
                            "lease_expiries": n}
     if lost_worker:
         ctx["worker_id"] = lost_worker
-    s.emit("action_retry", "RUNNING", job.step, node_type, attempt=lost_attempt,
-           current_index=job.index, context=ctx)
+    s.emit(events.action_retry(s.eid, job, node_type, lost_attempt, ctx))
     return n
 
 
-def fail_expired(s: Session, job: Job, n: int) -> None:
+def fail_expired(s: Unit, job: Job, n: int) -> None:
     s.job_failed(job, {"final": True, "error": {
         "message": f"worker died while running this step (its lease expired {n} times)",
         "type": "LeaseExpired"}})
 
 
-def reap(engine: Engine, limit: int = REAP_BATCH) -> int:
+def reap(engine: Reaps, limit: int = REAP_BATCH) -> int:
     """Re-queue (or, past the limit, fail) every job whose lease has run out; one transaction
     per job, each locking the execution row, then the job row (the order everywhere), and
     checking again under the lock. Returns how many jobs it took back."""
@@ -59,17 +75,14 @@ def reap(engine: Engine, limit: int = REAP_BATCH) -> int:
         ids = tx.expired_leases(now(), limit)
     done = 0
     for qid in ids:
-        holder: list[Session] = []
-        if engine._tx(functools.partial(_reap_one, queue_id=qid, holder=holder)):
+        holder: list[Unit] = []
+        if engine._tx(functools.partial(_reap_one, engine=engine, queue_id=qid, holder=holder)):
             done += 1
             engine._after(holder)  # wake workers: the job is ready again
     return done
 
 
-def _reap_one(tx: Tx, queue_id: int, holder: list[Session]) -> bool:
-    from noetl.engine.core import MAX_LEASE_EXPIRIES
-    from noetl.engine.session import Session
-
+def _reap_one(tx: Tx, engine: Reaps, queue_id: int, holder: list[Unit]) -> bool:
     holder.clear()
     got = tx.lock_job(queue_id)
     if got is None:
@@ -79,24 +92,25 @@ def _reap_one(tx: Tx, queue_id: int, holder: list[Session]) -> bool:
     if job.status != JobStatus.LEASED or job.lease_until is None or job.lease_until >= t:
         return False  # reported, extended or re-leased meanwhile
     if ex is None or ex.terminal:
-        job.status = JobStatus.CANCELLED
+        move(job, JobStatus.CANCELLED)
         job.lease_until = None
         tx.update_job(job)
         return True
-    s = Session(tx, ex)
+    s = engine.session(tx, ex)
     ps = s.plan.step(job.step)
     n = note_expiry(s, job, ps.type, job.attempts, job.worker_id)
-    if n > MAX_LEASE_EXPIRIES:
+    limit = engine.settings.max_lease_expiries
+    if n > limit:
         fail_expired(s, job, n)
     else:
         # ready at once; worker_id and lease_until stay: who lost it, and when
-        job.status = JobStatus.QUEUED
+        move(job, JobStatus.QUEUED)
         job.available_at = t
         s.update_job(job)
     s.flush()
     holder.append(s)
     log.info("job %s (%s step %s): lease of %s expired; %s", queue_id, ex.execution_id,
-             job.step, job.worker_id, "step failed" if n > MAX_LEASE_EXPIRIES else "re-queued")
+             job.step, job.worker_id, "step failed" if n > limit else "re-queued")
     return True
 
 
@@ -104,7 +118,7 @@ class Reaper:
     """A daemon thread: reap expired leases as they fall due (it sleeps until the earliest
     lease ends, at most ``max_wait`` seconds), and forget long-gone workers now and then."""
 
-    def __init__(self, engine: Engine, max_wait: float = 1.0, prune_every: float = 300.0):
+    def __init__(self, engine: Reaps, max_wait: float = 1.0, prune_every: float = 300.0):
         self.engine = engine
         self.max_wait = max_wait
         self.prune_every = prune_every
@@ -123,8 +137,6 @@ class Reaper:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        from noetl.engine.workers import prune
-
         pruned = time.monotonic()
         while not self._stop.is_set():
             wait = self.max_wait

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import ExecutionRow, now
+from noetl.domain.records import ExecutionRow, now
 from noetl.engine.workers import ALIVE, liveness, state_of
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import Job
+from noetl.domain.records import Job
 
 if TYPE_CHECKING:
     from noetl.store.base import Tx

@@ -10,14 +10,17 @@ import ast
 import json
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import Job, JobStatus, StepRow, now
-from noetl.errors import NoetlError, TemplateError
+from noetl.domain.lifecycle import JobKind, JobStatus
+from noetl.domain.records import Job, StepRow, now
+from noetl.engine.children import start_child, start_child_for_job
+from noetl.engine.scope import step_args
+from noetl.errors import NoetlError
 from noetl.ids import new_id
 from noetl.plan import PlanStep
-from noetl.templates import evaluate, render, tool_context, with_names
+from noetl.templates import evaluate, render, tool_context
 
 if TYPE_CHECKING:
-    from noetl.engine.session import Session
+    from noetl.engine.unit import Unit
 
 DEFAULT_ASYNC_CONCURRENCY = 16
 
@@ -49,7 +52,7 @@ def _as_list(value: Any, element: str) -> list[Any]:
     return [value]
 
 
-def collection(session: Session, ps: PlanStep, args: dict[str, Any]) -> tuple[list[Any], str]:
+def collection(session: Unit, ps: PlanStep, args: dict[str, Any]) -> tuple[list[Any], str]:
     action = ps.action
     element = str(action.get("element") or action.get("iterator") or "item")
     where = f"step '{ps.name}'"
@@ -94,26 +97,7 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     return (2, str(v))
 
 
-def step_args(session: Session, ps: PlanStep, edge_args: dict[str, Any]) -> dict[str, Any]:
-    """An engine-run step's (loop, sub-playbook) own args, rendered with the incoming edge's
-    values as bare names; the edge's values win (as for steps a worker runs)."""
-    raw = dict(ps.args)
-    whole = raw.pop("__whole__", None)
-    if not raw and whole is None:
-        return dict(edge_args)
-    ctx = with_names(session.ctx(ps.refs), edge_args)
-    where = f"step '{ps.name}' → args"
-    base: dict[str, Any] = {}
-    if whole is not None:
-        value = render(whole, ctx, where)
-        if not isinstance(value, dict):
-            raise TemplateError(f"{where}: {whole!r} rendered to {type(value).__name__}, "
-                                "not a mapping")
-        base = value
-    return {**base, **render(raw, ctx, where), **edge_args}
-
-
-def start_loop(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any]) -> None:
+def start_loop(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any]) -> None:
     args = step_args(session, ps, args)
     items, element = collection(session, ps, args)
     mode = str(ps.action.get("mode") or "sequential").lower()
@@ -133,27 +117,27 @@ def start_loop(session: Session, ps: PlanStep, r: StepRow, args: dict[str, Any])
     max_attempts = ps.item_retry.max_attempts if ps.item_retry else 1
     task = ps.task or {}
     if task.get("type") == "playbook":
-        from noetl.engine.children import start_child
-
         for i, item in enumerate(items[:conc]):
             start_child(session, ps, r, args, index=i, item_ctx={"item": item})
         if len(items) > conc:
             session.jobs.extend(
                 Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
-                    kind="item", index=i, payload={"item": item, "args": args, "child": True},
+                    kind=JobKind.ITEM, index=i,
+                    payload={"item": item, "args": args, "child": True},
                     status=JobStatus.WAITING, max_attempts=max_attempts, available_at=t)
                 for i, item in enumerate(items) if i >= conc)
         return
     info = {"element": element, "total": len(items)}  # what item_context needs
     session.jobs.extend(
-        Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs, kind="item",
+        Job(queue_id=new_id(), execution_id=session.eid, step=ps.name, run=r.runs,
+            kind=JobKind.ITEM,
             index=i, payload={"item": item, "args": args, "loop": info},
             status=JobStatus.QUEUED if i < conc else JobStatus.WAITING,
             max_attempts=max_attempts, available_at=t)
         for i, item in enumerate(items))
 
 
-def item_done(session: Session, ps: PlanStep, job: Job) -> None:
+def item_done(session: Unit, ps: PlanStep, job: Job) -> None:
     r = session.row(ps.name)
     loop = r.loop
     session.tx.update_job(job)  # its result must be visible to item_results below
@@ -165,8 +149,6 @@ def item_done(session: Session, ps: PlanStep, job: Job) -> None:
     if loop["done"] < loop["total"]:
         for nxt in session.tx.release_waiting(session.eid, ps.name, job.run, 1):
             if nxt.payload.get("child"):
-                from noetl.engine.children import start_child_for_job
-
                 session.wake = True
                 session.ready += 1
                 start_child_for_job(session, ps, r, nxt)
@@ -176,34 +158,14 @@ def item_done(session: Session, ps: PlanStep, job: Job) -> None:
     results = session.tx.item_results(session.eid, ps.name, job.run)
     if ps.save:
         session.jobs.append(Job(queue_id=new_id(), execution_id=session.eid, step=ps.name,
-                                run=job.run, kind="save", payload={"preset": results},
+                                run=job.run, kind=JobKind.SAVE, payload={"preset": results},
                                 available_at=now()))
         return
     session.step_done(ps, job.run, results, {"status": "success", "data": results}, job.attempts)
 
 
-def abort_loop(session: Session, ps: PlanStep, r: StepRow) -> None:
+def abort_loop(session: Unit, ps: PlanStep, r: StepRow) -> None:
     if r.loop is not None:
         r.loop["failed"] = True
         session.touch(r)
     session.tx.cancel_step_jobs(session.eid, ps.name, r.runs)
-
-
-def item_context(ps: PlanStep, index: int | None, item: Any,
-                 loop: dict[str, Any] | None) -> dict[str, Any]:
-    """The names one loop item's templates and code see: the element, ``_loop``, etc."""
-    element = (loop or {}).get("element") or str(ps.action.get("element") or "item")
-    total = (loop or {}).get("total")
-    idx = index or 0
-    ctx: dict[str, Any] = {
-        "value": item,  # NoETL's other name for the element (the element's own name wins)
-        element: item,
-        "_loop": {"index": idx, "current_index": idx, "item": item, "count": total, "size": total},
-        ps.name: {"result_index": idx, "index": idx},
-        "loop": {"index": idx, "item": item, "count": total},
-    }
-    if ps.action.get("enumerate"):
-        ctx["index"] = idx
-    if ps.action.get("chunk"):
-        ctx["batch"] = item
-    return ctx

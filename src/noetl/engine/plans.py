@@ -6,8 +6,8 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from noetl.domain.records import CatalogEntry, ExecutionRow
 from noetl.dsl.loader import build_playbook, parse_playbook
-from noetl.engine.records import CatalogEntry, ExecutionRow
 from noetl.errors import NotFound
 from noetl.plan import Plan, compile_plan, plan_from_raw
 

@@ -28,18 +28,19 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.executions import create_execution, deep_merge
-from noetl.engine.loops import step_args
-from noetl.engine.plans import plan_for
-from noetl.engine.records import (
-    TERMINAL,
-    ExecutionRow,
-    Job,
+from noetl.domain.lifecycle import (
+    EXECUTION_ENDED,
+    ExecutionStatus,
+    JobKind,
     JobStatus,
-    Status,
-    StepRow,
-    now,
+    StepStatus,
+    move,
 )
+from noetl.domain.records import ExecutionRow, Job, StepRow, now
+from noetl.engine import events
+from noetl.engine.executions import create_execution, deep_merge
+from noetl.engine.plans import plan_for
+from noetl.engine.scope import step_args
 from noetl.engine.session import Session
 from noetl.errors import Conflict, NotFound
 from noetl.ids import new_id
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from noetl.engine.core import Engine
     from noetl.store.base import Tx
 
-RESUMABLE = frozenset({Status.FAILED, Status.CANCELLED})
+RESUMABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
 
 
 def _combine(base: dict[str, Any] | None, overrides: dict[str, Any] | None,
@@ -90,8 +91,9 @@ def rerun(engine: Engine, execution_id: int, overrides: dict[str, Any] | None = 
         inputs = inputs_of(tx, old)
         args = _combine(inputs["args"] if inputs["recorded"] else old.workload, overrides, merge)
         ex = create_execution(tx, plan, args or None, merge=inputs["merge"],
-                              catalog_id=old.catalog_id, version=old.version)
-        s = Session(tx, ex, plan)
+                              catalog_id=old.catalog_id, version=old.version,
+                              env_names=engine.settings.template_env)
+        s = engine.session(tx, ex, plan)
         s.fresh = True
         s.begin({"args": args or None, "merge": inputs["merge"], "rerun_of": str(execution_id),
                  "overrides": overrides or None})
@@ -110,7 +112,7 @@ def resume(engine: Engine, execution_id: int, overrides: dict[str, Any] | None =
     def go(tx: Tx, holder: list[Session]) -> ExecutionRow:
         old = _source(tx, execution_id)
         if old.status not in RESUMABLE:
-            what = "is still " + str(old.status) if old.status not in TERMINAL \
+            what = "is still " + str(old.status) if old.status not in EXECUTION_ENDED \
                 else "completed: there is nothing to resume (re-run it instead)"
             raise Conflict(f"execution {execution_id} {what}; only a FAILED or CANCELLED "
                            "execution can be resumed")
@@ -118,16 +120,17 @@ def resume(engine: Engine, execution_id: int, overrides: dict[str, Any] | None =
         rows = tx.get_steps(execution_id)
         frontier = _frontier(old, rows, plan.steps)
         kept = {n: r for n, r in rows.items() if n not in frontier
-                and (r.status == Status.COMPLETED or r.status == Status.FAILED)}
+                and (r.status == StepStatus.COMPLETED or r.status == StepStatus.FAILED)}
         if not frontier and kept:
             raise Conflict(f"execution {execution_id}: no step to resume from (none failed or "
                            "was cancelled); re-run it instead")
         args = _combine(old.workload, overrides, merge)
-        ex = create_execution(tx, plan, args, catalog_id=old.catalog_id, version=old.version)
+        ex = create_execution(tx, plan, args, catalog_id=old.catalog_id, version=old.version,
+                              env_names=engine.settings.template_env)
         ex.state.pop("start_error", None)  # every workload key is given: nothing is rendered
-        s = Session(tx, ex, plan)
+        s = engine.session(tx, ex, plan)
         s.fresh = True
-        reused = [n for n in plan.order if n in kept and kept[n].status == Status.COMPLETED]
+        reused = [n for n in plan.order if n in kept and kept[n].status == StepStatus.COMPLETED]
         inputs = {"args": args, "merge": False, "resumed_from": str(execution_id),
                   "overrides": overrides or None, "reused": reused}
         if not kept:  # nothing finished: start from the beginning
@@ -159,7 +162,7 @@ def _run(engine: Engine, go: Callable[[Tx, list[Session]], ExecutionRow]) -> Exe
 def _frontier(old: ExecutionRow, rows: dict[str, StepRow], steps: dict[str, Any]) -> list[str]:
     """The steps to run again: those in flight when it ended, and the one whose failure ended
     it (in plan order)."""
-    names = {n for n, r in rows.items() if r.status == Status.CANCELLED}
+    names = {n for n, r in rows.items() if r.status == StepStatus.CANCELLED}
     err = old.error if isinstance(old.error, dict) else {}
     if err.get("step") in steps:
         names.add(str(err["step"]))
@@ -196,10 +199,7 @@ def _resume_in(s: Session, old: ExecutionRow, rows: dict[str, StepRow],
         new.arrivals = None
         s.rows[name] = new
         s.touch(new)
-        s.emit("step_reused", str(r.status), name, s.plan.step(name).type,
-               result=r.result if r.has_result else None, attempt=r.attempts or None,
-               context={"from_execution_id": src, "status": str(r.status), "runs": r.runs,
-                        "attempts": r.attempts, "error": r.error})
+        s.emit(events.step_reused(s.eid, s.plan.step(name).type, r, src))
     st = s.ex.state
     if old.state.get("last") in kept:
         st["last"] = old.state["last"]
@@ -225,7 +225,7 @@ def _resume_loop(s: Session, ps: PlanStep, old_row: StepRow | None,
     if old_row is None or not old_row.loop or (ps.task or {}).get("type") == "playbook":
         return False
     jobs = [j for j in s.tx.run_jobs(int(old_row.execution_id), ps.name, old_row.runs)
-            if j.kind == "item"]
+            if j.kind == JobKind.ITEM]
     done = {j.index: j for j in jobs if j.status == JobStatus.DONE}
     if not done:
         return False
@@ -234,12 +234,12 @@ def _resume_loop(s: Session, ps: PlanStep, old_row: StepRow | None,
     r.runs += 1
     r.input = edge_args or None
     r.started_at = now()
-    r.status = Status.QUEUED
+    move(r, StepStatus.QUEUED)
     r.active += 1
     s.active_inc(ps.name)
     s.touch(r)
-    s.emit("step_started", "RUNNING", ps.name, ps.type,
-           context={"args": edge_args or None, "run": r.runs, "reused_items": len(done)})
+    s.emit(events.step_started(s.eid, ps.name, ps.type, edge_args or None, r.runs,
+                               reused_items=len(done)))
     args = step_args(s, ps, edge_args)
     conc = int(loop.get("concurrency") or 1)
     element = loop.get("element") or "item"
@@ -251,23 +251,25 @@ def _resume_loop(s: Session, ps: PlanStep, old_row: StepRow | None,
     queued = 0
     for old in sorted(jobs, key=lambda j: j.index or 0):
         item = old.payload.get("item")
-        job = Job(queue_id=new_id(), execution_id=s.eid, step=ps.name, run=r.runs, kind="item",
-                  index=old.index, payload={"item": item, "args": args, "loop": info},
+        reused_job = old.index in done
+        job = Job(queue_id=new_id(), execution_id=s.eid, step=ps.name, run=r.runs,
+                  kind=JobKind.ITEM, index=old.index,
+                  payload={"item": item, "args": args, "loop": info},
+                  status=JobStatus.DONE if reused_job
+                  else JobStatus.QUEUED if queued < conc else JobStatus.WAITING,
                   max_attempts=max_attempts, available_at=t)
-        if old.index in done:
-            job.status = JobStatus.DONE
+        if reused_job:  # created done: the old run's item, its result kept
             job.result = old.result
             job.attempts = old.attempts
             job.payload["reused_from"] = str(old.execution_id)
         else:
-            job.status = JobStatus.QUEUED if queued < conc else JobStatus.WAITING
             queued += 1
         s.jobs.append(job)
     if queued == 0:  # every item had completed (the loop's save failed): finish it now
         results = [done[i].result for i in sorted(done, key=lambda x: x or 0)]
         if ps.save:
             s.jobs.append(Job(queue_id=new_id(), execution_id=s.eid, step=ps.name, run=r.runs,
-                              kind="save", payload={"preset": results}, available_at=t))
+                              kind=JobKind.SAVE, payload={"preset": results}, available_at=t))
         else:
             s.step_done(ps, r.runs, results, {"status": "success", "data": results}, 1)
     return True

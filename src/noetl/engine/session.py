@@ -1,42 +1,27 @@
-"""One execution inside one transaction: the orchestration rules of docs/semantics.md.
-
-A :class:`Session` loads only the rows it touches (the execution row, the step rows it reads or
-changes), buffers events, jobs and step writes, and flushes them together. The execution row
-keeps a small incremental state: ``active`` (steps with work in flight), ``joins`` (joins holding
-arrivals) and ``last`` (the last completed step), so no event ever rescans the log.
-"""
+"""The orchestration rules of docs/semantics.md, applied to one execution inside one
+transaction (the unit of work, :class:`noetl.engine.unit.Unit`, holds the rows and buffers)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from noetl.domain.lifecycle import JOB_UNFINISHED, ExecutionStatus, JobKind, JobStatus, StepStatus, move
+from noetl.domain.records import ExecutionRow, Job, error_info, exc_info, now
 from noetl.dsl.model import Edge
-from noetl.engine.plans import plan_for, remember
-from noetl.engine.records import (
-    Event,
-    ExecutionRow,
-    Job,
-    JobStatus,
-    Status,
-    StepRow,
-    now,
-)
-from noetl.errors import USER_KEYS, NoetlError, TemplateError, user_details
+from noetl.engine import children, events, loops
+from noetl.engine.triggers import enqueue_notifications
+from noetl.engine.unit import Unit
+from noetl.errors import USER_KEYS, NoetlError, TemplateError
 from noetl.ids import new_id
 from noetl.plan import Plan, PlanStep
-from noetl.templates import context, evaluate, render
-
-if TYPE_CHECKING:
-    from noetl.store.base import Tx
+from noetl.templates import envelope_view, evaluate, render
 
 PRIORITY_START = 100
 PRIORITY_FIRST = 90
 PRIORITY_STEP = 50
 MAX_ROUTER_DEPTH = 200
-ROUTER_HOPS_MIN = 1000
-ROUTER_HOPS_PER_STEP = 20
 MAX_RETRY_DELAY = 7 * 86400  # seconds; a longer (or NaN, infinite) delay fails the step
 
 
@@ -47,187 +32,22 @@ def _retry_delay(policy: Any, attempts: int) -> float:
         return float("inf")
 
 
-def error_info(message: str, type_: str = "Error", traceback: str | None = None,
-               step: str | None = None) -> dict[str, Any]:
-    return {"message": message, "type": type_, "traceback": traceback, "step": step}
-
-
-def exc_info(exc: BaseException, step: str | None = None) -> dict[str, Any]:
-    """The error record of an engine-side error (a template in an edge, a loop's collection):
-    with the field and template of a template error (:func:`noetl.errors.user_details`)."""
-    return {**error_info(str(exc), type(exc).__name__, step=step), **user_details(exc)}
-
-
-class Session:
-    def __init__(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None):
-        self.tx = tx
-        self.ex = ex
-        if plan is None:
-            plan = plan_for(tx, ex)
-        else:
-            remember(ex.execution_id, plan)
-        self.plan = plan
-        self.rows: dict[str, StepRow] = {}
-        self.dirty: set[str] = set()
-        self.events: list[Event] = []
-        self.jobs: list[Job] = []
-        self.released: list[Job] = []  # waiting loop items this session queued
-        self.job_updates: dict[int, Job] = {}
-        self.wake = False  # new ready jobs: wake workers after commit
-        self.ready = 0  # how many jobs this session made ready
-        self.after: list[Session] = []  # other executions touched (parents, children)
-        self.flushed: list[Session] = []  # the same, once flushed (for after-commit hooks)
-        self.fresh = False  # a new execution: it has no step rows to read yet
-        self.router_hops = 0  # routers activated by this session (never reset)
-        self.max_router_hops = max(ROUTER_HOPS_MIN, ROUTER_HOPS_PER_STEP * len(plan.steps))
-        st = ex.state
-        st.setdefault("active", {})
-        st.setdefault("joins", [])
-
-    # -- rows ------------------------------------------------------------------------------
-    @property
-    def eid(self) -> int:
-        return self.ex.execution_id
-
-    def row(self, name: str) -> StepRow:
-        r = self.rows.get(name)
-        if r is None:
-            r = self._read_steps([name]).get(name) or StepRow(self.eid, name)
-            self.rows[name] = r
-        return r
-
-    def _read_steps(self, names: list[str]) -> dict[str, StepRow]:
-        """Stored step rows (a new execution has none: no query)."""
-        return {} if self.fresh else self.tx.get_steps(self.eid, names)
-
-    def touch(self, r: StepRow) -> None:
-        self.dirty.add(r.step)
-
-    def results(self, names: frozenset[str] | set[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        missing = []
-        for n in names:
-            r = self.rows.get(n)
-            if r is not None:
-                if r.has_result:
-                    out[n] = r.result
-            else:
-                missing.append(n)
-        if missing:
-            for n, r in self._read_steps(missing).items():
-                self.rows[n] = r
-                if r.has_result:
-                    out[n] = r.result
-        return out
-
-    def base(self) -> dict[str, Any]:
-        return {"workload": self.ex.workload, "execution_id": str(self.eid)}
-
-    def ctx(self, refs: frozenset[str] | set[str], extra: dict[str, Any] | None = None
-            ) -> dict[str, Any]:
-        return context(self.base(), self.results(refs), extra)
-
-    def emit(self, event_type: str, status: str, node: str | None = None,
-             node_type: str | None = None, **kw: Any) -> Event:
-        ev = Event(execution_id=self.eid, event_id=new_id(), event_type=event_type,
-                   status=str(status), node_name=node, node_type=node_type, **kw)
-        self.events.append(ev)
-        return ev
-
-    def update_job(self, job: Job) -> None:
-        self.job_updates[job.queue_id] = job
-
-    def active_inc(self, name: str, n: int = 1) -> None:
-        a = self.ex.state["active"]
-        a[name] = a.get(name, 0) + n
-        if a[name] <= 0:
-            del a[name]
-
-    def prefetch(self, names: set[str] | frozenset[str]) -> None:
-        """Load the rows of several steps in one query (absent ones start empty)."""
-        missing = [n for n in names if n not in self.rows]
-        if not missing:
-            return
-        found = self._read_steps(missing)
-        for n in missing:
-            self.rows[n] = found.get(n) or StepRow(self.eid, n)
-
-    def hand_off(self, worker_id: str, ttl: float, limit: int) -> list[Job]:
-        """Lease up to ``limit`` jobs this session just made ready directly to ``worker_id``
-        (eager dispatch): written once, already leased, with their ``action_started``."""
-        if self.ex.terminal:
-            return []
-        t = now()
-        handed: list[Job] = []
-        released = {id(j) for j in self.released}
-        for job in [*self.jobs, *self.released]:
-            if len(handed) >= limit:
-                break
-            if job.status != JobStatus.QUEUED or job.kind not in ("step", "item") \
-                    or job.available_at > t or "preset" in job.payload:
-                continue
-            if id(job) in released:
-                self.update_job(job)  # already a row: written leased at flush
-            job.status = JobStatus.LEASED
-            job.worker_id = worker_id
-            job.attempts = 1
-            job.lease_until = t + ttl
-            job.last_heartbeat = t
-            ps = self.plan.step(job.step)
-            r = self.row(job.step)
-            if r.status == Status.QUEUED:
-                r.status = Status.RUNNING
-                self.touch(r)
-            self.emit("action_started", "RUNNING", job.step, ps.type, attempt=1,
-                      current_index=job.index, worker_id=worker_id,
-                      context={"attempt": 1, "worker_id": worker_id})
-            handed.append(job)
-        return handed
-
-    def flush(self) -> None:
-        """Write everything buffered; the writes go to the store as one batch."""
-        if self.after:  # executions written together: their event locks in one order
-            self.tx.lock_events({s.eid for s in session_tree([self], pending=True)})
-        for s in self.after:
-            s.flush()
-        self.flushed.extend(self.after)
-        self.after = []
-        self.ready += sum(1 for j in self.jobs if j.status == JobStatus.QUEUED) + \
-            sum(1 for j in self.released if j.status == JobStatus.QUEUED) + \
-            sum(1 for j in self.job_updates.values() if j.status == JobStatus.QUEUED) + \
-            sum(s.ready for s in self.flushed)
-        if self.ready:
-            self.wake = True
-        with self.tx.batch():
-            self.tx.save_steps(self.rows[n] for n in self.dirty)
-            self.tx.add_events(self.events)
-            self.tx.add_jobs(self.jobs)
-            for j in self.job_updates.values():
-                self.tx.update_job(j)
-            self.tx.update_execution(self.ex)
-            if self.wake:
-                self.tx.notify_in_tx()
-        self.dirty.clear()
-        self.events = []
-        self.jobs = []
-        self.released = []
-        self.job_updates = {}
+class Session(Unit):
+    def open(self, ex: ExecutionRow, plan: Plan | None = None) -> Session:
+        return Session(self.tx, ex, plan, self.settings)
 
     # -- starting ------------------------------------------------------------------------
     def begin(self, inputs: dict[str, Any] | None = None,
               then: Callable[[Session], None] | None = None) -> None:
         """Emit the opening events (``inputs``: more of what ``execution_started`` records:
-        the caller's args, lineage) and activate ``start``, or instead call ``then`` (a
-        resume: see :mod:`noetl.engine.resume`)."""
-        self.emit("execution_started", "STARTED", self.plan.path, "execution",
-                  context={"path": self.plan.path, "version": self.ex.version,
-                           "workload": self.ex.workload,
-                           "parent_execution_id": None if self.ex.parent_execution_id is None
-                           else str(self.ex.parent_execution_id), **(inputs or {})})
+        the caller's args, lineage, what triggered it) and activate ``start``, or instead call
+        ``then`` (a resume: see :mod:`noetl.engine.resume`)."""
+        self.emit(events.execution_started(self.eid, self.plan.path, self.ex.version,
+                                           self.ex.workload, self.ex.parent_execution_id,
+                                           inputs))
         n_edges = sum(len(s.edges) for s in self.plan.steps.values())
-        self.emit("workflow_initialized", "COMPLETED", "workflow", "workflow",
-                  context={"step_count": len(self.plan.steps), "transition_count": n_edges})
-        self.ex.status = Status.RUNNING
+        self.emit(events.workflow_initialized(self.eid, len(self.plan.steps), n_edges))
+        move(self.ex, ExecutionStatus.RUNNING)
         start_error = self.ex.state.pop("start_error", None)
         if start_error is not None:  # e.g. a workload template that cannot render
             self.fail_execution(start_error)
@@ -266,31 +86,27 @@ class Session:
                 raise NoetlError(f"step '{name}': routers cycle without an action step "
                                  f"({self.router_hops - 1} router steps in one go); add an "
                                  "action step to the loop or a condition that ends it")
-            r.status = Status.COMPLETED
+            move(r, StepStatus.COMPLETED)
             r.ended_at = r.started_at
-            self.emit("step_completed", "COMPLETED", name, "router")
+            self.emit(events.step_completed(self.eid, name, "router"))
             self.route(ps, None, None, passthrough=args,
                        depth=depth + 1, priority=priority if name == self.plan.start else None)
             return
-        r.status = Status.QUEUED
+        move(r, StepStatus.QUEUED)
         r.active += 1
         self.active_inc(name)
-        self.emit("step_started", "RUNNING", name, ps.type, context={"args": args or None,
-                                                                     "run": r.runs})
+        self.emit(events.step_started(self.eid, name, ps.type, args or None, r.runs))
         if ps.type in ("iterator", "playbook"):
-            from noetl.engine.children import start_child
-            from noetl.engine.loops import start_loop
-
             try:
                 if ps.type == "iterator":
-                    start_loop(self, ps, r, args)
+                    loops.start_loop(self, ps, r, args)
                 else:
-                    start_child(self, ps, r, args, index=None, item_ctx=None)
+                    children.start_child(self, ps, r, args, index=None, item_ctx=None)
             except NoetlError as exc:
                 self.step_failed(ps, exc_info(exc, step=name), 0)
         else:
             self.jobs.append(Job(queue_id=new_id(), execution_id=self.eid, step=name, run=r.runs,
-                                 kind="step", payload={"args": args}, priority=priority,
+                                 kind=JobKind.STEP, payload={"args": args}, priority=priority,
                                  max_attempts=ps.retry.max_attempts if ps.retry else 1,
                                  available_at=now()))
 
@@ -303,8 +119,6 @@ class Session:
             return []
         # `result`: the step's output (for a failure: its error envelope); `this`: the envelope,
         # where names it lacks come from the output
-        from noetl.templates import envelope_view
-
         extra: dict[str, Any] = {"error": error, "result": result,
                                  "this": envelope_view(envelope if envelope is not None
                                                        else result)}
@@ -375,20 +189,16 @@ class Session:
     # -- job outcomes ------------------------------------------------------------------------
     def job_succeeded(self, job: Job, outcome: dict[str, Any]) -> None:
         data = outcome.get("data")
-        job.status = JobStatus.DONE
+        move(job, JobStatus.DONE)
         job.lease_until = None
-        job.result = data if job.kind == "item" else None
+        job.result = data if job.kind == JobKind.ITEM else None
         self.update_job(job)
         ps = self.plan.step(job.step)
         self.prefetch({ps.name} | {e.target for e in ps.edges})
-        self.emit("action_completed", "COMPLETED", job.step, ps.type,
-                  result=outcome.get("envelope", data), attempt=job.attempts,
-                  current_index=job.index, duration=outcome.get("duration"),
-                  worker_id=job.worker_id, meta=outcome.get("meta"))
-        if job.kind == "item":
-            from noetl.engine.loops import item_done
-
-            item_done(self, ps, job)
+        self.emit(events.action_completed(self.eid, job, ps.type, outcome,
+                                          outcome.get("envelope", data), outcome.get("meta")))
+        if job.kind == JobKind.ITEM:
+            loops.item_done(self, ps, job)
             return
         if outcome.get("input") is not None:
             self.row(ps.name).input = outcome["input"]
@@ -396,7 +206,7 @@ class Session:
 
     def step_done(self, ps: PlanStep, run: int, data: Any, envelope: Any, attempts: int) -> None:
         r = self.row(ps.name)
-        r.status = Status.COMPLETED
+        move(r, StepStatus.COMPLETED)
         r.result = data
         r.has_result = True
         r.error = None
@@ -405,9 +215,9 @@ class Session:
         r.ended_at = now()
         self.touch(r)
         self.active_inc(ps.name, -1)
-        self.emit("step_result", "COMPLETED", ps.name, ps.type, result=data)
-        self.emit("step_completed", "COMPLETED", ps.name, ps.type,
-                  duration=(r.ended_at - r.started_at) if r.started_at else None)
+        self.emit(events.step_result(self.eid, ps.name, ps.type, data))
+        self.emit(events.step_completed(self.eid, ps.name, ps.type,
+                                        (r.ended_at - r.started_at) if r.started_at else None))
         if self.ex.terminal:
             return
         if data is not None:
@@ -423,12 +233,8 @@ class Session:
         ps = self.plan.step(job.step)
         err = outcome.get("error") or {}
         message = str(err.get("message") or "step failed")
-        self.emit("action_failed", "FAILED", job.step, ps.type, error=message,
-                  error_type=err.get("type"), stack_trace=err.get("traceback"),
-                  result=outcome.get("envelope"), attempt=job.attempts, current_index=job.index,
-                  duration=outcome.get("duration"), worker_id=job.worker_id,
-                  meta=outcome.get("meta"))
-        policy = ps.item_retry if job.kind == "item" else ps.retry
+        self.emit(events.action_failed(self.eid, job, ps.type, outcome, outcome.get("meta")))
+        policy = ps.item_retry if job.kind == JobKind.ITEM else ps.retry
         if not self.ex.terminal and policy and job.attempts < policy.max_attempts \
                 and not outcome.get("final"):
             delay = _retry_delay(policy, job.attempts) \
@@ -439,21 +245,19 @@ class Session:
                 err = {**err, "message": message}
                 delay = None
             if delay is not None:
-                job.status = JobStatus.QUEUED
+                move(job, JobStatus.QUEUED)
                 job.available_at = now() + delay
                 job.lease_until = None
                 job.worker_id = None
                 self.update_job(job)
-                self.emit("action_retry", "RUNNING", job.step, ps.type, attempt=job.attempts,
-                          current_index=job.index,
-                          context={"attempt": job.attempts, "next_attempt": job.attempts + 1,
-                                   "max_attempts": policy.max_attempts, "delay": delay,
-                                   "error": message})
+                self.emit(events.action_retry(self.eid, job, ps.type, job.attempts, {
+                    "attempt": job.attempts, "next_attempt": job.attempts + 1,
+                    "max_attempts": policy.max_attempts, "delay": delay, "error": message}))
                 return
-        job.status = JobStatus.DEAD
+        move(job, JobStatus.DEAD)
         job.lease_until = None
         self.update_job(job)
-        if job.kind == "step" and outcome.get("input") is not None:
+        if job.kind == JobKind.STEP and outcome.get("input") is not None:
             self.row(ps.name).input = outcome["input"]
         info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
         info.update({k: err[k] for k in USER_KEYS if err.get(k)})  # field, template, …
@@ -466,17 +270,10 @@ class Session:
         ps = self.plan.step(job.step)
         meta = {**(outcome.get("meta") or {}), "late": True, "execution_status": str(self.ex.status)}
         if outcome.get("status") == "ok":
-            self.emit("action_completed", "COMPLETED", job.step, ps.type,
-                      result=outcome.get("envelope"), attempt=job.attempts,
-                      current_index=job.index, duration=outcome.get("duration"),
-                      worker_id=job.worker_id, meta=meta)
+            self.emit(events.action_completed(self.eid, job, ps.type, outcome,
+                                              outcome.get("envelope"), meta))
         else:
-            err = outcome.get("error") or {}
-            self.emit("action_failed", "FAILED", job.step, ps.type,
-                      error=str(err.get("message") or "step failed"), error_type=err.get("type"),
-                      stack_trace=err.get("traceback"), result=outcome.get("envelope"),
-                      attempt=job.attempts, current_index=job.index,
-                      duration=outcome.get("duration"), worker_id=job.worker_id, meta=meta)
+            self.emit(events.action_failed(self.eid, job, ps.type, outcome, meta))
 
     def should_retry(self, ps: PlanStep, policy: Any, job: Job, outcome: dict[str, Any],
                      message: str) -> bool:
@@ -498,8 +295,7 @@ class Session:
             if policy.retry_when:
                 return evaluate(policy.retry_when, ctx, where + " → retry_when")
         except TemplateError as exc:
-            self.emit("warning", "FAILED", ps.name, ps.type, error=str(exc),
-                      error_type="TemplateError")
+            self.emit(events.warning(self.eid, ps.name, ps.type, str(exc), "TemplateError"))
             return False
         return True
 
@@ -507,7 +303,7 @@ class Session:
                     envelope: Any = None) -> None:
         r = self.row(ps.name)
         was_active = r.active > 0
-        r.status = Status.FAILED
+        move(r, StepStatus.FAILED)
         r.error = info
         r.attempts = attempts
         r.active = max(0, r.active - 1)
@@ -515,14 +311,11 @@ class Session:
         self.touch(r)
         if was_active:
             self.active_inc(ps.name, -1)
-        self.emit("step_failed", "FAILED", ps.name, ps.type, error=info["message"],
-                  error_type=info.get("type"), stack_trace=info.get("traceback"))
+        self.emit(events.step_failed(self.eid, ps.name, ps.type, info))
         if self.ex.terminal:
             return
         if ps.type == "iterator":
-            from noetl.engine.loops import abort_loop
-
-            abort_loop(self, ps, r)
+            loops.abort_loop(self, ps, r)
         if ps.error_edges:
             try:
                 fired = self.route(ps, envelope, envelope, error=info)
@@ -543,9 +336,9 @@ class Session:
 
     def complete_execution(self) -> None:
         result = self.final_result()
-        self.emit("workflow_completed", "COMPLETED", "workflow", "workflow")
-        self.emit("execution_completed", "COMPLETED", self.plan.path, "execution", result=result)
-        self.ex.status = Status.COMPLETED
+        self.emit(events.workflow_completed(self.eid))
+        self.emit(events.execution_completed(self.eid, self.plan.path, result))
+        move(self.ex, ExecutionStatus.COMPLETED)
         self.ex.result = result
         self.ex.ended_at = now()
         self._notify_parent()
@@ -554,11 +347,9 @@ class Session:
         if self.ex.terminal:
             return
         self._stop_work()
-        self.emit("workflow_failed", "FAILED", "workflow", "workflow", error=info["message"])
-        self.emit("execution_failed", "FAILED", self.plan.path, "execution",
-                  error=info["message"], error_type=info.get("type"),
-                  stack_trace=info.get("traceback"), result={"error": info})
-        self.ex.status = Status.FAILED
+        self.emit(events.workflow_failed(self.eid, info["message"]))
+        self.emit(events.execution_failed(self.eid, self.plan.path, info))
+        move(self.ex, ExecutionStatus.FAILED)
         self.ex.error = info
         self.ex.ended_at = now()
         self._notify_parent()
@@ -567,8 +358,8 @@ class Session:
         if self.ex.terminal:
             return
         self._stop_work()
-        self.emit("execution_cancelled", "CANCELLED", self.plan.path, "execution", error=reason)
-        self.ex.status = Status.CANCELLED
+        self.emit(events.execution_cancelled(self.eid, self.plan.path, reason))
+        move(self.ex, ExecutionStatus.CANCELLED)
         self.ex.error = error_info(reason, "Cancelled")
         self.ex.ended_at = now()
         self._notify_parent()
@@ -580,8 +371,8 @@ class Session:
             t = now()
             for name in list(active):
                 r = self.rows[name]
-                if r.status not in (Status.COMPLETED, Status.FAILED):
-                    r.status = Status.CANCELLED
+                if r.status not in (StepStatus.COMPLETED, StepStatus.FAILED):
+                    move(r, StepStatus.CANCELLED)
                     r.ended_at = t
                 r.active = 0
                 self.touch(r)
@@ -591,40 +382,24 @@ class Session:
             if pending is not None and pending.status in (JobStatus.DONE, JobStatus.DEAD):
                 continue  # the job whose outcome ends the execution keeps it (written below)
             self.job_updates.pop(job.queue_id, None)
-        for j in self.jobs:
-            j.status = JobStatus.CANCELLED
+        for j in self.jobs:  # not written yet; one that already ended keeps its end
+            if j.status in JOB_UNFINISHED:
+                move(j, JobStatus.CANCELLED)
         for pending in list(self.job_updates.values()):
             if pending.status in (JobStatus.QUEUED, JobStatus.WAITING, JobStatus.CHILD):
-                pending.status = JobStatus.CANCELLED
+                move(pending, JobStatus.CANCELLED)
         for child in self.tx.children(self.eid):
             if child.terminal:
                 continue
             full = self.tx.get_execution(child.execution_id, lock=True)
             if full is None or full.terminal:
                 continue
-            cs = Session(self.tx, full)
+            cs = self.open(full)
             cs.parent_session = self
             cs.cancel_execution("parent execution ended")
             self.after.append(cs)
 
-    parent_session: Session | None = None
-
     def _notify_parent(self) -> None:
         """The execution has just ended: its notifications to the outbox, then its parent."""
-        from noetl.engine.children import notify_parent
-        from noetl.engine.triggers import enqueue_notifications
-
         enqueue_notifications(self)
-        notify_parent(self)
-
-
-def session_tree(sessions: list[Session], pending: bool) -> list[Session]:
-    """These sessions and the other executions' sessions they carry: still to be flushed
-    with them (``pending``, ``Session.after``) or already flushed (``Session.flushed``)."""
-    out: list[Session] = []
-    stack = list(sessions)
-    while stack:
-        s = stack.pop()
-        out.append(s)
-        stack.extend(s.after if pending else s.flushed)
-    return out
+        children.notify_parent(self)

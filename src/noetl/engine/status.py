@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from noetl.domain.lifecycle import StepStatus
 from noetl.errors import NotFound
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
         for name in plan.order:
             r = rows.get(name)
             if r is None:
-                steps[name] = {"step": name, "status": "SKIPPED" if ex.terminal else "PENDING",
+                steps[name] = {"step": name, "status": _never_ran(ex.terminal),
                                "result": None, "error": None, "attempts": 0, "runs": 0,
                                "type": plan.steps[name].type}
             else:
@@ -63,7 +64,7 @@ def graph(tx: Tx, execution_id: int) -> dict[str, Any]:
     for name in plan.order:
         ps = plan.steps[name]
         r = rows.get(name)
-        status = r.status if r else ("SKIPPED" if ex.terminal else "PENDING")
+        status = r.status if r else _never_ran(ex.terminal)
         node: dict[str, Any] = {"name": name, "type": ps.type or "router", "status": str(status),
                                 "is_join": ps.is_join}
         if r is not None and r.loop:
@@ -75,6 +76,11 @@ def graph(tx: Tx, execution_id: int) -> dict[str, Any]:
              for name in plan.order for e in plan.steps[name].edges]
     return {"execution_id": str(execution_id), "status": str(ex.status), "start": plan.start,
             "nodes": nodes, "edges": edges}
+
+
+def _never_ran(ended: bool) -> str:
+    """A step with no row: SKIPPED once its execution has ended, else PENDING."""
+    return str(StepStatus.SKIPPED if ended else StepStatus.PENDING)
 
 
 # A loop item's state, from its job's queue status (retries go back to "queued").

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from noetl.domain.lifecycle import NotificationStatus
+from noetl.domain.records import CatalogEntry, now
 from noetl.dsl.cron import make_timing
 from noetl.dsl.triggers import hook_specs, notify_specs, schedule_specs
-from noetl.engine.records import CatalogEntry, now
 from noetl.errors import Conflict, NoetlError
 from noetl.ids import new_id
 from noetl.store.triggers import HookRow, NotificationRow, ScheduleRow
 
 if TYPE_CHECKING:
-    from noetl.engine.session import Session
+    from noetl.engine.unit import Unit
     from noetl.store.base import Tx
 
 log = logging.getLogger("noetl.engine.triggers")
@@ -98,11 +98,11 @@ def _parse_server_targets(text: str) -> tuple[dict[str, Any], ...]:
     return tuple(notify_specs(value))
 
 
-def server_targets() -> list[dict[str, Any]]:
-    """The server-level notification targets: ``NOETL_NOTIFY``, a JSON list of targets (the
-    keys of a playbook's ``notify:``) or ``@path`` to a file holding it. Raises NoetlError
-    when it is invalid (the server checks it at start)."""
-    text = os.environ.get("NOETL_NOTIFY", "").strip()
+def server_targets(text: str) -> list[dict[str, Any]]:
+    """The server-level notification targets: ``text`` (``NOETL_NOTIFY``, from the settings),
+    a JSON list of targets (the keys of a playbook's ``notify:``) or ``@path`` to a file
+    holding it. Raises NoetlError when it is invalid (the server checks it at start)."""
+    text = text.strip()
     if not text:
         return []
     if text.startswith("@"):
@@ -117,7 +117,7 @@ def server_targets() -> list[dict[str, Any]]:
         raise NoetlError(f"NOETL_NOTIFY is not valid JSON: {exc}") from None
 
 
-def message(s: Session) -> dict[str, Any]:
+def message(s: Unit) -> dict[str, Any]:
     """What a notification says about the execution that just ended."""
     ex = s.ex
     err = ex.error if isinstance(ex.error, dict) else None
@@ -131,11 +131,11 @@ def message(s: Session) -> dict[str, Any]:
             "duration": (ex.ended_at - ex.created_at) if ex.ended_at else None}
 
 
-def enqueue_notifications(s: Session) -> None:
+def enqueue_notifications(s: Unit) -> None:
     """Called as the execution ends, inside the transaction writing its terminal event."""
     declared = s.plan.raw.get("notify")
     try:
-        server = server_targets()
+        server = server_targets(s.settings.notify)
     except NoetlError as exc:  # checked at server start; a run never fails for it
         log.error("%s (no server-level notification for execution %s)", exc, s.eid)
         server = []
@@ -148,6 +148,7 @@ def enqueue_notifications(s: Session) -> None:
     payload = message(s)
     t = now()
     s.tx.add_notifications([
-        NotificationRow(notification_id=new_id(), execution_id=s.eid, status="pending",
+        NotificationRow(notification_id=new_id(), execution_id=s.eid,
+                        status=NotificationStatus.PENDING,
                         target=target, payload=payload, max_attempts=target["max_attempts"],
                         next_attempt_at=t) for target in targets])

@@ -11,19 +11,33 @@ serialization failure) are not ours: they are raised and the report is retried.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from noetl.engine.records import JobStatus
-from noetl.engine.session import Session, error_info
+from noetl.domain.lifecycle import JobStatus, move
+from noetl.domain.records import ExecutionRow, error_info
+from noetl.engine.session import Session
+from noetl.engine.unit import Unit
 from noetl.errors import NoetlError, StoreError
 
 if TYPE_CHECKING:
-    from noetl.engine.core import Engine
     from noetl.store.base import Tx
+
+T = TypeVar("T")
 
 log = logging.getLogger("noetl.engine")
 _TRANSIENT = frozenset({"OperationalError", "InterfaceError", "PoolTimeout", "ConnectionError",
                         "ConnectionTimeout", "TimeoutError"})
+
+
+class Recorder(Protocol):
+    """What this module needs of :class:`noetl.engine.core.Engine`."""
+
+    def _tx(self, fn: Callable[[Tx], T]) -> T: ...
+    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                   holder: list[Session]) -> str: ...
+    def _after(self, sessions: Sequence[Unit]) -> None: ...
+    def session(self, tx: Tx, ex: ExecutionRow) -> Session: ...
 
 
 def processing_error(exc: BaseException) -> bool:
@@ -43,7 +57,7 @@ def describe_error(exc: BaseException) -> str:
     return clean(f"{type(exc).__name__}: {exc}")[:2000]
 
 
-def fail_unprocessable(engine: Engine, job_id: int, worker_id: str | None,
+def fail_unprocessable(engine: Recorder, job_id: int, worker_id: str | None,
                        outcome: dict[str, Any], exc: BaseException) -> str:
     """Record ``job_id`` as failed with the reason ``exc``; return the report's status."""
     reason = describe_error(exc)
@@ -66,10 +80,11 @@ def fail_unprocessable(engine: Engine, job_id: int, worker_id: str | None,
         job, ex = got if got is not None else (None, None)
         if job is None or ex is None:
             return "not_found"
-        job.status = JobStatus.DEAD
-        job.lease_until = None
-        s = Session(tx, ex)
-        s.update_job(job)
+        s = engine.session(tx, ex)
+        if job.status == JobStatus.LEASED:  # (cancelled meanwhile: it stays cancelled)
+            move(job, JobStatus.DEAD)
+            job.lease_until = None
+            s.update_job(job)
         s.fail_execution(error_info(info["message"], info["type"], None, job.step))
         s.flush()
         holder.append(s)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.loops import item_context
-from noetl.engine.records import ExecutionRow, Job
+from noetl.domain.records import ExecutionRow, Job
+from noetl.engine.scope import item_context
 from noetl.plan import Plan
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import now
+from noetl.domain.records import now
 
 if TYPE_CHECKING:
     from noetl.store.base import Store, Tx

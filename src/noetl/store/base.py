@@ -12,9 +12,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
-from noetl.engine.records import (
+from noetl.domain.records import (
     CatalogEntry,
     Credential,
     Event,
@@ -22,6 +24,7 @@ from noetl.engine.records import (
     Job,
     StepRow,
 )
+from noetl.settings import Settings
 from noetl.store.triggers import TriggerSql
 
 
@@ -216,13 +219,29 @@ class Tx(TriggerSql, ABC):
     def run_jobs(self, execution_id: int, step: str, run: int) -> list[Job]: ...
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, as it declares it. The rest of NoETL asks these (and
+    :meth:`Store.retryable`), never which database it is."""
+
+    name: str  # for messages: "SQLite", "PostgreSQL"
+    multi_process: bool  # several processes (servers) may share the database
+    poll_seconds: float  # a waiting lease re-checks the queue at least this often
+    log_poll_seconds: float  # a log follower re-checks at least this often
+    key_file: bool  # the credential key may be a file beside the store (else the key is required)
+    note: str = ""  # what it cannot do, for messages
+
+
 class Store(ABC):
     """A database holding the catalog, executions, events, step state, queue and credentials."""
 
     url: str
-    dialect: str
+    dialect: str  # the migrations' directory (migrations/<dialect>/)
+    capabilities: ClassVar[Capabilities]
 
-    def __init__(self) -> None:
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        self.url = url
+        self.settings = settings or Settings()  # the process's, as the store was opened
         self._work = threading.Condition()
         self._work_version = 0
 
@@ -238,13 +257,23 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def claim_node_id(self) -> None:
-        """Give this process a node id no other process on this database holds."""
-        import os
+    @staticmethod
+    def retryable(exc: BaseException) -> bool:
+        """Whether a transaction that raised ``exc`` may simply run again (a serialization
+        failure, a deadlock); :class:`noetl.engine.core.Engine` retries those."""
+        return False
 
+    def local_dir(self) -> Path | None:
+        """The directory of the store's own file, for an embedded store (else None)."""
+        return None
+
+    def claim_node_id(self) -> None:
+        """Give this process a node id no other process on this database holds (or the one
+        ``NOETL_NODE_ID`` names)."""
         from noetl import ids
 
-        if os.environ.get("NOETL_NODE_ID"):
+        if self.settings.node_id is not None:
+            ids.set_node(self.settings.node_id)
             return
         with self.transaction() as tx:
             ids.set_node(tx.next_node_id())

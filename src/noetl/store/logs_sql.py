@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from noetl.engine.records import Job
+from noetl.domain.records import Job
+from noetl.store.rows import JOB_COLS, _job, jd
 
 LOG_COLS = ("log_id, execution_id, step, idx, run, attempt, job_id, stream, level, logger, "
             "message, worker_id, created_at")
@@ -67,8 +68,6 @@ class LogSql:
     def add_lineage(self, execution_id: int, source_execution_id: int, kind: str,
                     overrides: dict[str, Any] | None, reused: list[str], created_at: float
                     ) -> None:
-        from noetl.store.sql import jd
-
         self._x(f"INSERT INTO execution_lineage ({LINEAGE_COLS}) VALUES (:e, :s, :k, :o, :r, "
                 ":t)", {"e": execution_id, "s": source_execution_id, "k": kind,
                         "o": jd(overrides) if overrides else None, "r": jd(reused or None),
@@ -93,8 +92,6 @@ class LogSql:
 
     def run_jobs(self, execution_id: int, step: str, run: int) -> list[Job]:
         """Every job of one run of a step (a loop's items in index order)."""
-        from noetl.store.sql import JOB_COLS, _job
-
         rows = self._all(f"SELECT {JOB_COLS} FROM queue WHERE execution_id = :e AND step = :s "
                          "AND run = :r ORDER BY idx, queue_id",
                          {"e": execution_id, "s": step, "r": run})

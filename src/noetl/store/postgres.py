@@ -21,7 +21,6 @@ which wakes this process's waiters and sends ``NOTIFY noetl_work`` so other proc
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import uuid
@@ -33,10 +32,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from noetl.engine.records import Event, ExecutionRow, Job, StepRow
-from noetl.store.base import Store
-from noetl.store.migrate import migrations, split_sql
-from noetl.store.sql import EXEC_SELECT, JOB_COLS, SqlTx, _exec, _job
+from noetl.domain.records import Event, ExecutionRow, Job, StepRow
+from noetl.settings import Settings
+from noetl.store.base import Capabilities, Store
+from noetl.store.migrate import apply_migrations
+from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
+from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
+from noetl.store.sql import SqlTx
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -56,15 +58,15 @@ _N_EXEC = len(EXEC_SELECT.split(","))
 # first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
 _CANDIDATES = (
     "expired AS (SELECT queue_id, execution_id, status, lease_until FROM queue "
-    "WHERE status = 'leased' AND lease_until < :now ORDER BY lease_until LIMIT :n "
+    f"WHERE {LEASE_EXPIRED.where} AND lease_until < :now ORDER BY lease_until LIMIT :n "
     "FOR UPDATE SKIP LOCKED), "
     "ready AS (SELECT queue_id, execution_id, status, priority FROM queue "
-    "WHERE status = 'queued' AND available_at <= :now ORDER BY priority DESC, queue_id "
+    f"WHERE {LEASE_READY.where} AND available_at <= :now ORDER BY priority DESC, queue_id "
     "LIMIT :n FOR UPDATE SKIP LOCKED), "
     "candidates AS (SELECT queue_id, execution_id, status AS prev, 0 AS k, lease_until AS o1, "
     "0::bigint AS o2 FROM expired UNION ALL SELECT queue_id, execution_id, status, 1, "
     "-priority::double precision, queue_id FROM ready)")
-_LEASE = ("UPDATE queue q SET status = 'leased', worker_id = :w, attempts = q.attempts + 1, "
+_LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
 
 
@@ -329,16 +331,20 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 class PostgresStore(Store):
     dialect = "postgres"
+    # NOTIFY wakes waiters in every process: the re-check only covers a missed notification
+    # (a report through another server process does not wake this one's log followers)
+    capabilities = Capabilities(name="PostgreSQL", multi_process=True, poll_seconds=2.0,
+                                log_poll_seconds=1.0, key_file=False)
 
-    def __init__(self, url: str, pool_size: int | None = None, listen: bool = True):
-        super().__init__()
-        self.url = url
-        size = pool_size or int(os.environ.get("NOETL_PG_POOL_SIZE", "10"))
+    def __init__(self, url: str, pool_size: int | None = None, listen: bool = True,
+                 settings: Settings | None = None):
+        super().__init__(url, settings)
+        size = pool_size or self.settings.pg_pool_size
         self._migrate()  # first: a clear error at once when the database is unreachable
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
             configure=_configure, open=False, name="noetl",
-            timeout=float(os.environ.get("NOETL_PG_POOL_TIMEOUT", "30")))
+            timeout=self.settings.pg_pool_timeout)
         self.pool.open(wait=True, timeout=15.0)
         self._local = threading.local()
         self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them
@@ -363,16 +369,8 @@ class PostgresStore(Store):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             conn.execute(f"SET LOCAL search_path TO {SCHEMA}")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                         "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
-            for version, name, sql in migrations("postgres"):
-                if version in done:
-                    continue
-                for stmt in split_sql(sql):
-                    conn.execute(stmt)  # no parameters: '%' is literal here
-                conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
-                             (version, name))
+            apply_migrations(conn, self.dialect, placeholder="%s",
+                             applied_at="TIMESTAMPTZ NOT NULL DEFAULT now()")
 
     def schema_version(self) -> int:
         with self.pool.connection() as conn:

@@ -9,10 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from noetl.engine.records import Job, JobStatus
-from noetl.store.base import Store
-from noetl.store.migrate import migrations, split_sql
-from noetl.store.sql import JOB_COLS, SqlTx, _job
+from noetl.domain.lifecycle import JobStatus, move
+from noetl.domain.records import Job
+from noetl.settings import Settings
+from noetl.store.base import Capabilities, Store
+from noetl.store.migrate import apply_migrations
+from noetl.store.rows import JOB_COLS, _job
+from noetl.store.sql import SqlTx
 
 
 class SqliteTx(SqlTx):
@@ -39,7 +42,7 @@ class SqliteTx(SqlTx):
         for r in rows:
             job = _job(r)
             prev = str(job.status)
-            job.status = JobStatus.LEASED
+            move(job, JobStatus.LEASED)
             job.worker_id = worker_id
             job.attempts += 1
             job.lease_until = now + lease_seconds
@@ -66,10 +69,13 @@ def _private_file(path: Path) -> None:
 
 class SqliteStore(Store):
     dialect = "sqlite"
+    # no NOTIFY across processes: a waiting lease re-checks often
+    capabilities = Capabilities(name="SQLite", multi_process=False, poll_seconds=0.5,
+                                log_poll_seconds=0.5, key_file=True,
+                                note="one writer and no cross-process wake-ups")
 
-    def __init__(self, url: str):
-        super().__init__()
-        self.url = url
+    def __init__(self, url: str, settings: Settings | None = None):
+        super().__init__(url, settings)
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         self.path = path or ":memory:"
         if self.path != ":memory:":
@@ -88,18 +94,10 @@ class SqliteStore(Store):
     def _migrate(self) -> None:
         with self._lock:
             c = self._conn
-            c.execute("BEGIN IMMEDIATE")
+            c.execute("BEGIN IMMEDIATE")  # one process migrates at a time
             try:
-                c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                          "name TEXT NOT NULL, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)")
-                done = {r[0] for r in c.execute("SELECT version FROM schema_version")}
-                for version, name, sql in migrations("sqlite"):
-                    if version in done:
-                        continue
-                    for stmt in split_sql(sql):
-                        c.execute(stmt)
-                    c.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
-                              (version, name))
+                apply_migrations(c, self.dialect, placeholder="?",
+                                 applied_at="TEXT DEFAULT CURRENT_TIMESTAMP")
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -135,6 +133,9 @@ class SqliteStore(Store):
     def read(self) -> Iterator[SqliteTx]:
         with self._lock:
             yield SqliteTx(self._conn)
+
+    def local_dir(self) -> Path | None:
+        return None if self.path == ":memory:" else Path(self.path).parent
 
     def close(self) -> None:
         with self._lock:

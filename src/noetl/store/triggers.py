@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from noetl.engine.records import now
+from noetl.domain.lifecycle import NotificationStatus
+from noetl.domain.records import now
 
 
 def _jd(value: Any) -> str | None:
@@ -84,7 +85,7 @@ class HookRow:
 class NotificationRow:
     notification_id: int
     execution_id: int
-    status: str  # pending | delivered | failed
+    status: NotificationStatus
     target: dict[str, Any]
     payload: dict[str, Any]
     max_attempts: int
@@ -155,14 +156,15 @@ def _hook(r: Any) -> HookRow:
 
 def _note(r: Any) -> NotificationRow:
     return NotificationRow(
-        notification_id=int(r[0]), execution_id=int(r[1]), status=r[2], target=_jl(r[3]),
+        notification_id=int(r[0]), execution_id=int(r[1]),
+        status=NotificationStatus(r[2]), target=_jl(r[3]),
         payload=_jl(r[4]), attempts=r[5], max_attempts=r[6], next_attempt_at=r[7],
         last_error=r[8], created_at=r[9], updated_at=r[10])
 
 
 def _note_params(n: NotificationRow) -> dict[str, Any]:
     return {"notification_id": n.notification_id, "execution_id": n.execution_id,
-            "status": n.status, "target": _jd(n.target), "payload": _jd(n.payload),
+            "status": str(n.status), "target": _jd(n.target), "payload": _jd(n.payload),
             "attempts": n.attempts, "max_attempts": n.max_attempts,
             "next_attempt_at": n.next_attempt_at, "last_error": n.last_error,
             "created_at": n.created_at, "updated_at": n.updated_at}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from noetl.store.moves import WORKER_BEAT, WORKER_STOP
+
 WORKER_COLS = ("worker_id", "session", "mode", "hostname", "pid", "concurrency", "running",
                "jobs_done", "lease_seconds", "status", "meta", "started_at", "last_seen",
                "stopped_at")
@@ -38,7 +40,7 @@ class WorkerSql:
         """Register a worker or record its heartbeat (an upsert). A new ``session`` (the same
         id restarted) starts its row afresh."""
         p = {k: info.get(k) for k in WORKER_COLS}
-        p.update(status="running", last_seen=now, started_at=now, stopped_at=None,
+        p.update(status=str(WORKER_BEAT.to), last_seen=now, started_at=now, stopped_at=None,
                  meta=json.dumps(info.get("meta") or {}, separators=(",", ":")),
                  running=int(info.get("running") or 0),
                  jobs_done=int(info.get("jobs_done") or 0),
@@ -60,8 +62,9 @@ class WorkerSql:
         if forget:
             cur = self._x("DELETE FROM worker WHERE worker_id = :w", {"w": worker_id})
         else:
-            cur = self._x("UPDATE worker SET status = 'stopped', running = 0, stopped_at = :t, "
-                          "last_seen = :t WHERE worker_id = :w", {"w": worker_id, "t": now})
+            cur = self._x(f"UPDATE worker SET {WORKER_STOP.set}, running = 0, stopped_at = :t, "
+                          f"last_seen = :t WHERE worker_id = :w AND {WORKER_STOP.where}",
+                          {"w": worker_id, "t": now})
         return bool(cur.rowcount)
 
     def list_workers(self) -> list[dict[str, Any]]:

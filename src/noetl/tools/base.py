@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from noetl.tools.output import StepLog
 
+from noetl.settings import Settings
+
 Credentials = Callable[[str], dict[str, Any]]
 
 
@@ -17,6 +19,9 @@ def _no_credentials(name: str) -> dict[str, Any]:
     from noetl.errors import NotFound
 
     raise NotFound(f"credential '{name}' is not available to this worker")
+
+
+_DEFAULTS = Settings()
 
 
 @dataclass
@@ -30,6 +35,12 @@ class Services:
     secrets: set[str] = field(default_factory=set)  # values to redact from events
     cancelled: threading.Event | None = None  # set when the job's execution was cancelled
     log: StepLog | None = None  # the running job's captured output (noetl.tools.output)
+    settings: Settings | None = None  # the process's (the pool passes its own on)
+
+    @property
+    def config(self) -> Settings:
+        """The process's settings (defaults when none were given)."""
+        return self.settings if self.settings is not None else _DEFAULTS
 
 
 @dataclass

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from pathlib import Path
@@ -55,11 +54,14 @@ def database_path(call: ToolCall) -> str:
     return str(d / f"{call.execution_id}.duckdb")
 
 
-def connect(path: str) -> Any:
+def connect(path: str, services: Services | None = None) -> Any:
+    """A DuckDB connection; extensions are installed on demand only with
+    NOETL_DUCKDB_AUTOINSTALL (``services.config``)."""
     import duckdb
 
-    auto = os.environ.get("NOETL_DUCKDB_AUTOINSTALL", "") in ("1", "true", "yes")
-    config: dict[str, Any] = {"autoinstall_known_extensions": auto, "autoload_known_extensions": True}
+    auto = services is not None and services.config.duckdb_autoinstall
+    config: dict[str, Any] = {"autoinstall_known_extensions": auto,
+                              "autoload_known_extensions": True}
     return duckdb.connect(path, config=config)
 
 
@@ -175,7 +177,7 @@ def run(call: ToolCall) -> Any:
     bound = bound_params(call.action, "duckdb")
     path = database_path(call)
     with _lock_for(path):  # one writer per file in this process
-        conn = connect(path)
+        conn = connect(path, call.services)
         try:
             aliases = setup_aliases(conn, auth_of(call.action, call.args), sql, call.services)
             out = run_statements(conn, statements, call.services, bound)

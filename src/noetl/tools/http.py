@@ -63,8 +63,9 @@ def client(verify: bool = True) -> httpx.Client:
     return c
 
 
-def rewrite(url: str, spec: str | None = None) -> str:
-    spec = os.environ.get("NOETL_HTTP_REWRITE", "") if spec is None else spec
+def rewrite(url: str, spec: str) -> str:
+    """``url`` with the first matching ``prefix=replacement`` of ``spec`` (NOETL_HTTP_REWRITE,
+    comma-separated) applied."""
     for pair in spec.split(","):
         prefix, sep, repl = pair.strip().partition("=")
         if sep and prefix and url.startswith(prefix):
@@ -146,7 +147,7 @@ def request(url: str, method: str = "GET", headers: dict[str, Any] | None = None
             timeout: float = DEFAULT_TIMEOUT, verify: bool = True,
             services: Services | None = None, basic: tuple[str, str] | None = None,
             **parts: Any) -> tuple[httpx.Response, dict[str, Any]]:
-    url = rewrite(url)
+    url = rewrite(url, services.config.http_rewrite if services is not None else "")
     hdrs = {str(k): str(v) for k, v in (headers or {}).items() if v is not None}
     try:
         resp = client(verify).request(method, url, headers=hdrs, timeout=timeout,

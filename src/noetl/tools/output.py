@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sys
 import threading
 import time
@@ -28,9 +27,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from noetl.settings import Settings
+
 _local = threading.local()
-LIMIT = int(os.environ.get("NOETL_STEP_LOG_LIMIT", str(1 << 20)))
-LEVEL = logging.getLevelName(os.environ.get("NOETL_STEP_LOG_LEVEL", "INFO").upper())
+LIMIT = 1 << 20  # NOETL_STEP_LOG_LIMIT, from the settings (StepLog.configured)
+LEVEL = logging.INFO  # NOETL_STEP_LOG_LEVEL
 STREAM_LEVELS = {"stdout": "INFO", "stderr": "WARNING"}
 RECORD_COST = 32  # characters a record counts for beyond its text (bounds the record count)
 JOIN_SECONDS = 1.0  # writes to one stream this close together join one record
@@ -42,7 +43,7 @@ class StepLog:
     as dicts ``{t, stream, level, logger?, message}`` (by heartbeats while the job runs, and
     with its outcome)."""
 
-    def __init__(self, limit: int = LIMIT, level: int = LEVEL if isinstance(LEVEL, int) else 20):
+    def __init__(self, limit: int = LIMIT, level: int = LEVEL):
         self.limit = limit
         self.level = level
         self.size = 0
@@ -51,6 +52,12 @@ class StepLog:
         self._open: list[Any] | None = None  # the stream record writes may still join
         self._back: list[dict[str, Any]] = []  # drained, not delivered: sent again first
         self._lock = threading.Lock()
+
+    @classmethod
+    def configured(cls, settings: Settings) -> StepLog:
+        """A log bounded as the settings say (NOETL_STEP_LOG_LIMIT, NOETL_STEP_LOG_LEVEL)."""
+        level = logging.getLevelName(settings.step_log_level)
+        return cls(settings.step_log_limit, level if isinstance(level, int) else LEVEL)
 
     def _room(self, text: str, cost: int) -> str | None:
         """``text`` cut to what the budget allows (None: nothing fits); counts the rest."""

@@ -185,7 +185,7 @@ def save_duckdb(cfg: dict[str, Any], data: Any, services: Services,
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(recs, fh, default=json_default, ensure_ascii=False)
         with _lock_for(str(db)):
-            conn = connect(str(db))
+            conn = connect(str(db), services)
             try:
                 if recs:
                     conn.execute("CREATE TEMP TABLE data AS SELECT * FROM read_json_auto(?)",

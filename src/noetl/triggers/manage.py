@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from noetl.domain.records import now
 from noetl.dsl.cron import Timing, make_timing
-from noetl.engine.records import now
 from noetl.errors import NotFound
 from noetl.ids import new_id
 from noetl.store.triggers import HookRow, ScheduleRow

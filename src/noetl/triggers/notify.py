@@ -13,12 +13,12 @@ execution's terminal event; they never change its status.
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from noetl.engine.records import Event, now
-from noetl.ids import new_id
+from noetl.domain.lifecycle import EventType, NotificationStatus, move
+from noetl.domain.records import Event, now
+from noetl.engine import events
 
 if TYPE_CHECKING:
     from noetl.engine.core import Engine
@@ -26,10 +26,8 @@ if TYPE_CHECKING:
     from noetl.triggers import TriggerMetrics
 
 log = logging.getLogger("noetl.triggers.notify")
-RETRY_DELAY = float(os.environ.get("NOETL_NOTIFY_RETRY_DELAY", "2"))
 MAX_DELAY = 300.0
-SEND_TIMEOUT = float(os.environ.get("NOETL_NOTIFY_TIMEOUT", "10"))
-SENT, FAILED = "notification_sent", "notification_failed"
+SENT, FAILED = EventType.NOTIFICATION_SENT, EventType.NOTIFICATION_FAILED
 
 
 def slack_text(m: dict[str, Any]) -> str:
@@ -76,14 +74,14 @@ def label(target: dict[str, Any]) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def send(n: NotificationRow, resolve: Any) -> tuple[bool, int | None, str | None]:
+def send(n: NotificationRow, resolve: Any, timeout: float) -> tuple[bool, int | None, str | None]:
     """One attempt: (delivered?, HTTP status, error)."""
     import httpx
 
     try:
         url, headers = where_to(n.target, resolve)
         r = httpx.post(url, json=body_for(n.target, n.payload), headers=headers,
-                       timeout=SEND_TIMEOUT, follow_redirects=False)
+                       timeout=timeout, follow_redirects=False)
     except Exception as exc:  # unreachable, refused, no credential: retried like a 5xx
         return False, None, f"{type(exc).__name__}: {exc}"
     if 200 <= r.status_code < 300:
@@ -91,8 +89,9 @@ def send(n: NotificationRow, resolve: Any) -> tuple[bool, int | None, str | None
     return False, r.status_code, f"HTTP {r.status_code}: {r.text[:200]}"
 
 
-def backoff(attempts: int) -> float:
-    return min(MAX_DELAY, RETRY_DELAY * 2 ** max(0, attempts - 1))
+def backoff(attempts: int, first: float) -> float:
+    """The wait before the next attempt: ``first`` (NOETL_NOTIFY_RETRY_DELAY), doubling."""
+    return min(MAX_DELAY, first * 2 ** max(0, attempts - 1))
 
 
 def record(engine: Engine, n: NotificationRow, ok: bool, code: int | None,
@@ -100,10 +99,11 @@ def record(engine: Engine, n: NotificationRow, ok: bool, code: int | None,
     """The attempt's outcome on the row and as an event on the execution."""
     t = now()
     final = ok or n.attempts >= n.max_attempts
-    n.status = "delivered" if ok else ("failed" if final else "pending")
+    N = NotificationStatus
+    move(n, N.DELIVERED if ok else (N.FAILED if final else N.PENDING))
     n.last_error = error
     if not final:
-        n.next_attempt_at = t + backoff(n.attempts)
+        n.next_attempt_at = t + backoff(n.attempts, engine.settings.notify_retry_delay)
     ctx = {"notification_id": str(n.notification_id), "target": label(n.target),
            "format": n.target.get("format", "json"), "attempt": n.attempts,
            "max_attempts": n.max_attempts, "status_code": code,
@@ -112,10 +112,8 @@ def record(engine: Engine, n: NotificationRow, ok: bool, code: int | None,
         ctx["will_retry"] = not final
         if not final:
             ctx["next_attempt_in"] = round(n.next_attempt_at - t, 3)
-    ev = Event(execution_id=n.execution_id, event_id=new_id(),
-               event_type=SENT if ok else FAILED, status="COMPLETED" if ok else "FAILED",
-               node_name="notify", node_type="notification", context=ctx, error=error,
-               attempt=n.attempts)
+    ev = events.notification_sent(n.execution_id, ctx, n.attempts) if ok else \
+        events.notification_failed(n.execution_id, ctx, error, n.attempts)
 
     def go(tx: Any) -> None:
         tx.update_notification(n)
@@ -128,9 +126,10 @@ def record(engine: Engine, n: NotificationRow, ok: bool, code: int | None,
 def deliver_due(engine: Engine, resolve: Any, metrics: TriggerMetrics,
                 limit: int = 20) -> int:
     """Claim due notifications, send each, record each attempt; how many were attempted."""
-    batch = engine._tx(lambda tx: tx.claim_notifications(now(), limit, SEND_TIMEOUT + 5))
+    timeout = engine.settings.notify_timeout
+    batch = engine._tx(lambda tx: tx.claim_notifications(now(), limit, timeout + 5))
     for n in batch:
-        ok, code, error = send(n, resolve)
+        ok, code, error = send(n, resolve, timeout)
         final = ok or n.attempts >= n.max_attempts
         try:
             record(engine, n, ok, code, error)

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from noetl.domain.records import now
 from noetl.dsl.cron import Timing
-from noetl.engine.records import now
 from noetl.errors import NoetlError
 
 if TYPE_CHECKING:
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from noetl.store.triggers import ScheduleRow
 
 log = logging.getLogger("noetl.triggers.schedules")
-GRACE = float(os.environ.get("NOETL_SCHEDULE_GRACE", "5"))
 MISSED_CAP = 10_000  # cron fires counted one by one at most (intervals are counted exactly)
 
 
@@ -161,10 +159,13 @@ def _cancel(engine: Engine, execution_id: int | None) -> None:
         log.warning("overlap cancel_previous: cannot cancel %s: %s", execution_id, exc)
 
 
-def fire_next(engine: Engine, t: float | None = None, grace: float = GRACE) -> Fired | None:
+def fire_next(engine: Engine, t: float | None = None, grace: float | None = None
+              ) -> Fired | None:
     """Claim and handle the schedule due longest ago; None when none is due (or every due one
-    is being handled by another server)."""
+    is being handled by another server). ``grace`` default: NOETL_SCHEDULE_GRACE (settings)."""
     at = now() if t is None else t
+    if grace is None:
+        grace = engine.settings.schedule_grace
     failed: dict[tuple[int, float | None], Exception] = {}
     claimed: list[tuple[int, float | None]] = []
 
@@ -193,7 +194,7 @@ def fire_next(engine: Engine, t: float | None = None, grace: float = GRACE) -> F
     return fired
 
 
-def fire_due(engine: Engine, grace: float = GRACE, limit: int = 1000) -> list[Fired]:
+def fire_due(engine: Engine, grace: float | None = None, limit: int = 1000) -> list[Fired]:
     """Every fire due now, one transaction each."""
     out: list[Fired] = []
     while len(out) < limit:

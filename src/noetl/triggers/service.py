@@ -4,45 +4,40 @@ Polling is the baseline: the scheduler sleeps until the earliest ``next_run_at``
 ``NOETL_SCHEDULER_POLL`` seconds, default 2, so schedules another server added are seen), and
 is woken sooner when this process changes a schedule; the sender looks for due notifications
 every ``NOETL_NOTIFY_POLL`` seconds (default 1) and is woken when an execution ends here.
-``NOETL_SCHEDULER=0`` / ``NOETL_NOTIFIER=0`` turn a loop off in this process.
+``NOETL_SCHEDULER=0`` / ``NOETL_NOTIFIER=0`` turn a loop off in this process. (All of these
+come from the engine's settings, :class:`noetl.settings.Settings`.)
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from noetl.engine.records import now
+from noetl.domain.records import now
 from noetl.triggers import NoMetrics, TriggerMetrics
 from noetl.triggers.notify import deliver_due
-from noetl.triggers.schedules import GRACE, fire_due
+from noetl.triggers.schedules import fire_due
 
 if TYPE_CHECKING:
     from noetl.engine.core import Engine
 
 log = logging.getLogger("noetl.triggers")
-POLL = float(os.environ.get("NOETL_SCHEDULER_POLL", "2"))
-NOTIFY_POLL = float(os.environ.get("NOETL_NOTIFY_POLL", "1"))
 BUSY_WAIT = 0.05  # a due row another server is firing: look again this soon
-
-
-def _on(name: str) -> bool:
-    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class Triggers:
     def __init__(self, engine: Engine, metrics: TriggerMetrics | None = None,
-                 resolve: Any = None, grace: float = GRACE):
+                 resolve: Any = None, grace: float | None = None):
         self.engine = engine
+        self.settings = engine.settings
         self.metrics: TriggerMetrics = metrics or NoMetrics()
         if resolve is None:
             from noetl.credentials import store_credentials
 
             resolve = store_credentials(engine.store)
         self.resolve = resolve
-        self.grace = grace
+        self.grace = self.settings.schedule_grace if grace is None else grace
         self._stop = threading.Event()
         self._wake_schedules = threading.Event()
         self._wake_notify = threading.Event()
@@ -58,9 +53,10 @@ class Triggers:
         self._wake_schedules.set()
 
     def start(self) -> Triggers:
-        for name, target, enabled in (("noetl-scheduler", self._schedule_loop, "NOETL_SCHEDULER"),
-                                      ("noetl-notifier", self._notify_loop, "NOETL_NOTIFIER")):
-            if _on(enabled):
+        for name, target, enabled in (
+                ("noetl-scheduler", self._schedule_loop, self.settings.scheduler),
+                ("noetl-notifier", self._notify_loop, self.settings.notifier)):
+            if enabled:
                 t = threading.Thread(target=target, name=name, daemon=True)
                 t.start()
                 self._threads.append(t)
@@ -87,10 +83,11 @@ class Triggers:
             for f in fire_due(self.engine, self.grace):
                 self.metrics.schedule_fired(f.outcome, f.lag, f.missed)
             nxt = self._next("schedule")
+        poll = self.settings.scheduler_poll
         if nxt is None:
-            return POLL
+            return poll
         wait = nxt - now()
-        return BUSY_WAIT if wait <= 0 else min(POLL, wait)
+        return BUSY_WAIT if wait <= 0 else min(poll, wait)
 
     def _schedule_loop(self) -> None:
         backoff = 0.5
@@ -101,20 +98,20 @@ class Triggers:
                 backoff = 0.5
             except Exception as exc:  # the database away: keep trying, say so once per outage
                 (log.exception if backoff == 0.5 else log.debug)("scheduler: %s", exc)
-                wait, backoff = backoff, min(backoff * 2, POLL)
+                wait, backoff = backoff, min(backoff * 2, self.settings.scheduler_poll)
             self._wake_schedules.wait(wait)
 
     def _notify_loop(self) -> None:
         while not self._stop.is_set():
             self._wake_notify.clear()
-            wait = NOTIFY_POLL
+            wait = poll = self.settings.notify_poll
             try:
                 nxt = self._next("notification")
                 if nxt is not None and nxt <= now():
                     deliver_due(self.engine, self.resolve, self.metrics)
                     nxt = self._next("notification")
                 if nxt is not None:  # a due row another server is sending: look again soon
-                    wait = min(NOTIFY_POLL, max(BUSY_WAIT, nxt - now()))
+                    wait = min(poll, max(BUSY_WAIT, nxt - now()))
             except Exception as exc:
                 log.warning("notifier: %s", exc)
             self._wake_notify.wait(wait)

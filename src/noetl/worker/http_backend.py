@@ -7,11 +7,11 @@ whose answer was lost. A 409 from the server is raised as :class:`noetl.errors.L
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from noetl.client import ApiError, Client
 from noetl.errors import Conflict, LeaseLost, NotFound
+from noetl.settings import Settings
 from noetl.tools.base import Services
 
 
@@ -20,11 +20,12 @@ class HttpBackend:
 
     def __init__(self, server_url: str | None = None, token: str | None = None,
                  lease_seconds: float | None = None, wait_seconds: float = 5.0,
-                 max_connections: int = 32):
-        self.client = Client(server_url, token, max_connections=max_connections)
-        from noetl.engine.core import DEFAULT_LEASE_SECONDS  # NOETL_LEASE_SECONDS
-
-        self.lease_seconds = lease_seconds or DEFAULT_LEASE_SECONDS
+                 max_connections: int = 32, settings: Settings | None = None):
+        """``settings``: the worker process's (default: read from the environment now)."""
+        self.settings = settings or Settings.from_env()
+        self.client = Client(server_url, token, max_connections=max_connections,
+                             settings=self.settings)
+        self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.wait_seconds = wait_seconds
         self.batch_route = True  # False once a server answers that it has no batch route
 
@@ -145,5 +146,5 @@ class HttpBackend:
 
     def services(self, data_dir: str | None = None) -> Services:
         """Tool services for this worker: credentials come from the server by name."""
-        return Services(credentials=self.credentials,
-                        data_dir=data_dir or os.environ.get("NOETL_DATA_DIR", ".noetl/data"))
+        return Services(credentials=self.credentials, data_dir=data_dir or self.settings.data_dir,
+                        settings=self.settings)

@@ -62,8 +62,8 @@ class Backend(Protocol):
 
 
 def default_worker_id() -> str:
-    return os.environ.get("NOETL_WORKER_ID") or \
-        f"{platform.node()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """``host-pid-random`` (NOETL_WORKER_ID, when set, is passed in as ``worker_id``)."""
+    return f"{platform.node()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class WorkerPool:
@@ -169,7 +169,7 @@ class WorkerPool:
     def _services(self) -> Services:
         s = self.services_template
         return Services(credentials=s.credentials, data_dir=s.data_dir,
-                        http_client=s.http_client, secrets=s.secrets)
+                        http_client=s.http_client, secrets=s.secrets, settings=s.settings)
 
     def _loop(self) -> None:
         services = self._services()
@@ -260,7 +260,7 @@ class WorkerPool:
         """Run one job and report it; return the next jobs leased along with the report."""
         job_id = int(work["job_id"])
         services.cancelled = threading.Event()
-        services.log = StepLog()
+        services.log = StepLog.configured(services.config)
         with self._lock:
             self._running[job_id] = time.monotonic()
             self._cancel[job_id] = services.cancelled

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import os
 import sys
 import time
 import traceback
@@ -18,12 +17,12 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
 from noetl.errors import TemplateError, ToolError, user_details
+from noetl.settings import Settings
 from noetl.templates import context, render, tool_context, with_names
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.output import StepLog, capture_job
 from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
-from noetl.tools.step_env import FromEnviron
 from noetl.worker.recordable import check, text
 
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
@@ -141,7 +140,7 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
     :class:`StepLog` when unset); what a heartbeat did not already take travels as the
     outcome's ``logs``, which a job that wrote nothing does not have."""
     services = services or Services()
-    log = services.log if services.log is not None else StepLog()
+    log = services.log if services.log is not None else StepLog.configured(services.config)
     with capture_job(log):
         outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
     hidden = _job_hidden(services)
@@ -158,17 +157,15 @@ def storable_logs(records: list[dict[str, Any]], secrets: set[str]) -> list[dict
 
 
 def job_secrets(services: Services) -> set[str]:
-    return with_encodings({s for s in services.secrets if isinstance(s, str)})
+    return with_encodings({s for s in services.secrets if isinstance(s, str)},
+                          _own_secrets(services.config))
 
 
 def _job_hidden(services: Services) -> tuple[str, ...]:
     """What :func:`job_secrets` hides, longest first: computed once per set of secrets and
     of this process's own, not per step (nothing at all when there are none)."""
     secrets = frozenset(s for s in services.secrets if isinstance(s, str))
-    argv, own = _OWN.get()
-    if argv != tuple(sys.argv):  # (the command line does not change in practice)
-        _OWN.reset()
-        argv, own = _OWN.get()
+    own = _own_secrets(services.config)
     if not secrets and not own:
         return ()
     return _hidden(secrets | own)
@@ -179,16 +176,13 @@ def _hidden(secrets: frozenset[str]) -> tuple[str, ...]:
     return _longest_first(_encoded(secrets))
 
 
-# This process's own secrets: a step that reads the real environment (/proc/self/environ) of a
-# worker, or of a server running steps itself, must not record them.
-PROCESS_SECRETS = ("NOETL_API_TOKEN", "NOETL_ENCRYPTION_KEY")
-
-
-def process_secrets() -> set[str]:
-    """The API token, the credential key and the password of a store URL (in the environment
-    or on the command line, /proc/self/cmdline) of this process."""
-    out = {v for v in (os.environ.get(k) for k in PROCESS_SECRETS) if v}
-    for url in (os.environ.get("NOETL_STORE_URL") or "", *sys.argv):
+def process_secrets(settings: Settings, argv: tuple[str, ...] = ()) -> set[str]:
+    """This process's own secrets (a step that reads the real environment, /proc/self/environ,
+    of a worker, or of a server running steps itself, must not record them): the API token,
+    the credential key and the password of a store URL (in the settings or on the command
+    line ``argv``, /proc/self/cmdline)."""
+    out = {v for v in (settings.api_token, settings.encryption_key) if v}
+    for url in (settings.store_url or "", *argv):
         if "://" in url and "@" in url:
             try:
                 password = urlsplit(url).password
@@ -199,32 +193,23 @@ def process_secrets() -> set[str]:
     return out
 
 
-def _read_own() -> tuple[tuple[str, ...], frozenset[str]]:
-    return tuple(sys.argv), frozenset(process_secrets())
+# (settings, command line, their process secrets): read again only when either changes
+_own: tuple[Settings | None, tuple[str, ...], frozenset[str]] = (None, (), frozenset())
 
 
-class _Own:
-    """:func:`process_secrets` with the command line it was read from, read again when the
-    environment changes (the caller checks the command line)."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._kept = FromEnviron(_read_own)
-
-    def get(self) -> tuple[tuple[str, ...], frozenset[str]]:
-        return self._kept.get()
+def _own_secrets(settings: Settings) -> frozenset[str]:
+    global _own
+    kept, argv = _own, tuple(sys.argv)
+    if kept[0] is not settings or kept[1] != argv:
+        kept = _own = (settings, argv, frozenset(process_secrets(settings, argv)))
+    return kept[2]
 
 
-_OWN = _Own()
-
-
-def with_encodings(secrets: set[str]) -> set[str]:
-    """The secrets, this process's own (:func:`process_secrets`), and how they travel
+def with_encodings(secrets: set[str], own: frozenset[str] = frozenset()) -> set[str]:
+    """The secrets, this process's own (``own``: :func:`process_secrets`), and how they travel
     encoded: base64 (as in an ``Authorization: Basic`` header, of ``user:password``) and
     URL-encoded."""
-    return set(_encoded(frozenset(secrets) | frozenset(process_secrets())))
+    return set(_encoded(frozenset(secrets) | own))
 
 
 @lru_cache(maxsize=64)

@@ -1,35 +1,19 @@
-"""Row types shared by the engine and every store backend."""
+"""Row types shared by the engine and every store backend (statuses: :mod:`noetl.domain.lifecycle`)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-
-class Status(StrEnum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    WAITING = "WAITING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    SKIPPED = "SKIPPED"
-
-
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"  # ready (or delayed by available_at)
-    WAITING = "waiting"  # held back (sequential loop items, concurrency gates)
-    LEASED = "leased"
-    CHILD = "child"  # a sub-playbook is running for it; not leasable
-    DONE = "done"
-    DEAD = "dead"  # failed with no retry left
-    CANCELLED = "cancelled"
+from noetl.domain.lifecycle import (
+    EXECUTION_ENDED,
+    ExecutionStatus,
+    JobKind,
+    JobStatus,
+    StepStatus,
+)
+from noetl.errors import user_details
 
 
 def now() -> float:
@@ -77,10 +61,10 @@ class Job:
     execution_id: int
     step: str
     run: int  # which activation of the step (loops back make several)
-    kind: str = "step"  # step | item
+    kind: JobKind = JobKind.STEP
     index: int | None = None  # loop item index
     payload: dict[str, Any] = field(default_factory=dict)
-    status: str = JobStatus.QUEUED
+    status: JobStatus = JobStatus.QUEUED
     priority: int = 50
     attempts: int = 0
     max_attempts: int = 1
@@ -110,7 +94,7 @@ class StepRow:
 
     execution_id: int
     step: str
-    status: str = Status.PENDING
+    status: StepStatus = StepStatus.PENDING
     result: Any = None
     error: Any = None
     attempts: int = 0
@@ -139,7 +123,7 @@ class ExecutionRow:
     execution_id: int
     path: str
     version: str | None
-    status: str
+    status: ExecutionStatus
     playbook: dict[str, Any]
     workload: dict[str, Any]
     catalog_id: int | None = None
@@ -154,7 +138,7 @@ class ExecutionRow:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in EXECUTION_ENDED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,3 +187,15 @@ class Credential:
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "description": self.description,
                 "tags": self.tags, "created_at": self.created_at, "updated_at": self.updated_at}
+
+
+def error_info(message: str, type_: str = "Error", traceback: str | None = None,
+               step: str | None = None) -> dict[str, Any]:
+    """The error a step or execution row records (and an execution's result carries)."""
+    return {"message": message, "type": type_, "traceback": traceback, "step": step}
+
+
+def exc_info(exc: BaseException, step: str | None = None) -> dict[str, Any]:
+    """The error record of an engine-side error (a template in an edge, a loop's collection):
+    with the field and template of a template error (:func:`noetl.errors.user_details`)."""
+    return {**error_info(str(exc), type(exc).__name__, step=step), **user_details(exc)}

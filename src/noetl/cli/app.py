@@ -1,0 +1,21 @@
+"""The ``noetl`` Typer app, its ``catalog`` group and the options commands share. Command
+modules import this (and helpers from :mod:`noetl.cli.common`, which does not load Typer, so
+``noetl run``'s fast path stays Typer-free), never :mod:`noetl.cli.main`, which imports them."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="NoETL: playbook orchestrator.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+catalog_app = typer.Typer(help="Register and list playbooks.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+StoreOpt = typer.Option(None, "--store", envvar="NOETL_STORE_URL",
+                        help="Store URL (sqlite:///PATH or postgresql://...); default "
+                             "$NOETL_HOME/noetl.db.")
+ServerOpt = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
+                         help="Talk to a NoETL server at this URL instead of opening the store.")
+SetOpt = typer.Option(None, "--set", help="Workload override key=value (repeatable; JSON values).")
+PayloadOpt = typer.Option(None, "--payload", help="Workload overrides as a JSON object (or @file).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
