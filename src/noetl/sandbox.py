@@ -7,14 +7,16 @@
   :data:`MAX_SIZE` is refused before it is computed. Method calls are checked the same way
   (``'x'.center(10**9)``, ``l.extend(l)``), and ``namespace`` attributes (the one way a template
   loop carries a value from one iteration to the next) are bounded too.
-- :func:`time_limit` bounds the wall time of a render: one watchdog thread raises
-  :class:`TemplateTimeout` in a thread whose render has run past its deadline (between two
-  Python bytecodes: every single operation is already bounded by the sandbox). A render costs
-  a dictionary insert and removal; no thread is started per render.
+- :func:`arm` / :func:`disarm` (or the context manager :func:`time_limit`) bound the wall
+  time of a render: one watchdog thread raises :class:`TemplateTimeout` in a thread whose
+  render has run past its deadline (between two Python bytecodes: every single operation is
+  already bounded by the sandbox). A render costs a dictionary insert and removal and one
+  lock; no thread is started per render.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -79,6 +81,8 @@ _STR_SIZED = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "form
 
 
 def check_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if not args and not kwargs:  # no size to give, nothing to add: only the result can be
+        return  # too large, and BoundedSandbox.call checks it
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
     values = (*args, *kwargs.values())
@@ -111,6 +115,9 @@ class BoundedNamespace(Namespace):
         super().__setitem__(name, value)
 
 
+_NUMBERS = frozenset({int, float})  # exactly: bool and int subclasses take the general path
+
+
 class BoundedSandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"**", "*", "+", "%", "//"})
 
@@ -119,6 +126,16 @@ class BoundedSandbox(SandboxedEnvironment):
         bound_filters(self)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if type(left) in _NUMBERS and type(right) in _NUMBERS and operator != "**":
+            # plain numbers (the common case): of the checks below only an integer product
+            # can be refused before it is computed, and only an integer result after
+            if operator == "*" and type(left) is int and type(right) is int \
+                    and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                _refuse("the product is too large")
+            result = self.binop_table[operator](left, right)
+            if type(result) is int and result.bit_length() > MAX_INT_BITS:
+                _refuse("the result is too large")
+            return result
         check_binop(operator, left, right)
         result = self.binop_table[operator](left, right)
         if _bits(result) > MAX_INT_BITS:
@@ -162,9 +179,10 @@ def bound_filters(env: SandboxedEnvironment) -> None:
 # -- the render time limit ------------------------------------------------------------------
 
 _lock = threading.Lock()
-_deadlines: dict[int, list[Any]] = {}  # thread id -> [deadline, fired]
+_deadlines: dict[int, list[Any]] = {}  # thread id -> [deadline, fired, thread id]
 _wake = threading.Event()
 _watchdog: threading.Thread | None = None
+_watchdog_pid = 0  # the process that started it (a forked child has none)
 
 
 def _async_exc(tid: int, exc: type[BaseException] | None) -> None:
@@ -180,44 +198,64 @@ def _watch() -> None:
         _wake.wait(0.05)
         _wake.clear()
         t = time.monotonic()
-        with _lock:
-            for tid, entry in _deadlines.items():
-                if not entry[1] and t >= entry[0]:
-                    entry[1] = True
-                    _async_exc(tid, TemplateTimeout)
+        try:
+            with _lock:  # an entry is only removed under the lock: none goes while we fire
+                for tid, entry in list(_deadlines.items()):  # (added without the lock)
+                    if not entry[1] and t >= entry[0]:
+                        entry[1] = True
+                        _async_exc(tid, TemplateTimeout)
+        except Exception:  # never end the watchdog: renders would run unbounded
+            logging.getLogger("noetl.sandbox").exception("template watchdog")
 
 
-def _ensure_watchdog() -> None:
-    global _watchdog
-    if _watchdog is None or not _watchdog.is_alive():
-        with _lock:
-            if _watchdog is None or not _watchdog.is_alive():
-                _watchdog = threading.Thread(target=_watch, name="noetl-template-watchdog",
-                                             daemon=True)
-                _watchdog.start()
+def _start_watchdog() -> None:
+    global _watchdog, _watchdog_pid
+    with _lock:
+        if _watchdog is None or not _watchdog.is_alive() or _watchdog_pid != os.getpid():
+            _watchdog = threading.Thread(target=_watch, name="noetl-template-watchdog",
+                                         daemon=True)
+            _watchdog.start()
+            _watchdog_pid = os.getpid()
+
+
+def arm(seconds: float | None = None) -> list[Any] | None:
+    """Start this thread's deadline (``seconds``, default ``NOETL_TEMPLATE_TIMEOUT``); None
+    when one is running already (a nested render keeps the outer deadline). Pair with
+    :func:`disarm` in a ``finally``."""
+    tid = threading.get_ident()
+    if tid in _deadlines:
+        return None
+    if _watchdog_pid != os.getpid():  # not started yet in this process (or forked since)
+        _start_watchdog()
+    entry = [time.monotonic() + (RENDER_SECONDS if seconds is None else seconds), False, tid]
+    _deadlines[tid] = entry  # one dict store (atomic); only its own thread replaces it
+    return entry
+
+
+def disarm(entry: list[Any] | None) -> None:
+    """End the deadline :func:`arm` returned; a timeout not delivered yet is cancelled."""
+    if entry is None:
+        return
+    tid = entry[2]
+    while True:  # the exception may land here, before the entry is gone: go again
+        try:
+            with _lock:
+                _deadlines.pop(tid, None)
+                if entry[1]:  # fired: cancel an exception not delivered yet
+                    _async_exc(tid, None)
+            break
+        except TemplateTimeout:
+            continue
 
 
 @contextmanager
 def time_limit(seconds: float | None = None) -> Iterator[None]:
     """Raise :class:`TemplateTimeout` in this thread if the block runs past ``seconds``
-    (default ``NOETL_TEMPLATE_TIMEOUT``, 5 s). Nested blocks keep the outer deadline."""
-    tid = threading.get_ident()
-    if tid in _deadlines:
-        yield
-        return
-    _ensure_watchdog()
-    entry = [time.monotonic() + (RENDER_SECONDS if seconds is None else seconds), False]
-    with _lock:
-        _deadlines[tid] = entry
+    (default ``NOETL_TEMPLATE_TIMEOUT``, 5 s). Nested blocks keep the outer deadline.
+    (Renders call :func:`arm` / :func:`disarm` directly: this generator costs more than a
+    small render.)"""
+    entry = arm(seconds)
     try:
         yield
     finally:
-        while True:  # the exception may land here, before the entry is gone: go again
-            try:
-                with _lock:
-                    _deadlines.pop(tid, None)
-                    if entry[1]:  # fired: cancel an exception not delivered yet
-                        _async_exc(tid, None)
-                break
-            except TemplateTimeout:
-                continue
+        disarm(entry)

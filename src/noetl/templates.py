@@ -29,7 +29,7 @@ from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 
 from noetl import sandbox
 from noetl.errors import TemplateError
-from noetl.sandbox import BoundedNamespace, BoundedSandbox, TemplateTimeout, time_limit
+from noetl.sandbox import BoundedNamespace, BoundedSandbox, TemplateTimeout, arm, disarm
 
 _TOJSON_TAIL = re.compile(r"\|\s*tojson\s*(\(\s*\))?\s*$")
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -51,8 +51,14 @@ def json_default(o: Any) -> Any:
     return str(o)
 
 
+# one encoder for every call (json.dumps with options builds a new one each time); encode()
+# keeps no state on the encoder, so threads share it
+_COMPACT = json.JSONEncoder(default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text (UTF-8 characters kept, values JSON lacks via :func:`json_default`)."""
+    return _COMPACT.encode(value)
 
 
 class StepView(dict[str, Any]):
@@ -283,14 +289,17 @@ def render_str(text: str, ctx: Mapping[str, Any], where: str = "template") -> An
     except TemplateSyntaxError as exc:
         raise _error(where, text, f"template syntax error: {exc.message}",
                      f"template syntax error in {text!r}: {exc.message}") from exc
+    deadline = arm()  # TemplateTimeout in this thread past NOETL_TEMPLATE_TIMEOUT
     try:
-        with time_limit():
+        try:
             if native:
                 result = fn(**ctx)
                 if isinstance(result, StrictUndefined):
                     str(result)  # raises UndefinedError naming the variable
                 return _unview(result)
             return fn.render(ctx)
+        finally:
+            disarm(deadline)
     except TemplateTimeout as exc:
         reason = f"took longer than the {sandbox.RENDER_SECONDS:g} s template time limit"
         raise _error(where, text, reason, f"rendering {text[:200]!r} {reason}") from exc

@@ -117,6 +117,12 @@ def reads_context(code: Any) -> bool:
     sees every earlier step's result, as in NoETL."""
     if not isinstance(code, str) or ("context" not in code and "**" not in code):
         return False  # neither can be there (no parse: 8,000 python steps are planned fast)
+    return _reads_context(code)
+
+
+@lru_cache(maxsize=1024)
+def _reads_context(code: str) -> bool:
+    """Cached per code text: parsing was most of a plan's compile time."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):

@@ -23,13 +23,11 @@ from noetl.ids import new_id
 from noetl.store.base import Tx
 from noetl.store.logs_sql import LogSql
 from noetl.store.workers import WorkerSql
-from noetl.templates import json_default
+from noetl.templates import dumps
 
 
 def jd(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    return None if value is None else dumps(value)
 
 
 def jl(text: Any) -> Any:

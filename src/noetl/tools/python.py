@@ -19,6 +19,7 @@ import json
 import linecache
 import re
 import traceback
+import types
 from functools import lru_cache
 from typing import Any
 
@@ -96,43 +97,68 @@ def _unview(v: Any) -> Any:
     return u(v)
 
 
+_P = inspect.Parameter
+_SIGNATURES: dict[tuple[Any, ...], tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def parameters(main: Any) -> tuple[tuple[str, Any, bool], ...]:
+    """``(name, kind, has a default)`` of each parameter of ``main``. ``inspect.signature``
+    cost as much as the rest of a small step: for a plain function (no ``__wrapped__`` or
+    ``__signature__``) the answer is kept per code object, number of defaults and keyword-only
+    defaults, which is all it depends on; each step's ``exec`` makes a new function of the
+    same code."""
+    key = None
+    if type(main) is types.FunctionType and "__wrapped__" not in main.__dict__ \
+            and "__signature__" not in main.__dict__:
+        key = (main.__code__, len(main.__defaults__ or ()), tuple(main.__kwdefaults__ or ()))
+        got = _SIGNATURES.get(key)
+        if got is not None:
+            return got
+    params = tuple((p.name, p.kind, p.default is not p.empty)
+                   for p in inspect.signature(main).parameters.values())
+    if key is not None:
+        if len(_SIGNATURES) >= 1024:
+            _SIGNATURES.clear()
+        _SIGNATURES[key] = params
+    return params
+
+
 def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
-    sig = inspect.signature(main)
-    params = list(sig.parameters.values())
+    params = parameters(main)
     if not params:
         return main()
-    if len(params) == 1 and params[0].name == "input_data" and "input_data" not in args:
+    if len(params) == 1 and params[0][0] == "input_data" and "input_data" not in args:
         loop = ctx.get("_loop")
         if not args and isinstance(loop, dict) and "item" in loop:
             return main(_unview(loop["item"]))  # a loop task with no args: its input is the item
         return main(args)
     kwargs: dict[str, Any] = {}
     positional: list[Any] = []
-    for p in params:
-        if p.kind is p.VAR_KEYWORD:  # every arg, and `context` (as NoETL passed it)
+    for name, kind, has_default in params:
+        if kind is _P.VAR_KEYWORD:  # every arg, and `context` (as NoETL passed it)
             for k, v in args.items():
                 if k not in kwargs:
                     kwargs[k] = v
-            if "context" not in kwargs and "context" not in sig.parameters:
+            if "context" not in kwargs and all(p[0] != "context" for p in params):
                 kwargs["context"] = {k: _unview(v) for k, v in ctx.items()}
             continue
-        if p.kind is p.VAR_POSITIONAL:
+        if kind is _P.VAR_POSITIONAL:
             continue
-        value = args.get(p.name, _MISSING)
-        if value is _MISSING and p.name in ctx:
-            value = _unview(ctx[p.name])
+        value = args.get(name, _MISSING)
+        if value is _MISSING and name in ctx:
+            value = _unview(ctx[name])
         if value is _MISSING:
-            if p.default is not p.empty:
+            if has_default:
                 continue
-            if p.name == "context":
+            if name == "context":
                 value = ctx
             else:
-                raise TypeError(f"main() parameter '{p.name}' has no value: no arg "
-                                f"'{p.name}' (args: {sorted(args) or 'none'})")
-        if p.kind is p.POSITIONAL_ONLY:
+                raise TypeError(f"main() parameter '{name}' has no value: no arg "
+                                f"'{name}' (args: {sorted(args) or 'none'})")
+        if kind is _P.POSITIONAL_ONLY:
             positional.append(value)
         else:
-            kwargs[p.name] = value
+            kwargs[name] = value
     return main(*positional, **kwargs)
 
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 import builtins
 import os
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 ALLOWED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ",
                      "TMPDIR", "TEMP", "TMP", "PWD", "TERM", "PYTHONPATH", "PYTHONHOME",
                      "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"})
+
+
+T = TypeVar("T")
 
 
 class StepExit(BaseException):
@@ -38,6 +42,38 @@ def scrubbed_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+class FromEnviron(Generic[T]):
+    """A value made from the process environment, made again only when ``os.environ``
+    changes: kept with a snapshot of ``os.environ``'s data, which costs one dict comparison in
+    C to check (walking ``os.environ`` decodes every variable in Python)."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self.build = build
+        self._kept: tuple[dict[Any, Any] | None, T | None] = (None, None)
+
+    def get(self) -> T:
+        data = getattr(os.environ, "_data", None)
+        if not isinstance(data, dict):  # not CPython's os._Environ: build every time
+            return self.build()
+        snapshot, value = self._kept
+        if snapshot is None or snapshot != data:
+            snapshot = dict(data)  # taken first: a change made meanwhile is seen next time
+            value = self.build()
+            self._kept = (snapshot, value)
+        return value  # type: ignore[return-value]
+
+
+_SCRUBBED = FromEnviron(scrubbed_environ)
+
+
+def step_environ() -> dict[str, str]:
+    """A fresh copy of :func:`scrubbed_environ` of the process environment for one step
+    (scrubbing cost more than the rest of a small step: it is redone only when the environment
+    changes). Each step gets its own copy: what one step writes to its ``os.environ`` no other
+    step sees."""
+    return dict(_SCRUBBED.get())
+
+
 def _exit(code: int = 0) -> None:
     raise StepExit(f"os._exit({code}) called by the step's code")
 
@@ -48,7 +84,7 @@ class _StepOs(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__("os")
-        self.environ = scrubbed_environ()
+        self.environ = step_environ()
         self.getenv = self.environ.get
         self._exit = _exit
 

@@ -20,6 +20,8 @@ from noetl.templates import json_default
 
 MAX_DIGITS = 4000  # Python refuses to print longer integers (sys.get_int_max_str_digits)
 _KEY_TYPES = (str, int, float, bool, type(None))
+# json.dumps with these options, without building an encoder per call
+_ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False, allow_nan=False)
 
 
 class Unrecordable(ValueError):
@@ -30,7 +32,7 @@ def check(outcome: dict[str, Any]) -> dict[str, Any]:
     """``outcome`` unchanged when it encodes cleanly (the common case: one ``json.dumps``),
     else a cleaned copy, or an error outcome naming what cannot be recorded."""
     try:
-        text = json.dumps(outcome, default=json_default, ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(outcome)
         if "\x00" not in text and "\\u0000" not in text:
             text.encode("utf-8")
             return outcome

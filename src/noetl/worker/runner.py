@@ -6,11 +6,16 @@ traceback, so no error is lost between the tool and the event log.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import os
+import sys
 import time
 import traceback
 import uuid
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
 
 from noetl.errors import TemplateError, ToolError, user_details
 from noetl.templates import context, render, tool_context, with_names
@@ -18,6 +23,8 @@ from noetl.tools.base import Services, ToolCall
 from noetl.tools.output import StepLog, capture_job
 from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
+from noetl.tools.step_env import FromEnviron
+from noetl.worker.recordable import check, text
 
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
 NOT_RENDERED = frozenset({"code", "code_b64", "next", "save", "retry", "task", "type", "tool",
@@ -105,18 +112,26 @@ def _error(exc: BaseException, work: dict[str, Any]) -> dict[str, Any]:
 
 def redact(value: Any, secrets: set[str]) -> Any:
     """``value`` with every resolved credential secret (4+ characters) replaced by ``***``."""
-    if not secrets:
-        return value
+    return _redact(value, _longest_first(frozenset(secrets))) if secrets else value
+
+
+def _redact(value: Any, hidden: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        for v in sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True):
+        for v in hidden:
             if v in value:
                 value = value.replace(v, "***")
         return value
     if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
+        return {k: _redact(v, hidden) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
+        return [_redact(v, hidden) for v in value]
     return value
+
+
+@lru_cache(maxsize=64)
+def _longest_first(secrets: frozenset[str]) -> tuple[str, ...]:
+    """What :func:`redact` replaces (4+ characters), longest first: sorted once per set."""
+    return tuple(sorted((x for x in secrets if len(x) >= 4), key=lambda x: (-len(x), x)))
 
 
 def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
@@ -125,28 +140,43 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
     What the job writes (stdout, stderr, ``logging``) is captured in ``services.log`` (a new
     :class:`StepLog` when unset); what a heartbeat did not already take travels as the
     outcome's ``logs``, which a job that wrote nothing does not have."""
-    from noetl.worker.recordable import check
-
     services = services or Services()
     log = services.log if services.log is not None else StepLog()
     with capture_job(log):
         outcome = check(_run_work(work, services))  # encodable: never a report refused for ever
-    secrets = job_secrets(services)
+    hidden = _job_hidden(services)
     records = log.drain(final=True)
     if records:
-        outcome["logs"] = storable_logs(records, secrets)
-    return redact(outcome, secrets) if secrets else outcome
+        outcome["logs"] = [{**r, "message": text(_redact(r["message"], hidden))}
+                           for r in records]
+    return _redact(outcome, hidden) if hidden else outcome
 
 
 def storable_logs(records: list[dict[str, Any]], secrets: set[str]) -> list[dict[str, Any]]:
     """Log records as they may leave the worker: secrets redacted, text storable."""
-    from noetl.worker.recordable import text
-
     return [{**r, "message": text(redact(r["message"], secrets))} for r in records]
 
 
 def job_secrets(services: Services) -> set[str]:
     return with_encodings({s for s in services.secrets if isinstance(s, str)})
+
+
+def _job_hidden(services: Services) -> tuple[str, ...]:
+    """What :func:`job_secrets` hides, longest first: computed once per set of secrets and
+    of this process's own, not per step (nothing at all when there are none)."""
+    secrets = frozenset(s for s in services.secrets if isinstance(s, str))
+    argv, own = _OWN.get()
+    if argv != tuple(sys.argv):  # (the command line does not change in practice)
+        _OWN.reset()
+        argv, own = _OWN.get()
+    if not secrets and not own:
+        return ()
+    return _hidden(secrets | own)
+
+
+@lru_cache(maxsize=64)
+def _hidden(secrets: frozenset[str]) -> tuple[str, ...]:
+    return _longest_first(_encoded(secrets))
 
 
 # This process's own secrets: a step that reads the real environment (/proc/self/environ) of a
@@ -157,10 +187,6 @@ PROCESS_SECRETS = ("NOETL_API_TOKEN", "NOETL_ENCRYPTION_KEY")
 def process_secrets() -> set[str]:
     """The API token, the credential key and the password of a store URL (in the environment
     or on the command line, /proc/self/cmdline) of this process."""
-    import os
-    import sys
-    from urllib.parse import urlsplit
-
     out = {v for v in (os.environ.get(k) for k in PROCESS_SECRETS) if v}
     for url in (os.environ.get("NOETL_STORE_URL") or "", *sys.argv):
         if "://" in url and "@" in url:
@@ -173,22 +199,45 @@ def process_secrets() -> set[str]:
     return out
 
 
+def _read_own() -> tuple[tuple[str, ...], frozenset[str]]:
+    return tuple(sys.argv), frozenset(process_secrets())
+
+
+class _Own:
+    """:func:`process_secrets` with the command line it was read from, read again when the
+    environment changes (the caller checks the command line)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._kept = FromEnviron(_read_own)
+
+    def get(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        return self._kept.get()
+
+
+_OWN = _Own()
+
+
 def with_encodings(secrets: set[str]) -> set[str]:
     """The secrets, this process's own (:func:`process_secrets`), and how they travel
     encoded: base64 (as in an ``Authorization: Basic`` header, of ``user:password``) and
     URL-encoded."""
-    import base64
-    from urllib.parse import quote, quote_plus
+    return set(_encoded(frozenset(secrets) | frozenset(process_secrets())))
 
-    out = set(secrets) | process_secrets()
-    for v in list(out):
+
+@lru_cache(maxsize=64)
+def _encoded(secrets: frozenset[str]) -> frozenset[str]:
+    out = set(secrets)
+    for v in secrets:
         if len(v) < 4:
             continue
         raw = v.encode("utf-8", "backslashreplace")
         b64 = base64.b64encode(raw).decode()
         out.update({b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode(),
                     quote(v, safe=""), quote_plus(v)})
-    return out
+    return frozenset(out)
 
 
 def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
