@@ -8,6 +8,7 @@ from typing import Any
 
 from noetl.domain.records import Job
 from noetl.store.rows import JOB_COLS, _job, jd
+from noetl.store.sqlops import SqlOps
 
 LOG_COLS = ("log_id, execution_id, step, idx, run, attempt, job_id, stream, level, logger, "
             "message, worker_id, created_at")
@@ -27,17 +28,8 @@ def _lineage(r: Any) -> dict[str, Any]:
             "reused": json.loads(r[4]) if r[4] else [], "created_at": r[5]}
 
 
-class LogSql:
+class LogSql(SqlOps):
     """Needs ``_x``, ``_xmany`` and ``_all`` (from SqlTx)."""
-
-    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
-
-    def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def _all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        raise NotImplementedError
 
     # logs ----------------------------------------------------------------------------------
     def add_logs(self, rows: list[dict[str, Any]]) -> None:

@@ -52,14 +52,6 @@ class SqlTx(LogSql, WorkerSql, Tx):
     :mod:`noetl.store.logs_sql`). Subclasses provide ``_x`` / ``_xmany`` and the locking
     statements."""
 
-    for_update = ""  # " FOR UPDATE" on PostgreSQL
-
-    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
-
-    def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
     def _all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         return list(self._x(sql, params).fetchall())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from noetl.domain.lifecycle import NotificationStatus
 from noetl.domain.records import now
+from noetl.store.sqlops import SqlOps
 
 
 def _jd(value: Any) -> str | None:
@@ -170,23 +171,8 @@ def _note_params(n: NotificationRow) -> dict[str, Any]:
             "created_at": n.created_at, "updated_at": n.updated_at}
 
 
-class TriggerSql:
+class TriggerSql(SqlOps):
     """Schedules, hooks and notifications. Needs ``_x``/``_all``/``_one`` of the SQL backend."""
-
-    for_update = ""  # " FOR UPDATE" on PostgreSQL
-
-    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
-
-    def _all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        raise NotImplementedError
-
-    def _one(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
-
-    @property
-    def _skip_locked(self) -> str:
-        return self.for_update + " SKIP LOCKED" if self.for_update else ""
 
     # schedules ----------------------------------------------------------------------------
     def insert_schedule(self, s: ScheduleRow) -> None:

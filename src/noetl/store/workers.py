@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from noetl.store.moves import WORKER_BEAT, WORKER_STOP
+from noetl.store.sqlops import SqlOps
 
 WORKER_COLS = ("worker_id", "session", "mode", "hostname", "pid", "concurrency", "running",
                "jobs_done", "lease_seconds", "status", "meta", "started_at", "last_seen",
@@ -23,17 +24,8 @@ def _worker(r: Any) -> dict[str, Any]:
     return d
 
 
-class WorkerSql:
+class WorkerSql(SqlOps):
     """Mixed into :class:`noetl.store.sql.SqlTx`, which provides ``_x``/``_all``/``_one``."""
-
-    def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
-
-    def _all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        raise NotImplementedError
-
-    def _one(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
 
     # workers --------------------------------------------------------------------------------
     def worker_beat(self, info: dict[str, Any], now: float) -> None:
