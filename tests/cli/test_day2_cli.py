@@ -10,7 +10,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from noetl.store import open_store
+from tests.helpers import wait_until
 from tests.steplogs import WRITES, WRITES_LINES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,16 +158,6 @@ def _reader(stream: Any, into: list[str]) -> threading.Thread:
     return t
 
 
-def _until(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _running_id(store_url: str) -> str:
     store = open_store(store_url)
     try:
@@ -189,19 +179,19 @@ def test_logs_follow_prints_records_as_they_come_and_stops_at_the_end(
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     follow = None
     try:
-        eid = _until(lambda: _running_id(store), 30, "the execution to start")
+        eid = wait_until(lambda: _running_id(store), 30, "the execution to start")
         follow = subprocess.Popen([sys.executable, "-m", "noetl", "logs", eid, "--follow",
                                    "--store", store], env=env, cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out: list[str] = []
         _reader(follow.stdout, out)
-        _until(lambda: any("LOGGED-BY-STEP" in ln for ln in out), 30, "the first records")
+        wait_until(lambda: any("LOGGED-BY-STEP" in ln for ln in out), 30, "the first records")
         assert follow.poll() is None  # still following: the execution waits at the gate
         assert not any("AFTER-GATE" in ln for ln in out)
         gate.write_text("open")
         assert follow.wait(60) == 0
         assert run.wait(60) == 0
-        _until(lambda: any("LAST-RUNS" in ln for ln in out), 5, "the last record")
+        wait_until(lambda: any("LAST-RUNS" in ln for ln in out), 5, "the last record")
         assert [ln.split(" ", 1)[1].rstrip("\n") for ln in out] == WRITES_LINES
     finally:
         for p in (run, follow):
@@ -252,7 +242,7 @@ def test_run_prints_the_steps_output_live_on_a_terminal(tmp_path: Path,
         return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
 
     try:
-        _until(lambda: all(m in screen() for m in ("PRINTED-BY-STEP", "STDERR-OF-STEP",
+        wait_until(lambda: all(m in screen() for m in ("PRINTED-BY-STEP", "STDERR-OF-STEP",
                                                    "LOGGED-BY-STEP 42")), 60,
                f"the three kinds of output on the terminal; got:\n{screen()[-2000:]}")
         assert proc.poll() is None and "AFTER-GATE" not in screen()  # live: still running

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from noetl.dsl import parse_playbook
 from noetl.engine.resume import inputs_of, rerun, resume
 from noetl.errors import Conflict, NotFound
 from noetl.local import LocalRunner
+from tests.helpers import wait_until
 
 # Each step appends (step, n) to a sqlite table, so the test can count what ran.
 NINE = "\n".join(["apiVersion: noetl.io/v1", "kind: Playbook",
@@ -197,12 +197,8 @@ workflow:
 
 
 def _wait_step(runner: LocalRunner, eid: int, step: str, status: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if runner.engine.describe(eid)["steps"][step]["status"] == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"step {step} never became {status}")
+    wait_until(lambda: runner.engine.describe(eid)["steps"][step]["status"] == status, 30,
+               f"step {step} {status}")
 
 
 def test_resume_keeps_a_joins_arrivals_and_reruns_the_failed_branch(

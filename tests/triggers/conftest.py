@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.api.conftest import serve  # noqa: F401 - the real-server fixture, shared
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, tick: float = 0.05) -> Any:
-    """Poll ``cond`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(tick)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

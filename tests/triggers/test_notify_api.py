@@ -15,8 +15,8 @@ import pytest
 from noetl.worker.http_backend import HttpBackend
 from noetl.worker.pool import WorkerPool
 from tests.api.conftest import Running
+from tests.helpers import wait_until as wait_for
 from tests.httpstub import StubHandler, serving
-from tests.triggers.conftest import wait_for
 
 TERMINAL = ("execution_completed", "execution_failed", "execution_cancelled")
 

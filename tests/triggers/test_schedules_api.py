@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.api.conftest import Running
-from tests.triggers.conftest import wait_for
+from tests.helpers import wait_until as wait_for
 
 TICKER = """\
 apiVersion: noetl.io/v1

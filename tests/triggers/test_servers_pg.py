@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.distributed.conftest import Cluster
-from tests.triggers.conftest import wait_for
+from tests.helpers import wait_until as wait_for
 
 pytestmark = pytest.mark.postgres
 TICK = """\
