@@ -89,6 +89,9 @@ class WorkerPool:
         self._cancel: dict[int, threading.Event] = {}
         self._logs: dict[int, Services] = {}  # running jobs' services (their logs, secrets)
         self._lock = threading.Lock()
+        # held by a heartbeat while it sends a job's logs (and puts them back if that fails), and
+        # by the job's end before its final drain: no record put back after that drain is lost
+        self._sending = threading.Lock()
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
         self._cv = threading.Condition()
@@ -270,8 +273,8 @@ class WorkerPool:
         try:
             outcome = run_work(work, services)
             outcome["report_id"] = uuid.uuid4().hex
-            with self._lock:  # what a heartbeat takes from now on would come too late
-                self._logs.pop(job_id, None)
+            with self._sending, self._lock:  # no heartbeat is sending this job's logs now,
+                self._logs.pop(job_id, None)  # and none takes them from here on
             late = services.log.drain(final=True)
             if late:
                 outcome["logs"] = [*(outcome.get("logs") or []),
@@ -285,6 +288,24 @@ class WorkerPool:
                 self._busy -= 1
             services.log = None
             self.jobs_done += 1
+
+    def _beat_job(self, job_id: int) -> dict[str, Any] | None:
+        """One heartbeat for a running job, with what it wrote so far; None when it failed
+        (the records are put back for the next heartbeat or the job's final drain)."""
+        with self._lock:
+            services = self._logs.get(job_id)
+        jl = services.log if services is not None else None
+        records = jl.drain() if jl is not None else []
+        try:
+            if records and services is not None:  # what a long job wrote so far
+                return self.backend.heartbeat(job_id, self.worker_id,
+                                              logs=storable_logs(records, job_secrets(services)))
+            return self.backend.heartbeat(job_id, self.worker_id)
+        except Exception as exc:
+            if records and jl is not None:
+                jl.put_back(records)
+            log.warning("heartbeat for job %s failed: %s", job_id, exc)
+            return None
 
     def _report(self, job_id: int, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         """Report until the backend has it (retried, never dropped). With a backend that can,
@@ -324,21 +345,9 @@ class WorkerPool:
             with self._lock:
                 due = [j for j, t in self._running.items() if time.monotonic() - t > interval]
             for job_id in due:
-                with self._lock:
-                    services = self._logs.get(job_id)
-                jl = services.log if services is not None else None
-                records = jl.drain() if jl is not None else []
-                try:
-                    if records and services is not None:  # what a long job wrote so far
-                        beat = self.backend.heartbeat(
-                            job_id, self.worker_id,
-                            logs=storable_logs(records, job_secrets(services)))
-                    else:
-                        beat = self.backend.heartbeat(job_id, self.worker_id)
-                except Exception as exc:
-                    if records and jl is not None:
-                        jl.put_back(records)
-                    log.warning("heartbeat for job %s failed: %s", job_id, exc)
+                with self._sending:
+                    beat = self._beat_job(job_id)
+                if beat is None:
                     continue
                 if beat.get("cancelled"):
                     with self._lock:
