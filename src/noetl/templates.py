@@ -410,3 +410,24 @@ def context(base: Mapping[str, Any], results: Mapping[str, Any],
                 ctx[k] = view(v) if k in ("result", "this", "data") else v
     return ctx
 
+
+def render_step_args(args: dict[str, Any], edge: dict[str, Any], ctx: dict[str, Any],
+                     where: str) -> dict[str, Any]:
+    """A step's ``args`` rendered with the incoming edge's values as bare names; the edge's
+    values win over the step's own. ``__whole__`` (args given as one template) must render to
+    a mapping, which the other keys then extend. Used by the worker (steps it runs) and the
+    engine (loops, sub-playbooks) alike."""
+    if edge:
+        ctx = with_names(ctx, edge)
+    raw = dict(args)
+    base: dict[str, Any] = {}
+    whole = raw.pop("__whole__", None)
+    if whole is not None:
+        value = render(whole, ctx, where)
+        if not isinstance(value, dict):
+            reason = f"rendered to {type(value).__name__}, not a mapping"
+            raise TemplateError(f"{where}: {whole!r} {reason}", where=where, template=whole,
+                                reason=reason)
+        base = value
+    return {**base, **render(raw, ctx, where), **edge}
+

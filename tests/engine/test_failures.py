@@ -343,3 +343,33 @@ def test_edge_reading_error_count_is_not_a_failure_handler(sqlite_url: str) -> N
     assert desc["status"] == "FAILED"  # the real handler declined: nothing handled it
     assert desc["steps"]["after"]["status"] == "SKIPPED"
     assert desc["steps"]["cleanup"]["status"] == "SKIPPED"
+
+
+def test_engine_run_step_args_error_names_its_template(sqlite_url: str) -> None:
+    """A loop's args (rendered by the engine, not a worker) that don't make a mapping fail the
+    step with the same user-facing keys as a worker-run step's: field, template, reason."""
+    desc, _ = run_yaml("""
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: loop_args}
+        workload: {x: [1, 2]}
+        workflow:
+          - step: start
+            next: [{step: each}]
+          - step: each
+            type: iterator
+            args: "{{ workload.x }}"
+            collection: [1]
+            element: i
+            task:
+              type: python
+              code: |
+                def main(**kw):
+                    return 1
+            next: [{step: end}]
+          - step: end
+        """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    err = desc["error"]
+    assert (err["step"], err["field"], err["template"]) == ("each", "args", "{{ workload.x }}")
+    assert err["reason"] == "rendered to list, not a mapping"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from noetl.errors import TemplateError
 from noetl.plan import PlanStep
-from noetl.templates import render, with_names
+from noetl.templates import render_step_args
 
 if TYPE_CHECKING:
     from noetl.engine.unit import Unit
@@ -16,20 +15,9 @@ if TYPE_CHECKING:
 def step_args(session: Unit, ps: PlanStep, edge_args: dict[str, Any]) -> dict[str, Any]:
     """An engine-run step's (loop, sub-playbook) own args, rendered with the incoming edge's
     values as bare names; the edge's values win (as for steps a worker runs)."""
-    raw = dict(ps.args)
-    whole = raw.pop("__whole__", None)
-    if not raw and whole is None:
+    if not ps.args:
         return dict(edge_args)
-    ctx = with_names(session.ctx(ps.refs), edge_args)
-    where = f"step '{ps.name}' → args"
-    base: dict[str, Any] = {}
-    if whole is not None:
-        value = render(whole, ctx, where)
-        if not isinstance(value, dict):
-            raise TemplateError(f"{where}: {whole!r} rendered to {type(value).__name__}, "
-                                "not a mapping")
-        base = value
-    return {**base, **render(raw, ctx, where), **edge_args}
+    return render_step_args(ps.args, edge_args, session.ctx(ps.refs), f"step '{ps.name}' → args")
 
 
 def item_context(ps: PlanStep, index: int | None, item: Any,

@@ -16,9 +16,9 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
-from noetl.errors import TemplateError, ToolError, user_details
+from noetl.errors import ToolError, user_details
 from noetl.settings import Settings
-from noetl.templates import context, render, tool_context, with_names
+from noetl.templates import context, render, render_step_args, tool_context
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.output import StepLog, capture_job
 from noetl.tools.registry import get_tool
@@ -53,23 +53,8 @@ def render_context(work: dict[str, Any]) -> dict[str, Any]:
 def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """The step's args rendered with the incoming edge's values as bare names; the edge's
     values win over the step's own."""
-    where = f"step '{work['step']}'"
-    edge = work.get("edge_args") or {}
-    if edge:
-        ctx = with_names(ctx, edge)
-    raw = dict(work.get("args") or {})
-    base: dict[str, Any] = {}
-    whole = raw.pop("__whole__", None)
-    if whole is not None:
-        value = render(whole, ctx, f"{where} → args")
-        if not isinstance(value, dict):
-            reason = f"rendered to {type(value).__name__}, not a mapping"
-            raise TemplateError(f"{where} → args: {whole!r} {reason}", where=f"{where} → args",
-                                template=whole, reason=reason)
-        base = value
-    args = {**base, **render(raw, ctx, f"{where} → args")}
-    args.update(edge)
-    return args
+    return render_step_args(work.get("args") or {}, work.get("edge_args") or {}, ctx,
+                            f"step '{work['step']}' → args")
 
 
 def render_action(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
