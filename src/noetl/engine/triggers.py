@@ -86,35 +86,36 @@ def _sync_hooks(tx: Tx, entry: CatalogEntry, raw: dict[str, Any]) -> None:
                             created_at=existing.created_at if existing else now()))
 
 
-@lru_cache(maxsize=4)
-def _parse_server_targets(text: str) -> tuple[dict[str, Any], ...]:
-    from noetl.dsl.triggers import Problems, check_notify
-
-    value = json.loads(text)
-    c = Problems()
-    check_notify(c, value, None)
-    if c.messages:
-        raise NoetlError("NOETL_NOTIFY: " + "; ".join(c.messages))
-    return tuple(notify_specs(value))
-
-
 def server_targets(text: str) -> list[dict[str, Any]]:
     """The server-level notification targets: ``text`` (``NOETL_NOTIFY``, from the settings),
     a JSON list of targets (the keys of a playbook's ``notify:``) or ``@path`` to a file
     holding it. Raises NoetlError when it is invalid (the server checks it at start)."""
-    text = text.strip()
+    return list(_server_targets(text.strip()))
+
+
+@lru_cache(maxsize=4)
+def _server_targets(text: str) -> tuple[dict[str, Any], ...]:
+    """Read (``@path``) and checked once per process, like the settings it comes from: every
+    execution's end asks, inside the transaction writing its terminal event."""
     if not text:
-        return []
+        return ()
     if text.startswith("@"):
         try:
             with open(text[1:], encoding="utf-8") as fh:
                 text = fh.read()
         except OSError as exc:
             raise NoetlError(f"NOETL_NOTIFY: cannot read {text[1:]}: {exc.strerror}") from None
+    from noetl.dsl.triggers import Problems, check_notify
+
     try:
-        return list(_parse_server_targets(text))
+        value = json.loads(text)
     except ValueError as exc:
         raise NoetlError(f"NOETL_NOTIFY is not valid JSON: {exc}") from None
+    c = Problems()
+    check_notify(c, value, None)
+    if c.messages:
+        raise NoetlError("NOETL_NOTIFY: " + "; ".join(c.messages))
+    return tuple(notify_specs(value))
 
 
 def message(s: Unit) -> dict[str, Any]:
