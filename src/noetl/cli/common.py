@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
+    from noetl.client import CliClient
+    from noetl.engine.core import Engine
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 class ArgsError(ValueError):
@@ -80,13 +83,13 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _client(server: str | None) -> Any:
+def _client(server: str | None) -> CliClient:
     from noetl.client import CliClient
 
     return CliClient(server)
 
 
-def _engine(store: str | None) -> Any:
+def _engine(store: str | None) -> Engine:
     from noetl.engine.core import Engine
     from noetl.store import open_store
 

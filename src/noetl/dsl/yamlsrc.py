@@ -37,7 +37,7 @@ MAX_NODES = 2_000_000  # nodes after alias expansion (a "billion laughs" file is
 MAX_BYTES = 20_000_000
 
 
-class _Loader(_Base):
+class _Loader(_Base):  # type: ignore[misc]  # the base is picked at run time
     pass
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -246,7 +246,7 @@ class Store(ABC):
         self._work_version = 0
 
     @abstractmethod
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractContextManager[Tx]:
         """Context manager yielding a :class:`Tx` that commits on success."""
 
     @contextmanager

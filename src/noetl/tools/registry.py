@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import cast
 
 from noetl.errors import ToolError
 from noetl.tools.base import Tool
@@ -37,7 +38,7 @@ def get_tool(name: str) -> Tool:
         raise ToolError(f"no tool for step type '{name}' on this worker", "UnknownTool")
     module, func = target.split(":")
     try:
-        tool = getattr(importlib.import_module(module), func)
+        tool = cast(Tool, getattr(importlib.import_module(module), func))
     except ImportError as exc:
         raise ToolError(f"tool '{name}' is not available: {exc}", "ToolUnavailable") from exc
     _loaded[name] = tool

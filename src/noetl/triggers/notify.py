@@ -91,7 +91,7 @@ def send(n: NotificationRow, resolve: Any, timeout: float) -> tuple[bool, int | 
 
 def backoff(attempts: int, first: float) -> float:
     """The wait before the next attempt: ``first`` (NOETL_NOTIFY_RETRY_DELAY), doubling."""
-    return min(MAX_DELAY, first * 2 ** max(0, attempts - 1))
+    return float(min(MAX_DELAY, first * 2 ** max(0, attempts - 1)))
 
 
 def record(engine: Engine, n: NotificationRow, ok: bool, code: int | None,

@@ -39,7 +39,8 @@ def check(outcome: dict[str, Any]) -> dict[str, Any]:
     except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
         pass
     try:
-        return _clean(outcome, "outcome", [])
+        cleaned: dict[str, Any] = _clean(outcome, "outcome", [])  # a dict cleans to a dict
+        return cleaned
     except Unrecordable as exc:
         return {"status": "error", "duration": outcome.get("duration"),
                 "report_id": outcome.get("report_id"),
