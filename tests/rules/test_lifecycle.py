@@ -165,7 +165,7 @@ def _status_assignments(path: Path) -> list[str]:
 # `status` attributes that are not a row's lifecycle status
 NOT_A_ROW = {
     "worker/combine.py": {"s.status", "self.status"},  # a report's answer (ok, lease_lost, ...)
-    "engine/core.py": {"self.status"},  # _Refused: why a report was refused
+    "engine/reports.py": {"self.status"},  # _Refused: why a report was refused
 }
 
 

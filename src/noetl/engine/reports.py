@@ -1,0 +1,180 @@
+"""The engine's report half: a job's outcome recorded (one report, a report that leases the
+worker's next job in the same transaction, a batch of reports in one transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from noetl.domain.lifecycle import JobStatus
+from noetl.engine.leases import Leases
+from noetl.engine.logs import record_logs
+from noetl.engine.session import Session
+from noetl.engine.unprocessable import fail_unprocessable, processing_error
+from noetl.engine.work import build_work
+from noetl.errors import LeaseLost, NoetlError, NotFound
+from noetl.store.base import Tx
+
+
+class Reports(Leases):
+    """The report half of :class:`noetl.engine.core.Engine` (a report may lease the next job:
+    it builds on the queue half)."""
+
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        """Record a job's outcome (``outcome['status']`` is ``ok`` or ``error``) and react.
+
+        Idempotent: a report repeated with the same ``report_id`` is acknowledged once."""
+        return self.report_and_lease(job_id, worker_id, outcome, 0)[0]
+
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                         limit: int = 1, lease_seconds: float | None = None
+                         ) -> tuple[str, list[dict[str, Any]]]:
+        """:meth:`report`, then lease up to ``limit`` ready jobs for the same worker in the
+        same transaction: a worker running a sequence needs one round trip per step."""
+        holder: list[Session] = []
+        works: list[dict[str, Any]] = []
+
+        ttl = lease_seconds or self.lease_seconds
+
+        def go(tx: Tx) -> str:
+            works.clear()
+            holder.clear()
+            handoff = (worker_id, ttl, limit) if limit > 0 and worker_id else None
+            try:
+                status = self._report_in(tx, job_id, worker_id, outcome, holder, handoff, works)
+            except _Refused as r:
+                raise r.error from None
+            if worker_id and len(works) < limit:
+                works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
+            return status
+
+        try:
+            res = self._tx(go)
+        except Exception as exc:
+            if not processing_error(exc):
+                raise
+            return fail_unprocessable(self, job_id, worker_id, outcome, exc), []
+        # jobs handed to the reporter are not counted as ready: only what is left wakes others
+        self._after(holder)
+        if outcome.get("logs"):
+            self.logs.notify()
+        return res, works
+
+    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int = 0, lease_seconds: float | None = None
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Record several outcomes in one transaction, then lease up to ``limit`` jobs for the
+        worker (the steps the reports made ready first). Returns one ``{status[, error]}`` per
+        report, in order: ``ok``, ``duplicate``, ``cancelled``, ``lease_lost`` or
+        ``not_found``, and the leased work.
+
+        Every lock the batch can need is taken first, before any report writes (see
+        :meth:`noetl.store.postgres.PgTx.lock_jobs`): execution rows of the jobs and their
+        ancestors newest first, job rows, then event locks in ascending order; so batches,
+        single reports and leases take each kind of lock in one order. Should the batch fail
+        for any reason other than a refused report, each report is retried in a transaction of
+        its own, so one bad report never holds the others back (and what it wrote is rolled
+        back, as with a single report)."""
+        if not reports:
+            return [], (self.lease(worker_id, limit, lease_seconds) if worker_id and limit else [])
+        ttl = lease_seconds or self.lease_seconds
+        holder: list[Session] = []
+        works: list[dict[str, Any]] = []
+
+        def go(tx: Tx) -> list[dict[str, Any]]:
+            works.clear()
+            holder.clear()
+            if len(reports) > 1:
+                tx.lock_jobs([j for j, _ in reports])  # every lock it needs, up front
+            out: list[dict[str, Any]] = []
+            for job_id, outcome in reports:
+                left = limit - len(works)
+                handoff = (worker_id, ttl, left) if left > 0 and worker_id else None
+                try:
+                    out.append({"status": self._report_in(tx, job_id, worker_id, outcome,
+                                                          holder, handoff, works)})
+                except _Refused as r:  # refused before the report wrote anything
+                    out.append({"status": r.status, "error": str(r.error)})
+            if worker_id and len(works) < limit:
+                works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
+            return out
+
+        try:
+            res = self._tx(go)
+        except Exception:
+            if len(reports) == 1:
+                raise
+            return self._report_each(reports, worker_id, limit, ttl)
+        self._after(holder)
+        if any(o.get("logs") for _, o in reports):
+            self.logs.notify()
+        return res, works
+
+    def _report_each(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int, ttl: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        out: list[dict[str, Any]] = []
+        works: list[dict[str, Any]] = []
+        for job_id, outcome in reports:
+            try:
+                status, got = self.report_and_lease(job_id, worker_id, outcome,
+                                                    max(0, limit - len(works)), ttl)
+                out.append({"status": status})
+                works.extend(got)
+            except LeaseLost as exc:
+                out.append({"status": "lease_lost", "error": str(exc)})
+            except NotFound as exc:
+                out.append({"status": "not_found", "error": str(exc)})
+            except Exception as exc:
+                out.append({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+        return out, works
+
+    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                   holder: list[Session], handoff: tuple[str, float, int] | None = None,
+                   works: list[dict[str, Any]] | None = None) -> str:
+        got = tx.lock_job(job_id)
+        if got is None:
+            raise _Refused("not_found", NotFound(f"job {job_id} not found"))
+        job, ex = got
+        rid = outcome.get("report_id")
+        if rid and job.payload.get("report_id") == rid:
+            return "duplicate"
+        if job.status != JobStatus.LEASED or (worker_id and job.worker_id != worker_id):
+            if job.status == JobStatus.CANCELLED and job.worker_id == worker_id \
+                    and not job.payload.get("late_report"):
+                # the execution ended while this job ran: record what happened, change nothing
+                if ex is not None:
+                    job.payload["late_report"] = rid or True
+                    tx.update_job(job)
+                    s = self.session(tx, ex)
+                    s.record_late(job, outcome)
+                    tx.add_events(s.events)
+                    record_logs(tx, job, worker_id, outcome.get("logs"))
+                return "cancelled"
+            raise _Refused("lease_lost", LeaseLost(
+                f"job {job_id} is {job.status}"
+                + (f" (leased by {job.worker_id})" if job.worker_id else "")))
+        if ex is None:
+            raise _Refused("not_found", NotFound(f"execution {job.execution_id} not found"))
+        if rid:
+            job.payload["report_id"] = rid
+        s = self.session(tx, ex)
+        if outcome.get("status") == "ok":
+            s.job_succeeded(job, outcome)
+        else:
+            s.job_failed(job, outcome)
+        handed = s.hand_off(*handoff) if handoff else []
+        s.flush()
+        record_logs(tx, job, worker_id, outcome.get("logs"))  # after the events: their lock
+        holder.append(s)
+        if works is not None:
+            works.extend(build_work(tx, s.ex, s.plan, j, s.results) for j in handed)
+        return "ok"
+
+
+class _Refused(Exception):
+    """A report refused in its checks, before it wrote anything (``status``: ``lease_lost`` or
+    ``not_found``; ``error``: what a single report raises)."""
+
+    def __init__(self, status: str, error: NoetlError):
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
