@@ -2,7 +2,7 @@
 
 Two paths record an expiry the same way (one ``action_retry`` event with ``reason:
 lease_expired``; after ``NOETL_MAX_LEASE_EXPIRIES`` expiries the step fails with
-``LeaseExpired``):
+``LeaseExpired``; the decision is :func:`noetl.engine.retry.decide`'s):
 
 - the **reaper** (:class:`Reaper`, a thread every API server runs): it finds leases that ran
   out and re-queues their jobs, whether or not any worker is polling. The job row keeps the
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from noetl.domain.lifecycle import JobStatus, move
 from noetl.domain.records import ExecutionRow, Job, now
 from noetl.engine import events
+from noetl.engine.retry import decide, policy_of
 from noetl.engine.workers import prune
 
 if TYPE_CHECKING:
@@ -99,18 +100,19 @@ def _reap_one(tx: Tx, engine: Reaps, queue_id: int, holder: list[Unit]) -> bool:
     s = engine.session(tx, ex)
     ps = s.plan.step(job.step)
     n = note_expiry(s, job, ps.type, job.attempts, job.worker_id)
-    limit = engine.settings.max_lease_expiries
-    if n > limit:
+    d = decide(policy_of(ps, job), job.attempts, now=t, lease_expired=True, expiries=n,
+               max_expiries=engine.settings.max_lease_expiries)
+    if not d.retry:
         fail_expired(s, job, n)
     else:
         # ready at once; worker_id and lease_until stay: who lost it, and when
         move(job, JobStatus.QUEUED)
-        job.available_at = t
+        job.available_at = d.at
         s.update_job(job)
     s.flush()
     holder.append(s)
     log.info("job %s (%s step %s): lease of %s expired; %s", queue_id, ex.execution_id,
-             job.step, job.worker_id, "step failed" if n > limit else "re-queued")
+             job.step, job.worker_id, "re-queued" if d.retry else "step failed")
     return True
 
 

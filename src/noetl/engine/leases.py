@@ -12,6 +12,7 @@ from noetl.engine.base import EngineBase
 from noetl.engine.expiry import fail_expired, note_expiry, reap
 from noetl.engine.logs import record_logs
 from noetl.engine.plans import plan_for
+from noetl.engine.retry import decide, policy_of
 from noetl.engine.session import Session
 from noetl.engine.work import build_work
 from noetl.errors import Conflict, LeaseLost, NotFound
@@ -49,11 +50,12 @@ class Leases(EngineBase):
             s = self.session(tx, ex, plan)
             if prev == JobStatus.LEASED:  # expired before the reaper saw it
                 n = note_expiry(s, job, ps.type, job.attempts - 1)
+                d = decide(policy_of(ps, job), job.attempts - 1, now=t, lease_expired=True, expiries=n,
+                           max_expiries=self.settings.max_lease_expiries)
                 # failing the step needs the execution's row: take it only if free at once
                 # (this transaction holds queue rows and event locks; waiting here could close
                 # a cycle with a report of this very job), else run the job once more
-                lock = tx.try_lock_execution(job.execution_id) \
-                    if n > self.settings.max_lease_expiries else None
+                lock = None if d.retry else tx.try_lock_execution(job.execution_id)
                 if lock is not None:
                     retry_events = s.events
                     s = self.session(tx, lock, plan)

@@ -14,7 +14,7 @@ from noetl.domain.records import Job, error_info, exc_info, now
 from noetl.engine import events, loops
 from noetl.engine.endings import fail_execution
 from noetl.engine.flow import route, settle
-from noetl.engine.retry import MAX_RETRY_DELAY, _retry_delay, should_retry
+from noetl.engine.retry import decide, policy_of, should_retry
 from noetl.errors import USER_KEYS, NoetlError
 from noetl.plan import PlanStep
 
@@ -71,26 +71,22 @@ def job_failed(s: Unit, job: Job, outcome: dict[str, Any]) -> None:
     err = outcome.get("error") or {}
     message = str(err.get("message") or "step failed")
     s.emit(events.action_failed(s.eid, job, ps.type, outcome, outcome.get("meta")))
-    policy = ps.item_retry if job.kind == JobKind.ITEM else ps.retry
-    if not s.ex.terminal and policy and job.attempts < policy.max_attempts \
-            and not outcome.get("final"):
-        delay = _retry_delay(policy, job.attempts) \
-            if should_retry(s, ps, policy, job, outcome, message) else None
-        if delay is not None and not 0 <= delay <= MAX_RETRY_DELAY:  # nan, inf, 1e300
-            message += (f" (not retried: the retry delay {delay!r} is not a number of "
-                        f"seconds between 0 and {MAX_RETRY_DELAY})")
-            err = {**err, "message": message}
-            delay = None
-        if delay is not None:
-            move(job, JobStatus.QUEUED)
-            job.available_at = now() + delay
-            job.lease_until = None
-            job.worker_id = None
-            s.update_job(job)
-            s.emit(events.action_retry(s.eid, job, ps.type, job.attempts, {
-                "attempt": job.attempts, "next_attempt": job.attempts + 1,
-                "max_attempts": policy.max_attempts, "delay": delay, "error": message}))
-            return
+    policy = policy_of(ps, job)
+    d = decide(policy, job.attempts, outcome, now=now(), ended=s.ex.terminal,
+               wanted=lambda p: should_retry(s, ps, p, job, outcome, message))
+    if d.note:
+        message += d.note
+        err = {**err, "message": message}
+    if d.retry and policy is not None:  # (an error is retried only under a policy)
+        move(job, JobStatus.QUEUED)
+        job.available_at = d.at
+        job.lease_until = None
+        job.worker_id = None
+        s.update_job(job)
+        s.emit(events.action_retry(s.eid, job, ps.type, job.attempts, {
+            "attempt": job.attempts, "next_attempt": job.attempts + 1,
+            "max_attempts": policy.max_attempts, "delay": d.delay, "error": message}))
+        return
     move(job, JobStatus.DEAD)
     job.lease_until = None
     s.update_job(job)
