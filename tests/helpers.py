@@ -46,3 +46,16 @@ def wait_until(fn: Callable[[], Any], timeout: float, what: str = "a condition",
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class FakeClock:
+    """Time that moves only when told to."""
+
+    def __init__(self, t: float = 1_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds

@@ -29,21 +29,9 @@ from noetl.domain.lifecycle import (
     table,
 )
 from noetl.domain.records import ExecutionRow, Job, StepRow
+from tests.helpers import FakeClock
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "noetl"
-
-
-class FakeClock:
-    """Time that moves only when told to."""
-
-    def __init__(self, t: float = 1_000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def _reachable(moves: dict, start: set) -> set:

@@ -3,12 +3,13 @@
 A step's edges fire when it ends (:func:`route`); each target is activated at once
 (:func:`activate`: a router is routed on the spot, an action step gets a queue row, a loop or a
 sub-playbook starts), except a join, which holds the arrival (:func:`arrive`) until no branch
-still running can reach it (:func:`settle`). Nothing left
+still running can reach it (:func:`settle`, asking :func:`ready_joins`). Nothing left
 running and no join holding arrivals: the execution is complete.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import JobKind, StepStatus, move
@@ -18,7 +19,7 @@ from noetl.engine import children, events, loops
 from noetl.engine.endings import complete_execution, fail_execution
 from noetl.errors import NoetlError
 from noetl.ids import new_id
-from noetl.plan import PlanStep
+from noetl.plan import Plan, PlanStep
 from noetl.templates import envelope_view, evaluate, render
 
 if TYPE_CHECKING:
@@ -124,6 +125,19 @@ def arrive(s: Unit, target: str, args: dict[str, Any], depth: int, priority: int
     activate(s, target, args, priority, depth)
 
 
+def ready_joins(joins: Sequence[str], active: Collection[str], plan: Plan) -> list[str]:
+    """Which of the joins holding arrivals (``joins``) fire now: those none of whose ancestors
+    (the steps that can reach it, :attr:`PlanStep.ancestors`) has work in flight (``active``)
+    or is itself a join holding arrivals. When none can, and nothing is in flight, the joins
+    block each other: the first of them in the plan's order fires."""
+    busy = set(active) | set(joins)
+    ready = [j for j in joins if not (busy - {j}) & plan.step(j).ancestors]
+    if not ready and not active and joins:
+        order = {n: i for i, n in enumerate(plan.order)}
+        ready = [min(joins, key=lambda n: order[n])]
+    return ready
+
+
 def settle(s: Unit) -> None:
     """Fire joins no running branch can still reach; detect completion."""
     try:
@@ -135,12 +149,7 @@ def settle(s: Unit) -> None:
 def _settle(s: Unit) -> None:
     st = s.ex.state
     while st["joins"] and not s.ex.terminal:
-        busy = set(st["active"]) | set(st["joins"])
-        ready = [j for j in st["joins"]
-                 if not (busy - {j}) & s.plan.step(j).ancestors]
-        if not ready and not st["active"]:
-            order = {n: i for i, n in enumerate(s.plan.order)}
-            ready = [min(st["joins"], key=lambda n: order[n])]  # joins blocking each other
+        ready = ready_joins(st["joins"], st["active"], s.plan)
         if not ready:
             break
         for j in ready:
