@@ -5,10 +5,10 @@ changes), buffers events, jobs and step writes, and flushes them together. The e
 keeps a small incremental state: ``active`` (steps with work in flight), ``joins`` (joins holding
 arrivals) and ``last`` (the last completed step), so no event ever rescans the log.
 
-The orchestration rules (:class:`noetl.engine.session.Session`) build on it; the rule modules
-that need them (:mod:`noetl.engine.loops`, :mod:`noetl.engine.children`) reach them through the
-abstract hooks declared here, so none of them imports the session: the imports run one way,
-``session → loops → children → unit``.
+The orchestration rules (:class:`noetl.engine.session.Session`, composed of the rule modules
+flow, outcomes, retry, endings, loops and children) build on it; a rule module that needs a rule
+of a module above it reaches it through the abstract hooks declared here, so none of them
+imports the session: the imports run one way (see :mod:`noetl.engine.session`).
 """
 
 from __future__ import annotations
