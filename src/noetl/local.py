@@ -1,5 +1,8 @@
 """Embedded mode: run an execution in this process on the embedded store, with a small pool
-of worker threads. No server, no set-up."""
+of worker threads. No server, no set-up.
+
+``LocalBackend`` (the engine as a worker backend, in-process) lives here, above both the
+worker and the engine, the only layer that may use both."""
 
 from __future__ import annotations
 
@@ -8,13 +11,63 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from noetl.domain.records import now
 from noetl.dsl.model import Playbook
-from noetl.engine.core import Engine, LocalBackend
+from noetl.engine.core import Engine
+from noetl.engine.workers import beat, stopped
 from noetl.settings import Settings
 from noetl.store import Store, open_store
 from noetl.templates import configure
 from noetl.tools.base import Services
 from noetl.worker.pool import WorkerPool
+
+
+class LocalBackend:
+    """The engine as a worker backend, in-process (embedded mode)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.lease_seconds = engine.lease_seconds
+
+    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+        return self.engine.lease(worker_id, limit)
+
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        return self.engine.report(job_id, worker_id, outcome)
+
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
+        return self.engine.report_and_lease(job_id, worker_id, outcome, limit)
+
+    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.engine.report_batch(reports, worker_id, limit)
+
+    def heartbeat(self, job_id: int, worker_id: str,
+                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return self.engine.heartbeat(job_id, worker_id, logs=logs)
+
+    def release(self, job_id: int, worker_id: str) -> None:
+        self.engine.release(job_id, worker_id)
+
+    def work_version(self) -> int:
+        return self.engine.store.work_version()
+
+    def worker_beat(self, info: dict[str, Any]) -> None:
+        beat(self.engine.store, info)
+
+    def worker_stopped(self, worker_id: str, forget: bool = False) -> None:
+        stopped(self.engine.store, worker_id, forget)
+
+    def wake(self) -> None:
+        self.engine.store.notify_work()
+
+    def wait_for_work(self, seen: int, timeout: float) -> None:
+        nxt = self.engine.next_wakeup()
+        if nxt is not None:
+            timeout = max(0.0, min(timeout, nxt - now() + 0.001))
+        if timeout > 0:
+            self.engine.store.wait_for_work(seen, timeout)
 
 
 class LocalRunner:

@@ -260,7 +260,7 @@ def _background(app: FastAPI, eng: Any, workers: int, reaper: bool) -> Any:
         import socket
 
         from noetl.credentials import store_credentials
-        from noetl.engine.core import LocalBackend
+        from noetl.local import LocalBackend
         from noetl.tools.base import Services
         from noetl.worker.pool import WorkerPool
 
