@@ -87,6 +87,7 @@ def server_start(
             sys.stderr.write("error: --workers runs in one server process; with --processes "
                              "run `noetl worker start` processes instead\n")
             raise typer.Exit(2)
+        _check_once(url, settings)  # what each process would refuse, refused here at once
         os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
         sys.stderr.write(f"noetl server: {processes} processes on port {port} "
                          f"({sized.processes_why})\n")
@@ -133,6 +134,26 @@ def _sizes(processes: int | None, threads: int | None, workers: bool,
     else:
         threads, twhy = default_worker_threads(), f"default for {cores} cores"
     return _Sizes(processes, pwhy, threads, twhy)
+
+
+def _check_once(url: str, settings: Any) -> None:
+    """Before starting several server processes: the store opens (and is migrated), its
+    stored credentials can be decrypted, NOETL_NOTIFY is valid; else exit 1 with the reason
+    (a server process refusing to start would otherwise only be restarted by uvicorn)."""
+    from noetl.credentials import check_credentials_key
+    from noetl.engine.triggers import server_targets
+    from noetl.store import open_store
+
+    try:
+        server_targets(settings.notify)
+        store = open_store(url, settings)
+        try:
+            check_credentials_key(store)
+        finally:
+            store.close()
+    except Exception as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
 
 
 def child_app() -> Any:
