@@ -20,6 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from noetl.client import Client
+from tests.conftest import scratch_database
 from tests.distributed.conftest import Cluster, base_env
 from tests.distributed.test_cluster import SLOW, TERMINAL, TWO_STEPS, check_events, run_all
 from tests.helpers import wait_until
@@ -108,19 +109,21 @@ class Receiver(StubHandler):
 
 
 @pytest.fixture(scope="module")
-def direct(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Server ``s`` (no in-server workers) and direct workers ``d-1``, ``d-2``."""
-    c = Cluster(pg_url, tmp_path_factory.mktemp("direct"))
-    key = {"NOETL_ENCRYPTION_KEY": KEY}
-    try:
-        c.server("s", env_extra={"NOETL_SERVER_WORKERS": "0", **key})
-        c.direct("d-1", env_extra=key, log_level="info")
-        c.direct("d-2", env_extra=key, log_level="info")
-        for name in ("d-1", "d-2"):
-            c.wait_log(name, "directly (")
-        yield c
-    finally:
-        c.stop_all()
+def direct(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Server ``s`` (no in-server workers) and direct workers ``d-1``, ``d-2``, on a database
+    of their own (the tests store credentials: other servers would need the key)."""
+    with scratch_database(pg_admin_url) as url:
+        c = Cluster(url, tmp_path_factory.mktemp("direct"))
+        key = {"NOETL_ENCRYPTION_KEY": KEY}
+        try:
+            c.server("s", env_extra={"NOETL_SERVER_WORKERS": "0", **key})
+            c.direct("d-1", env_extra=key, log_level="info")
+            c.direct("d-2", env_extra=key, log_level="info")
+            for name in ("d-1", "d-2"):
+                c.wait_log(name, "directly (")
+            yield c
+        finally:
+            c.stop_all()
 
 
 def _workers(evs: list[dict[str, Any]]) -> set[str]:
