@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from noetl.domain.records import CatalogEntry, ExecutionRow, error_info, now
+from noetl.domain.records import CatalogEntry, ExecutionRow, error_info
 from noetl.dsl.loader import parse_playbook
 from noetl.dsl.model import Playbook
 from noetl.dsl.yamlsrc import plain
@@ -133,55 +133,3 @@ class Engine(Reports):
 
 
 __all__ = ["Engine", "error_info"]
-
-
-class LocalBackend:
-    """The engine as a worker backend, in-process (embedded mode)."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.lease_seconds = engine.lease_seconds
-
-    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
-        return self.engine.lease(worker_id, limit)
-
-    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
-        return self.engine.report(job_id, worker_id, outcome)
-
-    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
-                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
-        return self.engine.report_and_lease(job_id, worker_id, outcome, limit)
-
-    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
-                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return self.engine.report_batch(reports, worker_id, limit)
-
-    def heartbeat(self, job_id: int, worker_id: str,
-                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        return self.engine.heartbeat(job_id, worker_id, logs=logs)
-
-    def release(self, job_id: int, worker_id: str) -> None:
-        self.engine.release(job_id, worker_id)
-
-    def work_version(self) -> int:
-        return self.engine.store.work_version()
-
-    def worker_beat(self, info: dict[str, Any]) -> None:
-        from noetl.engine.workers import beat
-
-        beat(self.engine.store, info)
-
-    def worker_stopped(self, worker_id: str, forget: bool = False) -> None:
-        from noetl.engine.workers import stopped
-
-        stopped(self.engine.store, worker_id, forget)
-
-    def wake(self) -> None:
-        self.engine.store.notify_work()
-
-    def wait_for_work(self, seen: int, timeout: float) -> None:
-        nxt = self.engine.next_wakeup()
-        if nxt is not None:
-            timeout = max(0.0, min(timeout, nxt - now() + 0.001))
-        if timeout > 0:
-            self.engine.store.wait_for_work(seen, timeout)
