@@ -102,7 +102,8 @@ def tool_properties() -> dict[str, Any]:
 
 
 def playbook_schema() -> dict[str, Any]:
-    from noetl.dsl.loader import RETRY_KEYS, TOP_KEYS
+    from noetl.dsl.loader import TOP_KEYS
+    from noetl.dsl.stepparts import RETRY_KEYS
 
     retry = {"anyOf": [{"type": "boolean"}, {"type": "integer", "minimum": 1, "maximum": 1000},
                        _closed({

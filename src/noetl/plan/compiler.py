@@ -172,7 +172,8 @@ def _expand(pb: Playbook, s_name: str) -> tuple[str | None, dict[str, Any], dict
 
 
 def _retry_of(where: str, cfg: dict[str, Any]) -> RetryPolicy | None:
-    from noetl.dsl.loader import _check_retry, _Checker
+    from noetl.dsl.loader import _Checker
+    from noetl.dsl.stepparts import _check_retry
 
     return _check_retry(_Checker(where), where, cfg)
 
