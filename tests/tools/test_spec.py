@@ -87,3 +87,31 @@ def test_the_worker_leaves_python_code_unrendered_and_the_plan_reads_no_refs_in_
 def test_an_unavailable_optional_tool_names_its_extra() -> None:
     assert TOOLS["duckdb"].extra == "duckdb"
     assert TOOLS["postgres"].extra == "postgres"
+
+
+def test_a_tool_error_marked_not_retryable_fails_the_step_at_once(sqlite_url: str) -> None:
+    """ToolError(retryable=False) makes the outcome final: the step's retry policy does not
+    apply (one attempt, no action_retry) and the events say why."""
+    from tests.helpers import run_yaml, types_for
+
+    desc, events = run_yaml("""\
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: t}
+        workflow:
+          - step: start
+            type: python
+            retry: {max_attempts: 4, initial_delay: 0}
+            code: |
+              from noetl.errors import ToolError
+              def main():
+                  raise ToolError("the input file is malformed", "BadInput", retryable=False)
+        """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    assert desc["steps"]["start"]["attempts"] == 1
+    assert types_for(events, "start").count("action_failed") == 1
+    assert "action_retry" not in types_for(events, "start")
+    failed = next(e for e in events if e.event_type == "step_failed" and e.node_name == "start")
+    assert (failed.error, failed.error_type) == (
+        "the input file is malformed (not retryable)", "BadInput")
+    assert desc["steps"]["start"]["error"]["message"] == failed.error

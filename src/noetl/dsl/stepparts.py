@@ -137,4 +137,11 @@ def _check_key_kinds(c: Reporter, where: str, s: dict[str, Any], sp: ToolSpec) -
                                  and not (isinstance(val, bool) and t != "boolean")
                                  for t in k.kinds):
             c.error(f"{where} → {key}", "must be " + " or ".join(_KIND_NAMES[t] for t in k.kinds)
-                    + f", got {type(val).__name__}", _line(s, key))
+                    + f", got {_kind_of(val)}", _line(s, key))
+
+
+def _kind_of(val: Any) -> str:
+    for t in ("boolean", "integer", "number", "string", "array", "object"):
+        if isinstance(val, _KIND_TYPES[t]):
+            return _KIND_NAMES[t]
+    return type(val).__name__
