@@ -133,6 +133,13 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({s.name: s for s in (
              "noetl.tools.save:run_step",
              _keys(**{k: "the save's " + k for k in sorted(SAVE_STEP_KEYS - {
                  "data", "auth", "credential"})})),
+    ToolSpec("shell", "run a command; its output goes to the step's log", "noetl.tools.shell:run",
+             _keys(command=Key("a string (run by /bin/sh -c) or a list (program and arguments, "
+                               "no shell)", ("string", "array")),
+                   env=Key("variables added to the command's environment", ("object",)),
+                   cwd=Key("the directory the command runs in", ("string",))),
+             requires=(frozenset({"command"}), "a shell step needs 'command'"), strict=True,
+             own_timeout=True, non_retryable=frozenset({"ShellError"})),
     ToolSpec("noop", "no action (a router; with a save, the save runs on its input)",
              "noetl.tools.noop:run"),
 )})
