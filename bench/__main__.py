@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import cold as cold_mod
 from bench import doc, embedded, hardening, report
@@ -62,19 +63,27 @@ def run_distributed(only: set[str], quick: bool, tmp: Path, rows: list[Row]) -> 
             if r.scenario in wanted:
                 rows.append(r)
         return
-    log("distributed (server + workers) on postgres")
-    label = distributed.LABEL
-    with scratch_postgres() as url, distributed.Distributed(url, tmp, log=log) as d:
-        if "throughput" in wanted:
-            guarded(rows, "throughput", label,
-                    lambda: d.throughput(50 if quick else 200, 1 if quick else 2))
-        if "loop" in wanted:
-            guarded(rows, "loop", label, lambda: d.loop(1 if quick else 3))
-        if wanted & {"seq40", "seq7"}:
-            guarded(rows, "seq40/seq7", label, lambda: [
-                r for r in d.sequences(3 if quick else 10) if r.scenario in wanted])
-        if "recovery" in wanted:
-            guarded(rows, "recovery", label, lambda: d.recovery(1 if quick else 2))
+    for direct in (False, True):  # HTTP workers of the server; direct workers (--store)
+        log(f"distributed ({'direct workers' if direct else 'server + HTTP workers'}) on postgres")
+        sub = tmp / ("direct" if direct else "http")
+        sub.mkdir()
+        with scratch_postgres() as url, distributed.Distributed(url, sub, log=log,
+                                                                direct=direct) as d:
+            _distributed(d, wanted, quick, rows)
+
+
+def _distributed(d: Any, wanted: set[str], quick: bool, rows: list[Row]) -> None:
+    label = d.label
+    if "throughput" in wanted:
+        guarded(rows, "throughput", label,
+                lambda: d.throughput(50 if quick else 200, 1 if quick else 2))
+    if "loop" in wanted:
+        guarded(rows, "loop", label, lambda: d.loop(1 if quick else 3))
+    if wanted & {"seq40", "seq7"}:
+        guarded(rows, "seq40/seq7", label, lambda: [
+            r for r in d.sequences(3 if quick else 10) if r.scenario.split()[0] in wanted])
+    if "recovery" in wanted:
+        guarded(rows, "recovery", label, lambda: d.recovery(1 if quick else 2))
 
 
 def run_schedules(quick: bool, tmp: Path, rows: list[Row]) -> None:

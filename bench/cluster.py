@@ -148,12 +148,33 @@ class Cluster:
         self.workers.append(proc)
         return proc
 
+    def start_direct_worker(self, concurrency: int | None = 4) -> subprocess.Popen[bytes]:
+        """A direct worker (``noetl worker start --store``: the engine in the worker, on
+        PostgreSQL); ``concurrency=None``: the worker's default."""
+        n = len(self.workers)
+        sized = [] if concurrency is None else ["--concurrency", str(concurrency)]
+        proc = self._spawn(["worker", "start", "--store", self.store_url, *sized],
+                           f"direct{n}")
+        self.workers.append(proc)
+        return proc
+
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far: server, workers (summed; with their supervised processes),
-        local postgres processes."""
+        the PostgreSQL backends of this cluster's database and the WAL writer (when they are
+        local processes: ``postgres_visible``)."""
         return {"server": tree_cpu(self.server.pid) if self.server else 0.0,
                 "workers": sum(tree_cpu(w.pid) for w in self.workers),
-                "postgres": postgres_cpu()}
+                "postgres": database_cpu(self.database)}
+
+    @property
+    def database(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.store_url).path.lstrip("/")
+
+    def postgres_visible(self) -> bool:
+        """Whether this database's PostgreSQL backends are processes on this machine."""
+        return database_cpu(self.database) > 0 or postgres_cpu() > 0
 
     def stop_workers(self) -> None:
         for p in self.workers:

@@ -1,12 +1,17 @@
 """Distributed scenarios on PostgreSQL with ``noetl server start`` + ``noetl worker start``
-subprocesses: ``throughput``, ``seq40``/``seq7`` over the server, ``recovery``.
+subprocesses: ``throughput``, ``seq40``/``seq7``, ``loop``, ``recovery``; the workers either
+HTTP workers of the server (``--server``) or direct workers (``--store``: the engine in the
+worker, on PostgreSQL; the server then only takes the run requests).
 
-Times come from the engine's events, read straight from the scratch database."""
+Times come from the engine's events, read straight from the scratch database. Each scenario
+also prints the CPU per step of the server, the workers and the database's PostgreSQL
+backends (``/proc`` of the local processes) as a ``<scenario> cpu`` row."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +26,32 @@ from noetl.store import Store, open_store
 THROUGHPUT = 500.0  # steps/s
 RECOVERY_S = 10.0
 LOOP1000_S = 4.0
+DIRECT_SEQ40_MS = 1.0  # issue 16: a direct worker's seq40
+CPU_PER_STEP_MS = 1.2  # issue 16: server + workers + PostgreSQL, per step
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 LABEL = "postgres (server+workers)"
-# `noetl server start --processes`: one Python process uses one core; two use both cores of
-# this machine (they coordinate through PostgreSQL exactly as servers on two hosts would)
-SERVER_PROCESSES = int(os.environ.get("NOETL_BENCH_SERVER_PROCESSES", "2"))
-# threads per worker for the many-executions scenarios: tiny steps, so more threads mean fuller
-# report batches (one request and one transaction for several outcomes)
-WORKER_CONCURRENCY = int(os.environ.get("NOETL_BENCH_WORKER_CONCURRENCY", "16"))
+DIRECT_LABEL = "postgres (direct workers)"
+
+
+def _given(name: str) -> int | None:
+    raw = os.environ.get(name)
+    return int(raw) if raw else None
+
+
+# The defaults are what is measured (`noetl server start` sizes its processes, and `noetl
+# worker start` its threads, from the cores); these variables override them.
+SERVER_PROCESSES = _given("NOETL_BENCH_SERVER_PROCESSES")
+WORKER_CONCURRENCY = _given("NOETL_BENCH_WORKER_CONCURRENCY")
 STARTERS = 8  # client threads posting the run requests of `throughput` together
+
+
+def sizes() -> str:
+    from noetl.settings import cpu_count, default_server_processes, default_worker_threads
+
+    p = SERVER_PROCESSES or default_server_processes(True)
+    c = WORKER_CONCURRENCY or default_worker_threads()
+    how = "defaults" if SERVER_PROCESSES is None and WORKER_CONCURRENCY is None else "given"
+    return f"{p} server processes, {c} threads per worker ({how}, {cpu_count()} cores)"
 
 
 def unavailable(reason: str) -> list[Row]:
@@ -71,14 +93,39 @@ def _wait_terminal(store: Store, eids: list[int], timeout: float) -> None:
 
 
 class Distributed:
-    def __init__(self, store_url: str, tmp: Path, log: Callable[[str], None] = print):
+    """``direct``: direct workers (``--store``) instead of HTTP workers of the server."""
+
+    def __init__(self, store_url: str, tmp: Path, log: Callable[[str], None] = print,
+                 direct: bool = False):
         self.cluster = Cluster(store_url, tmp)
         self.tmp = tmp
         self.log = log
         self.store: Store | None = None
+        self.direct = direct
+        self.label = DIRECT_LABEL if direct else LABEL
+
+    def _worker(self, concurrency: int | None) -> subprocess.Popen[bytes]:
+        if self.direct:
+            return self.cluster.start_direct_worker(concurrency)
+        return self.cluster.start_worker(concurrency)
+
+    def _cpu_row(self, scenario: str) -> Row:
+        return Row(f"{scenario} cpu", self.label, "CPU per step, server+workers+postgres", "ms",
+                   target=CPU_PER_STEP_MS)
+
+    def _cpu(self, row: Row, before: dict[str, float], steps: int) -> Row:
+        """Add the CPU per step since ``before`` to ``row`` (the parts in its note)."""
+        after = self.cluster.cpu()
+        part = {k: (after[k] - before[k]) / steps * 1000 for k in before}
+        row.values.append(sum(part.values()))
+        row.note = ", ".join(f"{k} {v:.2f}" for k, v in part.items())
+        if not self.cluster.postgres_visible():
+            row.note += " (PostgreSQL's processes are not visible here: not counted)"
+        return row
 
     def __enter__(self) -> Distributed:
         self.cluster.start_server(processes=SERVER_PROCESSES)
+        self.log(f"  {self.label}: {sizes()}")
         self.store = open_store(self.cluster.store_url)
         return self
 
@@ -106,10 +153,11 @@ class Distributed:
     def throughput(self, executions: int, reps: int) -> list[Row]:
         path = self.cluster.register(playbooks.sequential(5, "tp5"))
         for _ in range(2):
-            self.cluster.start_worker(WORKER_CONCURRENCY)
+            self._worker(WORKER_CONCURRENCY)
         for _ in range(3):
             self._run(path)  # warm-up (also: the workers are up, every server process too)
-        row = Row("throughput", LABEL, f"steps/s, {executions} executions × 5 steps, 2 workers",
+        row = Row("throughput", self.label,
+                  f"steps/s, {executions} executions × 5 steps, 2 workers",
                   "steps/s", target=THROUGHPUT, higher_is_better=True)
         before = self.cluster.cpu()
         for _ in range(reps):
@@ -120,42 +168,46 @@ class Distributed:
             ends = [_stamp(self._st(), e, "execution_completed") for e in eids]
             span = max(e for e in ends if e) - min(s for s in starts if s)
             row.values.append(executions * 5 / span)
-        after = self.cluster.cpu()
-        steps = executions * 5 * reps
-        row.note = (f"{SERVER_PROCESSES} server processes, worker concurrency "
-                    f"{WORKER_CONCURRENCY}; CPU ms/step: " + ", ".join(
-                        f"{k} {(after[k] - before[k]) / steps * 1000:.1f}" for k in before))
+        cpu = self._cpu(self._cpu_row("throughput"), before, executions * 5 * reps)
+        row.note = sizes()
         self.cluster.stop_workers()
-        self.log(f"  throughput median {row.median:.0f} steps/s")
-        return [row]
+        self.log(f"  throughput median {row.median:.0f} steps/s; CPU {cpu.note}")
+        return [row, cpu]
 
     def sequences(self, reps: int) -> list[Row]:
         seq40 = self.cluster.register(playbooks.sequential(40, "seq40"))
         seq7 = self.cluster.register(playbooks.SEQ7)
-        self.cluster.start_worker(4)
+        self._worker(WORKER_CONCURRENCY)
         self._run(seq40)
         self._run(seq7)
-        r40 = Row("seq40", LABEL, "per-step overhead", "ms", target=SEQ40_MS["postgres"])
-        r7 = Row("seq7", LABEL, "request → execution_completed", "ms", target=SEQ7_MS["postgres"])
+        r40 = Row("seq40", self.label, "per-step overhead", "ms",
+                  target=DIRECT_SEQ40_MS if self.direct else SEQ40_MS["postgres"])
+        r7 = Row("seq7", self.label, "request → execution_completed", "ms",
+                 target=SEQ7_MS["postgres"])
+        cpu = self._cpu_row("seq40")
         for _ in range(reps):
+            before = self.cluster.cpu()
             eid, _ = self._run(seq40)
+            self._cpu(cpu, before, 40)
             r40.values.append(self._span(eid) / 40 * 1000)
             eid, requested = self._run(seq7)
             end = _stamp(self._st(), eid, "execution_completed")
             assert end is not None
             r7.values.append((end - requested) * 1000)
         self.cluster.stop_workers()
-        self.log(f"  seq40/seq7 over server: {r40.median:.2f} ms/step, {r7.median:.1f} ms")
-        return [r40, r7]
+        self.log(f"  seq40/seq7 ({self.label}): {r40.median:.2f} ms/step, {r7.median:.1f} ms; "
+                 f"CPU {cpu.median:.2f} ms/step")
+        return [r40, cpu, r7]
 
     def loop(self, reps: int, n: int = 1000) -> list[Row]:
         """The 1,000-item loop through the server, two workers."""
         path = self.cluster.register(playbooks.loop("dloop"))
         for _ in range(2):
-            self.cluster.start_worker(WORKER_CONCURRENCY)
+            self._worker(WORKER_CONCURRENCY)
         self._run(path)  # warm-up (100 items)
-        total = Row("loop", LABEL, f"loop step total, {n} items, 2 workers", "s",
+        total = Row("loop", self.label, f"loop step total, {n} items, 2 workers", "s",
                     target=LOOP1000_S)
+        before = self.cluster.cpu()
         for _ in range(reps):
             requested = time.time()
             eid = self.cluster.start(path, {"n": n})
@@ -164,17 +216,18 @@ class Distributed:
             begun = _stamp(self._st(), eid, "step_started", "each")
             assert done is not None and begun is not None and done > requested
             total.values.append(done - begun)
+        cpu = self._cpu(self._cpu_row("loop"), before, (n + 2) * reps)  # items, reduce, start
         self.cluster.stop_workers()
-        self.log(f"  loop {n} over server median {total.median:.2f} s")
-        return [total]
+        self.log(f"  loop {n} ({self.label}) median {total.median:.2f} s; CPU {cpu.note}")
+        return [total, cpu]
 
     def recovery(self, reps: int) -> list[Row]:
-        row = Row("recovery", LABEL, "worker SIGKILL → step started again", "s",
+        row = Row("recovery", self.label, "worker SIGKILL → step started again", "s",
                   target=RECOVERY_S, note="lease expiry decides (NOETL_LEASE_SECONDS)")
         for i in range(reps):
             marker = self.tmp / f"recovery-{i}.pid"
             path = self.cluster.register(playbooks.crash_once(marker, f"crash_once{i}"))
-            workers = [self.cluster.start_worker(1), self.cluster.start_worker(1)]
+            workers = [self._worker(1), self._worker(1)]
             eid = self.cluster.start(path)
             deadline = time.monotonic() + 60
             while not marker.exists():

@@ -49,6 +49,18 @@ def encryption_key(store: Store, create: bool = True) -> bytes:
     return key
 
 
+def check_credentials_key(store: Store) -> None:
+    """Stored credentials, no NOETL_ENCRYPTION_KEY and no key file allowed beside the store
+    (PostgreSQL): refuse to start (a server or a direct worker that could not decrypt them)."""
+    if store.capabilities.key_file or store.settings.encryption_key:
+        return
+    with store.read() as tx:
+        n = len(tx.list_credentials())
+    if n:
+        raise RuntimeError(f"{n} credential(s) are stored but NOETL_ENCRYPTION_KEY is not set: "
+                           "refusing to start (set the key the credentials were stored with)")
+
+
 def _fernet(store: Store) -> Any:
     from cryptography.fernet import Fernet
 

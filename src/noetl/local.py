@@ -1,5 +1,10 @@
 """Embedded mode: run an execution in this process on the embedded store, with a small pool
-of worker threads. No server, no set-up."""
+of worker threads. No server, no set-up.
+
+``LocalBackend`` (the engine as a worker backend, in-process) lives here, above both the
+worker and the engine, the only layer that may use both; so does :class:`DirectWorker`, the
+pool of ``noetl worker start --store postgresql://...``: a worker process that runs the engine
+over the shared store itself (no server in between)."""
 
 from __future__ import annotations
 
@@ -8,13 +13,134 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from noetl.domain.records import now
 from noetl.dsl.model import Playbook
-from noetl.engine.core import Engine, LocalBackend
+from noetl.engine.core import Engine
+from noetl.engine.workers import beat, stopped
 from noetl.settings import Settings
 from noetl.store import Store, open_store
 from noetl.templates import configure
 from noetl.tools.base import Services
 from noetl.worker.pool import WorkerPool
+
+
+class LocalBackend:
+    """The engine as a worker backend, in-process (embedded mode)."""
+
+    def __init__(self, engine: Engine, worker_mode: str = "local"):
+        self.engine = engine
+        self.lease_seconds = engine.lease_seconds
+        self.worker_mode = worker_mode  # how its pool shows in the worker registry
+
+    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+        return self.engine.lease(worker_id, limit)
+
+    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+        return self.engine.report(job_id, worker_id, outcome)
+
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
+        return self.engine.report_and_lease(job_id, worker_id, outcome, limit)
+
+    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.engine.report_batch(reports, worker_id, limit)
+
+    def heartbeat(self, job_id: int, worker_id: str,
+                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return self.engine.heartbeat(job_id, worker_id, logs=logs)
+
+    def release(self, job_id: int, worker_id: str) -> None:
+        self.engine.release(job_id, worker_id)
+
+    def work_version(self) -> int:
+        return self.engine.store.work_version()
+
+    def worker_beat(self, info: dict[str, Any]) -> None:
+        beat(self.engine.store, info)
+
+    def worker_stopped(self, worker_id: str, forget: bool = False) -> None:
+        stopped(self.engine.store, worker_id, forget)
+
+    def wake(self) -> None:
+        self.engine.store.notify_work()
+
+    def wait_for_work(self, seen: int, timeout: float) -> None:
+        nxt = self.engine.next_wakeup()
+        if nxt is not None:
+            timeout = max(0.0, min(timeout, nxt - now() + 0.001))
+        if timeout > 0:
+            self.engine.store.wait_for_work(seen, timeout)
+
+
+class NotShared(ValueError):
+    """The store cannot be shared by several processes (a direct worker needs one that can)."""
+
+
+def _where(url: str) -> str:
+    """``host:port/db`` of a store URL (no user, no password) for the worker registry."""
+    from urllib.parse import urlsplit
+
+    p = urlsplit(url)
+    return f"{p.hostname or 'localhost'}:{p.port or 5432}{p.path}"
+
+
+class DirectWorker:
+    """A worker pool whose backend is the engine itself over a shared store (PostgreSQL): it
+    leases with ``SKIP LOCKED``, runs the job and reports it, leasing the next, in one
+    transaction, the same engine code a server runs for an HTTP worker. It wakes on the
+    store's notifications (PostgreSQL ``LISTEN/NOTIFY``) and re-checks the queue every
+    ``poll_seconds`` the store declares. Credentials are read from the store (the key from
+    ``NOETL_ENCRYPTION_KEY``); it runs a lease reaper too (safe beside the servers': each
+    expiry is taken under the job's row lock and checked again). ``start``/``stop``."""
+
+    def __init__(self, store_url: str, concurrency: int, settings: Settings,
+                 worker_id: str | None = None, lease_seconds: float | None = None,
+                 reaper: bool = True):
+        from dataclasses import replace
+
+        from noetl.credentials import check_credentials_key, store_credentials
+        from noetl.engine.expiry import Reaper
+        from noetl.store.factory import backend_for
+
+        caps = backend_for(store_url).capabilities
+        if not caps.multi_process:
+            raise NotShared(
+                f"a direct worker shares the store with the server and other workers, and a "
+                f"{caps.name} store cannot be shared ({caps.note}): use a PostgreSQL store, or "
+                "run `noetl server start` (its in-server workers) or HTTP workers "
+                "(`noetl worker start --server URL`)")
+        # one connection per thread, the heartbeat, the reaper and one to spare
+        settings = replace(settings, pg_pool_size=max(settings.pg_pool_size, concurrency + 3))
+        self.store = open_store(store_url, settings)
+        try:
+            check_credentials_key(self.store)
+        except Exception:
+            self.store.close()
+            raise
+        configure(settings)
+        self.settings = settings
+        self.engine = Engine(self.store, lease_seconds, settings)
+        services = Services(credentials=store_credentials(self.store), settings=settings)
+        self.pool = WorkerPool(LocalBackend(self.engine, "direct"), concurrency, services,
+                               worker_id=worker_id or settings.worker_id,
+                               poll_interval=caps.poll_seconds,
+                               meta={"store": f"{caps.name} {_where(store_url)}"})
+        self.reaper = Reaper(self.engine) if reaper else None
+
+    def start(self) -> DirectWorker:
+        self.pool.start()
+        if self.reaper is not None:
+            self.reaper.start()
+        return self
+
+    def stop(self, grace: float = 30.0) -> None:
+        try:
+            self.pool.stop(grace)
+            if self.reaper is not None:
+                self.reaper.stop()
+        finally:
+            self.store.close()
 
 
 class LocalRunner:

@@ -42,6 +42,11 @@ variable                       field                   default      used by
 ``NOETL_STEP_LOG_LEVEL``       ``step_log_level``      INFO         logging a job captures
 =============================  ======================  ===========  =========================
 
+Sizes that default to the machine (:func:`cpu_count`: the cores this process may run on):
+``noetl server start --processes`` (:func:`default_server_processes`: one per core on a store
+several processes share, else 1) and the threads of a worker pool, ``--concurrency`` /
+``--worker-concurrency`` (:func:`default_worker_threads`: ``THREADS_PER_CORE`` per core).
+
 (``NOETL_STEP_ENV_ALLOW`` is not a setting of the process but part of the environment a
 python step sees: :mod:`noetl.tools.step_env` reads it with the rest of that environment.)
 """
@@ -56,6 +61,29 @@ from typing import TypeVar
 
 TRUE = ("1", "true", "yes")
 T = TypeVar("T")
+# worker threads per core: tiny steps spend most of a job waiting for the database or the
+# server, so several threads keep one core busy (and their reports share transactions)
+THREADS_PER_CORE = 8
+
+
+def cpu_count() -> int:
+    """The cores this process may run on: its CPU affinity where the platform has one (a
+    container's or ``taskset``'s limit), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_server_processes(multi_process: bool) -> int:
+    """Server processes of ``noetl server start`` unless given: one per core on a store that
+    several processes may share (one Python process uses one core), else one."""
+    return cpu_count() if multi_process else 1
+
+
+def default_worker_threads() -> int:
+    """Threads of a worker pool unless given: ``THREADS_PER_CORE`` per core."""
+    return THREADS_PER_CORE * cpu_count()
 
 
 class SettingsError(ValueError):

@@ -17,7 +17,8 @@ import pytest
 
 from noetl.domain.records import Event
 from noetl.dsl import load_playbook
-from noetl.engine.core import Engine, LocalBackend
+from noetl.engine.core import Engine
+from noetl.local import LocalBackend
 from noetl.store.migrate import migrations
 from noetl.store.postgres import LISTENER_NAME, PostgresStore
 from noetl.worker.pool import WorkerPool

@@ -82,6 +82,15 @@ class Cluster:
                                   "--worker-id", name, "--concurrency", str(concurrency),
                                   "--wait-seconds", "2", "--log-level", log_level], env)
 
+    def direct(self, name: str, concurrency: int = 4, log_level: str = "warning",
+               lease: str = LEASE_SECONDS, env_extra: dict[str, str] | None = None
+               ) -> subprocess.Popen[bytes]:
+        """A direct worker: ``noetl worker start --store`` on this cluster's database."""
+        env = {**base_env(self.home), "NOETL_LEASE_SECONDS": lease, **(env_extra or {})}
+        return self._spawn(name, ["worker", "start", "--store", self.pg_url, "--worker-id", name,
+                                  "--concurrency", str(concurrency), "--log-level", log_level],
+                           env)
+
     def wait_log(self, name: str, text: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.log(name):

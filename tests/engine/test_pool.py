@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from noetl.dsl import parse_playbook
-from noetl.engine.core import Engine, LocalBackend
+from noetl.engine.core import Engine
 from noetl.errors import LeaseLost
-from noetl.local import LocalRunner
+from noetl.local import LocalBackend, LocalRunner
 from noetl.store import open_store
 from noetl.worker.combine import ReportCombiner
 from noetl.worker.pool import WorkerPool

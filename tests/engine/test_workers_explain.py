@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from noetl.dsl import parse_playbook
-from noetl.engine.core import Engine, LocalBackend
+from noetl.engine.core import Engine
 from noetl.engine.explain import clock
 from noetl.engine.workers import beat, stopped, workers_view
 from noetl.errors import LeaseLost
+from noetl.local import LocalBackend
 from noetl.store import open_store
 from noetl.worker.pool import WorkerPool
 from noetl.worker.runner import run_work

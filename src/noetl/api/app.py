@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from noetl.api.deps import ApiState, allowed_hosts, protected, token_ok
 from noetl.api.metrics import Metrics
+from noetl.credentials import check_credentials_key
 from noetl.errors import (
     Conflict,
     LeaseLost,
@@ -27,18 +28,6 @@ from noetl.templates import configure
 
 log = logging.getLogger("noetl.api")
 RETRY_AFTER = 5  # seconds, on a 503 while the database is unavailable
-
-
-def check_credentials_key(store: Any) -> None:
-    """Stored credentials, no NOETL_ENCRYPTION_KEY and no key file allowed beside the store
-    (PostgreSQL): refuse to start."""
-    if store.capabilities.key_file or store.settings.encryption_key:
-        return
-    with store.read() as tx:
-        n = len(tx.list_credentials())
-    if n:
-        raise RuntimeError(f"{n} credential(s) are stored but NOETL_ENCRYPTION_KEY is not set: "
-                           "refusing to start (set the key the credentials were stored with)")
 
 
 def store_error_classes() -> tuple[list[type[Exception]], list[type[Exception]]]:
@@ -247,7 +236,7 @@ def _background(app: FastAPI, eng: Any, workers: int, reaper: bool) -> Any:
         import socket
 
         from noetl.credentials import store_credentials
-        from noetl.engine.core import LocalBackend
+        from noetl.local import LocalBackend
         from noetl.tools.base import Services
         from noetl.worker.pool import WorkerPool
 

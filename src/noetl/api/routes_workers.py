@@ -37,7 +37,7 @@ class WorkerStop(_Body):
 
 @router.get("", summary="Registered workers, alive or not")
 def list_workers(request: Request) -> dict[str, Any]:
-    """→ `{items:[{worker_id, mode ("remote" | "server" | "local"), state ("alive" | "lost" |
+    """→ `{items:[{worker_id, mode ("remote" | "direct" | "server" | "local"), state ("alive" | "lost" |
     "stopped"), hostname, pid, concurrency, running (threads busy), jobs_done,
     lease_seconds, started_at, last_seen, seen_ago, stopped_at, meta, jobs:[{job_id,
     execution_id, step, index, attempt, lease_until}]}], counts:{alive, lost, stopped},

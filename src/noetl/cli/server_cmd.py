@@ -14,10 +14,22 @@ import typer
 from noetl.cli.app import app
 
 server_app = typer.Typer(help="The API server.", no_args_is_help=True)
-worker_app = typer.Typer(help="Remote workers (lease jobs from a server over HTTP).",
-                         no_args_is_help=True)
+worker_app = typer.Typer(help="Workers: lease jobs from a server over HTTP (--server), or "
+                              "straight from PostgreSQL (--store).", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 app.add_typer(worker_app, name="worker")
+
+
+def _cores() -> int:
+    from noetl.settings import cpu_count
+
+    return cpu_count()
+
+
+def _threads_help() -> str:
+    from noetl.settings import THREADS_PER_CORE, default_worker_threads
+
+    return f"{THREADS_PER_CORE} per core ({default_worker_threads()} here)"
 
 
 @server_app.command("start")
@@ -29,10 +41,12 @@ def server_start(
                                   help="Store URL (sqlite:///PATH or postgresql://...)."),
         log_level: str = typer.Option("info", "--log-level"),
         processes: int = typer.Option(
-            1, "--processes", "-p", envvar="NOETL_SERVER_PROCESSES", min=1,
+            None, "--processes", "-p", envvar="NOETL_SERVER_PROCESSES", min=1,
+            show_default=False,
             help="Server processes sharing the port (PostgreSQL store only): one Python "
                  "process uses one core; they coordinate through the database as separate "
-                 "servers would. /metrics then counts per process."),
+                 "servers would. /metrics then counts per process. Default: one per core "
+                 f"({_cores()} here) on PostgreSQL without --workers, else 1."),
         workers: bool = typer.Option(
             None, "--workers/--no-workers", envvar="NOETL_SERVER_WORKERS",
             help="Run a worker pool inside the server. Default: on with the embedded SQLite "
@@ -40,8 +54,9 @@ def server_start(
                  "start` processes: playbook code then runs apart from the server and its "
                  "secrets)."),
         worker_concurrency: int = typer.Option(
-            4, "--worker-concurrency", envvar="NOETL_WORKER_CONCURRENCY", min=1,
-            help="Threads of the in-server worker pool."),
+            None, "--worker-concurrency", envvar="NOETL_WORKER_CONCURRENCY", min=1,
+            show_default=False,
+            help=f"Threads of the in-server worker pool. Default: {_threads_help()}."),
 ) -> None:
     """Run the API server in the foreground (Ctrl-C or SIGTERM stops it)."""
     import uvicorn
@@ -56,6 +71,8 @@ def server_start(
     caps = backend_for(url).capabilities
     if workers is None:  # one command runs playbooks on a store no other process shares
         workers = not caps.multi_process
+    sized = _sizes(processes, worker_concurrency, workers, caps.multi_process)
+    processes, worker_concurrency = sized.processes, sized.threads
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
@@ -70,21 +87,83 @@ def server_start(
             sys.stderr.write("error: --workers runs in one server process; with --processes "
                              "run `noetl worker start` processes instead\n")
             raise typer.Exit(2)
+        _check_once(url, settings)  # what each process would refuse, refused here at once
         os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
-        uvicorn.run("noetl.api.app:create_app", factory=True, host=host, port=port,
+        sys.stderr.write(f"noetl server: {processes} processes on port {port} "
+                         f"({sized.processes_why})\n")
+        uvicorn.run("noetl.cli.server_cmd:child_app", factory=True, host=host, port=port,
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
                     workers=processes)
         return
     app = create_app(store, workers=worker_concurrency if workers else 0, settings=settings)
-    if workers:
-        sys.stderr.write(f"noetl server: {worker_concurrency} worker threads in this process "
-                         "(--no-workers to run none)\n")
+    sys.stderr.write(f"noetl server: 1 process ({sized.processes_why})"
+                     + (f", {worker_concurrency} worker threads in it ({sized.threads_why}; "
+                        "--no-workers to run none)" if workers else ", no worker threads")
+                     + "\n")
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             access_log=False, timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+class _Sizes:
+    """Process and thread counts as given, or derived from the cores, and why (for the
+    startup line)."""
+
+    def __init__(self, processes: int, processes_why: str, threads: int, threads_why: str):
+        self.processes, self.processes_why = processes, processes_why
+        self.threads, self.threads_why = threads, threads_why
+
+
+def _sizes(processes: int | None, threads: int | None, workers: bool,
+           multi_process: bool) -> _Sizes:
+    from noetl.settings import cpu_count, default_server_processes, default_worker_threads
+
+    cores = cpu_count()
+    if processes is not None:
+        pwhy = "--processes"
+    elif workers or not multi_process:
+        processes, pwhy = 1, ("in-server workers run in one process" if workers
+                              else "a store one process holds")
+    else:
+        processes, pwhy = default_server_processes(True), f"default: one per core, {cores} cores"
+    if threads is not None:
+        twhy = "given"
+    else:
+        threads, twhy = default_worker_threads(), f"default for {cores} cores"
+    return _Sizes(processes, pwhy, threads, twhy)
+
+
+def _check_once(url: str, settings: Any) -> None:
+    """Before starting several server processes: the store opens (and is migrated), its
+    stored credentials can be decrypted, NOETL_NOTIFY is valid; else exit 1 with the reason
+    (a server process refusing to start would otherwise only be restarted by uvicorn)."""
+    from noetl.credentials import check_credentials_key
+    from noetl.engine.triggers import server_targets
+    from noetl.store import open_store
+
+    try:
+        server_targets(settings.notify)
+        store = open_store(url, settings)
+        try:
+            check_credentials_key(store)
+        finally:
+            store.close()
+    except Exception as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+
+
+def child_app() -> Any:
+    """The app of one of ``--processes`` server processes: it dies with the process that
+    started it (a ``kill -9`` of ``noetl server start`` leaves no server behind)."""
+    from noetl.api.app import create_app
+    from noetl.tools.python_isolated import die_with_parent
+
+    die_with_parent()
+    return create_app()
 
 
 def _probe(backend: Any, patience: float = 60.0) -> None:
@@ -114,8 +193,15 @@ def _probe(backend: Any, patience: float = 60.0) -> None:
 def worker_start(
         server: str = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
                                    help="NoETL server URL (default http://127.0.0.1:8082)."),
-        concurrency: int = typer.Option(4, "--concurrency", "-c", envvar="NOETL_WORKER_CONCURRENCY",
-                                        help="Jobs run at once (threads)."),
+        store: str = typer.Option(
+            None, "--store", envvar="NOETL_WORKER_STORE_URL",
+            help="A direct worker: lease, run and report straight on this PostgreSQL store "
+                 "(postgresql://...), with the engine code a server runs and no HTTP hop; it "
+                 "holds database credentials and NOETL_ENCRYPTION_KEY. Without it the worker "
+                 "speaks HTTP to --server and holds neither."),
+        concurrency: int = typer.Option(
+            None, "--concurrency", "-c", envvar="NOETL_WORKER_CONCURRENCY", min=1,
+            show_default=False, help=f"Jobs run at once (threads). Default: {_threads_help()}."),
         worker_id: str = typer.Option(None, "--worker-id", envvar="NOETL_WORKER_ID"),
         lease_seconds: float = typer.Option(None, "--lease-seconds", envvar="NOETL_LEASE_SECONDS",
                                             help="Lease length; heartbeats extend it."),
@@ -134,8 +220,9 @@ def worker_start(
                  "(a step that kills its process costs a restart, not the worker). "
                  "--no-supervise runs one worker in this process (for a process manager)."),
 ) -> None:
-    """Lease jobs from a server and run them until SIGTERM/SIGINT; then stop leasing, finish
-    running jobs (up to --grace seconds), give back any job leased meanwhile, exit 0."""
+    """Lease jobs (from a server, or with --store from PostgreSQL) and run them until
+    SIGTERM/SIGINT; then stop leasing, finish running jobs (up to --grace seconds), give back
+    any job leased meanwhile, exit 0."""
     from noetl.settings import Settings
     from noetl.templates import configure
     from noetl.worker.http_backend import HttpBackend
@@ -146,12 +233,23 @@ def worker_start(
     configure(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    threads_why = "given"
+    if concurrency is None:
+        from noetl.settings import cpu_count, default_worker_threads
+
+        concurrency, threads_why = default_worker_threads(), f"default for {cpu_count()} cores"
+    if store:
+        _check_direct(store)
     if supervise or processes > 1:
+        if store:  # to the worker processes in their environment, not on their command line
+            os.environ["NOETL_WORKER_STORE_URL"] = store
         raise typer.Exit(_supervise(processes, worker_id, grace + wait_seconds + 5, [
             "--concurrency", str(concurrency), "--wait-seconds", str(wait_seconds),
             "--grace", str(grace), "--log-level", log_level,
-            *(["--server", server] if server else []),
+            *(["--server", server] if server and not store else []),
             *(["--lease-seconds", str(lease_seconds)] if lease_seconds else [])]))
+    if store:
+        _run_direct(store, concurrency, threads_why, worker_id, lease_seconds, grace, settings)
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
                           max_connections=concurrency + 8, settings=settings)
     _probe(backend)
@@ -159,13 +257,57 @@ def worker_start(
                       meta={"server": backend.client.server_url})
     stop = _stop_on_signals("stopping")
     pool.start()
-    logging.getLogger("noetl.worker").info("worker %s: %d threads leasing from %s",
-                                           pool.worker_id, concurrency, backend.client.server_url)
+    logging.getLogger("noetl.worker").info("worker %s: %d threads leasing from %s (%s)",
+                                           pool.worker_id, concurrency,
+                                           backend.client.server_url, threads_why)
     signal_ready()
     while not stop.wait(1.0):
         pass
     pool.stop(timeout=grace + wait_seconds)
     backend.close()
+    raise typer.Exit(0)
+
+
+def _check_direct(store: str) -> None:
+    """A direct worker needs a store several processes may share (exit 2 otherwise)."""
+    from noetl.store.factory import BACKENDS, backend_for
+
+    try:
+        caps = backend_for(store).capabilities
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(2) from None
+    if not caps.multi_process:
+        shared = " or ".join(c.name for c in (backend_for(p[0]).capabilities
+                                              for p in BACKENDS) if c.multi_process)
+        sys.stderr.write(
+            f"error: --store needs a {shared} store: a direct worker shares it with the server "
+            f"and other workers, and {caps.name} has {caps.note} ({store}). Run `noetl server "
+            "start` (its in-server workers), or HTTP workers with --server.\n")
+        raise typer.Exit(2)
+
+
+def _run_direct(store: str, concurrency: int, threads_why: str, worker_id: str | None,
+                lease_seconds: float | None, grace: float, settings: Any) -> None:
+    """One direct worker in this process until SIGTERM/SIGINT (see :class:`DirectWorker`)."""
+    from noetl.local import DirectWorker
+    from noetl.worker.supervisor import signal_ready
+
+    log = logging.getLogger("noetl.worker")
+    try:
+        direct = DirectWorker(store, concurrency, settings, worker_id=worker_id,
+                              lease_seconds=lease_seconds)
+    except Exception as exc:  # unreachable database, stored credentials and no key
+        sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
+        raise typer.Exit(1) from None
+    stop = _stop_on_signals("stopping")
+    direct.start()
+    log.info("worker %s: %d threads leasing from %s directly (%s)", direct.pool.worker_id,
+             concurrency, direct.pool.meta["store"], threads_why)
+    signal_ready()
+    while not stop.wait(1.0):
+        pass
+    direct.stop(grace)
     raise typer.Exit(0)
 
 
