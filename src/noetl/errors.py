@@ -83,11 +83,15 @@ class LeaseLost(StoreError):
 
 
 class ToolError(NoetlError):
-    """A tool failed. ``error_type`` names the original exception class."""
+    """A tool failed. ``error_type`` names the original exception class. ``retryable=False``:
+    running the step again cannot help (a missing command, a bad configuration), so the step
+    fails at once even when it has a retry policy (the outcome is ``final``)."""
 
     def __init__(self, message: str, error_type: str = "ToolError", traceback: str | None = None,
-                 data: object = None, user_traceback: str | None = None):
+                 data: object = None, user_traceback: str | None = None, *,
+                 retryable: bool = True):
         super().__init__(message)
+        self.retryable = retryable
         self.error_type = error_type
         self.traceback = traceback  # the whole traceback, engine frames included
         self.data = data

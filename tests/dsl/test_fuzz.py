@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,81 +53,129 @@ bad_number = st.one_of(st.sampled_from([float("nan"), float("inf"), -float("inf"
                        .filter(lambda t: "{{" not in t), st.lists(st.integers(), max_size=2))
 
 
+def _edge_key(draw: Any) -> bytes:
+    key = draw(ident.filter(lambda k: k not in EDGE_KEYS))
+    return _dump(_base({"next": [{"step": "end", key: draw(junk)}]}))
+
+
+def _retry(draw: Any) -> bytes:
+    field = draw(st.sampled_from(["initial_delay", "max_delay", "backoff_multiplier",
+                                  "max_attempts"]))
+    return _dump(_base({"retry": {field: draw(bad_number)}}))
+
+
+def _iter_number(draw: Any) -> bytes:
+    field = draw(st.sampled_from(["concurrency", "limit", "chunk"]))
+    return _dump(_base({"type": "iterator", "collection": [1, 2], "element": "n",
+                        "task": {"type": "python", "code": "def main(n): return n"},
+                        "code": None, field: draw(bad_number)}))
+
+
+def _method(draw: Any) -> bytes:
+    m = draw(st.text(min_size=1, max_size=8).filter(
+        lambda t: t.upper() not in HTTP_METHODS and "{{" not in t))
+    return _dump(_base({"type": "http", "url": "http://127.0.0.1:9/", "code": None,
+                        "method": m}))
+
+
+def _save_mode(draw: Any) -> bytes:
+    m = draw(st.text(min_size=1, max_size=8).filter(
+        lambda t: t.lower() not in SAVE_MODES and "{{" not in t))
+    return _dump(_base({"save": {"storage": "event", "mode": m}}))
+
+
+def _python(draw: Any) -> bytes:
+    body = draw(st.text(alphabet="abc()=: \n+", max_size=40))
+    return _dump(_base({"code": f"def main(:\n    {body}\n"}))
+
+
+def _template(draw: Any) -> bytes:
+    inner = draw(st.text(alphabet="abcxyz.|+*() 0123456789", max_size=30))
+    depth = draw(st.integers(0, 3000))
+    return _dump(_base({"args": {"v": "{{ " + "(" * depth + inner + " }"}}))
+
+
+def _not_utf8(draw: Any) -> bytes:
+    raw = _dump(_base())
+    at = draw(st.integers(0, len(raw)))
+    return raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80"])) + raw[at:]
+
+
+def _deep(draw: Any) -> bytes:
+    depth = draw(st.integers(201, 5000))
+    opener, closer = draw(st.sampled_from([("[", "]"), ("{a: ", "}")]))
+    return _dump(_base()) + f"extra: {opener * depth}1{closer * depth}\n".encode()
+
+
+def _alias_bomb(draw: Any) -> bytes:
+    width = draw(st.integers(8, 30))
+    lines = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    for i in range(1, 12):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return _dump(_base()) + ("\n".join(lines) + "\n").encode()
+
+
+def _name_type(draw: Any) -> bytes:
+    return _dump(_base(metadata={"name": draw(st.one_of(
+        st.lists(st.integers(), min_size=1, max_size=3),
+        st.dictionaries(ident, st.integers(), min_size=1, max_size=2)))}))
+
+
+def _next_target(draw: Any) -> bytes:
+    name = draw(ident.filter(lambda n: n not in ("start", "end")))
+    return _dump(_base({"next": [{"step": name}]}))
+
+
+def _timeout(draw: Any) -> bytes:
+    return _dump(_base({"timeout": draw(bad_number)}))
+
+
+def _step_type(draw: Any) -> bytes:
+    from noetl.dsl.model import STEP_TYPES
+
+    t = draw(ident.filter(lambda n: n not in STEP_TYPES))
+    return _dump(_base({"type": t}))
+
+
+def _task_key(draw: Any) -> bytes:
+    from noetl.dsl.model import COMMON_STEP_KEYS, TOOL_KEYS
+
+    key = draw(ident.filter(lambda k: k not in COMMON_STEP_KEYS | TOOL_KEYS["python"]))
+    return _dump(_base({"type": "iterator", "collection": [1], "element": "n",
+                        "code": None, "task": {"type": "python",
+                                               "code": "def main(n): return n",
+                                               key: 1}}))
+
+
+def _save_key(draw: Any) -> bytes:
+    key = draw(ident.filter(lambda k: k not in SAVE_KEYS))
+    return _dump(_base({"save": {"storage": "event", key: 1}}))
+
+
+CASES: dict[str, Callable[[Any], bytes]] = {
+    "edge_key": _edge_key,
+    "retry": _retry,
+    "iter_number": _iter_number,
+    "method": _method,
+    "save_mode": _save_mode,
+    "python": _python,
+    "template": _template,
+    "not_utf8": _not_utf8,
+    "deep": _deep,
+    "alias_bomb": _alias_bomb,
+    "name_type": _name_type,
+    "next_target": _next_target,
+    "timeout": _timeout,
+    "step_type": _step_type,
+    "task_key": _task_key,
+    "save_key": _save_key,
+}
+
+
 @st.composite
 def case(draw: Any) -> tuple[str, bytes]:
-    kind = draw(st.sampled_from([
-        "edge_key", "retry", "iter_number", "method", "save_mode", "python", "template",
-        "not_utf8", "deep", "alias_bomb", "name_type", "next_target", "timeout", "step_type",
-        "task_key", "save_key"]))
-    if kind == "edge_key":
-        key = draw(ident.filter(lambda k: k not in EDGE_KEYS))
-        return kind, _dump(_base({"next": [{"step": "end", key: draw(junk)}]}))
-    if kind == "retry":
-        field = draw(st.sampled_from(["initial_delay", "max_delay", "backoff_multiplier",
-                                      "max_attempts"]))
-        return kind, _dump(_base({"retry": {field: draw(bad_number)}}))
-    if kind == "iter_number":
-        field = draw(st.sampled_from(["concurrency", "limit", "chunk"]))
-        return kind, _dump(_base({"type": "iterator", "collection": [1, 2], "element": "n",
-                                  "task": {"type": "python", "code": "def main(n): return n"},
-                                  "code": None, field: draw(bad_number)}))
-    if kind == "method":
-        m = draw(st.text(min_size=1, max_size=8).filter(
-            lambda t: t.upper() not in HTTP_METHODS and "{{" not in t))
-        return kind, _dump(_base({"type": "http", "url": "http://127.0.0.1:9/", "code": None,
-                                  "method": m}))
-    if kind == "save_mode":
-        m = draw(st.text(min_size=1, max_size=8).filter(
-            lambda t: t.lower() not in SAVE_MODES and "{{" not in t))
-        return kind, _dump(_base({"save": {"storage": "event", "mode": m}}))
-    if kind == "python":
-        body = draw(st.text(alphabet="abc()=: \n+", max_size=40))
-        return kind, _dump(_base({"code": f"def main(:\n    {body}\n"}))
-    if kind == "template":
-        inner = draw(st.text(alphabet="abcxyz.|+*() 0123456789", max_size=30))
-        depth = draw(st.integers(0, 3000))
-        return kind, _dump(_base({"args": {"v": "{{ " + "(" * depth + inner + " }"}}))
-    if kind == "not_utf8":
-        raw = _dump(_base())
-        at = draw(st.integers(0, len(raw)))
-        return kind, raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80"])) + raw[at:]
-    if kind == "deep":
-        depth = draw(st.integers(201, 5000))
-        opener, closer = draw(st.sampled_from([("[", "]"), ("{a: ", "}")]))
-        return kind, _dump(_base()) + f"extra: {opener * depth}1{closer * depth}\n".encode()
-    if kind == "alias_bomb":
-        width = draw(st.integers(8, 30))
-        lines = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
-        for i in range(1, 12):
-            lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
-        return kind, _dump(_base()) + ("\n".join(lines) + "\n").encode()
-    if kind == "name_type":
-        return kind, _dump(_base(metadata={"name": draw(st.one_of(
-            st.lists(st.integers(), min_size=1, max_size=3),
-            st.dictionaries(ident, st.integers(), min_size=1, max_size=2)))}))
-    if kind == "next_target":
-        name = draw(ident.filter(lambda n: n not in ("start", "end")))
-        return kind, _dump(_base({"next": [{"step": name}]}))
-    if kind == "timeout":
-        return kind, _dump(_base({"timeout": draw(bad_number)}))
-    if kind == "step_type":
-        from noetl.dsl.model import STEP_TYPES
-
-        t = draw(ident.filter(lambda n: n not in STEP_TYPES))
-        return kind, _dump(_base({"type": t}))
-    if kind == "task_key":
-        key = draw(ident.filter(lambda k: k not in {"type", "code", "args", "data", "retry",
-                                                    "save", "name", "desc", "description",
-                                                    "with", "input", "payload", "next", "step",
-                                                    "tool", "timeout", "auth", "credential",
-                                                    "credentials", "assert", "task", "metadata",
-                                                    "code_b64", "module", "callable"}))
-        return kind, _dump(_base({"type": "iterator", "collection": [1], "element": "n",
-                                  "code": None, "task": {"type": "python",
-                                                         "code": "def main(n): return n",
-                                                         key: 1}}))
-    key = draw(ident.filter(lambda k: k not in SAVE_KEYS))
-    return kind, _dump(_base({"save": {"storage": "event", key: 1}}))
+    kind = draw(st.sampled_from(list(CASES)))
+    return kind, CASES[kind](draw)
 
 
 def test_malformed_playbooks_are_refused_everywhere(tmp_path: Path) -> None:

@@ -60,60 +60,63 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
+def _answer(status: int, error: str | None = None) -> Any:
+    """A handler answering ``status`` with the exception's message (and ``error``)."""
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return _error(status, str(exc), **({"error": error} if error else {}))
+    return handler
+
+
+async def _playbook_error(_: Request, exc: Exception) -> JSONResponse:
+    problems = [{"where": p.where, "message": p.message, "line": p.line,
+                 "severity": p.severity} for p in getattr(exc, "problems", [])]
+    return _error(422, str(exc), error="invalid_playbook", problems=problems)
+
+
+async def _overflow(_: Request, exc: Exception) -> JSONResponse:
+    return _error(400, f"a number in the request is out of range: {exc}")
+
+
+async def _text(_: Request, exc: Exception) -> JSONResponse:
+    return _error(400, "the request holds text that cannot be stored (a NUL character "
+                       "or a lone surrogate)", error="invalid_text")
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    response = _error(503, "the database is unavailable; retry later", error="unavailable")
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
+async def _any(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    errors = []
+    for e in exc.errors() if isinstance(exc, RequestValidationError) else ():
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        errors.append({"loc": loc, "message": e.get("msg"), "type": e.get("type")})
+    text = "; ".join(f"{e['loc']}: {e['message']}" for e in errors) or "invalid request"
+    return _error(422, text, errors=errors)
+
+
 def _install_handlers(app: FastAPI) -> None:
     from noetl.credentials import CredentialKeyError
     from noetl.triggers.hooks import Unauthorized
 
-    @app.exception_handler(NotFound)
-    async def _nf(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(Unauthorized)
-    async def _ua(_: Request, exc: Unauthorized) -> JSONResponse:
-        return _error(401, str(exc), error="unauthorized")
-
-    @app.exception_handler(LeaseLost)
-    async def _ll(_: Request, exc: LeaseLost) -> JSONResponse:
-        return _error(409, str(exc), error="lease_lost")
-
-    @app.exception_handler(Conflict)
-    async def _cf(_: Request, exc: Conflict) -> JSONResponse:
-        return _error(409, str(exc), error="conflict")
-
-    @app.exception_handler(PlaybookError)
-    async def _pb(_: Request, exc: PlaybookError) -> JSONResponse:
-        problems = [{"where": p.where, "message": p.message, "line": p.line,
-                     "severity": p.severity} for p in exc.problems]
-        return _error(422, str(exc), error="invalid_playbook", problems=problems)
-
-    @app.exception_handler(TemplateError)
-    async def _te(_: Request, exc: TemplateError) -> JSONResponse:
-        return _error(422, str(exc), error="template")
-
-    @app.exception_handler(CredentialKeyError)
-    async def _ck(_: Request, exc: CredentialKeyError) -> JSONResponse:
-        return _error(503, str(exc), error="credential_key")
-
-    @app.exception_handler(NoetlError)
-    async def _ne(_: Request, exc: NoetlError) -> JSONResponse:
-        return _error(400, str(exc))
-
-    @app.exception_handler(OverflowError)
-    async def _of(_: Request, exc: OverflowError) -> JSONResponse:
-        return _error(400, f"a number in the request is out of range: {exc}")
-
-    async def _text(_: Request, exc: Exception) -> JSONResponse:
-        return _error(400, "the request holds text that cannot be stored (a NUL character "
-                           "or a lone surrogate)", error="invalid_text")
-
-    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        response = _error(503, "the database is unavailable; retry later",
-                          error="unavailable")
-        response.headers["Retry-After"] = str(RETRY_AFTER)
-        return response
-
+    answers: tuple[tuple[type[Exception], int, str | None], ...] = (
+        (NotFound, 404, None), (Unauthorized, 401, "unauthorized"),
+        (LeaseLost, 409, "lease_lost"), (Conflict, 409, "conflict"),
+        (TemplateError, 422, "template"), (CredentialKeyError, 503, "credential_key"),
+        (NoetlError, 400, None), (ValueError, 400, None))
+    for cls, status, error in answers:
+        app.add_exception_handler(cls, _answer(status, error))
+    app.add_exception_handler(PlaybookError, _playbook_error)
+    app.add_exception_handler(OverflowError, _overflow)
     # Handled here (not by the catch-all below, which Starlette re-raises after answering:
     # a logged stack trace and a dropped keep-alive connection).
     text_errors, db_errors = store_error_classes()
@@ -121,24 +124,8 @@ def _install_handlers(app: FastAPI) -> None:
         app.add_exception_handler(cls, _text)
     for cls in db_errors:
         app.add_exception_handler(cls, _unavailable)
-
-    @app.exception_handler(Exception)
-    async def _any(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
-
-    @app.exception_handler(ValueError)
-    async def _ve(_: Request, exc: ValueError) -> JSONResponse:
-        return _error(400, str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _rv(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e.get("loc", ()))
-            errors.append({"loc": loc, "message": e.get("msg"), "type": e.get("type")})
-        text = "; ".join(f"{e['loc']}: {e['message']}" for e in errors) or "invalid request"
-        return _error(422, text, errors=errors)
+    app.add_exception_handler(Exception, _any)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
 
 class TokenAuth:

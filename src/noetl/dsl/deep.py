@@ -9,10 +9,12 @@ from typing import Any
 
 from noetl.dsl.checks import CONTEXT_NAMES, Reporter, TemplateChecker, check_python, iter_strings
 from noetl.dsl.model import Step
+from noetl.dsl.tools_spec import all_unrendered
 
-# Keys whose strings are not Jinja templates (code is run, not rendered).
-NOT_TEMPLATES = frozenset({"code", "code_b64", "command_b64", "commands_b64", "content", "step",
-                           "desc", "description", "type", "tool"})
+# Keys whose strings are not Jinja templates: every tool's unrendered keys (code is run, not
+# rendered), base64 text, a child playbook's content (its templates are the child's own).
+NOT_TEMPLATES = all_unrendered() | frozenset({"command_b64", "commands_b64", "content", "step",
+                                              "desc", "description", "type", "tool"})
 
 
 def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
@@ -61,6 +63,16 @@ def _graph(c: Reporter, steps: dict[str, Step]) -> None:
     start = next((n for n in steps if n.lower() == "start"), None)
     if start is None:
         return
+    seen = _reachable(steps, start)
+    _unreached(c, steps, seen)
+    alive = _router_cycles(steps)
+    if alive:
+        first = min(alive, key=lambda n: steps[n].line or 0)
+        c.error(f"step '{first}'", "a cycle of routers with no action step on it "
+                f"({', '.join(sorted(alive)[:10])}): it would loop for ever", steps[first].line)
+
+
+def _reachable(steps: dict[str, Step], start: str) -> set[str]:
     seen = {start}
     todo = deque([start])
     while todo:
@@ -68,6 +80,11 @@ def _graph(c: Reporter, steps: dict[str, Step]) -> None:
             if e.target not in seen and e.target in steps:
                 seen.add(e.target)
                 todo.append(e.target)
+    return seen
+
+
+def _unreached(c: Reporter, steps: dict[str, Step], seen: set[str]) -> None:
+    """Warnings: steps no edge from ``start`` reaches, and joins such a step leads to."""
     preds: dict[str, set[str]] = {}
     for name, st in steps.items():
         if name not in seen:
@@ -81,40 +98,39 @@ def _graph(c: Reporter, steps: dict[str, Step]) -> None:
                 c.warn(f"step '{name}'", f"join: '{p}' leads here but is never reached from "
                        f"'start', so this join never gets its arrival (it runs without it)",
                        steps[name].line)
-    # Cycles made only of routers: nothing on them ever changes, so they loop for ever.
+
+
+def _router_cycles(steps: dict[str, Step]) -> set[str]:
+    """The routers on cycles made only of routers: nothing on them ever changes, so they loop
+    for ever. Kahn from both sides: drop routers with no router successor / predecessor until
+    stable; what is left lies on such a cycle."""
     routers = {n for n, st in steps.items() if st.is_router and st.type != "end"}
     out = {n: {e.target for e in steps[n].next if e.target in routers} for n in routers}
-    indeg = {n: 0 for n in routers}
-    for n in routers:
-        for t in out[n]:
-            indeg[t] += 1
-    # Kahn from both sides: drop routers with no router successor / predecessor until stable.
-    alive = set(routers)
     rev: dict[str, set[str]] = {n: set() for n in routers}
     for n in routers:
         for t in out[n]:
             rev[t].add(n)
+    indeg = {n: len(rev[n]) for n in routers}
     outdeg = {n: len(out[n]) for n in routers}
+    alive = set(routers)
     queue = deque(n for n in routers if outdeg[n] == 0 or indeg[n] == 0)
     while queue:
         n = queue.popleft()
         if n not in alive:
             continue
         alive.discard(n)
-        for p in rev[n]:
-            if p in alive:
-                outdeg[p] -= 1
-                if outdeg[p] == 0:
-                    queue.append(p)
-        for t in out[n]:
-            if t in alive:
-                indeg[t] -= 1
-                if indeg[t] == 0:
-                    queue.append(t)
-    if alive:
-        first = min(alive, key=lambda n: steps[n].line or 0)
-        c.error(f"step '{first}'", "a cycle of routers with no action step on it "
-                f"({', '.join(sorted(alive)[:10])}): it would loop for ever", steps[first].line)
+        _drop_edges(rev[n], alive, outdeg, queue)
+        _drop_edges(out[n], alive, indeg, queue)
+    return alive
+
+
+def _drop_edges(ends: set[str], alive: set[str], degree: dict[str, int],
+                queue: deque[str]) -> None:
+    for m in ends:
+        if m in alive:
+            degree[m] -= 1
+            if degree[m] == 0:
+                queue.append(m)
 
 
 class _Either:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +14,25 @@ from noetl.dsl.checks import (
     HTTP_METHODS,
     MAX_COUNT,
     MAX_SECONDS,
-    SAVE_KEYS,
-    SAVE_MODES,
     did_you_mean,
 )
 from noetl.dsl.gcpause import without_gc
 from noetl.dsl.model import (
+    ALL_STEP_KEYS,
     COMMON_STEP_KEYS,
-    SAVE_KINDS,
     STEP_TYPES,
     TOOL_KEYS,
     Edge,
     Playbook,
-    RetryPolicy,
     Step,
 )
+from noetl.dsl.stepparts import (
+    _check_b64,
+    _check_key_kinds,
+    _check_retry,
+    _check_save,
+)
+from noetl.dsl.tools_spec import spec
 from noetl.dsl.triggers import check_triggers
 from noetl.dsl.yamlsrc import LimitError, LineDict, load_yaml, plain
 from noetl.errors import PlaybookError, Problem
@@ -37,8 +40,6 @@ from noetl.errors import PlaybookError, Problem
 TOP_KEYS = frozenset({"apiVersion", "kind", "metadata", "workload", "workbook", "workflow",
                       "name", "path", "description", "schedule", "hooks", "notify"})
 MAX_STEPS = 100_000
-RETRY_KEYS = frozenset({"max_attempts", "initial_delay", "backoff_multiplier", "max_delay",
-                        "jitter", "retry_when", "stop_when"})
 
 
 def _line(obj: Any, key: str | None = None) -> int | None:
@@ -107,36 +108,8 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         raise PlaybookError(source, [Problem("document", "a playbook must be a YAML mapping", 1)])
     if not isinstance(doc, LineDict):  # plain dict (from JSON/API): no line numbers
         doc = _to_linedict(doc)
-    for key in doc:
-        if key not in TOP_KEYS:
-            c.warn(key, "unknown top-level key (ignored)" + did_you_mean(str(key), TOP_KEYS),
-                   doc.line_of(key))
-    check_triggers(c, doc)
-    if "apiVersion" not in doc:
-        c.error("apiVersion", "missing (expected 'noetl.io/v1')", doc.line)
-    kind = doc.get("kind")
-    if kind is None:
-        c.error("kind", "missing (expected 'Playbook')", doc.line)
-    elif str(kind).lower() != "playbook":
-        c.error("kind", f"expected 'Playbook', got {kind!r}", doc.line_of("kind"))
-    meta = doc.get("metadata")
-    if meta is None:
-        meta = LineDict()
-        if "name" not in doc and "path" not in doc:
-            c.error("metadata", "missing (needs 'name' or 'path')", doc.line)
-    elif not isinstance(meta, dict):
-        c.error("metadata", "must be a mapping", doc.line_of("metadata"))
-        meta = LineDict()
-    for holder in (meta, doc):
-        for key in ("name", "path", "version"):
-            val = holder.get(key)
-            if (val is not None and not isinstance(val, str | int | float)) or isinstance(val, bool):
-                kind = {list: "list", bool: "boolean"}.get(type(val), "mapping")
-                if isinstance(val, list):
-                    kind = "list"
-                c.error(key if holder is doc else f"metadata → {key}",
-                        f"must be a string, got a {kind}", _line(holder, key))
-                holder.pop(key, None)
+    _check_header(c, doc)
+    meta = _metadata(c, doc)
     name = meta.get("name") or doc.get("name")
     path = meta.get("path") or doc.get("path") or name
     if meta and not name and not meta.get("path"):
@@ -161,6 +134,46 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         description=meta.get("description") or doc.get("description"),
         code_lines=_code_lines(doc),
     )
+
+
+def _check_header(c: _Checker, doc: LineDict) -> None:
+    """The top-level keys, the triggers, ``apiVersion`` and ``kind``."""
+    for key in doc:
+        if key not in TOP_KEYS:
+            c.warn(key, "unknown top-level key (ignored)" + did_you_mean(str(key), TOP_KEYS),
+                   doc.line_of(key))
+    check_triggers(c, doc)
+    if "apiVersion" not in doc:
+        c.error("apiVersion", "missing (expected 'noetl.io/v1')", doc.line)
+    kind = doc.get("kind")
+    if kind is None:
+        c.error("kind", "missing (expected 'Playbook')", doc.line)
+    elif str(kind).lower() != "playbook":
+        c.error("kind", f"expected 'Playbook', got {kind!r}", doc.line_of("kind"))
+
+
+def _metadata(c: _Checker, doc: LineDict) -> Any:
+    """``metadata`` (an empty mapping when absent or not a mapping), with every ``name``,
+    ``path`` and ``version`` that is not a string (there or at the top) reported and dropped."""
+    meta = doc.get("metadata")
+    if meta is None:
+        meta = LineDict()
+        if "name" not in doc and "path" not in doc:
+            c.error("metadata", "missing (needs 'name' or 'path')", doc.line)
+    elif not isinstance(meta, dict):
+        c.error("metadata", "must be a mapping", doc.line_of("metadata"))
+        meta = LineDict()
+    for holder in (meta, doc):
+        for key in ("name", "path", "version"):
+            val = holder.get(key)
+            if (val is not None and not isinstance(val, str | int | float)) or isinstance(val, bool):
+                kind = {list: "list", bool: "boolean"}.get(type(val), "mapping")
+                if isinstance(val, list):
+                    kind = "list"
+                c.error(key if holder is doc else f"metadata → {key}",
+                        f"must be a string, got a {kind}", _line(holder, key))
+                holder.pop(key, None)
+    return meta
 
 
 def _code_lines(doc: LineDict) -> dict[str, int]:
@@ -309,66 +322,110 @@ def _check_step(c: _Checker, s: Any, names: set[str],
     name = str(s["step"])
     where = f"step '{name}'"
     ttype = _step_type(c, where, s)
-    allowed = set(COMMON_STEP_KEYS)
-    for keys in TOOL_KEYS.values():
-        allowed |= keys
-    checks.check_keys(c, where, s, frozenset(allowed), error=False)
     if ttype is None and s.get("name") and s.get("name") in workbook:
         ttype = "workbook"  # NoETL's planner: a step with 'name' and no type is a workbook call
+    _check_own_keys(c, where, s, ttype)
+    _check_required(c, where, s, ttype, workbook)
+    if ttype == "iterator":
+        _check_iterator(c, where, s, workbook)
+    if ttype is not None:
+        _check_tool_values(c, where, s, ttype)
+    retry = _check_retry(c, where, s)
+    _check_save(c, where, s)
+    if ttype == "save":
+        _check_save_step(c, where, s)
+    _check_b64(c, where, s)
+    _check_auths(c, where, s, ttype)
+    timeout = _check_timeout(c, where, s)
+    edges = _check_next(c, where, s, names)
+    return Step(
+        name=name, type=ttype, args=_step_args(c, where, s), next=tuple(edges), config=plain(s),
+        save=plain(s["save"]) if isinstance(s.get("save"), dict) else None, retry=retry,
+        timeout=float(timeout) if timeout else None, desc=s.get("desc") or s.get("description"),
+        line=_line(s),
+    )
+
+
+def _check_own_keys(c: _Checker, where: str, s: LineDict, ttype: str | None) -> None:
+    """Unknown keys: errors on a step of a strict tool (did-you-mean from its own keys),
+    otherwise warnings against the keys of every step type."""
+    sp = spec(ttype)
+    if sp is not None and sp.strict:
+        checks.check_keys(c, where, s, COMMON_STEP_KEYS | sp.key_names, error=True)
+    else:
+        checks.check_keys(c, where, s, ALL_STEP_KEYS, error=False)
+
+
+def _check_required(c: _Checker, where: str, s: LineDict, ttype: str | None,
+                    workbook: dict[str, dict[str, Any]]) -> None:
+    """What a step of its type cannot run without: the tool spec's ``requires``, the workbook
+    task a workbook call names, the playbook a playbook step runs."""
     if ttype == "workbook":
         ref = s.get("name") or s.get("task")
         if not ref:
             c.error(where, "a workbook step needs 'name' (the workbook task)", _line(s))
         elif ref not in workbook:
             c.error(where + " → name", f"unknown workbook task '{ref}'", _line(s, "name"))
-    if ttype == "python" and not (s.get("code") or s.get("code_b64")):
-        c.error(where, "a python step needs 'code' defining main()", _line(s))
-    if ttype == "iterator":
-        if "collection" not in s and "data" not in s:
-            c.error(where, "an iterator needs 'collection'", _line(s))
-        task = s.get("task")
-        if not isinstance(task, dict):
-            c.error(where + " → task", "an iterator needs a 'task' mapping", _line(s, "task"))
-        else:
-            tt = task.get("type", task.get("tool"))
-            if tt is None or not isinstance(tt, str) or tt.lower() not in STEP_TYPES:
-                c.error(where + " → task", f"unknown task type {tt!r}",
-                        _line(task, "type" if "type" in task else "tool"))
-            else:
-                known = COMMON_STEP_KEYS | TOOL_KEYS.get(tt.lower(), frozenset())
-                checks.check_keys(c, where + " → task", task, known, error=True)
-                _check_tool_values(c, where + " → task", task, tt.lower())
-                if tt.lower() == "workbook" and task.get("name") not in workbook:
-                    c.error(where + " → task → name",
-                            f"unknown workbook task {task.get('name')!r}", _line(task, "name"))
-            _check_retry(c, where + " → task", task)
-            _check_save(c, where + " → task", task)
-            _check_b64(c, where + " → task", task)
-        mode = s.get("mode", "sequential")
-        if not isinstance(mode, str) or mode.lower() not in ("sequential", "async", "parallel"):
-            c.error(where + " → mode", f"must be sequential or async, got {mode!r}", _line(s, "mode"))
-        checks.check_number(c, where, s, "concurrency", integer=True, minimum=1, maximum=10_000)
-        checks.check_number(c, where, s, "limit", integer=True, minimum=0, maximum=MAX_COUNT * 100)
-        checks.check_number(c, where, s, "chunk", integer=True, minimum=1, maximum=MAX_COUNT)
-        for key in ("element", "iterator"):
-            if key in s and not isinstance(s[key], str):
-                c.error(f"{where} → {key}", "must be a name (a string)", _line(s, key))
+    sp = spec(ttype)
+    if sp is not None and sp.requires is not None and not any(s.get(k) for k in sp.requires[0]):
+        c.error(where, sp.requires[1], _line(s))
     if ttype == "playbook" and not (s.get("path") or s.get("resource_path")
                                     or s.get("playbook_path") or s.get("content")):
         c.error(where, "a playbook step needs 'path'", _line(s))
-    if ttype is not None:
-        _check_tool_values(c, where, s, ttype)
-    retry = _check_retry(c, where, s)
-    _check_save(c, where, s)
-    if ttype == "save":  # the step itself is a save: its top-level keys are the save's
-        body = LineDict({k: v for k, v in s.items() if k not in
-                         ("step", "type", "tool", "next", "desc", "description",
-                          "retry", "timeout", "save", "with", "input", "payload", "metadata")})
-        body.line, body.key_lines = _line(s), getattr(s, "key_lines", {})
-        holder = LineDict({"save": body})
-        holder.line, holder.key_lines = _line(s), {"save": _line(s) or 0}
-        _check_save(c, where, holder, "")
-    _check_b64(c, where, s)
+
+
+def _check_iterator(c: _Checker, where: str, s: LineDict,
+                    workbook: dict[str, dict[str, Any]]) -> None:
+    if "collection" not in s and "data" not in s:
+        c.error(where, "an iterator needs 'collection'", _line(s))
+    task = s.get("task")
+    if not isinstance(task, dict):
+        c.error(where + " → task", "an iterator needs a 'task' mapping", _line(s, "task"))
+    else:
+        _check_task(c, where + " → task", task, workbook)
+    mode = s.get("mode", "sequential")
+    if not isinstance(mode, str) or mode.lower() not in ("sequential", "async", "parallel"):
+        c.error(where + " → mode", f"must be sequential or async, got {mode!r}", _line(s, "mode"))
+    checks.check_number(c, where, s, "concurrency", integer=True, minimum=1, maximum=10_000)
+    checks.check_number(c, where, s, "limit", integer=True, minimum=0, maximum=MAX_COUNT * 100)
+    checks.check_number(c, where, s, "chunk", integer=True, minimum=1, maximum=MAX_COUNT)
+    for key in ("element", "iterator"):
+        if key in s and not isinstance(s[key], str):
+            c.error(f"{where} → {key}", "must be a name (a string)", _line(s, key))
+
+
+def _check_task(c: _Checker, where: str, task: dict[str, Any],
+                workbook: dict[str, dict[str, Any]]) -> None:
+    """An iterator's ``task``: a step of a known type without a name or edges of its own."""
+    tt = task.get("type", task.get("tool"))
+    if tt is None or not isinstance(tt, str) or tt.lower() not in STEP_TYPES:
+        c.error(where, f"unknown task type {tt!r}",
+                _line(task, "type" if "type" in task else "tool"))
+    else:
+        known = COMMON_STEP_KEYS | TOOL_KEYS.get(tt.lower(), frozenset())
+        checks.check_keys(c, where, task, known, error=True)
+        _check_tool_values(c, where, task, tt.lower())
+        if tt.lower() == "workbook" and task.get("name") not in workbook:
+            c.error(where + " → name",
+                    f"unknown workbook task {task.get('name')!r}", _line(task, "name"))
+    _check_retry(c, where, task)
+    _check_save(c, where, task)
+    _check_b64(c, where, task)
+
+
+def _check_save_step(c: _Checker, where: str, s: LineDict) -> None:
+    """A ``type: save`` step: its top-level keys are the save's."""
+    body = LineDict({k: v for k, v in s.items() if k not in
+                     ("step", "type", "tool", "next", "desc", "description",
+                      "retry", "timeout", "save", "with", "input", "payload", "metadata")})
+    body.line, body.key_lines = _line(s), getattr(s, "key_lines", {})
+    holder = LineDict({"save": body})
+    holder.line, holder.key_lines = _line(s), {"save": _line(s) or 0}
+    _check_save(c, where, holder, "")
+
+
+def _check_auths(c: _Checker, where: str, s: LineDict, ttype: str | None) -> None:
+    """``auth`` on the step, its save and (an iterator) its task."""
     holders: list[tuple[Any, str]] = [(s, where), (s.get("save"), where + " → save")]
     if ttype == "iterator":
         holders.append((s.get("task"), where + " → task"))
@@ -379,19 +436,17 @@ def _check_step(c: _Checker, s: Any, names: set[str],
                 c.error(w + " → auth", problem.removeprefix("auth: "), _line(holder, "auth"))
             for obj, key, msg in unknown_auth_keys(holder.get("auth")):
                 c.warn(w + " → auth", msg, _line(obj, key))
+
+
+def _check_timeout(c: _Checker, where: str, s: LineDict) -> Any:
+    """The step's ``timeout`` in seconds (None when absent or invalid)."""
     timeout = s.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not 0 < timeout <= MAX_SECONDS):
         c.error(where + " → timeout", f"must be a positive number of seconds (at most "
                 f"{MAX_SECONDS:g}), got {timeout!r:.60}", _line(s, "timeout"))
         timeout = None
-    edges = _check_next(c, where, s, names)
-    return Step(
-        name=name, type=ttype, args=_step_args(c, where, s), next=tuple(edges), config=plain(s),
-        save=plain(s["save"]) if isinstance(s.get("save"), dict) else None, retry=retry,
-        timeout=float(timeout) if timeout else None, desc=s.get("desc") or s.get("description"),
-        line=_line(s),
-    )
+    return timeout
 
 
 EDGE_ARG_KEYS = ("payload", "input", "with", "data", "args")  # aliases of args, as on steps
@@ -457,105 +512,6 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
     return edges
 
 
-def _check_retry(c: _Checker, where: str, s: dict[str, Any]) -> RetryPolicy | None:
-    r = s.get("retry")
-    if r is None or r is False:
-        return None
-    w = where + " → retry"
-    line = _line(s, "retry")
-    if r is True:
-        return RetryPolicy()
-    if isinstance(r, int) and not isinstance(r, bool):
-        if not 1 <= r <= 1000:
-            c.error(w, f"must be from 1 to 1000 attempts, got {checks._short(r)}", line)
-            return None
-        return RetryPolicy(max_attempts=r)
-    if not isinstance(r, dict):
-        c.error(w, "must be true, a number of attempts, or a mapping", line)
-        return None
-    kw: dict[str, Any] = {}
-    for key, val in r.items():
-        if key not in RETRY_KEYS:
-            c.error(w, f"unknown key '{key}' (known: {', '.join(sorted(RETRY_KEYS))})", _line(r, key))
-            continue
-        if key in ("retry_when", "stop_when"):
-            if not isinstance(val, str):
-                c.error(f"{w} → {key}", "must be a template string", _line(r, key))
-                continue
-            kw[key] = val
-        elif key == "jitter":
-            if not isinstance(val, bool):
-                c.error(f"{w} → jitter", "must be true or false", _line(r, key))
-                continue
-            kw[key] = val
-        elif key == "max_attempts":
-            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 1000:
-                c.error(f"{w} → max_attempts", f"must be a whole number from 1 to 1000, got "
-                        f"{checks._short(val)}", _line(r, key))
-                continue
-            kw[key] = val
-        else:
-            top = 1000.0 if key == "backoff_multiplier" else MAX_SECONDS
-            if (isinstance(val, bool) or not isinstance(val, int | float)
-                    or not math.isfinite(val) or not 0 <= val <= top):
-                c.error(f"{w} → {key}", f"must be a finite number from 0 to {top:g}, got "
-                        f"{checks._short(val)}", _line(r, key))
-                continue
-            kw[key] = float(val)
-    return RetryPolicy(**kw)
-
-
-def save_kind(save: dict[str, Any]) -> Any:
-    storage = save.get("storage")
-    if isinstance(storage, dict):
-        return storage.get("type", storage.get("tool", storage.get("kind")))
-    return storage if storage is not None else save.get("type", save.get("tool", "event"))
-
-
-def _check_b64(c: _Checker, where: str, s: dict[str, Any]) -> None:
-    import base64
-    import binascii
-
-    for key in ("command_b64", "commands_b64", "code_b64"):
-        if key in s:
-            try:
-                base64.b64decode(str(s[key]), validate=True).decode("utf-8")
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                c.error(f"{where} → {key}", "not valid base64 of UTF-8 text", _line(s, key))
-
-
-def _check_save(c: _Checker, where: str, s: dict[str, Any], suffix: str = " → save") -> None:
-    sv = s.get("save")
-    if sv is None:
-        return
-    w = where + suffix
-    line = _line(s, "save")
-    if not isinstance(sv, dict):
-        c.error(w, "must be a mapping with 'storage'", line)
-        return
-    checks.check_keys(c, w, sv, SAVE_KEYS, error=True)
-    kind = save_kind(sv)
-    if isinstance(sv.get("storage"), dict):
-        checks.check_keys(c, w + " → storage", sv["storage"], SAVE_KEYS, error=True)
-    mode = sv.get("mode")
-    if mode is not None and (not isinstance(mode, str) or ("{{" not in mode
-                                                            and mode.lower() not in SAVE_MODES)):
-        c.error(w + " → mode", f"unknown mode {mode!r}{checks.did_you_mean(str(mode), SAVE_MODES)}"
-                f" (known: {', '.join(sorted(SAVE_MODES))})", _line(sv, "mode"))
-    if not isinstance(kind, str) or kind.lower() not in SAVE_KINDS:
-        c.error(w + " → storage", f"unknown storage {kind!r} (known: {', '.join(sorted(SAVE_KINDS))})",
-                _line(sv, "storage") or line)
-        return
-    data = sv.get("data", sv.get("args"))
-    if data is not None and not isinstance(data, dict | str):
-        c.error(w + " → data", "must be a mapping or a template string",
-                _line(sv, "data" if "data" in sv else "args") or line)
-    if kind.lower() == "postgres":
-        st: dict[str, Any] = sv["storage"] if isinstance(sv.get("storage"), dict) else {}
-        if not (sv.get("table") or sv.get("statement") or st.get("table") or st.get("statement")):
-            c.error(w, "a postgres save needs 'table' or 'statement'", line or _line(sv))
-
-
 def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -> None:
     """Enumerated values and bounded numbers of one tool's own keys."""
     if ttype == "http":
@@ -564,9 +520,10 @@ def _check_tool_values(c: _Checker, where: str, s: dict[str, Any], ttype: str) -
                 "{{" not in method and method.upper() not in HTTP_METHODS)):
             c.error(where + " → method", f"unknown http method {method!r}"
                     f"{checks.did_you_mean(str(method).upper(), HTTP_METHODS)}", _line(s, "method"))
-    if ttype in ("transfer", "snowflake_transfer"):
-        checks.check_number(c, where, s, "chunk_size", integer=True, minimum=1, maximum=MAX_COUNT)
-    if ttype in ("postgres", "duckdb") and s.get("params") is not None:
+    sp = spec(ttype)
+    if sp is not None:
+        _check_key_kinds(c, where, s, sp)
+    if sp is not None and sp.params and s.get("params") is not None:
         bound = s["params"]
         if not (isinstance(bound, str) and "{{" in bound) and not (
                 isinstance(bound, dict) and all(isinstance(k, str) and k.isidentifier()

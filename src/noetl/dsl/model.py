@@ -5,40 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Step types the DSL knows. A step with no type is a router.
-STEP_TYPES = frozenset({
-    "python", "http", "postgres", "duckdb", "workbook", "playbook", "iterator", "secrets",
-    "save", "transfer", "snowflake", "snowflake_transfer", "end", "router", "noop",
-})
-SAVE_KINDS = frozenset({"event", "event_log", "postgres", "duckdb", "http", "python"})
+from noetl.dsl.tools_spec import ENGINE_STEPS, SAVE_STORAGES, TOOLS, step_keys
+
+# Step types the DSL knows: the tools of noetl.dsl.tools_spec and the engine's own constructs
+# (workbook, playbook, iterator, router, end). A step with no type is a router.
+STEP_TYPES = frozenset(TOOLS) | frozenset(ENGINE_STEPS)
+SAVE_KINDS = frozenset(SAVE_STORAGES)
 
 COMMON_STEP_KEYS = frozenset({
     "step", "desc", "description", "type", "tool", "args", "with", "input", "payload", "data",
     "next", "save", "retry", "timeout", "auth", "credential", "credentials", "assert", "name",
     "task", "metadata",
 })
-TOOL_KEYS: dict[str, frozenset[str]] = {
-    "python": frozenset({"code", "code_b64", "module", "callable"}),
-    "http": frozenset({"endpoint", "url", "method", "headers", "params", "json", "body", "verify"}),
-    "postgres": frozenset({"command", "commands", "command_b64", "commands_b64", "query", "sql",
-                           "db_host", "db_port", "db_user", "db_password", "db_name",
-                           "db_conn_string", "params"}),
-    "duckdb": frozenset({"command", "commands", "command_b64", "commands_b64", "query", "sql",
-                         "database", "db_type", "require_cloud_output", "auto_secrets",
-                         "params"}),
-    "workbook": frozenset(),
-    "playbook": frozenset({"path", "version", "return_step", "content", "resource_path",
-                           "playbook_path"}),
-    "iterator": frozenset({"collection", "element", "mode", "concurrency", "where", "order_by",
-                           "limit", "chunk", "enumerate", "iterator"}),
-    "secrets": frozenset({"provider", "project_id", "secret_name", "version"}),
-    "transfer": frozenset({"source", "target", "chunk_size", "mapping", "mode"}),
-    "snowflake": frozenset({"command", "commands", "command_b64", "commands_b64"}),
-    "snowflake_transfer": frozenset({"direction", "source", "target", "chunk_size", "mode"}),
-    "save": frozenset({"storage", "table", "mode", "key", "keys", "statement", "params",
-                       "commands", "sql", "code", "script", "endpoint", "url", "method",
-                       "headers", "database", "format"}),
-}
+# each step type's own keys (beyond the common ones), from the spec
+TOOL_KEYS: dict[str, frozenset[str]] = {t: step_keys(t) for t in sorted(STEP_TYPES)}
+# keys of any step type: an unknown one on a step of a non-strict type is a warning
+ALL_STEP_KEYS = COMMON_STEP_KEYS.union(*TOOL_KEYS.values())
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ serves it; editors with the YAML language server use it for completion and valid
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from noetl.dsl.checks import EDGE_KEYS, HTTP_METHODS, MAX_COUNT, MAX_SECONDS, SAVE_KEYS, SAVE_MODES
-from noetl.dsl.model import COMMON_STEP_KEYS, SAVE_KINDS, STEP_TYPES, TOOL_KEYS
+from noetl.dsl.model import COMMON_STEP_KEYS, SAVE_KINDS, STEP_TYPES
+from noetl.dsl.tools_spec import ENGINE_STEPS, TOOLS, Key
 
 TEMPLATE = {"type": "string", "pattern": r"\{\{|\{%"}
 
@@ -69,8 +71,39 @@ def trigger_schemas() -> dict[str, Any]:
     return {"schedule": _list_of(schedule), "notify": _list_of(notify), "hooks": _list_of(hook)}
 
 
+def _key_schema(k: Key) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": k.desc}
+    if k.minimum is not None or k.maximum is not None:
+        out.update(_number(-1e308 if k.minimum is None else k.minimum,
+                           1e308 if k.maximum is None else k.maximum, "integer" in k.kinds))
+    elif k.kinds:
+        out.update(_either({"type": list(k.kinds) if len(k.kinds) > 1 else k.kinds[0]}))
+    return out
+
+
+def tool_properties() -> dict[str, Any]:
+    """The keys of every step type (noetl.dsl.tools_spec), with what each means: the one list
+    the loader checks too. A key several types share is typed only when all of them type it
+    alike (the loader checks a type's kinds on that type's steps only)."""
+    owners: dict[str, list[tuple[str, Key]]] = {}
+    specs: list[tuple[str, Mapping[str, Key]]] = [(n, t.keys) for n, t in TOOLS.items()]
+    specs += list(ENGINE_STEPS.items())
+    for name, keys in sorted(specs):
+        for key, k in keys.items():
+            owners.setdefault(key, []).append((name, k))
+    out: dict[str, Any] = {}
+    for key, found in sorted(owners.items()):
+        first = found[0][1]
+        alike = all((k.kinds, k.minimum, k.maximum) == (first.kinds, first.minimum, first.maximum)
+                    for _, k in found)
+        out[key] = _key_schema(first) if alike else {}
+        out[key]["description"] = "; ".join(f"{name}: {k.desc}" for name, k in found)
+    return out
+
+
 def playbook_schema() -> dict[str, Any]:
-    from noetl.dsl.loader import RETRY_KEYS, TOP_KEYS
+    from noetl.dsl.loader import TOP_KEYS
+    from noetl.dsl.stepparts import RETRY_KEYS
 
     retry = {"anyOf": [{"type": "boolean"}, {"type": "integer", "minimum": 1, "maximum": 1000},
                        _closed({
@@ -102,10 +135,8 @@ def playbook_schema() -> dict[str, Any]:
                                {"type": "array", "items": {"anyOf": [{"type": "string"}, target]}}]},
             "args": {"type": ["object", "string"]}},
         "additionalProperties": False}]}
-    tool_keys: set[str] = set()
-    for keys in TOOL_KEYS.values():
-        tool_keys |= keys
-    step_props: dict[str, Any] = {k: {} for k in sorted(COMMON_STEP_KEYS | tool_keys)}
+    step_props: dict[str, Any] = {k: {} for k in sorted(COMMON_STEP_KEYS)}
+    step_props.update(tool_properties())
     task_props = dict(step_props)
     step_props.update({
         "step": {"type": "string", "minLength": 1},
@@ -121,6 +152,8 @@ def playbook_schema() -> dict[str, Any]:
         "element": {"type": "string"},
         "code": {"type": "string"}, "args": {"type": ["object", "string"]},
     })
+    for key, prop in tool_properties().items():  # what each key means, for editors
+        step_props[key].setdefault("description", prop["description"])
     task_props.update({"type": _enum(STEP_TYPES), "method": _enum(HTTP_METHODS, upper=True),
                        "retry": retry, "save": save, "code": {"type": "string"}})
     step_props["task"] = {"anyOf": [{"type": "string"}, {

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from noetl.dsl import tools_spec
 from noetl.dsl.gcpause import without_gc
 from noetl.dsl.loader import build_playbook
 from noetl.dsl.model import Edge, Playbook, RetryPolicy
@@ -72,9 +73,7 @@ class Plan:
 
 
 # `type: save` steps: these top-level keys are the step's save (same forms as an inline save)
-SAVE_STEP_KEYS = frozenset({"storage", "data", "table", "mode", "key", "keys", "statement",
-                            "params", "auth", "credential", "commands", "sql", "code", "script",
-                            "endpoint", "url", "method", "headers", "database", "format"})
+SAVE_STEP_KEYS = tools_spec.SAVE_STEP_KEYS
 _B64 = (("command_b64", "command"), ("commands_b64", "commands"), ("code_b64", "code"))
 
 
@@ -173,7 +172,8 @@ def _expand(pb: Playbook, s_name: str) -> tuple[str | None, dict[str, Any], dict
 
 
 def _retry_of(where: str, cfg: dict[str, Any]) -> RetryPolicy | None:
-    from noetl.dsl.loader import _check_retry, _Checker
+    from noetl.dsl.loader import _Checker
+    from noetl.dsl.stepparts import _check_retry
 
     return _check_retry(_Checker(where), where, cfg)
 
@@ -227,12 +227,11 @@ def compile_plan(pb: Playbook) -> Plan:
         if ttype == "iterator" and isinstance(action.get("task"), dict):
             task, item_retry = _expand_task(pb, action["task"])
             # an item reads what its task references, not the collection's source
-            item_refs = names_in({k: v for k, v in task.items()
-                                  if k not in ("code", "code_b64")}) & names
-            refs_src[0] = {**{k: v for k, v in action.items() if k != "task"},
-                           "task": {k: v for k, v in task.items() if k not in ("code", "code_b64")}}
-        if ttype == "python":
-            refs_src[0] = {k: v for k, v in action.items() if k not in ("code", "code_b64")}
+            task_src = _templated(task, task.get("type"))
+            item_refs = names_in(task_src) & names
+            refs_src[0] = {**{k: v for k, v in action.items() if k != "task"}, "task": task_src}
+        elif _unrendered(ttype):
+            refs_src[0] = _templated(action, ttype)
         refs = names_in(refs_src) & names
         if ttype == "python" and reads_context(action.get("code")):
             refs = frozenset(names - {name})  # `context` holds every earlier result
@@ -256,6 +255,17 @@ def compile_plan(pb: Playbook) -> Plan:
     return Plan(path=pb.path, name=pb.name, version=pb.version, workload=pb.workload,
                 steps=built, start=start, order=tuple(pb.steps), raw=pb.raw,
                 digest=hashlib.sha256(raw_json.encode()).hexdigest()[:16], source=pb.source)
+
+
+def _unrendered(ttype: Any) -> frozenset[str]:
+    """A tool's keys that are not templates (python code): their names are no step references."""
+    sp = tools_spec.spec(ttype if isinstance(ttype, str) else None)
+    return sp.unrendered if sp is not None else frozenset()
+
+
+def _templated(cfg: dict[str, Any], ttype: Any) -> dict[str, Any]:
+    skip = _unrendered(ttype)
+    return {k: v for k, v in cfg.items() if k not in skip} if skip else cfg
 
 
 def _code_line(pb: Playbook, kind: str, name: str, cfg: Any) -> int | None:

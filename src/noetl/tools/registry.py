@@ -1,23 +1,20 @@
-"""Step type → tool. Tools for optional backends are imported on first use."""
+"""Step type → tool. Tools for optional backends are imported on first use.
+
+Which tools exist, and where each one's code is, is :mod:`noetl.dsl.tools_spec` (``TOOLS``):
+the registry only resolves those ``module:function`` targets (and tools a worker registers
+itself with :func:`register_tool`)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import cast
 
+from noetl.dsl.tools_spec import TOOLS, builtin_targets
 from noetl.errors import ToolError
 from noetl.tools.base import Tool
 
-# type -> "module:function"; extended by later tools without touching the engine
-BUILTIN: dict[str, str] = {
-    "python": "noetl.tools.python:run",
-    "noop": "noetl.tools.noop:run",
-    "http": "noetl.tools.http:run",
-    "postgres": "noetl.tools.postgres:run",
-    "duckdb": "noetl.tools.duckdb:run",
-    "secrets": "noetl.tools.secrets:run",
-    "transfer": "noetl.tools.transfer:run",
-}
+# type -> "module:function", read from the tool spec
+BUILTIN: dict[str, str] = builtin_targets()
 
 _loaded: dict[str, Tool] = {}
 _custom: dict[str, Tool] = {}
@@ -40,6 +37,9 @@ def get_tool(name: str) -> Tool:
     try:
         tool = cast(Tool, getattr(importlib.import_module(module), func))
     except ImportError as exc:
-        raise ToolError(f"tool '{name}' is not available: {exc}", "ToolUnavailable") from exc
+        extra = TOOLS[name].extra if name in TOOLS else None
+        hint = f" (install it: pip install 'noetl[{extra}]')" if extra else ""
+        raise ToolError(f"tool '{name}' is not available: {exc}{hint}",
+                        "ToolUnavailable") from exc
     _loaded[name] = tool
     return tool

@@ -12,18 +12,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from noetl.dsl.tools_spec import SAVE_STORAGES
 from noetl.errors import ToolError
 from noetl.templates import render
-from noetl.tools.base import Services
+from noetl.tools.base import Services, ToolCall
 
-STORAGES: dict[str, str] = {
-    "event": "noetl.tools.save:save_event",
-    "event_log": "noetl.tools.save:save_event",
-    "postgres": "noetl.tools.save_storage:save_postgres",
-    "duckdb": "noetl.tools.save_storage:save_duckdb",
-    "http": "noetl.tools.save_storage:save_http",
-    "python": "noetl.tools.save_storage:save_python",
-}
+STORAGES: dict[str, str] = dict(SAVE_STORAGES)  # kind -> "module:function" (the spec's)
+
+
+def run_step(call: ToolCall) -> Any:
+    """``type: save``: no action of its own; the step's save (its top-level storage, data, …)
+    runs on its input."""
+    return call.args or None
 
 
 def normalize_save(save: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
+from noetl.dsl.tools_spec import spec, unrendered
 from noetl.errors import ToolError, user_details
 from noetl.settings import Settings
 from noetl.templates import context, render, render_step_args, tool_context
@@ -26,9 +27,6 @@ from noetl.tools.save import run_save
 from noetl.worker.recordable import check, text
 
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
-NOT_RENDERED = frozenset({"code", "code_b64", "next", "save", "retry", "task", "type", "tool",
-                          "step", "desc", "description", "assert", "args", "with", "input",
-                          "payload"})
 _timeout_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32,
                                                       thread_name_prefix="noetl-timed")
 
@@ -58,18 +56,15 @@ def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_action(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """The tool configuration rendered, but for the keys its spec leaves as written
+    (:func:`noetl.dsl.tools_spec.unrendered`: python code, the engine's own keys)."""
     action = work["action"]
     where = f"step '{work['step']}'"
+    keep = unrendered(action.get("type"))
     out = {}
     for k, v in action.items():
-        out[k] = v if k in NOT_RENDERED else render(v, ctx, f"{where} → {k}")
+        out[k] = v if k in keep else render(v, ctx, f"{where} → {k}")
     return out
-
-
-def _save_step(call: ToolCall) -> Any:
-    """``type: save``: no action of its own; the step's save (its top-level storage, data, …)
-    runs on its input."""
-    return call.args or None
 
 
 def _error(exc: BaseException, work: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +87,15 @@ def _error(exc: BaseException, work: dict[str, Any]) -> dict[str, Any]:
         if where:
             err["at"] = where
     return err
+
+
+def retryable(exc: BaseException, ttype: Any) -> bool:
+    """May a retry policy run the step again after ``exc``? Not when the tool said so
+    (``ToolError(retryable=False)``) or its spec lists the error type as non-retryable."""
+    if not isinstance(exc, ToolError):
+        return True
+    sp = spec(ttype if isinstance(ttype, str) else None)
+    return exc.retryable and not (sp is not None and exc.error_type in sp.non_retryable)
 
 
 def redact(value: Any, secrets: set[str]) -> Any:
@@ -231,8 +235,9 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
                             step=work["step"], attempt=int(work.get("attempt") or 1),
                             index=work.get("index"), timeout=work.get("timeout"),
                             isolate=bool(work.get("lease_expiries")), services=services)
-            tool = _save_step if ttype == "save" else get_tool(ttype)
-            if call.timeout and ttype != "python":  # python kills its own process on timeout
+            tool = get_tool(ttype)
+            sp = spec(ttype)
+            if call.timeout and not (sp is not None and sp.own_timeout):  # else: its own
                 fut = _timeout_pool.submit(tool, call)
                 try:
                     raw = fut.result(timeout=call.timeout)
@@ -266,6 +271,10 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
         meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
         out = _outcome_error(_error(exc, work), envelope, meta, t0)
         out["input"] = _small(rendered_input)
+        if not retryable(exc, (work.get("action") or {}).get("type")):
+            out["final"] = True  # the engine retries no final outcome, whatever the policy
+            out["error"]["message"] += " (not retryable)"
+            out["envelope"]["error"] = out["error"]["message"]
         return out
 
 
