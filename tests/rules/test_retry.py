@@ -116,7 +116,7 @@ def test_no_policy_no_retry_and_an_ended_execution_never_retries(plan: Plan) -> 
 def test_an_outcome_marked_final_is_not_retried_whatever_the_policy() -> None:
     policy = RetryPolicy(max_attempts=5, initial_delay=0)
     assert decide(policy, 1, _error(), now=0).retry
-    d = decide(policy, 1, _error(final=True), now=0)  # e.g. the worker could not run the job
+    d = decide(policy, 1, _error(final=True), now=0)  # e.g. ToolError(retryable=False)
     assert (d.retry, d.reason) == (False, "final")
 
 

@@ -3,8 +3,9 @@ both ways an attempt can end without a result.
 
 - **An error** (the tool failed, a template would not render, a child execution failed): the
   step's retry policy (``retry:``; for a loop item, its task's) decides. The attempt runs again
-  while attempts are left, unless the outcome is ``final`` (it says "do not retry": e.g. the
-  worker could not run the job at all, a child execution failed, the engine gave up on the
+  while attempts are left, unless the outcome is ``final`` (it says "do not retry": the tool
+  raised a non-retryable error, ``ToolError(retryable=False)`` or an error type its spec lists;
+  the worker could not run the job at all; a child execution failed; the engine gave up on the
   report) or the execution has ended, and unless ``stop_when`` holds or ``retry_when`` does not
   (:func:`should_retry`, evaluated only when it could matter). The delay backs off with the
   policy (``initial_delay · backoff_multiplier^(attempt-1)``, at most ``max_delay``, times a
