@@ -28,16 +28,26 @@ class ApiError(NoetlError):
 
 
 def _raise_for(resp: httpx.Response) -> None:
-    if resp.status_code < 400:
+    if resp.status_code >= 400:
+        raise_for(resp.status_code, resp.content, str(resp.request.url))
+
+
+def raise_for(code: int, content: bytes, url: str) -> None:
+    """Raise the engine error an HTTP error answer ``code`` with body ``content`` stands for
+    (shared with the worker's lean transport, ``noetl.worker.http_wire``)."""
+    if code < 400:
         return
     try:
-        body = resp.json()
+        from noetl.templates import loadb
+
+        body = loadb(content) if content else {}
     except ValueError:
         body = {}
-    detail = body.get("detail") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        body = {}
+    detail = body.get("detail")
     message = detail if isinstance(detail, str) else (
-        str(detail) if detail else f"HTTP {resp.status_code} from {resp.request.url}")
-    code = resp.status_code
+        str(detail) if detail else f"HTTP {code} from {url}")
     if code == 404:
         raise NotFound(message)
     if code == 409:

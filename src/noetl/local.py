@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from noetl.domain.records import now
+from noetl.domain.wire import HeartbeatResult, LogRecord, Outcome, ReportResult, Work
 from noetl.dsl.model import Playbook
 from noetl.engine.core import Engine
 from noetl.engine.workers import beat, stopped
@@ -32,22 +33,22 @@ class LocalBackend:
         self.lease_seconds = engine.lease_seconds
         self.worker_mode = worker_mode  # how its pool shows in the worker registry
 
-    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
+    def lease(self, worker_id: str, limit: int = 1) -> list[Work]:
         return self.engine.lease(worker_id, limit)
 
-    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+    def report(self, job_id: int, worker_id: str | None, outcome: Outcome) -> str:
         return self.engine.report(job_id, worker_id, outcome)
 
-    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
-                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: Outcome,
+                         limit: int = 1) -> tuple[str, list[Work]]:
         return self.engine.report_and_lease(job_id, worker_id, outcome, limit)
 
-    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
-                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def report_batch(self, reports: list[tuple[int, Outcome]], worker_id: str | None,
+                     limit: int = 0) -> tuple[list[ReportResult], list[Work]]:
         return self.engine.report_batch(reports, worker_id, limit)
 
     def heartbeat(self, job_id: int, worker_id: str,
-                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  logs: list[LogRecord] | None = None) -> HeartbeatResult:
         return self.engine.heartbeat(job_id, worker_id, logs=logs)
 
     def release(self, job_id: int, worker_id: str) -> None:

@@ -35,13 +35,14 @@ class Running:
         self.thread.join(15)
 
 
-def start_server(store_url: str, **kwargs: Any) -> Running:
+def start_server(store_url: str, port: int | None = None, **kwargs: Any) -> Running:
+    """``port``: a given one (a server started again where the last one was), else a free one."""
     import uvicorn
 
     from noetl.api.app import create_app
 
     app = create_app(store_url, **kwargs)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
     server = uvicorn.Server(config)

@@ -47,6 +47,12 @@ def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: C
                 ("POST", "/api/catalog/register", {"content": PB.replace("t/down", "t/d2")}),
                 ("POST", "/api/run/playbook", {"path": "t/down"}),
                 ("POST", "/api/queue/lease", {"worker_id": "w", "limit": 1}),
+                # the other hot routes (their own dispatch, api/routes_queue.HotRoutes)
+                ("POST", "/api/queue/1/complete", {"worker_id": "w", "status": "ok"}),
+                ("POST", "/api/queue/1/fail", {"worker_id": "w", "error": "e"}),
+                ("POST", "/api/queue/report", {"worker_id": "w", "reports": [
+                    {"job_id": "1", "status": "ok"}]}),  # (of several: an error result each)
+                ("POST", "/api/queue/1/heartbeat", {"worker_id": "w"}),
                 ("GET", "/api/credentials", None)]
     for method, path, body in requests * 2:  # the cut connections, then no connection at all
         t0 = time.monotonic()
@@ -69,3 +75,4 @@ def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: C
     c.post("/api/catalog/register", json={"content": PB.replace("t/down", "t/d3")}
            ).raise_for_status()
     assert c.post("/api/run/playbook", json={"path": "t/d3"}).status_code == 200
+

@@ -200,6 +200,10 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
                               "credentials. Ids are decimal strings; times are epoch seconds. "
                               "With NOETL_API_TOKEN set, send `Authorization: Bearer <token>`.")
 
+    from noetl.api.routes_queue import HotRoutes
+
+    # inside the token check (a middleware added later wraps the earlier ones)
+    app.add_middleware(HotRoutes, handlers=app.exception_handlers)
     if api_token:
         app.add_middleware(TokenAuth, token=api_token)
     _install_handlers(app)
@@ -212,7 +216,9 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     from noetl.api.routes_triggers import router as triggers_router
     from noetl.api.routes_workers import router as workers_router
 
-    for r in (catalog_router, executions_router, queue_router, workers_router, misc_router,
+    # the queue first: its routes serve every step, and a request is matched against the
+    # routes in order
+    for r in (queue_router, catalog_router, executions_router, workers_router, misc_router,
               triggers_router, history_router):
         app.include_router(r)
     from noetl.api import openapi_doc

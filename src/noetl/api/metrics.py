@@ -6,11 +6,12 @@ histogram count what this server process saw (sum them across servers)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from noetl.domain.lifecycle import ExecutionStatus, JobStatus
+from noetl.domain.wire import Outcome
 
 if TYPE_CHECKING:
     from noetl.store.base import Store
@@ -74,7 +75,7 @@ class Metrics:
             if final:
                 self.notifications_given_up.inc()
 
-    def observe_report(self, outcome: dict[str, Any], result: str) -> None:
+    def observe_report(self, outcome: Outcome, result: str) -> None:
         self.reports.labels(result=result).inc()
         d = outcome.get("duration")
         if result == "ok" and isinstance(d, int | float) and d >= 0:

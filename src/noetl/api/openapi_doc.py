@@ -70,6 +70,7 @@ def build(app: FastAPI) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Error"] = ERROR_SCHEMA
+    _add_body_models(doc, schemas)
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for path, ops in doc.get("paths", {}).items():
         for method, op in ops.items():
@@ -84,6 +85,25 @@ def build(app: FastAPI) -> dict[str, Any]:
     if metrics:
         metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     return doc
+
+
+def _add_body_models(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The request models the lean queue routes name in their ``openapi_extra`` (they read
+    their bodies themselves, so FastAPI did not collect them), from :mod:`noetl.api.schemas`."""
+    from noetl.api import schemas as models
+
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}) \
+                .get("schema", {}).get("$ref", "")
+            name = ref.rpartition("/")[2]
+            if not ref.startswith("#/components/schemas/") or name in schemas:
+                continue
+            schema = getattr(models, name).model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            for sub, sub_schema in schema.pop("$defs", {}).items():
+                schemas.setdefault(sub, sub_schema)
+            schemas[name] = schema
 
 
 def install(app: FastAPI) -> None:

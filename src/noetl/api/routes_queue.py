@@ -4,10 +4,14 @@ and read-only views. Workers need no database access: the work package carries e
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio.from_thread
-from fastapi import APIRouter, Query, Request
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from noetl.api.deps import engine, parse_id, state
 from noetl.api.schemas import (
@@ -20,17 +24,100 @@ from noetl.api.schemas import (
 )
 from noetl.domain.lifecycle import EventType, JobStatus
 from noetl.domain.records import now
+from noetl.domain.wire import (
+    HeartbeatResult,
+    LeaseResult,
+    LogRecord,
+    ReportAnswer,
+    ReportBatchAnswer,
+    Work,
+)
+from noetl.domain.wire import Outcome as WireOutcome
+from noetl.templates import dumpb, loadb
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+# The hot routes (lease, report, heartbeat: one or two calls per step) read and answer raw
+# bytes: the body is decoded by orjson and checked by its pydantic model (the same rules, and
+# the same 422 naming the field, as FastAPI's validation gave), the answer encoded by orjson;
+# FastAPI's body handling and its response encoding (jsonable_encoder over every work
+# package) are skipped. Their OpenAPI entries name the same models (``openapi_extra``) and
+# the answers' schemas (``_answer``).
+WORK_SCHEMA: dict[str, Any] = {
+    "type": "object", "description": "A work package (noetl.domain.wire.Work).",
+    "required": ["job_id", "execution_id", "step", "kind", "attempt", "action", "ctx"],
+    "properties": {"job_id": {"type": "string"}, "execution_id": {"type": "string"},
+                   "step": {"type": "string"}, "kind": {"type": "string"},
+                   "attempt": {"type": "integer"}, "action": {"type": "object"},
+                   "ctx": {"type": "object"}}}
+REPORT_STATUS = {"type": "string", "enum": ["ok", "duplicate", "cancelled", "lease_lost",
+                                            "not_found", "error"]}
 
 
-@router.post("/lease", summary="Lease ready jobs (long-poll up to wait_seconds)")
-def lease(body: LeaseRequest, request: Request) -> dict[str, Any]:
+def _doc(model: type[BaseModel], answer: dict[str, Any]) -> dict[str, Any]:
+    """The route's OpenAPI entry: ``model`` is its body, ``answer`` the schema of its 200."""
+    return {
+        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}},
+        "responses": {200: {"description": "Successful Response",
+                            "content": {"application/json": {"schema": answer}}}},
+        "response_class": Response,
+    }
+
+
+def _answer(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+JOBS = {"type": "array", "items": WORK_SCHEMA}
+
+
+async def _body(request: Request, model: type[M]) -> tuple[Any, M]:
+    """The request's JSON body (orjson) and ``model`` checked over it; a 422 naming the field
+    (``body.<field>``), as FastAPI answers, when it does not hold."""
+    raw = await request.body()
+    try:
+        data = loadb(raw) if raw else None
+    except ValueError as exc:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"JSON decode error: {exc}",
+                                       "type": "json_invalid"}]) from None
+    if data is None:
+        raise RequestValidationError([{"loc": ("body",), "msg": "Field required",
+                                       "type": "missing"}])
+    try:
+        return data, model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{"loc": ("body", *e["loc"]), "msg": e["msg"],
+                                       "type": e["type"]} for e in exc.errors()]) from None
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    """The blocking part (the engine, the database) off the event loop, as FastAPI runs a
+    plain ``def`` route."""
+    return await anyio.to_thread.run_sync(fn)
+
+
+def _json(value: Any) -> Response:
+    return Response(dumpb(value), media_type="application/json")
+
+
+@router.post("/lease", summary="Lease ready jobs (long-poll up to wait_seconds)",
+             **_doc(LeaseRequest, _answer(["status", "jobs"],
+                                          status={"type": "string", "enum": ["ok", "empty"]},
+                                          jobs=JOBS)))
+async def lease(request: Request) -> Response:
     """Body `{worker_id, limit=1, lease_seconds?, wait_seconds=0..30}`. → `{status:"ok",
     jobs:[work package]}` as soon as a job is ready, or `{status:"empty", jobs:[]}` after
     `wait_seconds`. A work package: `{job_id, execution_id, step, run, kind, index, attempt,
     lease_until, action, args, edge_args, save, timeout, ctx:{workload, execution_id, results,
     extra}, path}`."""
+    _, body = await _body(request, LeaseRequest)
+    return _json(await _in_thread(lambda: _lease(body, request)))
+
+
+def _lease(body: LeaseRequest, request: Request) -> LeaseResult:
     st = state(request)
     eng = st.engine
     deadline = time.monotonic() + body.wait_seconds
@@ -66,7 +153,7 @@ def _gone(request: Request) -> bool:
         return False
 
 
-def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
+def _count_reruns(request: Request, works: list[Work]) -> None:
     """Classify attempts > 1 as a retry or a re-run after a lease expiry (for metrics)."""
     st = state(request)
     reruns = [w for w in works if int(w.get("attempt") or 1) > 1]
@@ -88,9 +175,21 @@ def _count_reruns(request: Request, works: list[dict[str, Any]]) -> None:
                 st.metrics.retries.inc()
 
 
-def _outcome(body: Outcome, status: str, exclude: set[str]) -> dict[str, Any]:
-    outcome = body.model_dump(exclude={"worker_id", "lease_next", "lease_seconds", *exclude},
-                              exclude_none=True)
+# what the report bodies carry besides the outcome (and, in a batch, the job id)
+_NOT_OUTCOME = frozenset({"worker_id", "lease_next", "lease_seconds"})
+_NOT_OUTCOME_BATCH = _NOT_OUTCOME | {"job_id"}
+
+
+def _outcome(raw: dict[str, Any], checked: Outcome, status: str,
+             exclude: frozenset[str] = _NOT_OUTCOME) -> WireOutcome:
+    """The outcome in a checked report body: its keys but who reports it and what to lease,
+    none that is null (as ``model_dump(exclude_none=True)`` gave), the checked fields as the
+    model read them (a duration sent as text is a number)."""
+    outcome: dict[str, Any] = {k: v for k, v in raw.items()
+                               if v is not None and k not in exclude}
+    for k in ("report_id", "duration"):
+        if k in outcome:
+            outcome[k] = getattr(checked, k)
     if outcome.get("status", status) != status:
         raise ValueError(f"outcome status {outcome['status']!r} sent to the "
                          f"{'complete' if status == 'ok' else 'fail'} route")
@@ -100,13 +199,15 @@ def _outcome(body: Outcome, status: str, exclude: set[str]) -> dict[str, Any]:
                             "type": "WorkerError"}
     if status == "error" and isinstance(outcome["error"], str):
         outcome["error"] = {"message": outcome["error"], "type": "WorkerError"}
-    return outcome
+    return outcome  # type: ignore[return-value]  # the keys of an Outcome, checked above
 
 
-def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> dict[str, Any]:
+def _report(job_id: str, raw: dict[str, Any], body: ReportRequest, request: Request,
+            status: str) -> ReportAnswer:
     jid = parse_id(job_id, "job")
-    outcome = _outcome(body, status, set())
+    outcome = _outcome(raw, body, status)
     st = state(request)
+    works: list[Work]
     if body.lease_next and body.worker_id:
         res, works = st.engine.report_and_lease(jid, body.worker_id, outcome, body.lease_next,
                                                 body.lease_seconds)
@@ -119,15 +220,28 @@ def _report(job_id: str, body: ReportRequest, request: Request, status: str) -> 
     return {"status": res, "id": str(jid), "jobs": works}
 
 
-@router.post("/report", summary="Report several outcomes (and lease) in one transaction")
-def report_batch(body: ReportBatchRequest, request: Request) -> dict[str, Any]:
+@router.post("/report", summary="Report several outcomes (and lease) in one transaction",
+             **_doc(ReportBatchRequest, _answer(
+                 ["status", "results", "jobs"], status={"type": "string", "enum": ["ok"]},
+                 results={"type": "array", "items": _answer(
+                     ["status"], id={"type": "string"}, status=REPORT_STATUS,
+                     error={"type": "string"})},
+                 jobs=JOBS)))
+async def report_batch(request: Request) -> Response:
     """Body `{worker_id, reports: [{job_id, status:"ok"|"error", data, error, envelope, meta,
     duration, report_id}], lease_next, lease_seconds}`. → `{status:"ok", results:[{id,
     status, error?}], jobs}`, one result per report in order: `ok`, `duplicate`,
     `cancelled`, `lease_lost` or `not_found` (never recorded: do not retry), or `error`
     (not recorded: retry it). Every report is recorded in one transaction unless one of
     them fails, then each in its own."""
-    items = [(int(str(r.job_id)), _outcome(r, r.status, {"job_id"})) for r in body.reports]
+    raw, body = await _body(request, ReportBatchRequest)
+    return _json(await _in_thread(lambda: _report_batch(raw["reports"], body, request)))
+
+
+def _report_batch(raws: list[dict[str, Any]], body: ReportBatchRequest,
+                  request: Request) -> ReportBatchAnswer:
+    items = [(int(str(r.job_id)), _outcome(raw, r, r.status, _NOT_OUTCOME_BATCH))
+             for raw, r in zip(raws, body.reports, strict=True)]
     st = state(request)
     results, works = st.engine.report_batch(items, body.worker_id, body.lease_next,
                                             body.lease_seconds)
@@ -140,29 +254,46 @@ def report_batch(body: ReportBatchRequest, request: Request) -> dict[str, Any]:
     return {"status": "ok", "results": results, "jobs": works}
 
 
-@router.post("/{job_id}/complete", summary="Report a job's success")
-def complete(job_id: str, body: ReportRequest, request: Request) -> dict[str, Any]:
+REPORT_ANSWER = _answer(["status", "id", "jobs"], status=REPORT_STATUS, id={"type": "string"},
+                        jobs=JOBS)
+
+
+@router.post("/{job_id}/complete", summary="Report a job's success",
+             **_doc(ReportRequest, REPORT_ANSWER))
+async def complete(job_id: str, request: Request) -> Response:
     """Body: the outcome of `run_work` (`{status:"ok", data, envelope, meta, duration}`) plus
     `worker_id` and `report_id`, and optionally `lease_next` (lease that many ready jobs for
     the worker in the same transaction). → `{status:"ok"|"duplicate"|"cancelled", id, jobs}`;
     a repeated `report_id` is acknowledged once (`duplicate`); 409 when the lease was lost."""
-    return _report(job_id, body, request, "ok")
+    raw, body = await _body(request, ReportRequest)
+    return _json(await _in_thread(lambda: _report(job_id, raw, body, request, "ok")))
 
 
-@router.post("/{job_id}/fail", summary="Report a job's failure")
-def fail(job_id: str, body: ReportRequest, request: Request) -> dict[str, Any]:
+@router.post("/{job_id}/fail", summary="Report a job's failure",
+             **_doc(ReportRequest, REPORT_ANSWER))
+async def fail(job_id: str, request: Request) -> Response:
     """Body: `{status:"error", error:{message, type, traceback}, ...}` plus `worker_id` and
     `report_id`. The engine applies the step's retry policy. 409 when the lease was lost."""
-    return _report(job_id, body, request, "error")
+    raw, body = await _body(request, ReportRequest)
+    return _json(await _in_thread(lambda: _report(job_id, raw, body, request, "error")))
 
 
-@router.post("/{job_id}/heartbeat", summary="Extend a job's lease")
-def heartbeat(job_id: str, body: HeartbeatRequest, request: Request) -> dict[str, Any]:
+@router.post("/{job_id}/heartbeat", summary="Extend a job's lease",
+             **_doc(HeartbeatRequest, _answer(
+                 ["status", "cancelled"], status={"type": "string", "enum": ["ok", "cancelled"]},
+                 cancelled={"type": "boolean"}, lease_until={"type": ["number", "null"]})))
+async def heartbeat(job_id: str, request: Request) -> Response:
     """→ `{status:"ok", cancelled:false, lease_until}`, or `{status:"cancelled",
     cancelled:true}` when the execution was cancelled (stop the job); 409 when the lease was
     lost."""
-    return engine(request).heartbeat(parse_id(job_id, "job"), body.worker_id,
-                                     body.extend_seconds, body.logs)
+    _, body = await _body(request, HeartbeatRequest)
+    logs: list[LogRecord] | None = body.logs  # the records as sent
+
+    def go() -> HeartbeatResult:
+        return engine(request).heartbeat(parse_id(job_id, "job"), body.worker_id,
+                                         body.extend_seconds, logs)
+
+    return _json(await _in_thread(go))
 
 
 @router.post("/{job_id}/release", summary="Give a leased job back unrun")
@@ -196,3 +327,50 @@ def size(request: Request, status: str = "queued") -> dict[str, Any]:
     with engine(request).store.read() as tx:
         n = tx.queue_size(_job_status(status))
     return {"status": "ok", "count": n}
+
+
+class HotRoutes:
+    """Pure ASGI, inside the token check: ``POST`` to the hot routes above goes straight to
+    their endpoint functions, past FastAPI's router, dependency solving and per-request
+    telemetry (a third of the server's time on a request that does no work). An error goes
+    to the app's own exception handler for it (404, 409, 422, 503 + Retry-After, ...), as
+    in FastAPI; anything else, and every other request, goes on down the stack. The FastAPI
+    routes stay: they document these operations (and would serve them without this)."""
+
+    def __init__(self, app: Any, handlers: dict[Any, Any]):
+        self.app = app
+        self.handlers = handlers  # the FastAPI app's exception_handlers (read per error)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or scope.get("method") != "POST" or \
+                not path.startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        rest = path[len(PREFIX):]
+        job_id, _, action = rest.partition("/")
+        request = Request(scope, receive, send)
+        try:
+            if rest == "lease":
+                response = await lease(request)
+            elif rest == "report":
+                response = await report_batch(request)
+            elif action == "complete" and job_id:
+                response = await complete(job_id, request)
+            elif action == "fail" and job_id:
+                response = await fail(job_id, request)
+            elif action == "heartbeat" and job_id:
+                response = await heartbeat(job_id, request)
+            else:
+                await self.app(scope, receive, send)
+                return
+        except Exception as exc:
+            handler = next((self.handlers[c] for c in type(exc).__mro__
+                            if c in self.handlers and c is not Exception), None)
+            if handler is None:
+                raise  # to the server-error handler, as from a FastAPI route
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+PREFIX = router.prefix + "/"

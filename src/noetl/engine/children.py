@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, move
 from noetl.domain.records import Job, StepRow, exc_info, now
+from noetl.domain.wire import Outcome
 from noetl.dsl.loader import build_playbook, parse_playbook
 from noetl.engine.executions import create_execution
 from noetl.engine.scope import item_context, step_args
@@ -99,7 +100,7 @@ def start_child_for_job(session: Unit, ps: PlanStep, r: StepRow, job: Job) -> No
                 {"item": job.payload.get("item")}, job=job)
 
 
-def child_outcome(cs: Unit) -> dict[str, Any]:
+def child_outcome(cs: Unit) -> Outcome:
     ex = cs.ex
     if ex.status == ExecutionStatus.COMPLETED:
         rs = ex.state.get("return_step")

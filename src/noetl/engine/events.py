@@ -12,6 +12,7 @@ from typing import Any
 
 from noetl.domain.lifecycle import EventType as T
 from noetl.domain.records import Event, Job, StepRow
+from noetl.domain.wire import Outcome
 from noetl.ids import new_id
 
 # the status each event type carries
@@ -116,14 +117,14 @@ def action_started(eid: int, job: Job, node_type: str | None, worker_id: str) ->
                   context={"attempt": job.attempts, "worker_id": worker_id})
 
 
-def action_completed(eid: int, job: Job, node_type: str | None, outcome: dict[str, Any],
+def action_completed(eid: int, job: Job, node_type: str | None, outcome: Outcome,
                      result: Any, meta: Any) -> Event:
     return _event(eid, T.ACTION_COMPLETED, job.step, node_type, result=result,
                   attempt=job.attempts, current_index=job.index,
                   duration=outcome.get("duration"), worker_id=job.worker_id, meta=meta)
 
 
-def action_failed(eid: int, job: Job, node_type: str | None, outcome: dict[str, Any],
+def action_failed(eid: int, job: Job, node_type: str | None, outcome: Outcome,
                   meta: Any) -> Event:
     err = outcome.get("error") or {}
     return _event(eid, T.ACTION_FAILED, job.step, node_type,

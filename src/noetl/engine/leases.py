@@ -3,10 +3,9 @@ one back (release), take back the leases that ran out, and when the next delayed
 
 from __future__ import annotations
 
-from typing import Any
-
 from noetl.domain.lifecycle import JobKind, JobStatus, move
 from noetl.domain.records import ExecutionRow, now
+from noetl.domain.wire import HeartbeatResult, LogRecord, Work
 from noetl.engine import events
 from noetl.engine.base import EngineBase
 from noetl.engine.expiry import fail_expired, note_expiry, reap
@@ -23,7 +22,7 @@ class Leases(EngineBase):
     """The queue half of :class:`noetl.engine.core.Engine`."""
 
     def lease(self, worker_id: str, limit: int = 1,
-              lease_seconds: float | None = None) -> list[dict[str, Any]]:
+              lease_seconds: float | None = None) -> list[Work]:
         """Lease up to ``limit`` ready jobs (or jobs whose lease expired); return their work."""
         expired: list[Session] = []
         works = self._tx(lambda tx: self._lease_in(tx, worker_id, limit,
@@ -33,9 +32,9 @@ class Leases(EngineBase):
         return works
 
     def _lease_in(self, tx: Tx, worker_id: str, limit: int, ttl: float,
-                  expired: list[Session]) -> list[dict[str, Any]]:
+                  expired: list[Session]) -> list[Work]:
         t = now()
-        works: list[dict[str, Any]] = []
+        works: list[Work] = []
         execs: dict[int, ExecutionRow | None] = {}
         for job, prev in tx.lease_jobs(worker_id, ttl, limit, t):
             if job.execution_id not in execs:
@@ -75,10 +74,10 @@ class Leases(EngineBase):
         return works
 
     def heartbeat(self, job_id: int, worker_id: str, extend_seconds: float | None = None,
-                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  logs: list[LogRecord] | None = None) -> HeartbeatResult:
         """Extend a running job's lease; ``logs``: what the job wrote since the last
         heartbeat (stored now, so a long step's output can be followed while it runs)."""
-        def go(tx: Tx) -> dict[str, Any]:
+        def go(tx: Tx) -> HeartbeatResult:
             job = tx.get_job(job_id, lock=True)
             if job is None:
                 raise NotFound(f"job {job_id} not found")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import JobKind, JobStatus, StepStatus, move
 from noetl.domain.records import Job, error_info, exc_info, now
+from noetl.domain.wire import Outcome
 from noetl.engine import events, loops
 from noetl.engine.endings import fail_execution
 from noetl.engine.flow import route, settle
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from noetl.engine.unit import Unit
 
 
-def job_succeeded(s: Unit, job: Job, outcome: dict[str, Any]) -> None:
+def job_succeeded(s: Unit, job: Job, outcome: Outcome) -> None:
     data = outcome.get("data")
     move(job, JobStatus.DONE)
     job.lease_until = None
@@ -66,7 +67,7 @@ def step_done(s: Unit, ps: PlanStep, run: int, data: Any, envelope: Any, attempt
     settle(s)
 
 
-def job_failed(s: Unit, job: Job, outcome: dict[str, Any]) -> None:
+def job_failed(s: Unit, job: Job, outcome: Outcome) -> None:
     ps = s.plan.step(job.step)
     err = outcome.get("error") or {}
     message = str(err.get("message") or "step failed")
@@ -93,13 +94,14 @@ def job_failed(s: Unit, job: Job, outcome: dict[str, Any]) -> None:
     if job.kind == JobKind.STEP and outcome.get("input") is not None:
         s.row(ps.name).input = outcome["input"]
     info = error_info(message, str(err.get("type") or "Error"), err.get("traceback"), job.step)
-    info.update({k: err[k] for k in USER_KEYS if err.get(k)})  # field, template, …
+    details: dict[str, Any] = dict(err)
+    info.update({k: details[k] for k in USER_KEYS if details.get(k)})  # field, template, …
     if job.index is not None:
         info["index"] = job.index
     step_failed(s, ps, info, job.attempts, outcome.get("envelope"))
 
 
-def record_late(s: Unit, job: Job, outcome: dict[str, Any]) -> None:
+def record_late(s: Unit, job: Job, outcome: Outcome) -> None:
     """The outcome of a job that ran on after its execution ended: recorded, nothing more."""
     ps = s.plan.step(job.step)
     meta = {**(outcome.get("meta") or {}), "late": True, "execution_status": str(s.ex.status)}

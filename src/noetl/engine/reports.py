@@ -3,9 +3,8 @@ worker's next job in the same transaction, a batch of reports in one transaction
 
 from __future__ import annotations
 
-from typing import Any
-
 from noetl.domain.lifecycle import JobStatus
+from noetl.domain.wire import Outcome, ReportResult, Work
 from noetl.engine.leases import Leases
 from noetl.engine.logs import record_logs
 from noetl.engine.session import Session
@@ -19,19 +18,19 @@ class Reports(Leases):
     """The report half of :class:`noetl.engine.core.Engine` (a report may lease the next job:
     it builds on the queue half)."""
 
-    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+    def report(self, job_id: int, worker_id: str | None, outcome: Outcome) -> str:
         """Record a job's outcome (``outcome['status']`` is ``ok`` or ``error``) and react.
 
         Idempotent: a report repeated with the same ``report_id`` is acknowledged once."""
         return self.report_and_lease(job_id, worker_id, outcome, 0)[0]
 
-    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: Outcome,
                          limit: int = 1, lease_seconds: float | None = None
-                         ) -> tuple[str, list[dict[str, Any]]]:
+                         ) -> tuple[str, list[Work]]:
         """:meth:`report`, then lease up to ``limit`` ready jobs for the same worker in the
         same transaction: a worker running a sequence needs one round trip per step."""
         holder: list[Session] = []
-        works: list[dict[str, Any]] = []
+        works: list[Work] = []
 
         ttl = lease_seconds or self.lease_seconds
 
@@ -59,9 +58,9 @@ class Reports(Leases):
             self.logs.notify()
         return res, works
 
-    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
+    def report_batch(self, reports: list[tuple[int, Outcome]], worker_id: str | None,
                      limit: int = 0, lease_seconds: float | None = None
-                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                     ) -> tuple[list[ReportResult], list[Work]]:
         """Record several outcomes in one transaction, then lease up to ``limit`` jobs for the
         worker (the steps the reports made ready first). Returns one ``{status[, error]}`` per
         report, in order: ``ok``, ``duplicate``, ``cancelled``, ``lease_lost`` or
@@ -78,14 +77,14 @@ class Reports(Leases):
             return [], (self.lease(worker_id, limit, lease_seconds) if worker_id and limit else [])
         ttl = lease_seconds or self.lease_seconds
         holder: list[Session] = []
-        works: list[dict[str, Any]] = []
+        works: list[Work] = []
 
-        def go(tx: Tx) -> list[dict[str, Any]]:
+        def go(tx: Tx) -> list[ReportResult]:
             works.clear()
             holder.clear()
             if len(reports) > 1:
                 tx.lock_jobs([j for j, _ in reports])  # every lock it needs, up front
-            out: list[dict[str, Any]] = []
+            out: list[ReportResult] = []
             for job_id, outcome in reports:
                 left = limit - len(works)
                 handoff = (worker_id, ttl, left) if left > 0 and worker_id else None
@@ -109,10 +108,10 @@ class Reports(Leases):
             self.logs.notify()
         return res, works
 
-    def _report_each(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
-                     limit: int, ttl: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        out: list[dict[str, Any]] = []
-        works: list[dict[str, Any]] = []
+    def _report_each(self, reports: list[tuple[int, Outcome]], worker_id: str | None,
+                     limit: int, ttl: float) -> tuple[list[ReportResult], list[Work]]:
+        out: list[ReportResult] = []
+        works: list[Work] = []
         for job_id, outcome in reports:
             try:
                 status, got = self.report_and_lease(job_id, worker_id, outcome,
@@ -127,9 +126,9 @@ class Reports(Leases):
                 out.append({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
         return out, works
 
-    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: Outcome,
                    holder: list[Session], handoff: tuple[str, float, int] | None = None,
-                   works: list[dict[str, Any]] | None = None) -> str:
+                   works: list[Work] | None = None) -> str:
         got = tx.lock_job(job_id)
         if got is None:
             raise _Refused("not_found", NotFound(f"job {job_id} not found"))

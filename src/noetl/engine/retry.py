@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from noetl.domain.lifecycle import JobKind
 from noetl.domain.records import Job
+from noetl.domain.wire import Outcome
 from noetl.dsl.model import RetryPolicy
 from noetl.engine import events
 from noetl.errors import TemplateError
@@ -114,7 +115,7 @@ def decide(policy: RetryPolicy | None, attempts: int, outcome: Mapping[str, Any]
     return RetryDecision(True, "error", delay=delay, at=now + delay)
 
 
-def should_retry(s: Unit, ps: PlanStep, policy: RetryPolicy, job: Job, outcome: dict[str, Any],
+def should_retry(s: Unit, ps: PlanStep, policy: RetryPolicy, job: Job, outcome: Outcome,
                  message: str) -> bool:
     """The policy's ``stop_when`` and ``retry_when``, evaluated on the failed attempt (a
     condition that cannot be evaluated means no retry, with a warning event)."""

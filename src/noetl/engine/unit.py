@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import JobKind, JobStatus, StepStatus, leasable, move
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
+from noetl.domain.wire import Outcome
 from noetl.engine import events
 from noetl.engine.plans import plan_for, remember
 from noetl.plan import Plan, PlanStep
@@ -77,9 +78,9 @@ class Unit(ABC):
     def step_failed(self, ps: PlanStep, info: dict[str, Any], attempts: int,
                     envelope: Any = None) -> None: ...
     @abstractmethod
-    def job_succeeded(self, job: Job, outcome: dict[str, Any]) -> None: ...
+    def job_succeeded(self, job: Job, outcome: Outcome) -> None: ...
     @abstractmethod
-    def job_failed(self, job: Job, outcome: dict[str, Any]) -> None: ...
+    def job_failed(self, job: Job, outcome: Outcome) -> None: ...
 
     # -- rows ------------------------------------------------------------------------------
     @property

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from noetl.domain.lifecycle import JobStatus, move
 from noetl.domain.records import ExecutionRow, error_info
+from noetl.domain.wire import ErrorInfo, Outcome
 from noetl.engine.session import Session
 from noetl.engine.unit import Unit
 from noetl.errors import NoetlError, StoreError
@@ -34,7 +35,7 @@ class Recorder(Protocol):
     """What this module needs of :class:`noetl.engine.core.Engine`."""
 
     def _tx(self, fn: Callable[[Tx], T]) -> T: ...
-    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: dict[str, Any],
+    def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: Outcome,
                    holder: list[Session]) -> str: ...
     def _after(self, sessions: Sequence[Unit]) -> None: ...
     def session(self, tx: Tx, ex: ExecutionRow) -> Session: ...
@@ -58,20 +59,22 @@ def describe_error(exc: BaseException) -> str:
 
 
 def fail_unprocessable(engine: Recorder, job_id: int, worker_id: str | None,
-                       outcome: dict[str, Any], exc: BaseException) -> str:
+                       outcome: Outcome, exc: BaseException) -> str:
     """Record ``job_id`` as failed with the reason ``exc``; return the report's status."""
     reason = describe_error(exc)
     log.warning("job %s: the engine could not process its report (%s): failing the step",
                 job_id, reason)
-    info = {"message": f"the engine could not record this step's outcome: {reason}",
-            "type": "UnprocessableOutcome"}
+    info: ErrorInfo = {"message": f"the engine could not record this step's outcome: {reason}",
+                       "type": "UnprocessableOutcome"}
     holder: list[Session] = []
 
     def fail_step(tx: Tx) -> str:
         holder.clear()
-        failed = {"status": "error", "final": True, "error": info,
-                  "report_id": outcome.get("report_id"), "duration": outcome.get("duration"),
-                  "logs": outcome.get("logs")}
+        failed: Outcome = {"status": "error", "final": True, "error": info,
+                           "report_id": outcome.get("report_id"),
+                           "duration": outcome.get("duration")}
+        if "logs" in outcome:
+            failed["logs"] = outcome["logs"]
         return engine._report_in(tx, job_id, worker_id, failed, holder)
 
     def fail_execution(tx: Tx) -> str:

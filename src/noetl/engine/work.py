@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from noetl.domain.records import ExecutionRow, Job
+from noetl.domain.wire import Work
 from noetl.engine.scope import item_context
 from noetl.plan import Plan
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
                results_of: Callable[[frozenset[str]], dict[str, Any]] | None = None
-               ) -> dict[str, Any]:
+               ) -> Work:
     """``results_of``: where to read step results (a session's rows); default the store."""
     ps = plan.step(job.step)
     refs = ps.item_refs if job.kind == "item" else ps.refs
@@ -49,7 +50,7 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
         action = dict(ps.action)
         args = dict(ps.args)
         edge_args = dict(job.payload.get("args") or {})
-    work: dict[str, Any] = {
+    work: Work = {
         "job_id": str(job.queue_id), "execution_id": str(ex.execution_id), "step": job.step,
         "run": job.run, "kind": job.kind, "index": job.index, "attempt": job.attempts,
         "lease_until": job.lease_until, "action": action, "args": args,

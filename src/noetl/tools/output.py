@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from noetl.domain.wire import LogRecord
 from noetl.settings import Settings
 
 _local = threading.local()
@@ -50,7 +51,7 @@ class StepLog:
         self.dropped = 0
         self.records: list[list[Any]] = []
         self._open: list[Any] | None = None  # the stream record writes may still join
-        self._back: list[dict[str, Any]] = []  # drained, not delivered: sent again first
+        self._back: list[LogRecord] = []  # drained, not delivered: sent again first
         self._lock = threading.Lock()
 
     @classmethod
@@ -110,7 +111,7 @@ class StepLog:
             message += "\n" + rec.stack_info
         self.add(rec.created, rec.levelname, rec.name, message)
 
-    def drain(self, final: bool = False) -> list[dict[str, Any]]:
+    def drain(self, final: bool = False) -> list[LogRecord]:
         """The records written since the last drain; with ``final``, and output was dropped,
         a last record saying how much."""
         if not self.records and not self._back and not (final and self.dropped):
@@ -123,8 +124,8 @@ class StepLog:
                 self.dropped = 0  # said once
         for t, stream, level, logger, chunks, _ in recs:
             text = "".join(chunks)
-            d = {"t": t, "stream": stream, "level": level,
-                 "message": text[:-1] if text.endswith("\n") else text}
+            d: LogRecord = {"t": t, "stream": stream, "level": level,
+                            "message": text[:-1] if text.endswith("\n") else text}
             if logger:
                 d["logger"] = logger
             out.append(d)
@@ -134,7 +135,7 @@ class StepLog:
                                    f"(the limit is {self.limit} per step or loop item)]"})
         return out
 
-    def put_back(self, records: list[dict[str, Any]]) -> None:
+    def put_back(self, records: list[LogRecord]) -> None:
         """Records a failed send took: they go, first, with the next drain."""
         with self._lock:
             self._back[:0] = records

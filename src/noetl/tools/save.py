@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from noetl.domain.wire import Work
 from noetl.dsl.tools_spec import SAVE_STORAGES
 from noetl.errors import ToolError
 from noetl.templates import render
@@ -46,7 +47,7 @@ def save_event(cfg: dict[str, Any], data: Any, services: Services,
 
 
 def run_save(save: dict[str, Any], envelope: dict[str, Any], ctx: dict[str, Any],
-             services: Services, work: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+             services: Services, work: Work) -> tuple[dict[str, Any], Any]:
     """Render and store; return (what the storage reported, the data that was saved)."""
     kind, cfg = normalize_save(save)
     result = envelope.get("data")

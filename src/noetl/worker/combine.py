@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
+from noetl.domain.wire import Outcome, ReportResult, Work
 from noetl.errors import LeaseLost
 
-Send = Callable[[list[tuple[int, dict[str, Any]]], int],
-                tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+Send = Callable[[list[tuple[int, Outcome]], int], tuple[list[ReportResult], list[Work]]]
 
 
 class Refused(LeaseLost):
     """The server will never record this report (lease lost, job unknown). ``jobs``: work it
     leased for this thread all the same, to be run."""
 
-    def __init__(self, message: str, jobs: list[dict[str, Any]]):
+    def __init__(self, message: str, jobs: list[Work]):
         super().__init__(message)
         self.jobs = jobs
 
@@ -36,7 +35,7 @@ class _Slot:
     __slots__ = ("done", "error", "job_id", "jobs", "lead", "message", "outcome", "status",
                  "want")
 
-    def __init__(self, job_id: int, outcome: dict[str, Any], want: int):
+    def __init__(self, job_id: int, outcome: Outcome, want: int):
         self.job_id = job_id
         self.outcome = outcome
         self.want = want
@@ -44,13 +43,13 @@ class _Slot:
         self.lead = False
         self.status: str | None = None
         self.message = ""
-        self.jobs: list[dict[str, Any]] = []
+        self.jobs: list[Work] = []
         self.error: BaseException | None = None
 
 
 class ReportCombiner:
     def __init__(self, send: Send, max_batch: int = 64,
-                 give_back: Callable[[dict[str, Any]], None] | None = None):
+                 give_back: Callable[[Work], None] | None = None):
         self.send = send
         self.give_back = give_back  # for leased jobs no thread can take (never expected)
         self.max_batch = max(1, max_batch)
@@ -60,8 +59,8 @@ class ReportCombiner:
         self.batches = 0  # batches sent (for tests and metrics)
         self.reports = 0  # reports sent in them
 
-    def submit(self, job_id: int, outcome: dict[str, Any], want: int = 1
-               ) -> tuple[str, list[dict[str, Any]]]:
+    def submit(self, job_id: int, outcome: Outcome, want: int = 1
+               ) -> tuple[str, list[Work]]:
         """Report one outcome (and ask for up to ``want`` next jobs); block until the batch it
         went in has been answered; return its status and the jobs for this thread. Raises
         :class:`LeaseLost` (after the jobs it got were handed back, see below) when the server
@@ -86,7 +85,7 @@ class ReportCombiner:
             raise Refused(slot.message, slot.jobs)
         return slot.status, slot.jobs
 
-    def _hand_back(self, jobs: list[dict[str, Any]]) -> None:
+    def _hand_back(self, jobs: list[Work]) -> None:
         for job in jobs:
             if self.give_back is not None:
                 self.give_back(job)

@@ -7,12 +7,28 @@ whose answer was lost. A 409 from the server is raised as :class:`noetl.errors.L
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from noetl.client import ApiError, Client
+from noetl.domain.wire import (
+    BatchReport,
+    HeartbeatRequest,
+    HeartbeatResult,
+    LeaseRequest,
+    LeaseResult,
+    LogRecord,
+    Outcome,
+    ReportAnswer,
+    ReportBatchAnswer,
+    ReportBatchRequest,
+    ReportRequest,
+    ReportResult,
+    Work,
+)
 from noetl.errors import Conflict, LeaseLost, NotFound
 from noetl.settings import Settings
 from noetl.tools.base import Services
+from noetl.worker.http_wire import LeanHttp
 
 
 class HttpBackend:
@@ -21,15 +37,20 @@ class HttpBackend:
     def __init__(self, server_url: str | None = None, token: str | None = None,
                  lease_seconds: float | None = None, wait_seconds: float = 5.0,
                  max_connections: int = 32, settings: Settings | None = None):
-        """``settings``: the worker process's (default: read from the environment now)."""
+        """``settings``: the worker process's (default: read from the environment now). The
+        hot routes (lease, report, heartbeat) go over :class:`LeanHttp` (a keep-alive
+        connection per thread); the rest over the API client."""
         self.settings = settings or Settings.from_env()
         self.client = Client(server_url, token, max_connections=max_connections,
                              settings=self.settings)
+        token = token if token is not None else self.settings.api_token
+        self.wire = LeanHttp(self.client.server_url, token)
         self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.wait_seconds = wait_seconds
         self.batch_route = True  # False once a server answers that it has no batch route
 
     def close(self) -> None:
+        self.wire.close()
         self.client.close()
 
     def __enter__(self) -> HttpBackend:
@@ -38,24 +59,26 @@ class HttpBackend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]:
-        out = self.client.request("POST", "/api/queue/lease", {
-            "worker_id": worker_id, "limit": limit, "lease_seconds": self.lease_seconds,
-            "wait_seconds": self.wait_seconds}, timeout=self.wait_seconds + 30)
+    def lease(self, worker_id: str, limit: int = 1) -> list[Work]:
+        body: LeaseRequest = {"worker_id": worker_id, "limit": limit,
+                              "lease_seconds": self.lease_seconds,
+                              "wait_seconds": self.wait_seconds}
+        out = cast(LeaseResult, self.wire.post("/api/queue/lease", body,
+                                               timeout=self.wait_seconds + 30))
         return list(out.get("jobs") or [])
 
-    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str:
+    def report(self, job_id: int, worker_id: str | None, outcome: Outcome) -> str:
         return self.report_and_lease(job_id, worker_id, outcome, 0)[0]
 
-    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: dict[str, Any],
-                         limit: int = 1) -> tuple[str, list[dict[str, Any]]]:
+    def report_and_lease(self, job_id: int, worker_id: str | None, outcome: Outcome,
+                         limit: int = 1) -> tuple[str, list[Work]]:
         """Report, and lease up to ``limit`` next jobs in the same request."""
         route = "complete" if outcome.get("status") == "ok" else "fail"
-        body = {**outcome, "worker_id": worker_id}
-        if limit:
-            body.update(lease_next=limit, lease_seconds=self.lease_seconds)
+        body: ReportRequest = {**outcome, "worker_id": worker_id, "lease_next": limit,
+                               "lease_seconds": self.lease_seconds}
         try:
-            out = self.client.request("POST", f"/api/queue/{job_id}/{route}", body)
+            out = cast(ReportAnswer, self.wire.post(f"/api/queue/{job_id}/{route}", body,
+                                                    repeatable=True))
         except Conflict as exc:
             raise LeaseLost(str(exc)) from exc
         except NotFound as exc:  # the job is gone: retrying cannot record it
@@ -66,8 +89,8 @@ class HttpBackend:
             raise  # unreachable or 5xx: the pool retries with the same report_id
         return str(out.get("status")), list(out.get("jobs") or [])
 
-    def report_batch(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
-                     limit: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def report_batch(self, reports: list[tuple[int, Outcome]], worker_id: str | None,
+                     limit: int = 0) -> tuple[list[ReportResult], list[Work]]:
         """Several outcomes in one request (and one transaction on the server), and up to
         ``limit`` next jobs. A batch the server refuses as a whole (400/413/422: one malformed
         report) is sent again report by report, so only the bad one is lost; a server without
@@ -75,11 +98,12 @@ class HttpBackend:
         errors and 5xx are raised (the pool retries with the same report ids)."""
         if not self.batch_route:
             return self._one_by_one(reports, worker_id, limit)
-        body: dict[str, Any] = {"worker_id": worker_id, "lease_next": limit,
-                                "lease_seconds": self.lease_seconds,
-                                "reports": [{**o, "job_id": j} for j, o in reports]}
+        items: list[BatchReport] = [{**o, "job_id": j} for j, o in reports]
+        body: ReportBatchRequest = {"worker_id": worker_id, "lease_next": limit,
+                                    "lease_seconds": self.lease_seconds, "reports": items}
         try:
-            out = self.client.request("POST", "/api/queue/report", body)
+            out = cast(ReportBatchAnswer, self.wire.post("/api/queue/report", body,
+                                                         repeatable=True))
         except NotFound:
             self.batch_route = False
             return self._one_by_one(reports, worker_id, limit)
@@ -91,10 +115,10 @@ class HttpBackend:
             return self._one_by_one(reports, worker_id, limit)  # refused: find which one
         return list(out.get("results") or []), list(out.get("jobs") or [])
 
-    def _one_by_one(self, reports: list[tuple[int, dict[str, Any]]], worker_id: str | None,
-                    limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        results: list[dict[str, Any]] = []
-        jobs: list[dict[str, Any]] = []
+    def _one_by_one(self, reports: list[tuple[int, Outcome]], worker_id: str | None,
+                    limit: int) -> tuple[list[ReportResult], list[Work]]:
+        results: list[ReportResult] = []
+        jobs: list[Work] = []
         for job_id, outcome in reports:
             try:
                 status, got = self.report_and_lease(job_id, worker_id, outcome,
@@ -108,16 +132,17 @@ class HttpBackend:
         return results, jobs
 
     def heartbeat(self, job_id: int, worker_id: str,
-                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"worker_id": worker_id, "extend_seconds": self.lease_seconds}
+                  logs: list[LogRecord] | None = None) -> HeartbeatResult:
+        body: HeartbeatRequest = {"worker_id": worker_id, "extend_seconds": self.lease_seconds}
         if logs:
             body["logs"] = logs
         try:
-            out: dict[str, Any] = self.client.request(
-                "POST", f"/api/queue/{job_id}/heartbeat", body)
+            # repeatable: a lease extended twice is extended; logs carry no id, so a heartbeat
+            # with logs is sent once (its records go back for the next one if it fails)
+            return cast(HeartbeatResult, self.wire.post(f"/api/queue/{job_id}/heartbeat", body,
+                                                        repeatable=not logs))
         except Conflict as exc:
             raise LeaseLost(str(exc)) from exc
-        return out
 
     def release(self, job_id: int, worker_id: str) -> None:
         try:

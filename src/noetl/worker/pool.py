@@ -18,6 +18,7 @@ import uuid
 from collections import deque
 from typing import Any, Protocol
 
+from noetl.domain.wire import HeartbeatResult, LogRecord, Outcome, Work
 from noetl.errors import LeaseLost, NoetlError
 from noetl.tools.base import Services
 from noetl.tools.output import StepLog
@@ -40,7 +41,7 @@ def _unreachable(exc: Exception) -> bool:
                               "ConnectionError", "TimeoutError") for c in type(exc).__mro__)
 
 
-def _refused_outcome(outcome: dict[str, Any], exc: Exception) -> dict[str, Any]:
+def _refused_outcome(outcome: Outcome, exc: Exception) -> Outcome:
     message = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode()[:2000]
     return {"status": "error", "report_id": uuid.uuid4().hex, "final": True,
             "duration": outcome.get("duration"),
@@ -51,11 +52,11 @@ def _refused_outcome(outcome: dict[str, Any], exc: Exception) -> dict[str, Any]:
 class Backend(Protocol):
     lease_seconds: float
 
-    def lease(self, worker_id: str, limit: int = 1) -> list[dict[str, Any]]: ...
-    def report(self, job_id: int, worker_id: str | None, outcome: dict[str, Any]) -> str: ...
+    def lease(self, worker_id: str, limit: int = 1) -> list[Work]: ...
+    def report(self, job_id: int, worker_id: str | None, outcome: Outcome) -> str: ...
     # optional: report_batch(reports, worker_id, limit) -> (statuses, jobs), see ReportCombiner
     def heartbeat(self, job_id: int, worker_id: str,
-                  logs: list[dict[str, Any]] | None = None) -> dict[str, Any]: ...
+                  logs: list[LogRecord] | None = None) -> HeartbeatResult: ...
     # (``logs``: what a long job wrote since the last heartbeat, stored with it)
     def release(self, job_id: int, worker_id: str) -> None: ...
     def wait_for_work(self, seen: int, timeout: float) -> None: ...
@@ -95,7 +96,7 @@ class WorkerPool:
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
         self._cv = threading.Condition()
-        self._inbox: deque[dict[str, Any]] = deque()  # leased jobs for idle threads
+        self._inbox: deque[Work] = deque()  # leased jobs for idle threads
         self._polling = False  # a thread is asking the backend for work
         self._waiting = 0  # idle threads waiting for it
         self.jobs_done = 0
@@ -189,7 +190,7 @@ class WorkerPool:
                     continue
                 works.extend(self._share(self._run_one(work, services)))
 
-    def _share(self, works: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _share(self, works: list[Work]) -> list[Work]:
         """Beyond the first, jobs go to threads waiting idle (never to an inbox no thread
         watches); return the ones this thread runs itself."""
         if len(works) <= 1:
@@ -203,19 +204,19 @@ class WorkerPool:
         self._keep_alive(kept)  # run here after the first
         return [works[0], *kept]
 
-    def _queue_locked(self, works: list[dict[str, Any]]) -> None:
+    def _queue_locked(self, works: list[Work]) -> None:
         """Into the inbox (under ``_cv``)."""
         self._inbox.extend(works)
         self._keep_alive(works)
 
-    def _keep_alive(self, works: list[dict[str, Any]]) -> None:
+    def _keep_alive(self, works: list[Work]) -> None:
         """Leased jobs waiting for a thread: heartbeats keep their leases from now on."""
         t = time.monotonic()
         with self._lock:
             for w in works:
                 self._running[int(w["job_id"])] = t
 
-    def _next_work(self) -> dict[str, Any] | None:
+    def _next_work(self) -> Work | None:
         """A job shared by another thread, or one leased by this thread. One idle thread at a
         time asks the backend (for itself and every thread waiting), so idle threads do not
         all poll the server at once; the others wait here for what it brings."""
@@ -231,7 +232,7 @@ class WorkerPool:
                 return self._inbox.popleft() if self._inbox else None
             self._polling = True
             want = min(1 + self._waiting, MAX_LEASE)
-        works: list[dict[str, Any]] = []
+        works: list[Work] = []
         try:
             seen = self.backend.work_version()
             works = self.backend.lease(self.worker_id, want)
@@ -252,7 +253,7 @@ class WorkerPool:
                     self._give_back(work)
         return works[0] if works else None
 
-    def _give_back(self, work: dict[str, Any]) -> None:
+    def _give_back(self, work: Work) -> None:
         with self._lock:
             self._running.pop(int(work["job_id"]), None)
         try:
@@ -260,7 +261,7 @@ class WorkerPool:
         except NoetlError as exc:
             log.warning("could not release job %s: %s", work["job_id"], exc)
 
-    def _run_one(self, work: dict[str, Any], services: Services) -> list[dict[str, Any]]:
+    def _run_one(self, work: Work, services: Services) -> list[Work]:
         """Run one job and report it; return the next jobs leased along with the report."""
         job_id = int(work["job_id"])
         services.cancelled = threading.Event()
@@ -289,7 +290,7 @@ class WorkerPool:
             services.log = None
             self.jobs_done += 1
 
-    def _beat_job(self, job_id: int) -> dict[str, Any] | None:
+    def _beat_job(self, job_id: int) -> HeartbeatResult | None:
         """One heartbeat for a running job, with what it wrote so far; None when it failed
         (the records are put back for the next heartbeat or the job's final drain)."""
         with self._lock:
@@ -307,7 +308,7 @@ class WorkerPool:
             log.warning("heartbeat for job %s failed: %s", job_id, exc)
             return None
 
-    def _report(self, job_id: int, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    def _report(self, job_id: int, outcome: Outcome) -> list[Work]:
         """Report until the backend has it (retried, never dropped). With a backend that can,
         lease the next job in the same call (one round trip per step)."""
         delay = 0.05

@@ -16,6 +16,7 @@ import json
 import math
 from typing import Any
 
+from noetl.domain.wire import Outcome
 from noetl.templates import json_default
 
 MAX_DIGITS = 4000  # Python refuses to print longer integers (sys.get_int_max_str_digits)
@@ -28,7 +29,7 @@ class Unrecordable(ValueError):
     pass
 
 
-def check(outcome: dict[str, Any]) -> dict[str, Any]:
+def check(outcome: Outcome) -> Outcome:
     """``outcome`` unchanged when it encodes cleanly (the common case: one ``json.dumps``),
     else a cleaned copy, or an error outcome naming what cannot be recorded."""
     try:
@@ -39,7 +40,7 @@ def check(outcome: dict[str, Any]) -> dict[str, Any]:
     except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
         pass
     try:
-        cleaned: dict[str, Any] = _clean(outcome, "outcome", [])  # a dict cleans to a dict
+        cleaned: Outcome = _clean(outcome, "outcome", [])  # an Outcome cleans to an Outcome
         return cleaned
     except Unrecordable as exc:
         return {"status": "error", "duration": outcome.get("duration"),

@@ -13,9 +13,10 @@ import time
 import traceback
 import uuid
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, quote_plus, urlsplit
 
+from noetl.domain.wire import ErrorInfo, LogRecord, Outcome, Work
 from noetl.dsl.tools_spec import spec, unrendered
 from noetl.errors import ToolError, user_details
 from noetl.settings import Settings
@@ -42,20 +43,20 @@ def normalize(raw: Any) -> dict[str, Any]:
     return {"id": str(uuid.uuid4()), "status": "success", "data": raw}
 
 
-def render_context(work: dict[str, Any]) -> dict[str, Any]:
+def render_context(work: Work) -> dict[str, Any]:
     c = work["ctx"]
     return context({"workload": c.get("workload") or {}, "execution_id": c.get("execution_id")},
                    c.get("results") or {}, c.get("extra") or {})
 
 
-def render_args(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def render_args(work: Work, ctx: dict[str, Any]) -> dict[str, Any]:
     """The step's args rendered with the incoming edge's values as bare names; the edge's
     values win over the step's own."""
     return render_step_args(work.get("args") or {}, work.get("edge_args") or {}, ctx,
                             f"step '{work['step']}' → args")
 
 
-def render_action(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def render_action(work: Work, ctx: dict[str, Any]) -> dict[str, Any]:
     """The tool configuration rendered, but for the keys its spec leaves as written
     (:func:`noetl.dsl.tools_spec.unrendered`: python code, the engine's own keys)."""
     action = work["action"]
@@ -67,9 +68,10 @@ def render_action(work: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _error(exc: BaseException, work: dict[str, Any]) -> dict[str, Any]:
+def _error(exc: BaseException, work: Work) -> ErrorInfo:
     """The error record: message, type, the whole traceback (engine frames included) and the
     user-facing keys (:data:`noetl.errors.USER_KEYS`) shown before it."""
+    err: dict[str, Any]
     if isinstance(exc, ToolError):
         err = {"message": str(exc), "type": exc.error_type,
                "traceback": exc.traceback or traceback.format_exc()}
@@ -86,7 +88,7 @@ def _error(exc: BaseException, work: dict[str, Any]) -> dict[str, Any]:
         where = raised_at(err["user_traceback"], at)
         if where:
             err["at"] = where
-    return err
+    return cast(ErrorInfo, err)  # message, type, traceback and the USER_KEYS: ErrorInfo's
 
 
 def retryable(exc: BaseException, ttype: Any) -> bool:
@@ -122,7 +124,7 @@ def _longest_first(secrets: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted((x for x in secrets if len(x) >= 4), key=lambda x: (-len(x), x)))
 
 
-def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str, Any]:
+def run_work(work: Work, services: Services | None = None) -> Outcome:
     """Run a work package; the outcome never carries a credential secret a tool resolved.
 
     What the job writes (stdout, stderr, ``logging``) is captured in ``services.log`` (a new
@@ -137,10 +139,10 @@ def run_work(work: dict[str, Any], services: Services | None = None) -> dict[str
     if records:
         outcome["logs"] = [{**r, "message": text(_redact(r["message"], hidden))}
                            for r in records]
-    return _redact(outcome, hidden) if hidden else outcome
+    return cast(Outcome, _redact(outcome, hidden)) if hidden else outcome
 
 
-def storable_logs(records: list[dict[str, Any]], secrets: set[str]) -> list[dict[str, Any]]:
+def storable_logs(records: list[LogRecord], secrets: set[str]) -> list[LogRecord]:
     """Log records as they may leave the worker: secrets redacted, text storable."""
     return [{**r, "message": text(redact(r["message"], secrets))} for r in records]
 
@@ -214,7 +216,7 @@ def _encoded(secrets: frozenset[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
+def _run_work(work: Work, services: Services) -> Outcome:
     t0 = time.perf_counter()
     services.extra = {}
     envelope: dict[str, Any] | None = None
@@ -259,8 +261,9 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
                                    if isinstance(err, dict) else "ToolError",
                                    "traceback": envelope.get("traceback")}, envelope, meta, t0)
         data = envelope.get("data")
-        if work.get("save"):
-            meta["save"], saved = run_save(work["save"], envelope, ctx, services, work)
+        save = work.get("save")
+        if save:
+            meta["save"], saved = run_save(save, envelope, ctx, services, work)
             if work["action"].get("type") == "save":  # a `type: save` step: its result is
                 data = envelope["data"] = saved      # what it saved
         if meta:
@@ -269,12 +272,14 @@ def _run_work(work: dict[str, Any], services: Services) -> dict[str, Any]:
                 "duration": time.perf_counter() - t0, "input": _small(rendered_input)}
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # never the worker's thread
         meta = {"stdout": services.extra["stdout"]} if services.extra.get("stdout") else {}
-        out = _outcome_error(_error(exc, work), envelope, meta, t0)
+        err = _error(exc, work)
+        final = not retryable(exc, (work.get("action") or {}).get("type"))
+        if final:
+            err["message"] += " (not retryable)"  # (the envelope's error says it too)
+        out = _outcome_error(err, envelope, meta, t0)
         out["input"] = _small(rendered_input)
-        if not retryable(exc, (work.get("action") or {}).get("type")):
+        if final:
             out["final"] = True  # the engine retries no final outcome, whatever the policy
-            out["error"]["message"] += " (not retryable)"
-            out["envelope"]["error"] = out["error"]["message"]
         return out
 
 
@@ -294,8 +299,8 @@ def _small(args: dict[str, Any] | None) -> Any:
     return args if len(text) <= INPUT_LIMIT else {"truncated": text[:INPUT_LIMIT]}
 
 
-def _outcome_error(err: dict[str, Any], envelope: Any, meta: dict[str, Any],
-                   t0: float) -> dict[str, Any]:
+def _outcome_error(err: ErrorInfo, envelope: Any, meta: dict[str, Any],
+                   t0: float) -> Outcome:
     env = dict(envelope) if isinstance(envelope, dict) else {"id": str(uuid.uuid4())}
     env["status"] = "error"
     env["error"] = err["message"]
