@@ -68,6 +68,18 @@ def fail_expired(s: Unit, job: Job, n: int) -> None:
         "type": "LeaseExpired"}})
 
 
+def leave_expired(job: Job, t: float) -> None:
+    """Undo a lease of a job past its expiry limit whose execution row another transaction
+    holds (failing the step needs it, and the lease must not wait for it): the job is not
+    run; it stays leased with its lease run out and this attempt and expiry uncounted, for
+    the reaper (or a later lease) to fail the step once the row is free. The lost worker's
+    id is not known here (the lease replaced it): it is cleared, not misreported."""
+    job.attempts = max(0, job.attempts - 1)
+    job.payload["expiries"] = max(0, int(job.payload.get("expiries", 1)) - 1)
+    job.worker_id = None
+    job.lease_until = t
+
+
 def reap(engine: Reaps, limit: int = REAP_BATCH) -> int:
     """Re-queue (or, past the limit, fail) every job whose lease has run out; one transaction
     per job, each locking the execution row, then the job row (the order everywhere), and

@@ -8,7 +8,7 @@ from noetl.domain.records import ExecutionRow, now
 from noetl.domain.wire import HeartbeatResult, LogRecord, Work
 from noetl.engine import events
 from noetl.engine.base import EngineBase
-from noetl.engine.expiry import fail_expired, note_expiry, reap
+from noetl.engine.expiry import fail_expired, leave_expired, note_expiry, reap
 from noetl.engine.logs import record_logs
 from noetl.engine.plans import plan_for
 from noetl.engine.retry import decide, policy_of
@@ -53,8 +53,12 @@ class Leases(EngineBase):
                            max_expiries=self.settings.max_lease_expiries)
                 # failing the step needs the execution's row: take it only if free at once
                 # (this transaction holds queue rows and event locks; waiting here could close
-                # a cycle with a report of this very job), else run the job once more
+                # a cycle with a report of this very job), else leave the job expired, unrun
                 lock = None if d.retry else tx.try_lock_execution(job.execution_id)
+                if not d.retry and lock is None:
+                    leave_expired(job, t)
+                    tx.update_job(job)
+                    continue
                 if lock is not None:
                     retry_events = s.events
                     s = self.session(tx, lock, plan)
