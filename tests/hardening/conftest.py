@@ -15,19 +15,27 @@ from tests.distributed.conftest import base_env, free_port
 
 
 @pytest.fixture
-def server_proc(tmp_path: Path) -> Iterator[Callable[..., str]]:
+def server_pids() -> dict[str, int]:
+    """The pid of each server :func:`server_proc` started, by its url."""
+    return {}
+
+
+@pytest.fixture
+def server_proc(tmp_path: Path, server_pids: dict[str, int]) -> Iterator[Callable[..., str]]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(env_extra: dict[str, str] | None = None, store: str | None = None) -> str:
+    def start(env_extra: dict[str, str] | None = None, store: str | None = None,
+              args: tuple[str, ...] = ()) -> str:
         port = free_port()
         env = {**base_env(tmp_path), **(env_extra or {})}
         log = open(tmp_path / f"server-{len(procs)}.log", "wb")
         p = subprocess.Popen([sys.executable, "-m", "noetl", "server", "start", "--port", str(port),
                               "--store", store or f"sqlite:///{tmp_path / 'noetl.db'}",
-                              "--log-level", "warning"], env=env, stdout=log,
+                              "--log-level", "warning", *args], env=env, stdout=log,
                              stderr=subprocess.STDOUT, cwd=tmp_path)
         procs.append(p)
         url = f"http://127.0.0.1:{port}"
+        server_pids[url] = p.pid
         deadline = time.monotonic() + 30
         while True:
             if p.poll() is not None:

@@ -5,8 +5,11 @@ PostgreSQL database whose connections are terminated and refused."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -76,3 +79,45 @@ def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: C
            ).raise_for_status()
     assert c.post("/api/run/playbook", json={"path": "t/d3"}).status_code == 200
 
+
+def _server_children(pid: int) -> list[int]:
+    """The pids of the server processes ``noetl server start`` (pid) runs."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids
+            if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+
+def test_a_server_process_restarted_while_the_database_is_down_waits_for_it(
+        fresh_pg_url: str, server_proc: Callable[..., str], server_pids: dict[str, int],
+        database_switch: Callable[[bool], None], tmp_path: Path) -> None:
+    """One of --processes dying while the database is down is restarted, and the new one
+    waits for the database (uvicorn stops every process when one fails to start)."""
+    url = server_proc({"NOETL_PG_POOL_TIMEOUT": "0.5"}, store=fresh_pg_url,
+                      args=("--processes", "2"))
+    parent = server_pids[url]
+    deadline = time.monotonic() + 30
+    while len(kids := _server_children(parent)) < 2:
+        assert time.monotonic() < deadline, kids
+        time.sleep(0.05)
+    database_switch(False)
+    os.kill(kids[0], signal.SIGKILL)
+    log = tmp_path / "server-0.log"
+    deadline = time.monotonic() + 30
+    while "database unavailable at startup" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        assert Path(f"/proc/{parent}").exists(), log.read_text()
+        time.sleep(0.1)
+    c = httpx.Client(base_url=url, timeout=30)
+    assert c.get("/health").status_code == 200  # the other process still answers
+    assert c.get("/api/executions").status_code == 503
+
+    database_switch(True)
+    deadline = time.monotonic() + 30
+    while c.get("/api/executions").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    c.post("/api/catalog/register", json={"content": PB}).raise_for_status()
+    assert c.post("/api/run/playbook", json={"path": "t/down"}).status_code == 200
+    restarted = [k for k in _server_children(parent) if k != kids[1]]
+    assert len(restarted) == 1 and restarted[0] != kids[0]
+    assert "failed to start" not in log.read_text()

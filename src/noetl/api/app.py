@@ -128,6 +128,34 @@ def _install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
 
+async def _open_store(opener: Any, patient: bool) -> Any:
+    """The store ``opener`` opens, its credentials key checked; while the database cannot be
+    reached and ``patient``, retried (every 0.5 s doubling to 5 s, each wait logged)."""
+    import anyio
+
+    _, db_errors = store_error_classes()
+    delay = 0.5
+    while True:
+        store = None
+        try:
+            store = opener()
+            check_credentials_key(store)
+            return store
+        except tuple(db_errors) as exc:
+            if store is not None:
+                store.close()
+            if not patient:
+                raise
+            log.warning("database unavailable at startup (%s); retrying in %.1f s",
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__, delay)
+        except Exception:
+            if store is not None:
+                store.close()
+            raise
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 class TokenAuth:
     """Pure ASGI middleware: protected paths need ``Authorization: Bearer <token>`` (401
     otherwise, before the request reaches a route). Pure ASGI so that long-polls still see
@@ -149,12 +177,16 @@ class TokenAuth:
 
 def create_app(store_url: str | None = None, *, token: str | None = None,
                lease_seconds: float | None = None, workers: int = 0,
-               reaper: bool = True, settings: Settings | None = None) -> FastAPI:
+               reaper: bool = True, settings: Settings | None = None,
+               wait_for_store: bool = False) -> FastAPI:
     """The API server over the store at ``store_url`` (default: NOETL_STORE_URL, then the
     embedded SQLite file). ``token`` defaults to NOETL_API_TOKEN. ``workers``: threads of a
     worker pool run inside the server (0: none; ``noetl server start`` decides the default).
     ``reaper``: re-queue the jobs of workers that stopped heartbeating (on by default).
-    ``settings`` (the process's) default to the environment's, read once here."""
+    ``settings`` (the process's) default to the environment's, read once here.
+    ``wait_for_store``: a database that cannot be reached at startup is waited for (one of
+    ``--processes`` server processes, started or restarted while it is down: the store was
+    checked once before they started, and failing would stop every process), else it fails."""
     settings = settings or Settings.from_env()
     api_token = token if token is not None else settings.api_token
     configure(settings)
@@ -168,12 +200,7 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
 
         # lease long-polls hold a thread each; give the sync routes room
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        store = open_store(store_url, settings)
-        try:
-            check_credentials_key(store)
-        except Exception:
-            store.close()
-            raise
+        store = await _open_store(lambda: open_store(store_url, settings), wait_for_store)
         eng = Engine(store, lease_seconds, settings)
         metrics = Metrics()
         try:

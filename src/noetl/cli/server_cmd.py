@@ -158,12 +158,14 @@ def _check_once(url: str, settings: Any) -> None:
 
 def child_app() -> Any:
     """The app of one of ``--processes`` server processes: it dies with the process that
-    started it (a ``kill -9`` of ``noetl server start`` leaves no server behind)."""
+    started it (a ``kill -9`` of ``noetl server start`` leaves no server behind). A database
+    down when it starts (or restarts) is waited for: uvicorn stops every process when one
+    fails to start."""
     from noetl.api.app import create_app
     from noetl.tools.python_isolated import die_with_parent
 
     die_with_parent()
-    return create_app()
+    return create_app(wait_for_store=True)
 
 
 def _probe(backend: Any, patience: float = 60.0) -> None:

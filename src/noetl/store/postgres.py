@@ -345,14 +345,14 @@ class PostgresStore(Store):
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
             configure=_configure, open=False, name="noetl",
             timeout=self.settings.pg_pool_timeout)
-        self.pool.open(wait=True, timeout=15.0)
         self._local = threading.local()
         self._token = uuid.uuid4().hex  # our own NOTIFYs carry it; the listener skips them
         self._stop = threading.Event()
         self.listening = threading.Event()
         self.last_payload: str | None = None  # of the last NOTIFY from another store
         self._listener: threading.Thread | None = None
-        try:
+        try:  # a pool that cannot open (the database went away) is closed, not leaked
+            self.pool.open(wait=True, timeout=15.0)
             self.claim_node_id()  # a node id for the id generator no other process holds
         except BaseException:
             self.pool.close()
