@@ -54,7 +54,9 @@ def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: C
                 ("POST", "/api/queue/1/complete", {"worker_id": "w", "status": "ok"}),
                 ("POST", "/api/queue/1/fail", {"worker_id": "w", "error": "e"}),
                 ("POST", "/api/queue/report", {"worker_id": "w", "reports": [
-                    {"job_id": "1", "status": "ok"}]}),  # (of several: an error result each)
+                    {"job_id": "1", "status": "ok"}]}),
+                ("POST", "/api/queue/report", {"worker_id": "w", "reports": [  # the batch
+                    {"job_id": "1", "status": "ok"}, {"job_id": "2", "status": "ok"}]}),
                 ("POST", "/api/queue/1/heartbeat", {"worker_id": "w"}),
                 ("GET", "/api/credentials", None)]
     for method, path, body in requests * 2:  # the cut connections, then no connection at all
