@@ -81,7 +81,7 @@ def create_execution(tx: Tx, plan: Plan, args: dict[str, Any] | None = None, mer
     ex = ExecutionRow(
         execution_id=eid, path=plan.path,
         version=version if version is not None else plan.version, status=ExecutionStatus.PENDING,
-        playbook=plan.raw, workload=workload, catalog_id=catalog_id,
+        playbook=plan.snapshot(), workload=workload, catalog_id=catalog_id,
         parent_execution_id=parent_execution_id, parent_job_id=parent_job_id, state=state,
         created_at=now())
     tx.insert_execution(ex)

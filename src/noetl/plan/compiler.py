@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -67,9 +67,25 @@ class Plan:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     digest: str = ""
     source: str = "<playbook>"  # the file it was loaded from (named in run-time tracebacks)
+    code_lines: dict[str, int] = field(repr=False, default_factory=dict)  # Playbook.code_lines
 
     def step(self, name: str) -> PlanStep:
         return self.steps[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        """What an execution stores of its playbook (:func:`plan_from_raw` compiles it again,
+        in any process): the playbook's document and, under :data:`SNAPSHOT_KEY`, the file it
+        came from and where each python ``code`` starts in it, so a traceback names the file's
+        lines whichever process runs or resumes the execution."""
+        if not self.code_lines:
+            return self.raw
+        return {**self.raw, SNAPSHOT_KEY: {"source": self.source,
+                                           "code_lines": dict(self.code_lines)}}
+
+
+# The key of a stored snapshot that is not the playbook's own (see Plan.snapshot); snapshots
+# stored before it existed have none and compile as before, without line numbers
+SNAPSHOT_KEY = "_noetl_source"
 
 
 # `type: save` steps: these top-level keys are the step's save (same forms as an inline save)
@@ -254,7 +270,8 @@ def compile_plan(pb: Playbook) -> Plan:
     raw_json = json.dumps(pb.raw, sort_keys=True, default=str)
     return Plan(path=pb.path, name=pb.name, version=pb.version, workload=pb.workload,
                 steps=built, start=start, order=tuple(pb.steps), raw=pb.raw,
-                digest=hashlib.sha256(raw_json.encode()).hexdigest()[:16], source=pb.source)
+                digest=hashlib.sha256(raw_json.encode()).hexdigest()[:16], source=pb.source,
+                code_lines=dict(pb.code_lines))
 
 
 def _unrendered(ttype: Any) -> frozenset[str]:
@@ -293,10 +310,27 @@ def _ancestors(name: str, parents: dict[str, set[str]]) -> frozenset[str]:
 
 @lru_cache(maxsize=256)
 def _plan_cached(raw_json: str) -> Plan:
-    return compile_plan(build_playbook(json.loads(raw_json), "<stored plan>"))
+    doc = json.loads(raw_json)
+    source, code_lines = _stored_source(doc.pop(SNAPSHOT_KEY, None) if isinstance(doc, dict)
+                                        else None)
+    pb = build_playbook(doc, source)
+    return compile_plan(replace(pb, code_lines=code_lines) if code_lines else pb)
+
+
+def _stored_source(meta: Any) -> tuple[str, dict[str, int]]:
+    """The file name and code lines a snapshot carries (:meth:`Plan.snapshot`); none in one
+    stored before they were, or in one whose entry is not of that shape."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("source"), str):
+        return "<stored plan>", {}
+    lines = meta.get("code_lines")
+    if not isinstance(lines, dict):
+        return meta["source"], {}
+    return meta["source"], {str(k): v for k, v in lines.items()
+                            if isinstance(v, int) and not isinstance(v, bool) and v > 0}
 
 
 def plan_from_raw(raw: dict[str, Any] | str) -> Plan:
-    """Compile (with a cache) the plan of a stored playbook snapshot."""
+    """Compile (with a cache) the plan of a stored playbook snapshot (:meth:`Plan.snapshot`:
+    its python steps' tracebacks name the playbook file's lines, as where it was compiled)."""
     text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
     return _plan_cached(text)
