@@ -9,6 +9,7 @@ from noetl.domain.records import Job, StepRow, exc_info, now
 from noetl.domain.wire import Outcome
 from noetl.dsl.loader import build_playbook, parse_playbook
 from noetl.engine.executions import create_execution
+from noetl.engine.plans import catalog_plan
 from noetl.engine.scope import item_context, step_args
 from noetl.errors import NoetlError
 from noetl.ids import new_id
@@ -74,7 +75,7 @@ def start_child(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any],
                 raise NoetlError(f"step '{ps.name}': playbook '{path}'"
                                  + (f" version {version}" if version else "")
                                  + " is not in the catalog")
-            plan = compile_plan(build_playbook(entry.payload, entry.path))
+            plan = catalog_plan(entry)  # as a top-level run of it: tracebacks name its lines
             catalog_id, ver = entry.catalog_id, str(entry.version)
     except NoetlError as exc:
         move(job, JobStatus.DEAD)
