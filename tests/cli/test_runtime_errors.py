@@ -238,3 +238,25 @@ def test_syntax_error_at_run_time_names_the_yaml_line(tmp_path: Path, sqlite_url
     assert err["type"] == "SyntaxError"
     assert f"({f}, line {line})" in err["message"]
     assert err["at"] == f"{f}, line {line}"
+
+
+def test_rerun_and_resume_name_the_same_yaml_line(cli, tmp_path: Path) -> None:
+    """`noetl rerun` and `noetl resume` (each a process of its own, compiling the plan from
+    the stored snapshot) report the python step's error at the file's line as `noetl run` did."""
+    f = _write(tmp_path, "ratio.yaml", PYTHON_RAISES)
+    raised = _line_of(PYTHON_RAISES, "return n / d")
+    p = cli("run", str(f), "--json", "-q")
+    assert p.returncode == 1, p.stderr
+    first = json.loads(p.stdout)
+    assert first["error"]["at"] == f"{f}, line {raised}"
+    for verb in ("rerun", "resume"):
+        p = cli(verb, first["execution_id"], "--json", "-q")
+        assert p.returncode == 1, p.stderr
+        err = json.loads(p.stdout)["error"]
+        assert err["at"] == f"{f}, line {raised}", (verb, err)
+        assert f'File "{f}", line {raised}, in ratio' in err["user_traceback"]
+        assert "<step code" not in err["user_traceback"]
+    p = cli("rerun", first["execution_id"])  # the summary a person reads
+    assert p.returncode == 1
+    assert (f"error in step start ({f}, line {raised}): ZeroDivisionError: division by zero"
+            in p.stderr.splitlines()), p.stderr
