@@ -37,8 +37,8 @@ from noetl.settings import Settings
 from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
+from noetl.store.pg_unit import PgUnit
 from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
-from noetl.store.sql import SqlTx
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -117,8 +117,12 @@ def _multi_sql(head: str, width: int, tail: str, n: int) -> str:
     return head + ", ".join([one] * n) + tail
 
 
-class PgTx(SqlTx):
+class PgTx(PgUnit):
+    """One transaction (a unit of work's writes and the report's first reads in one
+    statement each: :class:`noetl.store.pg_unit.PgUnit`)."""
+
     for_update = " FOR UPDATE"
+    channel = CHANNEL
 
     def __init__(self, conn: psycopg.Connection[Any], token: str = "",
                  pipe: psycopg.Pipeline | None = None):
