@@ -162,6 +162,7 @@ def pg_store(pg_contract_url: str) -> Any:
         yield s
     finally:
         s.close()
+        truncate_pg(pg_contract_url)  # shared with later tests: leave no queued job
 
 
 @pytest.mark.postgres
