@@ -119,6 +119,29 @@ def test_write_unit_beyond_one_statement_and_a_job_both_new_and_updated(store: S
         assert got is not None and (got.status, got.worker_id) == ("leased", "w")
 
 
+def test_a_batched_write_that_fails_fails_its_transaction_and_leaves_nothing(
+        store: Store) -> None:
+    """PostgreSQL answers a batch's writes only with the next statement or the COMMIT: the
+    error comes then, the transaction is rolled back all the same, and the store goes on."""
+    eid, _ = _setup(store)
+    dup = _event(eid, "once")
+    with store.transaction() as tx:
+        tx.add_events([dup])
+    with pytest.raises(Exception) as err:
+        with store.transaction() as tx:
+            ex = tx.get_execution(eid, lock=True)
+            assert ex is not None
+            with tx.batch():
+                tx.write_unit([make_step(eid, "z", runs=1)], [_event(eid, "before"), dup],
+                              [], [], ex)
+    assert "unique" in str(err.value).lower()
+    with store.transaction() as tx:
+        tx.add_events([_event(eid, "after")])
+    with store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["once", "after"]
+        assert "z" not in tx.get_steps(eid)
+
+
 def test_lock_job_reading_returns_the_rows_it_read(store: Store) -> None:
     eid, qid = _setup(store)
     with store.transaction() as tx:

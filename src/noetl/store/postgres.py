@@ -53,6 +53,7 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
 _E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
 _N_EXEC = len(EXEC_SELECT.split(","))
+_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 # Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
 # lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
 # first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
@@ -433,8 +434,11 @@ class PostgresStore(Store):
                 # the block raised, or a write answered only with the COMMIT failed (the
                 # transaction is left aborted): roll back here rather than in the pool
                 if not done and not conn.closed \
-                        and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.rollback()
+                        and conn.info.transaction_status in _OPEN:
+                    try:
+                        conn.rollback()
+                    except psycopg.Error as exc:  # the error being raised says more
+                        log.debug("rollback after a failed transaction failed: %s", exc)
         # committed; if it carried a NOTIFY, the notify_work() that follows need not send one
         self._local.sent = tx.notified
 
