@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import enum
 import json
 import re
 import uuid as _uuid
@@ -50,6 +51,8 @@ def json_default(o: Any) -> Any:
         return list(o)
     if isinstance(o, StepView):
         return dict(o)
+    if isinstance(o, enum.Enum):  # its value, as orjson (the wire codec) writes it
+        return o.value
     return str(o)
 
 

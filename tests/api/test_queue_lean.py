@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import json
 import uuid
 from collections.abc import Callable
@@ -80,11 +81,18 @@ def test_the_hot_routes_still_need_the_token(serve: Callable[..., Running], sqli
 
 # -- the codec: dumps' text, exactly as json.loads reads it ----------------------------------
 
+class _Colour(enum.Enum):  # a plain Enum (not an int or str one)
+    RED = "red"
+    BLUE = (0, 0, 255)
+
+
 def test_the_wire_codec_keeps_what_the_shared_encoder_does() -> None:
     value = {"when": dt.datetime(2024, 5, 6, 7, 8, 9, 10), "day": dt.date(2024, 1, 2),
              "id": uuid.UUID(int=7), "amount": decimal.Decimal("2.50"), "raw": b"\x00\xff",
              "set": {3}, "tuple": (1, "é"), "text": "naïve — 日本語 🎉\u2028",
-             "huge": 10 ** 40, "keys": {1: "one", None: "none"}}
+             "huge": 10 ** 40, "keys": {1: "one", None: "none"},
+             "enum": _Colour.RED, "enums": [_Colour.BLUE]}
+    assert json.loads(dumps(value))["enums"] == [[0, 0, 255]]  # the value, embedded too
     assert json.loads(dumpb(value)) == json.loads(dumps(value))
     assert loadb(dumpb(value)) == json.loads(dumps(value))
 

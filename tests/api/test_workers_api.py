@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,13 +79,13 @@ def test_the_server_reaps_an_expired_lease_with_no_worker_polling(api: Running) 
         eid = _start(c)
         job = c.post("/api/queue/lease", json={"worker_id": "gone", "lease_seconds": 0.3}
                      ).json()["jobs"][0]
-        t0 = time.monotonic()
 
         def requeued() -> bool:
             rows = c.get("/api/queue", params={"execution_id": eid}).json()["items"]
             return bool(rows) and rows[0]["status"] == "queued"
-        wait_until(requeued, 0.3 + 1.5, "the reaper to re-queue the job")
-        assert time.monotonic() - t0 < 0.3 + 1.5
+        # the reaper wakes when the lease ends (at the latest every second); the bound is
+        # generous for a loaded machine: no lease, no poll re-queues it but the reaper
+        wait_until(requeued, 10, "the reaper to re-queue the job")
         why = c.get(f"/api/executions/{eid}").json()["steps"]["start"]["waiting"]
         assert why["reason"] == "lease_expired" and why["worker_id"] == "gone"
         assert "re-queued: no worker has polled yet" in why["message"]

@@ -54,7 +54,9 @@ def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: C
                 ("POST", "/api/queue/1/complete", {"worker_id": "w", "status": "ok"}),
                 ("POST", "/api/queue/1/fail", {"worker_id": "w", "error": "e"}),
                 ("POST", "/api/queue/report", {"worker_id": "w", "reports": [
-                    {"job_id": "1", "status": "ok"}]}),  # (of several: an error result each)
+                    {"job_id": "1", "status": "ok"}]}),
+                ("POST", "/api/queue/report", {"worker_id": "w", "reports": [  # the batch
+                    {"job_id": "1", "status": "ok"}, {"job_id": "2", "status": "ok"}]}),
                 ("POST", "/api/queue/1/heartbeat", {"worker_id": "w"}),
                 ("GET", "/api/credentials", None)]
     for method, path, body in requests * 2:  # the cut connections, then no connection at all
@@ -93,15 +95,21 @@ def test_a_server_process_restarted_while_the_database_is_down_waits_for_it(
     """One of --processes dying while the database is down is restarted, and the new one
     waits for the database (uvicorn stops every process when one fails to start)."""
     url = server_proc({"NOETL_PG_POOL_TIMEOUT": "0.5"}, store=fresh_pg_url,
-                      args=("--processes", "2"))
+                      args=("--processes", "2", "--log-level", "info"))
     parent = server_pids[url]
+    log = tmp_path / "server-0.log"
+
+    def started() -> int:  # server processes that finished starting
+        return log.read_text().count("Application startup complete")
+
     deadline = time.monotonic() + 30
-    while len(kids := _server_children(parent)) < 2:
-        assert time.monotonic() < deadline, kids
+    while started() < 2:  # both serve (ready means one does)
+        assert time.monotonic() < deadline and Path(f"/proc/{parent}").exists(), log.read_text()
         time.sleep(0.05)
+    kids = _server_children(parent)
+    assert len(kids) == 2, kids
     database_switch(False)
     os.kill(kids[0], signal.SIGKILL)
-    log = tmp_path / "server-0.log"
     deadline = time.monotonic() + 30
     while "database unavailable at startup" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
@@ -113,11 +121,14 @@ def test_a_server_process_restarted_while_the_database_is_down_waits_for_it(
 
     database_switch(True)
     deadline = time.monotonic() + 30
-    while c.get("/api/executions").status_code != 200:
+    while started() < 3:  # the restarted process got the database and serves
+        assert time.monotonic() < deadline and Path(f"/proc/{parent}").exists(), log.read_text()
+        time.sleep(0.1)
+    restarted = [k for k in _server_children(parent) if k != kids[1]]
+    assert len(restarted) == 1 and restarted[0] != kids[0]
+    while c.get("/api/executions").status_code != 200:  # the other one's pool reconnects
         assert time.monotonic() < deadline
         time.sleep(0.2)
     c.post("/api/catalog/register", json={"content": PB}).raise_for_status()
     assert c.post("/api/run/playbook", json={"path": "t/down"}).status_code == 200
-    restarted = [k for k in _server_children(parent) if k != kids[1]]
-    assert len(restarted) == 1 and restarted[0] != kids[0]
     assert "failed to start" not in log.read_text()

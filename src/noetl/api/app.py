@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from noetl.api.deps import ApiState, allowed_hosts, protected, token_ok
+from noetl.api.deps import ApiState, allowed_hosts, host_refusal, protected, token_ok
 from noetl.api.metrics import Metrics
 from noetl.credentials import check_credentials_key
 from noetl.errors import (
@@ -156,6 +156,30 @@ async def _open_store(opener: Any, patient: bool) -> Any:
         delay = min(delay * 2, 5.0)
 
 
+class HostGuard:
+    """Pure ASGI middleware: a protected path addressed by a name not in ``hosts`` (``Host``,
+    and ``Origin`` when a browser sent one) gets 403 before it reaches a route. Without a
+    token the default names are the loopback ones, so a page that rebinds its own name to
+    127.0.0.1 (DNS rebinding) can neither start a playbook nor read what the API serves; a
+    cross-origin page cannot send it "simple" requests either. Not installed when any name
+    is allowed (``*``: a token configured and no NOETL_ALLOWED_HOSTS)."""
+
+    def __init__(self, app: Any, hosts: frozenset[str]):
+        self.app = app
+        self.hosts = hosts
+        self.names = ", ".join(sorted(hosts))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and protected(scope["path"], scope.get("method", "GET")):
+            why = host_refusal(Request(scope), self.hosts)
+            if why:
+                response = JSONResponse({"detail": f"{why} (NOETL_ALLOWED_HOSTS: {self.names})",
+                                         "error": "host"}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class TokenAuth:
     """Pure ASGI middleware: protected paths need ``Authorization: Bearer <token>`` (401
     otherwise, before the request reaches a route). Pure ASGI so that long-polls still see
@@ -233,6 +257,9 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
     app.add_middleware(HotRoutes, handlers=app.exception_handlers)
     if api_token:
         app.add_middleware(TokenAuth, token=api_token)
+    hosts = allowed_hosts(api_token, settings.allowed_hosts)
+    if "*" not in hosts:  # outermost: checked before the token
+        app.add_middleware(HostGuard, hosts=hosts)
     _install_handlers(app)
 
     from noetl.api.routes_catalog import router as catalog_router

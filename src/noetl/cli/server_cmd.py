@@ -181,8 +181,10 @@ def _probe(backend: Any, patience: float = 60.0) -> None:
             return
         except ApiError as exc:
             if exc.status_code in (401, 403):
-                sys.stderr.write(f"error: the server refused this worker: {exc} "
-                                 "(set NOETL_API_TOKEN to the server's token)\n")
+                hint = ("the server's NOETL_ALLOWED_HOSTS must name the host this worker "
+                        "uses in its URL" if "NOETL_ALLOWED_HOSTS" in str(exc)
+                        else "set NOETL_API_TOKEN to the server's token")
+                sys.stderr.write(f"error: the server refused this worker: {exc} ({hint})\n")
                 raise typer.Exit(1) from None
             if exc.status_code or time.monotonic() > deadline:
                 sys.stderr.write(f"error: {exc}\n")

@@ -72,7 +72,8 @@ class Reports(Leases):
         single reports and leases take each kind of lock in one order. Should the batch fail
         for any reason other than a refused report, each report is retried in a transaction of
         its own, so one bad report never holds the others back (and what it wrote is rolled
-        back, as with a single report)."""
+        back, as with a single report). The database unavailable (the store says so) fails
+        the whole call: every report is sent again, never turned into a refused one."""
         if not reports:
             return [], (self.lease(worker_id, limit, lease_seconds) if worker_id and limit else [])
         ttl = lease_seconds or self.lease_seconds
@@ -123,6 +124,8 @@ class Reports(Leases):
             except NotFound as exc:
                 out.append({"status": "not_found", "error": str(exc)})
             except Exception as exc:
+                if self.store.unavailable(exc):  # the whole batch is, for now: send it again
+                    raise  # (the reports recorded before it are duplicates then)
                 out.append({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
         return out, works
 

@@ -287,6 +287,12 @@ class Store(ABC):
         failure, a deadlock); :class:`noetl.engine.core.Engine` retries those."""
         return False
 
+    @staticmethod
+    def unavailable(exc: BaseException) -> bool:
+        """Whether ``exc`` says the database cannot be reached or is too busy now (not that a
+        request was wrong): whoever sent the request should send it again later."""
+        return False
+
     def local_dir(self) -> Path | None:
         """The directory of the store's own file, for an embedded store (else None)."""
         return None

@@ -457,6 +457,14 @@ class PostgresStore(Store):
         run again."""
         return getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES
 
+    @staticmethod
+    def unavailable(exc: BaseException) -> bool:
+        """The connection failed or was lost, the pool had none to give, or a transaction
+        that may simply run again failed too often."""
+        from psycopg_pool import PoolTimeout
+
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
+
     # -- wake-ups -----------------------------------------------------------------------------
     def notify_work(self) -> None:
         super().notify_work()

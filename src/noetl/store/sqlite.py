@@ -134,6 +134,11 @@ class SqliteStore(Store):
         with self._lock:
             yield SqliteTx(self._conn)
 
+    @staticmethod
+    def unavailable(exc: BaseException) -> bool:
+        """The file is locked past the busy timeout, or cannot be opened or written."""
+        return isinstance(exc, sqlite3.OperationalError)
+
     def local_dir(self) -> Path | None:
         return None if self.path == ":memory:" else Path(self.path).parent
 
