@@ -22,6 +22,11 @@ T = TypeVar("T")
 
 
 class EngineBase:
+    # what its leases may take: None, any job (servers, workers); else only jobs of these
+    # executions and of their sub-playbook children (an embedded run's own, see
+    # noetl.local.LocalRunner). Replaced whole, never changed in place (threads read it).
+    lease_roots: frozenset[int] | None = None
+
     def __init__(self, store: Store, lease_seconds: float | None = None,
                  settings: Settings | None = None):
         self.store = store
@@ -29,10 +34,6 @@ class EngineBase:
         self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.listeners: list[Callable[[set[int]], None]] = []
         self.logs = LogWaiters()  # readers following step logs (GET .../logs?wait=)
-        # what its leases may take: None, any job (servers, workers); else only jobs of these
-        # executions and of their sub-playbook children (an embedded run's own, see
-        # noetl.local.LocalRunner). Replaced whole, never changed in place (threads read it).
-        self.lease_roots: frozenset[int] | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
     def session(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None) -> Session:

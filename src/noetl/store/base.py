@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +116,7 @@ class Tx(TriggerSql, ABC):
         (PostgreSQL; one writer at a time needs none)."""
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float, roots: Sequence[int] | None = None) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
         """Atomically lease up to ``limit`` ready jobs, including jobs whose lease expired.
 
         Returns (job after leasing, previous status) pairs; a previous status of ``leased``

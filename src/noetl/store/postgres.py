@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -154,7 +154,7 @@ class PgTx(SqlTx):
                               [r[n] for r in chunk for n in names])
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float, roots: Sequence[int] | None = None) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
         """Lease ready or lease-expired rows no one else holds; return them with their previous
         status (``leased`` = re-leased after expiry). Rows locked by others are skipped."""
         p = {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds}

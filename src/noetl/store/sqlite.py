@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ class SqliteTx(SqlTx):
         self.conn.executemany(sql, rows)
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float, roots: Sequence[int] | None = None) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
         head, mine, p = "", "", {"now": now, "n": limit}
         if roots is not None:
             tree, tp = tree_cte(roots)

@@ -4,13 +4,13 @@ for logs, workers and triggers only call them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from typing import Any
 
 IN_TREE = " AND execution_id IN (SELECT id FROM tree)"  # a queue row of the executions below
 
 
-def tree_cte(roots: Sequence[int]) -> tuple[str, dict[str, Any]]:
+def tree_cte(roots: Collection[int]) -> tuple[str, dict[str, Any]]:
     """``tree(id) AS (...)`` (for ``WITH RECURSIVE``): the ids of ``roots`` and of every
     execution below them (sub-playbook children, by ``parent_execution_id``), with its
     parameters; :data:`IN_TREE` restricts a ``queue`` query to their rows."""
