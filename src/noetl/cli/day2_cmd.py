@@ -145,7 +145,7 @@ def _carry_on(engine: Any, execution_id: str, overrides: dict[str, Any] | None,
                    "change its workload (resume it without them, or cancel it first)")
     if not as_json:
         sys.stderr.write(f"carrying on execution {top.execution_id} in place (still "
-                         f"{top.status}: its noetl run stopped)\n")
+                         f"{top.status}: its stale leases are taken over)\n")
     return top
 
 
