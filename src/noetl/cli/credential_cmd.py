@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from noetl.cli.app import JsonOpt, ServerOpt, StoreOpt, app
-from noetl.cli.common import fail, print_json
+from noetl.cli.common import ArgsError, fail, print_json, read_value
 
 credential_app = typer.Typer(help="Manage credentials (encrypted at rest).",
                              no_args_is_help=True)
@@ -24,7 +23,10 @@ app.add_typer(credential_app, name="credential")
 
 
 def _data(text: str) -> dict[str, Any]:
-    raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+    try:
+        raw = read_value(text, "--data")
+    except ArgsError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, catalog_app
+from noetl.cli.app import (JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, catalog_app,
+                          concurrency_opt, timeout_opt)
 from noetl.cli.common import EXIT_INVALID, _client, _eid, _engine, build_args, fail, print_json
 
 
@@ -27,10 +28,9 @@ def _load(file: Path) -> Any:
 def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         set_: list[str] = SetOpt, payload: str = PayloadOpt, as_json: bool = JsonOpt,
         store: str = StoreOpt,
-        concurrency: int = typer.Option(4, "--concurrency", "-c", help="Worker threads."),
+        concurrency: int = concurrency_opt(4, "Worker threads."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
-        timeout: float = typer.Option(None, "--timeout",
-                                      help="Cancel the execution after this many seconds."),
+        timeout: float = timeout_opt("Cancel the execution after this many seconds."),
         quiet: bool = typer.Option(False, "--quiet", "-q",
                                    help="Do not print the steps' output as it comes."),
         ) -> None:
@@ -109,9 +109,8 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             merge: bool = typer.Option(False, "--merge"),
             wait: bool = typer.Option(True, "--wait/--no-wait",
                                       help="Wait for the execution to end."),
-            concurrency: int = typer.Option(4, "--concurrency", "-c"),
-            timeout: float = typer.Option(None, "--timeout",
-                                          help="Cancel the execution after this many seconds.")
+            concurrency: int = concurrency_opt(4, "Worker threads (without --server)."),
+            timeout: float = timeout_opt("Cancel the execution after this many seconds."),
             ) -> None:
     """Run a registered playbook by catalog path (locally, or on --server)."""
     args = build_args(set_, payload)
