@@ -82,7 +82,7 @@ def add(name: str = typer.Argument(..., help="Credential name (used as `auth: NA
 
 @credential_app.command("list")
 def list_(store: str = StoreOpt, server: str = ServerOpt, as_json: bool = JsonOpt) -> None:
-    """List credentials (names, types, descriptions; never their data)."""
+    """List credentials (names, types, descriptions, tags; never their data)."""
     if server:
         items = [{k: v for k, v in c.items() if k != "data"}
                  for c in _client(server).credentials()]
@@ -99,9 +99,10 @@ def list_(store: str = StoreOpt, server: str = ServerOpt, as_json: bool = JsonOp
     from rich.console import Console
     from rich.table import Table
 
-    t = Table("name", "type", "description")
+    t = Table("name", "type", "description", "tags")
     for c in items:
-        t.add_row(str(c.get("name")), str(c.get("type")), str(c.get("description") or ""))
+        t.add_row(str(c.get("name")), str(c.get("type")), str(c.get("description") or ""),
+                  ", ".join(str(tag) for tag in c.get("tags") or []))
     Console().print(t)
 
 
