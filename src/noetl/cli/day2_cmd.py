@@ -8,8 +8,7 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import (JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, concurrency_opt,
-                          timeout_opt)
+from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, concurrency_opt, timeout_opt
 from noetl.cli.common import _client, _eid, _engine, build_args, exit_for, fail, print_json
 from noetl.cli.follow import show as _show
 

@@ -10,8 +10,17 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import (JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, catalog_app,
-                          concurrency_opt, timeout_opt)
+from noetl.cli.app import (
+    JsonOpt,
+    PayloadOpt,
+    ServerOpt,
+    SetOpt,
+    StoreOpt,
+    app,
+    catalog_app,
+    concurrency_opt,
+    timeout_opt,
+)
 from noetl.cli.common import EXIT_INVALID, _client, _eid, _engine, build_args, fail, print_json
 
 

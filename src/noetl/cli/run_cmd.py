@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noetl.cli import logview
-from noetl.cli.common import (EXIT_INVALID, ArgsError, concurrency_problem, parse_args,
-                              timeout_problem)
+from noetl.cli.common import EXIT_INVALID, ArgsError, concurrency_problem, parse_args, timeout_problem
 from noetl.cli.follow import Target, follow, live_wanted
 from noetl.dsl import load_playbook
 from noetl.errors import PlaybookError

@@ -17,10 +17,11 @@ What it writes goes to the step's log as it comes (stdout, stderr: ``noetl logs`
 result is ``{exit_code, stdout, stderr}`` (the first 64 KiB of stdout, the last 4,000
 characters of stderr; ``exit_code`` is ``-N`` for a command killed by signal N). A non-zero
 exit fails the step (``ShellExit``, the tail of stderr in the message: ``exited with status
-3``, or ``killed by signal 9 (SIGKILL)``). A command that cannot start (not found, not executable, no such ``cwd``) or a
-configuration that is not one fails at once, not retried (``ShellError``: the spec's
-``non_retryable``): no retry can make it start. A timeout and a non-zero exit are retried
-as the step's retry policy says (a slow network, a busy service may pass the next time).
+3``, or ``killed by signal 9 (SIGKILL)``). A command that cannot start (not found, not
+executable, no such ``cwd``) or a configuration that is not one fails at once, not retried
+(``ShellError``: the spec's ``non_retryable``): no retry can make it start. A timeout and a
+non-zero exit are retried as the step's retry policy says (a slow network, a busy service
+may pass the next time).
 """
 
 from __future__ import annotations
