@@ -68,14 +68,14 @@ def test_migrations_are_versioned_and_idempotent(empty_url: str) -> None:
     assert latest == max(v for v, _, _ in migrations("postgres"))  # dialects move together
     s1 = open_store(empty_url)
     try:
-        assert s1.schema_version() == latest  # type: ignore[attr-defined]
+        assert s1.schema_version() == latest
         with s1.transaction() as tx:
             entry = tx.register("keep/me", "c", {"k": 1})
     finally:
         s1.close()
     s2 = open_store(empty_url)  # second open: nothing re-applied, nothing lost
     try:
-        assert s2.schema_version() == latest  # type: ignore[attr-defined]
+        assert s2.schema_version() == latest
         with s2.read() as tx:
             got = tx.get_catalog("keep/me")
             assert got is not None and got.catalog_id == entry.catalog_id

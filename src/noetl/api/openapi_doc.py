@@ -49,6 +49,8 @@ CONFLICT = ("/api/queue/", "/api/events", "/api/executions/{execution_id}/cancel
 
 
 def _codes(path: str, method: str) -> list[str]:
+    if path == "/ready":
+        return ["503"]
     if path in ("/health", "/api/health", "/api/schema"):
         return ["401"] if protected(path) else []
     codes = ["400", "422", "503"]

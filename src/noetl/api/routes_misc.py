@@ -20,6 +20,20 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/ready", tags=["misc"],
+            summary="Readiness: 200 when the database answers, else 503 (no token needed)")
+def ready(request: Request) -> JSONResponse:
+    st = state(request)
+    try:
+        st.store.schema_version()
+    except Exception as exc:
+        if not st.store.unavailable(exc):
+            raise
+        return JSONResponse({"status": "unavailable", "detail": "the database is unavailable"},
+                            status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ready"})
+
+
 @router.get("/api/health", tags=["misc"], summary="Liveness, under /api")
 def api_health() -> dict[str, str]:
     return {"status": "ok"}

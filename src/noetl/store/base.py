@@ -246,6 +246,10 @@ class Store(ABC):
         self._work_version = 0
 
     @abstractmethod
+    def schema_version(self) -> int:
+        """The latest migration applied (a read any live database answers at once)."""
+
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[Tx]:
         """Context manager yielding a :class:`Tx` that commits on success."""
 

@@ -30,13 +30,14 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import PoolTimeout
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.settings import Settings
 from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
+from noetl.store.pg_pool import Pool
 from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
 from noetl.store.sql import SqlTx
 
@@ -341,7 +342,7 @@ class PostgresStore(Store):
         super().__init__(url, settings)
         size = pool_size or self.settings.pg_pool_size
         self._migrate()  # first: a clear error at once when the database is unreachable
-        self.pool: ConnectionPool[Any] = ConnectionPool(
+        self.pool = Pool(
             url, min_size=1, max_size=max(1, size), kwargs={"autocommit": True},
             configure=_configure, open=False, name="noetl",
             timeout=self.settings.pg_pool_timeout)
@@ -373,7 +374,7 @@ class PostgresStore(Store):
                              applied_at="TIMESTAMPTZ NOT NULL DEFAULT now()")
 
     def schema_version(self) -> int:
-        with self.pool.connection() as conn:
+        with self.pool.conn() as conn:
             r = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             return int(r[0] or 0) if r else 0
 
@@ -385,7 +386,7 @@ class PostgresStore(Store):
             yield outer
             return
         self._local.sent = False
-        with self.pool.connection() as conn, conn.transaction():
+        with self.pool.conn() as conn, conn.transaction():
             tx = PgTx(conn, self._token)
             self._local.tx = tx
             try:
@@ -401,7 +402,7 @@ class PostgresStore(Store):
         if outer is not None:
             yield outer
             return
-        with self.pool.connection() as conn:  # autocommit: each statement reads committed rows
+        with self.pool.conn() as conn:  # autocommit: each statement reads committed rows
             yield PgTx(conn)
 
     @staticmethod
@@ -414,8 +415,6 @@ class PostgresStore(Store):
     def unavailable(exc: BaseException) -> bool:
         """The connection failed or was lost, the pool had none to give, or a transaction
         that may simply run again failed too often."""
-        from psycopg_pool import PoolTimeout
-
         return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
 
     # -- wake-ups -----------------------------------------------------------------------------

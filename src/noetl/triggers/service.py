@@ -97,7 +97,13 @@ class Triggers:
                 wait = self.tick()
                 backoff = 0.5
             except Exception as exc:  # the database away: keep trying, say so once per outage
-                (log.exception if backoff == 0.5 else log.debug)("scheduler: %s", exc)
+                if backoff != 0.5:
+                    log.debug("scheduler: %s", exc)
+                elif self.engine.store.unavailable(exc):  # one line, as the reaper's
+                    log.warning("scheduler: database unavailable: %s",
+                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                else:
+                    log.exception("scheduler: %s", exc)
                 wait, backoff = backoff, min(backoff * 2, self.settings.scheduler_poll)
             self._wake_schedules.wait(wait)
 
