@@ -33,11 +33,13 @@ class Problem:
 
     def __str__(self) -> str:
         at = f" (line {self.line})" if self.line else ""
-        return f"{self.where}{at}: {self.message}"
+        warn = "warning: " if self.severity == "warning" else ""
+        return f"{warn}{self.where}{at}: {self.message}"
 
 
 class PlaybookError(NoetlError):
-    """A playbook failed validation. ``problems`` lists every error found."""
+    """A playbook failed validation. ``problems`` lists every error found (and, after them,
+    the warnings: ``severity``)."""
 
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source

@@ -198,8 +198,8 @@ def test_r13_validation_reports_a_cycle_of_routers() -> None:
 
 def test_r13_a_cycle_of_routers_fails_instead_of_hanging(compat: Compat,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run-time hop cap, for a cycle a validator misses (its deep checks off here)."""
-    monkeypatch.setattr("noetl.dsl.deep.check_deep", lambda *a, **k: None)
+    """The run-time hop cap, for a cycle a validator misses (its graph checks off here)."""
+    monkeypatch.setattr("noetl.dsl.deep.check_graph", lambda *a, **k: None)
     t0 = time.monotonic()
     desc, _events = compat.run("repro:r13_router_cycle.yaml")
     assert desc["status"] == "FAILED"

@@ -249,3 +249,35 @@ def test_unreachable_steps_and_joins_missing_a_branch_are_warnings() -> None:
         "step 'join' (line 11): join: 'orphan' leads here but is never reached from 'start', "
         "so this join never gets its arrival (it runs without it)",
     ]
+
+
+def test_one_pass_reports_shape_template_code_and_warnings_together(tmp_path: Path) -> None:
+    """All problems at once (the docs' promise): an unknown edge target does not hide the
+    step's bad template or main() parameter, nor the warnings; no graph check guesses from
+    the broken edge (no 'unreachable' for the step the typo meant)."""
+    f = tmp_path / "two.yaml"
+    f.write_text(textwrap.dedent("""\
+        apiVersion: noetl.io/v1
+        kind: Playbook
+        metadata: {name: two}
+        workflow:
+          - step: start
+            type: python
+            args: {v: "{{ strat }}"}
+            code: |
+              def main(v, w):
+                  return v
+            next: [Done]
+            timout: 5
+          - step: done
+        """))
+    with pytest.raises(PlaybookError) as e:
+        load_playbook(f)
+    got = [(p.severity, p.line, p.message) for p in e.value.problems]
+    assert got[0] == ("error", 11, "unknown step 'Done' (did you mean 'done'?)")
+    assert ("error", 7, "unknown name 'strat' in template '{{ strat }}' "
+            "(did you mean 'start'?)") in got
+    assert any(s == "error" and line == 9 and "'w' has no value" in m for s, line, m in got)
+    assert got[-1][:2] == ("warning", 12) and "did you mean 'timeout'" in got[-1][2]
+    assert not any("unreachable" in m for _, _, m in got)
+    assert "warning: step 'start' (line 12)" in str(e.value)

@@ -38,7 +38,7 @@ def check_file(path: Path) -> dict[str, Any]:
 
         plan = compile_plan(pb)
     except PlaybookError as exc:
-        out["problems"] = [_problem(p, "error") for p in exc.problems]
+        out["problems"] = [_problem(p) for p in exc.problems]  # errors, then warnings
         return out
     except RecursionError:
         out["problems"] = [_problem(Problem("document", "nested too deeply to validate"))]
@@ -72,6 +72,7 @@ def run(files: list[Path], as_json: bool) -> int:
                     sys.stderr.write(f"warning: {r['file']}: {w}\n")
                 sys.stdout.write(f"{r['file']}: valid playbook '{r['path']}' ({r['steps']} steps)\n")
             else:
+                marks = ["warning: " if p["severity"] == "warning" else "" for p in r["problems"]]
                 sys.stderr.write(f"{r['file']}: invalid playbook\n"
-                                 + "".join(f"  - {w}\n" for w in lines))
+                                 + "".join(f"  - {m}{w}\n" for m, w in zip(marks, lines, strict=True)))
     return 0 if all(r["valid"] for r in results) else 2

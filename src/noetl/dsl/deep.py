@@ -1,6 +1,6 @@
-"""Whole-playbook checks run once the shape is valid: templates and python code compiled,
-template names resolved, router cycles, unreachable steps and joins missing a branch found.
-Linear in steps."""
+"""Whole-playbook checks: templates and python code compiled,
+template names resolved, router cycles, unreachable steps and joins missing a branch found
+(these last once the shape is valid). Linear in steps."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ NOT_TEMPLATES = all_unrendered() | frozenset({"command_b64", "commands_b64", "co
 
 def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
                workbook: dict[str, dict[str, Any]], raw_workflow: Any) -> None:
+    """The steps' and workbook tasks' templates and python code (see :func:`check_graph`
+    for the rest)."""
     raw = {str(s.get("step")): s for s in raw_workflow if isinstance(s, dict)}
     incoming: dict[str, set[str]] = {n: set() for n in steps}
     arg_names: set[str] = set()
@@ -56,10 +58,11 @@ def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
     for wname, task in workbook.items():
         for path, text, line in iter_strings(task, None, skip=NOT_TEMPLATES):
             tc.check(f"workbook '{wname}' → {path}", text, line)
-    _graph(c, steps)
 
 
-def _graph(c: Reporter, steps: dict[str, Step]) -> None:
+def check_graph(c: Reporter, steps: dict[str, Step]) -> None:
+    """Router cycles, unreachable steps, joins missing a branch: only meaningful once every
+    edge names a step."""
     start = next((n for n in steps if n.lower() == "start"), None)
     if start is None:
         return

@@ -120,12 +120,19 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
         workload = {}
     workbook = _check_workbook(c, doc.get("workbook"), doc.line_of("workbook"))
     steps = _check_workflow(c, doc.get("workflow"), doc.line_of("workflow"), workbook)
-    if not c.problems:
-        from noetl.dsl.deep import check_deep
+    from noetl.dsl.deep import check_deep, check_graph
 
+    if not c.problems:
         check_deep(c, steps, workload, workbook, doc.get("workflow"))
+        check_graph(c, steps)
+    else:  # every problem in one pass: the steps' templates and code too, where they parsed
+        shaped = len(c.problems)
+        try:
+            check_deep(c, steps, workload, workbook, doc.get("workflow"))
+        except Exception:  # a shape the deep checks cannot read: its error says enough
+            del c.problems[shaped:]
     if c.problems:
-        raise PlaybookError(source, c.problems)
+        raise PlaybookError(source, c.problems + c.warning_problems)
     version = meta.get("version")
     return Playbook(
         path=str(path), name=str(name or path), version=None if version is None else str(version),
