@@ -32,12 +32,14 @@ def truncate_pg(url: str) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest) -> str:
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
+        yield str(request.getfixturevalue("sqlite_url"))
+        return
     url = str(request.getfixturevalue("pg_contract_url"))
     truncate_pg(url)
-    return url
+    yield url
+    truncate_pg(url)  # the session database is shared: leave no queued job to later tests
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from noetl.domain.records import ExecutionRow
 from noetl.engine.logs import LogWaiters
+from noetl.engine.prefetch import Hints
 from noetl.engine.session import Session
 from noetl.engine.unit import Unit, session_tree
 from noetl.plan import Plan
@@ -29,6 +30,7 @@ class EngineBase:
         self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.listeners: list[Callable[[set[int]], None]] = []
         self.logs = LogWaiters()  # readers following step logs (GET .../logs?wait=)
+        self.hints = Hints()  # what the reports of the jobs handed out here read first
 
     # -- plumbing ----------------------------------------------------------------------------
     def session(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None) -> Session:

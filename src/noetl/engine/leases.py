@@ -71,6 +71,7 @@ class Leases(EngineBase):
                 tx.update_job(job)
             s.emit(events.action_started(s.eid, job, ps.type, worker_id))
             works.append(build_work(tx, ex, plan, job))
+            self.hints.note(job, plan)
             with tx.batch():
                 tx.add_events(s.events)
                 if job.kind != JobKind.SAVE:  # a loop is RUNNING once its first item is

@@ -132,10 +132,11 @@ class Reports(Leases):
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: Outcome,
                    holder: list[Session], handoff: tuple[str, float, int] | None = None,
                    works: list[Work] | None = None) -> str:
-        got = tx.lock_job(job_id)
+        hint = self.hints.get(job_id)  # the step rows it reads first, when this process knows
+        got = tx.lock_job_reading(job_id, hint[1] if hint else ())
         if got is None:
             raise _Refused("not_found", NotFound(f"job {job_id} not found"))
-        job, ex = got
+        job, ex, read = got
         rid = outcome.get("report_id")
         if rid and job.payload.get("report_id") == rid:
             return "duplicate"
@@ -159,6 +160,8 @@ class Reports(Leases):
         if rid:
             job.payload["report_id"] = rid
         s = self.session(tx, ex)
+        if read is not None and hint is not None and hint[0] == job.execution_id:
+            s.take(hint[1], read)
         if outcome.get("status") == "ok":
             s.job_succeeded(job, outcome)
         else:
@@ -169,6 +172,8 @@ class Reports(Leases):
         holder.append(s)
         if works is not None:
             works.extend(build_work(tx, s.ex, s.plan, j, s.results) for j in handed)
+            for j in handed:
+                self.hints.note(j, s.plan)
         return "ok"
 
 

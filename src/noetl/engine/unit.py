@@ -147,6 +147,12 @@ class Unit(ABC):
         for n in missing:
             self.rows[n] = found.get(n) or StepRow(self.eid, n)
 
+    def take(self, names: Iterable[str], found: dict[str, StepRow]) -> None:
+        """Rows of ``names`` read already (with the report's locks; absent ones start empty)."""
+        for n in names:
+            if n not in self.rows:
+                self.rows[n] = found.get(n) or StepRow(self.eid, n)
+
     def hand_off(self, worker_id: str, ttl: float, limit: int) -> list[Job]:
         """Lease up to ``limit`` jobs this session just made ready directly to ``worker_id``
         (eager dispatch): written once, already leased, with their ``action_started``."""
@@ -192,14 +198,8 @@ class Unit(ABC):
         if self.ready:
             self.wake = True
         with self.tx.batch():
-            self.tx.save_steps(self.rows[n] for n in self.dirty)
-            self.tx.add_events(self.events)
-            self.tx.add_jobs(self.jobs)
-            for j in self.job_updates.values():
-                self.tx.update_job(j)
-            self.tx.update_execution(self.ex)
-            if self.wake:
-                self.tx.notify_in_tx()
+            self.tx.write_unit([self.rows[n] for n in self.dirty], self.events, self.jobs,
+                               list(self.job_updates.values()), self.ex, self.wake)
         self.dirty.clear()
         self.events = []
         self.jobs = []

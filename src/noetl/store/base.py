@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +103,30 @@ class Tx(TriggerSql, ABC):
         if job is None:
             return None
         return job, self.get_execution(job.execution_id, lock=True)
+
+    def lock_job_reading(self, queue_id: int, steps: Collection[str]
+                         ) -> tuple[Job, ExecutionRow | None, dict[str, StepRow] | None] | None:
+        """:meth:`lock_job`, and the rows of ``steps`` of the job's execution as they are now
+        that it is locked (those that exist), or None in their place when they were not read
+        (then read them after). PostgreSQL reads them with the locks, in one statement."""
+        got = self.lock_job(queue_id)
+        return None if got is None else (got[0], got[1], None)
+
+    def write_unit(self, steps: list[StepRow], events: list[Event], jobs: list[Job],
+                   updates: list[Job], execution: ExecutionRow | None,
+                   notify: bool = False) -> None:
+        """Write what one unit of work buffered: step rows, events, new jobs, updated jobs,
+        the execution row and (``notify``) :meth:`notify_in_tx`; as those calls in that
+        order would (PostgreSQL sends them as one statement)."""
+        self.save_steps(steps)
+        self.add_events(events)
+        self.add_jobs(jobs)
+        for j in updates:
+            self.update_job(j)
+        if execution is not None:
+            self.update_execution(execution)
+        if notify:
+            self.notify_in_tx()
 
     def try_lock_execution(self, execution_id: int) -> ExecutionRow | None:
         """Lock an execution row unless another transaction holds it (then None, at once)."""

@@ -38,8 +38,8 @@ from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
+from noetl.store.pg_unit import PgUnit
 from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
-from noetl.store.sql import SqlTx
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -54,6 +54,7 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
 _E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
 _N_EXEC = len(EXEC_SELECT.split(","))
+_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 # Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
 # lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
 # first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
@@ -118,12 +119,24 @@ def _multi_sql(head: str, width: int, tail: str, n: int) -> str:
     return head + ", ".join([one] * n) + tail
 
 
-class PgTx(SqlTx):
-    for_update = " FOR UPDATE"
+class PgTx(PgUnit):
+    """One transaction (a unit of work's writes and the report's first reads in one
+    statement each: :class:`noetl.store.pg_unit.PgUnit`)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], token: str = ""):
+    for_update = " FOR UPDATE"
+    channel = CHANNEL
+
+    def __init__(self, conn: psycopg.Connection[Any], token: str = "",
+                 pipe: psycopg.Pipeline | None = None):
         self.conn = conn
         self.token = token  # the store's NOTIFY payload (its own listener skips it)
+        # A transaction runs in pipeline mode (PostgresStore.transaction): a statement is
+        # followed by a sync, so it is answered (and fails) where it is sent, as without a
+        # pipeline, except inside batch(), whose writes are sent on without waiting; they are
+        # answered with the next statement or with the COMMIT. BEGIN goes with the first
+        # statement: a report costs one round trip for its reads, one for its writes and COMMIT.
+        self.pipe = pipe
+        self._batching = 0
         self.notified = False
         self._event_locks: set[int] = set()
         self._exec_locks: set[int] = set()  # execution rows this transaction locked
@@ -131,13 +144,21 @@ class PgTx(SqlTx):
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         # always pass a mapping so psycopg un-doubles the escaped '%'
-        return self.conn.execute(to_pyformat(sql), params or {})
+        cur = self.conn.execute(to_pyformat(sql), params or {})
+        self._answered()
+        return cur
+
+    def _answered(self) -> None:
+        """In a pipelined transaction outside batch(): wait for the answers now."""
+        if self.pipe is not None and not self._batching:
+            self.pipe.sync()
 
     def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
         multi = _multi_row(sql) if len(rows) > 1 else None
         if multi is None:
             with self.conn.cursor() as cur:
                 cur.executemany(to_pyformat(sql), rows)
+            self._answered()
             return
         # INSERT of several rows: one statement (executemany sends and flushes per row)
         head, names, tail = multi
@@ -146,6 +167,7 @@ class PgTx(SqlTx):
             chunk = rows[i:i + per]
             self.conn.execute(_multi_sql(head, len(names), tail, len(chunk)),
                               [r[n] for r in chunk for n in names])
+        self._answered()
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float) -> list[tuple[Job, str]]:
@@ -312,9 +334,17 @@ class PgTx(SqlTx):
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Pipeline the writes inside: one round trip instead of one per statement."""
-        with self.conn.pipeline():
+        """Pipeline the writes inside: one round trip instead of one per statement (in a
+        transaction, none of their own: they travel with the next statement or the COMMIT)."""
+        if self.pipe is None:  # outside a transaction (read())
+            with self.conn.pipeline():
+                yield
+            return
+        self._batching += 1
+        try:
             yield
+        finally:
+            self._batching -= 1
 
     def notify_in_tx(self) -> None:
         """NOTIFY other processes; PostgreSQL delivers it only if this transaction commits."""
@@ -386,13 +416,30 @@ class PostgresStore(Store):
             yield outer
             return
         self._local.sent = False
-        with self.pool.conn() as conn, conn.transaction():
-            tx = PgTx(conn, self._token)
-            self._local.tx = tx
+        with self.pool.conn() as conn:
+            done = False
             try:
-                yield tx
+                # BEGIN is sent with the first statement, COMMIT with the last writes, in one
+                # pipeline (not conn.transaction(), which syncs before and after its COMMIT)
+                with conn.pipeline() as pipe:
+                    conn.execute("BEGIN")
+                    tx = PgTx(conn, self._token, pipe)
+                    self._local.tx = tx
+                    try:
+                        yield tx
+                    finally:
+                        self._local.tx = None
+                    conn.execute("COMMIT")
+                done = True
             finally:
-                self._local.tx = None
+                # the block raised, or a write answered only with the COMMIT failed (the
+                # transaction is left aborted): roll back here rather than in the pool
+                if not done and not conn.closed \
+                        and conn.info.transaction_status in _OPEN:
+                    try:
+                        conn.rollback()
+                    except psycopg.Error as exc:  # the error being raised says more
+                        log.debug("rollback after a failed transaction failed: %s", exc)
         # committed; if it carried a NOTIFY, the notify_work() that follows need not send one
         self._local.sent = tx.notified
 
@@ -427,7 +474,7 @@ class PostgresStore(Store):
 
     def _send(self, payload: str) -> None:
         try:
-            with self.pool.connection() as conn:
+            with self.pool.conn() as conn:
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         except Exception as exc:  # polling still finds the work
             log.warning("NOTIFY %s failed: %s", CHANNEL, exc)

@@ -46,6 +46,23 @@ from noetl.store.rows import (
 )
 from noetl.store.workers import WorkerSql
 
+# the upsert of step rows, and what an update of a job and of an execution sets (``:name``
+# parameters of _step_params, _job_params and SqlTx._exec_params; PgUnit reuses them)
+STEP_UPSERT = (
+    "ON CONFLICT (execution_id, step) DO UPDATE SET "
+    "status = excluded.status, result = excluded.result, error = excluded.error, "
+    "attempts = excluded.attempts, runs = excluded.runs, active = excluded.active, "
+    "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+    "loop = excluded.loop, arrivals = excluded.arrivals, input = excluded.input, "
+    "has_result = excluded.has_result")
+JOB_UPDATE_SET = (
+    "status = :status, attempts = :attempts, available_at = :available_at, "
+    "lease_until = :lease_until, worker_id = :worker_id, last_heartbeat = :last_heartbeat, "
+    "result = :result, payload = :payload, max_attempts = :max_attempts, "
+    "updated_at = :updated_at")
+EXEC_UPDATE_SET = ("status = :status, result = :result, error = :error, state = :state, "
+                   "ended_at = :ended_at, updated_at = :updated_at")
+
 
 class SqlTx(LogSql, WorkerSql, Tx):
     """Shared SQL (the worker registry's in :mod:`noetl.store.workers`, logs and lineage in
@@ -88,9 +105,7 @@ class SqlTx(LogSql, WorkerSql, Tx):
 
     def update_execution(self, row: ExecutionRow) -> None:
         p = self._exec_params(row)
-        self._x("UPDATE execution SET status = :status, result = :result, error = :error, "
-                "state = :state, ended_at = :ended_at, updated_at = :updated_at "
-                "WHERE execution_id = :execution_id", p)
+        self._x(f"UPDATE execution SET {EXEC_UPDATE_SET} WHERE execution_id = :execution_id", p)
 
     def list_executions(self, status: str | None = None, path: str | None = None,
                         parent_execution_id: int | None = None, limit: int = 50,
@@ -161,12 +176,7 @@ class SqlTx(LogSql, WorkerSql, Tx):
         self._xmany(
             f"INSERT INTO step_state ({STEP_COLS}) VALUES (:execution_id, :step, :status, "
             ":result, :error, :attempts, :runs, :active, :started_at, :ended_at, :loop, "
-            ":arrivals, :input, :has_result) ON CONFLICT (execution_id, step) DO UPDATE SET "
-            "status = excluded.status, result = excluded.result, error = excluded.error, "
-            "attempts = excluded.attempts, runs = excluded.runs, active = excluded.active, "
-            "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-            "loop = excluded.loop, arrivals = excluded.arrivals, input = excluded.input, "
-            "has_result = excluded.has_result", params)
+            f":arrivals, :input, :has_result) {STEP_UPSERT}", params)
 
     def step_results(self, execution_id: int, names: Iterable[str]) -> dict[str, Any]:
         return {n: s.result for n, s in self.get_steps(execution_id, names).items()
@@ -220,11 +230,8 @@ class SqlTx(LogSql, WorkerSql, Tx):
 
     def update_job(self, job: Job) -> None:
         job.updated_at = now()
-        self._x("UPDATE queue SET status = :status, attempts = :attempts, "
-                "available_at = :available_at, lease_until = :lease_until, "
-                "worker_id = :worker_id, last_heartbeat = :last_heartbeat, result = :result, "
-                "payload = :payload, max_attempts = :max_attempts, updated_at = :updated_at "
-                "WHERE queue_id = :queue_id", _job_params(job))
+        self._x(f"UPDATE queue SET {JOB_UPDATE_SET} WHERE queue_id = :queue_id",
+                _job_params(job))
 
     def next_available_at(self) -> float | None:
         r = self._one("SELECT MIN(available_at) FROM queue WHERE status = 'queued'")

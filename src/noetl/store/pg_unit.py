@@ -1,0 +1,201 @@
+"""PostgreSQL: one unit of work in few statements (mixed into :class:`noetl.store.postgres.PgTx`).
+
+- :meth:`PgUnit.write_unit`: the step rows, events, new and updated jobs, the execution row
+  and the NOTIFY of one unit, as one statement of data-modifying CTEs. The event lock the
+  step rows and events need is taken in that statement, before them: they are inserted
+  from a join with the CTE that takes it, so no ``seq`` is drawn before the lock is held.
+- :meth:`PgUnit.lock_job_reading`: the execution row and the job row locked (in that order,
+  as :meth:`noetl.store.postgres.PgTx.lock_job`) and the step rows a report reads first, in
+  one statement. The step rows come from the statement's snapshot, taken before it waited
+  for a lock: when the locked execution row is not the version of that snapshot (a
+  transaction holding it committed meanwhile, and every writer of step rows holding it also
+  updates it), they are not returned, and the caller reads them afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from functools import lru_cache
+from typing import Any
+
+from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
+from noetl.store.rows import (
+    EXEC_SELECT,
+    JOB_COLS,
+    STEP_COLS,
+    _event_params,
+    _exec,
+    _job,
+    _job_params,
+    _step,
+    _step_params,
+)
+from noetl.store.sql import EXEC_UPDATE_SET, JOB_UPDATE_SET, STEP_UPSERT, SqlTx
+
+EVENT_INSERT_COLS = ("event_id, execution_id, parent_event_id, event_type, status, node_name, "
+                     "node_type, context, result, error, error_type, stack_trace, meta, attempt, "
+                     "current_index, duration, worker_id, created_at")
+UNIT_PARAMS = 1800  # a larger unit (a loop's items) is written by the statements of each kind
+
+
+def _cols(cols: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in cols.split(","))
+
+
+def _names(assignments: str) -> tuple[str, ...]:
+    """``a = :a, b = :b`` → the parameter names, in order."""
+    return tuple(a.split(":")[1].strip() for a in assignments.split(","))
+
+
+_STEP = _cols(STEP_COLS)
+_EVENT = _cols(EVENT_INSERT_COLS)
+_JOB = _cols(JOB_COLS)
+_JOB_SET = _names(JOB_UPDATE_SET)
+_EXEC_SET = _names(EXEC_UPDATE_SET)
+# column types, for the first row of a VALUES list read through a join (no target to type it)
+_BIGINT = {"execution_id", "event_id", "parent_event_id"}
+_INT = {"attempts", "runs", "active", "has_result", "attempt", "current_index"}
+_DOUBLE = {"started_at", "ended_at", "duration", "created_at"}
+
+
+def _typed(col: str) -> str:
+    t = ("bigint" if col in _BIGINT else "integer" if col in _INT
+         else "double precision" if col in _DOUBLE else "text")
+    return f"CAST(%s AS {t})"
+
+
+def _values(cols: tuple[str, ...], n: int, typed: bool) -> str:
+    plain = "(" + ", ".join(["%s"] * len(cols)) + ")"
+    if not typed:
+        return "VALUES " + ", ".join([plain] * n)
+    first = "(" + ", ".join(_typed(c) for c in cols) + ")"
+    return "VALUES " + ", ".join([first] + [plain] * (n - 1))
+
+
+def _pos(assignments: str) -> str:
+    """``a = :a`` → ``a = %s``."""
+    return ", ".join(a.split(":")[0] + "%s" for a in assignments.split(","))
+
+
+@lru_cache(maxsize=512)
+def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, execution: bool,
+             notify: bool) -> str:
+    """The statement of one unit of that shape (positional parameters, in this order: the
+    event locks' ids, step rows, events, new jobs, updates, execution, NOTIFY)."""
+    ctes: list[str] = []
+    if locks:
+        ctes.append("lk AS (SELECT count(pg_advisory_xact_lock(k)) AS n "
+                    "FROM unnest(CAST(%s AS bigint[])) AS k)")
+
+    def rows(cols: tuple[str, ...], n: int) -> str:
+        if not locks:
+            return _values(cols, n, typed=False)
+        return f"SELECT v.* FROM lk, ({_values(cols, n, typed=True)}) AS v WHERE true"
+
+    if steps:
+        ctes.append(f"st AS (INSERT INTO step_state ({STEP_COLS}) {rows(_STEP, steps)} "
+                    f"{STEP_UPSERT})")
+    if events:
+        ctes.append(f"ev AS (INSERT INTO event ({EVENT_INSERT_COLS}) {rows(_EVENT, events)})")
+    if jobs:
+        ctes.append(f"qi AS (INSERT INTO queue ({JOB_COLS}) {_values(_JOB, jobs, False)})")
+    for i in range(updates):
+        ctes.append(f"qu{i} AS (UPDATE queue SET {_pos(JOB_UPDATE_SET)} WHERE queue_id = %s)")
+    if execution:
+        ctes.append(f"xu AS (UPDATE execution SET {_pos(EXEC_UPDATE_SET)} "
+                    "WHERE execution_id = %s)")
+    if notify:
+        ctes.append("nt AS (SELECT pg_notify(%s, %s) AS n)")
+    main = "SELECT count(*) FROM nt" if notify else "SELECT 1"
+    return "WITH " + ", ".join(ctes) + " " + main
+
+
+_E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
+_Q_COLS = ", ".join("q." + c for c in _JOB)
+_S_COLS = ", ".join("s." + c for c in _STEP)
+_N_EXEC = len(EXEC_SELECT.split(","))
+_N_JOB = len(_JOB)
+LOCK_READING = (
+    f"SELECT {_E_COLS}, {_Q_COLS}, e.xmin = (SELECT x.xmin FROM execution x "
+    "WHERE x.execution_id = q.execution_id), " + _S_COLS + " FROM queue q "
+    "JOIN execution e ON e.execution_id = q.execution_id LEFT JOIN step_state s "
+    "ON s.execution_id = q.execution_id AND s.step = ANY(:names) "
+    "WHERE q.queue_id = :id FOR UPDATE OF e, q")
+
+
+class PgUnit(SqlTx):
+    """What :class:`noetl.store.postgres.PgTx` provides to these methods."""
+
+    conn: Any
+    token: str
+    notified: bool
+    channel: str
+    _event_locks: set[int]
+    _exec_locks: set[int]
+    _batch_locked: set[int]
+
+    def _answered(self) -> None:
+        raise NotImplementedError
+
+    def write_unit(self, steps: list[StepRow], events: list[Event], jobs: list[Job],
+                   updates: list[Job], execution: ExecutionRow | None,
+                   notify: bool = False) -> None:
+        notify = notify and not self.notified
+        new = {j.queue_id for j in jobs}
+        size = (len(steps) * len(_STEP) + len(events) * len(_EVENT) + len(jobs) * len(_JOB)
+                + len(updates) * (len(_JOB_SET) + 1))
+        if size > UNIT_PARAMS or any(j.queue_id in new for j in updates):
+            super().write_unit(steps, events, jobs, updates, execution, notify)
+            return
+        locks = sorted(({s.execution_id for s in steps} | {e.execution_id for e in events})
+                       - self._event_locks)
+        params: list[Any] = []
+        if locks:
+            params.append(locks)
+        for s in steps:
+            p = _step_params(s)
+            params.extend(p[c] for c in _STEP)
+        for e in events:
+            p = _event_params(e)
+            params.extend(p[c] for c in _EVENT)
+        for j in jobs:
+            p = _job_params(j)
+            params.extend(p[c] for c in _JOB)
+        t = now()
+        for j in updates:
+            j.updated_at = t
+            p = _job_params(j)
+            params.extend(p[c] for c in _JOB_SET)
+            params.append(j.queue_id)
+        if execution is not None:
+            p = self._exec_params(execution)
+            params.extend(p[c] for c in _EXEC_SET)
+            params.append(execution.execution_id)
+        if notify:
+            params.extend((self.channel, self.token))
+        if not params:
+            return
+        sql = unit_sql(bool(locks), len(steps), len(events), len(jobs), len(updates),
+                       execution is not None, notify)
+        self.conn.execute(sql, params)
+        self._event_locks.update(locks)
+        if notify:
+            self.notified = True
+        self._answered()
+
+    def lock_job_reading(self, queue_id: int, steps: Collection[str]
+                         ) -> tuple[Job, ExecutionRow | None, dict[str, StepRow] | None] | None:
+        if not steps or (self._exec_locks and queue_id not in self._batch_locked):
+            got = self.lock_job(queue_id)  # the careful order of a transaction holding rows
+            return None if got is None else (got[0], got[1], None)
+        rows = self._all(LOCK_READING, {"id": queue_id, "names": list(steps)})
+        if not rows:
+            return None
+        first = rows[0]
+        ex = _exec(first[:_N_EXEC])
+        job = _job(first[_N_EXEC:_N_EXEC + _N_JOB])
+        self._exec_locks.add(ex.execution_id)
+        if first[_N_EXEC + _N_JOB] is not True:  # the row changed after the snapshot
+            return job, ex, None
+        k = _N_EXEC + _N_JOB + 1
+        return job, ex, {r[k + 1]: _step(r[k:]) for r in rows if r[k] is not None}

@@ -1,0 +1,278 @@
+"""Store contract: a unit of work written at once (``Tx.write_unit``) and a report's locks taken
+with its first reads (``Tx.lock_job_reading``), on every backend; on PostgreSQL also against a
+second transaction holding the rows (the event lock and ``seq`` order, a stale snapshot)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from noetl.domain.lifecycle import ExecutionStatus, JobStatus, StepStatus
+from noetl.domain.records import Event, now
+from noetl.ids import new_id
+from noetl.store import Store, open_store
+from noetl.store.pg_unit import UNIT_PARAMS
+from tests.contract.conftest import truncate_pg
+from tests.contract.rows import make_exec, make_job, make_step
+
+
+def _event(eid: int, kind: str, **kw: Any) -> Event:
+    return Event(event_id=new_id(), execution_id=eid, event_type=kind, status="ok",
+                 created_at=now(), **kw)
+
+
+def _setup(store: Store) -> tuple[int, int]:
+    ex = make_exec()
+    job = make_job(ex.execution_id, "a")
+    with store.transaction() as tx:
+        tx.insert_execution(ex)
+        tx.add_jobs([job])
+        tx.save_steps([make_step(ex.execution_id, "a", status=StepStatus.RUNNING, runs=1)])
+    return ex.execution_id, job.queue_id
+
+
+def test_write_unit_writes_each_part_as_the_separate_calls_would(store: Store) -> None:
+    eid, qid = _setup(store)
+    t = now()
+    steps = [  # the first with NULLs where the columns are typed: a new row and an update
+        make_step(eid, "b", status=StepStatus.QUEUED, runs=1, input={"k": "é"}),
+        make_step(eid, "a", status=StepStatus.COMPLETED, result={"x": [1, 2]}, has_result=True,
+                  attempts=2, runs=1, active=0, started_at=t - 1, ended_at=t,
+                  loop={"n": 3}, arrivals=[{"y": 1}]),
+    ]
+    events = [_event(eid, "action_completed", node_name="a", duration=0.25, attempt=2,
+                     result={"r": 1}, meta={"m": True}),
+              _event(eid, "step_completed", node_name="a", current_index=4),
+              _event(eid, "step_started", node_name="b", context={"args": None})]
+    new_job = make_job(eid, "b", priority=90)
+    with store.transaction() as tx:
+        job = tx.get_job(qid, lock=True)
+        assert job is not None
+        job.status, job.lease_until, job.attempts = JobStatus.DONE, None, 2
+        job.payload["report_id"] = "r1"
+        ex = tx.get_execution(eid, lock=True)
+        assert ex is not None
+        ex.state["last"] = "a"
+        ex.status = ExecutionStatus.COMPLETED
+        ex.ended_at = t
+        tx.write_unit(steps, events, [new_job], [job], ex, notify=True)
+    with store.read() as tx:
+        got = tx.get_steps(eid)
+        assert got == {s.step: s for s in steps}
+        stored = tx.get_events(eid)
+        assert [e.event_id for e in stored] == [e.event_id for e in events]  # in seq order
+        assert [(e.duration, e.attempt, e.result, e.meta, e.current_index, e.context)
+                for e in stored] == [(0.25, 2, {"r": 1}, {"m": True}, None, None),
+                                     (None, None, None, None, 4, None),
+                                     (None, None, None, None, None, {"args": None})]
+        j = tx.get_job(qid)
+        assert j is not None
+        assert (j.status, j.attempts, j.lease_until, j.payload) == (
+            "done", 2, None, {"p": "a", "report_id": "r1"})
+        n = tx.get_job(new_job.queue_id)
+        assert n is not None and (n.step, n.priority, n.status) == ("b", 90, "queued")
+        x = tx.get_execution(eid)
+        assert x is not None
+        assert (x.status, x.state["last"], x.ended_at) == ("COMPLETED", "a", t)
+
+
+def test_write_unit_with_some_parts_or_none(store: Store) -> None:
+    eid, _ = _setup(store)
+    with store.transaction() as tx:
+        tx.write_unit([], [], [], [], None)
+        tx.write_unit([], [_event(eid, "e1")], [], [], None)
+        ex = tx.get_execution(eid)
+        assert ex is not None
+        ex.state["x"] = 1
+        tx.write_unit([], [], [], [], ex)
+    with store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["e1"]
+        x = tx.get_execution(eid)
+        assert x is not None and x.state["x"] == 1
+
+
+def test_write_unit_beyond_one_statement_and_a_job_both_new_and_updated(store: Store) -> None:
+    """A unit larger than one statement takes (a loop's items) is written all the same, in
+    order; so is one that updates a job it also inserts (the update wins, as in sequence)."""
+    eid, _ = _setup(store)
+    events = [_event(eid, f"e{i}") for i in range(UNIT_PARAMS // 18 + 5)]
+    job = make_job(eid, "c")
+    with store.transaction() as tx:
+        tx.write_unit([], events, [job], [], None)
+    with store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid, limit=10000)] == \
+            [e.event_type for e in events]
+    again = make_job(eid, "d")
+    with store.transaction() as tx:
+        moved = make_job(eid, "d")
+        moved.queue_id = again.queue_id
+        moved.status = JobStatus.LEASED
+        moved.worker_id = "w"
+        tx.write_unit([], [], [again], [moved], None)
+    with store.read() as tx:
+        got = tx.get_job(again.queue_id)
+        assert got is not None and (got.status, got.worker_id) == ("leased", "w")
+
+
+def test_a_batched_write_that_fails_fails_its_transaction_and_leaves_nothing(
+        store: Store) -> None:
+    """PostgreSQL answers a batch's writes only with the next statement or the COMMIT: the
+    error comes then, the transaction is rolled back all the same, and the store goes on."""
+    eid, _ = _setup(store)
+    dup = _event(eid, "once")
+    with store.transaction() as tx:
+        tx.add_events([dup])
+    with pytest.raises(Exception) as err:
+        with store.transaction() as tx:
+            ex = tx.get_execution(eid, lock=True)
+            assert ex is not None
+            with tx.batch():
+                tx.write_unit([make_step(eid, "z", runs=1)], [_event(eid, "before"), dup],
+                              [], [], ex)
+    assert "unique" in str(err.value).lower()
+    with store.transaction() as tx:
+        tx.add_events([_event(eid, "after")])
+    with store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["once", "after"]
+        assert "z" not in tx.get_steps(eid)
+
+
+def test_lock_job_reading_returns_the_rows_it_read(store: Store) -> None:
+    eid, qid = _setup(store)
+    with store.transaction() as tx:
+        got = tx.lock_job_reading(qid, ["a", "nope"])
+        assert got is not None
+        job, ex, rows = got
+        assert (job.queue_id, job.step) == (qid, "a")
+        assert ex is not None and ex.execution_id == eid
+        if rows is not None:  # a store may leave them to be read after
+            assert rows == tx.get_steps(eid, ["a", "nope"])
+            assert set(rows) == {"a"}
+        assert tx.lock_job_reading(new_id(), ["a"]) is None
+        plain = tx.lock_job_reading(qid, [])
+        assert plain is not None and plain[0].queue_id == qid and plain[2] is None
+
+
+# -- PostgreSQL, two transactions ------------------------------------------------------------
+
+def _wait_for(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _waiting(url: str) -> int:
+    """Backends of this database waiting for a lock."""
+    with psycopg.connect(url, autocommit=True) as c:
+        r = c.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+                      "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = "
+                      "current_database()").fetchone()
+    return int(r[0]) if r else 0
+
+
+@pytest.fixture
+def pg_store(pg_contract_url: str) -> Any:
+    truncate_pg(pg_contract_url)
+    s = open_store(pg_contract_url)
+    try:
+        yield s
+    finally:
+        s.close()
+        truncate_pg(pg_contract_url)  # shared with later tests: leave no queued job
+
+
+@pytest.mark.postgres
+def test_pg_write_unit_takes_the_event_lock_before_drawing_seq(pg_store: Store,
+                                                               pg_contract_url: str) -> None:
+    """A second unit of the same execution waits for the first's event lock inside its one
+    statement, so its events come after the first's, which commits later than it began."""
+    eid, _ = _setup(pg_store)
+    first, second = _event(eid, "first"), _event(eid, "second")
+    held, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with pg_store.transaction() as tx:
+                tx.write_unit([make_step(eid, "x", runs=1)], [first], [], [], None)
+                held.set()  # answered: the event lock is held until commit
+                release.wait(10)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(10)
+        done = threading.Event()
+
+        def write_second() -> None:
+            with pg_store.transaction() as tx:
+                tx.write_unit([make_step(eid, "y", runs=1)], [second], [], [], None)
+            done.set()
+
+        t2 = threading.Thread(target=write_second)
+        t2.start()
+        _wait_for(lambda: _waiting(pg_contract_url) > 0, "the second unit to wait")
+        assert not done.is_set()
+        release.set()
+        t.join(10)
+        t2.join(10)
+        assert done.is_set() and not errors
+    finally:
+        release.set()
+        t.join(10)
+    with pg_store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["first", "second"]
+
+
+@pytest.mark.postgres
+def test_pg_lock_job_reading_after_waiting_never_returns_rows_older_than_the_lock(
+        pg_store: Store, pg_contract_url: str) -> None:
+    """Its snapshot is taken before it waits for the locks: a transaction that held them and
+    changed the step rows (and so the execution row) commits meanwhile; the rows read with
+    the locks are then stale and not returned."""
+    eid, qid = _setup(pg_store)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with pg_store.transaction() as tx:
+            got = tx.lock_job(qid)
+            if got is None or got[1] is None:
+                return
+            tx.save_steps([make_step(eid, "a", status=StepStatus.COMPLETED, runs=1)])
+            tx.update_execution(got[1])
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    out: dict[str, Any] = {}
+
+    def read() -> None:
+        with pg_store.transaction() as tx:
+            out["got"] = tx.lock_job_reading(qid, ["a"])
+            out["now"] = tx.get_steps(eid, ["a"])
+
+    try:
+        assert held.wait(10)
+        r = threading.Thread(target=read)
+        r.start()
+        _wait_for(lambda: _waiting(pg_contract_url) > 0, "the reader to wait")
+        release.set()
+        t.join(10)
+        r.join(10)
+    finally:
+        release.set()
+        t.join(10)
+    got = out["got"]
+    assert got is not None
+    assert got[2] is None  # stale: left to be read afresh
+    assert out["now"]["a"].status == StepStatus.COMPLETED
