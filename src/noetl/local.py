@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from noetl.domain.records import now
+from noetl.domain.records import ExecutionRow, now
 from noetl.domain.wire import HeartbeatResult, LogRecord, Outcome, ReportResult, Work
 from noetl.dsl.model import Playbook
 from noetl.engine.core import Engine
@@ -67,9 +67,11 @@ class LocalBackend:
         self.engine.store.notify_work()
 
     def wait_for_work(self, seen: int, timeout: float) -> None:
-        nxt = self.engine.next_wakeup()
-        if nxt is not None:
-            timeout = max(0.0, min(timeout, nxt - now() + 0.001))
+        nxt, t = self.engine.next_wakeup(), now()
+        if nxt is not None and (nxt > t or self.engine.lease_roots is None):
+            # (a runner leasing only its own jobs has just found none ready: a time already
+            # past is another execution's, which it must not spin on)
+            timeout = max(0.0, min(timeout, nxt - t + 0.001))
         if timeout > 0:
             self.engine.store.wait_for_work(seen, timeout)
 
@@ -145,11 +147,17 @@ class DirectWorker:
 
 
 class LocalRunner:
-    """An engine plus a worker pool over one store. Use as a context manager."""
+    """An engine plus a worker pool over one store. Use as a context manager.
+
+    With ``own_only`` (what ``noetl run``, ``execute``, ``rerun`` and ``resume`` use) its
+    workers lease only the jobs of the executions it was given (:meth:`adopt`; :meth:`start`
+    and :meth:`run` adopt theirs) and of their sub-playbook children: another execution in the
+    store (one a killed ``noetl run`` left behind, one a server runs) is never run by it.
+    Without, they lease any ready job in the store, as a worker does."""
 
     def __init__(self, store: Store | str | None = None, concurrency: int = 4,
                  services: Services | None = None, lease_seconds: float | None = None,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, own_only: bool = False):
         """``settings``: the process's (default: those the store was opened with; a store
         opened here reads them from the environment)."""
         self.store = store if isinstance(store, Store) else open_store(store, settings)
@@ -157,6 +165,9 @@ class LocalRunner:
         self.settings = settings or self.store.settings
         configure(self.settings)
         self.engine = Engine(self.store, lease_seconds, self.settings)
+        if own_only:
+            self.engine.lease_roots = frozenset()
+        self._adopting = threading.Lock()
         if services is None:
             from noetl.credentials import store_credentials
 
@@ -208,9 +219,27 @@ class LocalRunner:
             if execution_id not in self._ended:
                 self._changed.wait(seconds)
 
+    def adopt(self, execution_id: int) -> None:
+        """Let an ``own_only`` runner's workers lease this execution's jobs (and its
+        children's), and wake them (no-op on a runner that leases any job)."""
+        with self._adopting:
+            roots = self.engine.lease_roots
+            if roots is None or execution_id in roots:
+                return
+            self.engine.lease_roots = roots | {execution_id}
+        self.store.notify_work()
+
+    def start(self, playbook: Playbook | None = None, *, path: str | None = None,
+              version: int | str | None = None, args: dict[str, Any] | None = None,
+              merge: bool = False) -> ExecutionRow:
+        """Start an execution (see :meth:`noetl.engine.core.Engine.start`) for these workers."""
+        ex = self.engine.start(playbook, path=path, version=version, args=args, merge=merge)
+        self.adopt(ex.execution_id)
+        return ex
+
     def run(self, playbook: Playbook | None = None, *, path: str | None = None,
             version: int | str | None = None, args: dict[str, Any] | None = None,
             merge: bool = False, timeout: float | None = None,
             on_change: Callable[[], None] | None = None) -> dict[str, Any]:
-        ex = self.engine.start(playbook, path=path, version=version, args=args, merge=merge)
+        ex = self.start(playbook, path=path, version=version, args=args, merge=merge)
         return self.wait(ex.execution_id, timeout, on_change)

@@ -326,3 +326,33 @@ workflow:
     # and the child's own step says why it waits
     why = waiting(engine, int(kid["execution_id"]), "start")
     assert why is not None and why["reason"] == "no_worker"
+
+
+def test_with_only_embedded_runs_alive_it_says_resume_carries_it_on(engine: Engine) -> None:
+    """No server (whose reaper re-queues) and no worker that takes any job: only noetl runs,
+    which run their own executions. What waits says so, and how it goes on."""
+    from noetl.domain.records import now
+
+    eid = engine.start(ONE).execution_id
+    beat(engine.store, {"worker_id": "run-1", "session": "s", "mode": "local",
+                        "hostname": "h", "pid": 1, "concurrency": 4, "running": 0,
+                        "jobs_done": 0, "lease_seconds": 30.0})
+    why = waiting(engine, eid, "work")
+    assert why is not None and why["reason"] == "queued"
+    assert why["message"] == ("ready for its noetl run's workers; nothing else runs it without "
+                              f"a server: if its noetl run has stopped, `noetl resume {eid}` "
+                              "carries it on")
+    work = engine.lease("run-1")[0]
+    with engine.store.transaction() as tx:  # its lease runs out (its run was killed)
+        job = tx.get_job(int(work["job_id"]), lock=True)
+        assert job is not None
+        job.lease_until = now() - 1
+        tx.update_job(job)
+    why = waiting(engine, eid, "work")
+    assert why is not None and (why["reason"], why["stuck"]) == ("lease_expired", True)
+    assert why["message"].endswith(f"(worker stopped heartbeating); nothing else runs it "
+                                   f"without a server: if its noetl run has stopped, "
+                                   f"`noetl resume {eid}` carries it on")
+    alive(engine, "w-1")  # a worker of a server: its reaper re-queues the job
+    why = waiting(engine, eid, "work")
+    assert why is not None and why["message"].endswith("; about to be re-queued")

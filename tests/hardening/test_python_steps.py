@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,8 +93,9 @@ def test_steps_see_a_scrubbed_environment(sqlite_url: str, monkeypatch: pytest.M
 
 def test_a_step_that_killed_its_noetl_run_cannot_kill_the_next_one(tmp_path: Path) -> None:
     """Two `noetl run` processes share a store: the first dies in a step that goes round the
-    step's os (`posix._exit`); the second re-leases that job when its lease expires, runs it in
-    a child process (its worker was lost once), records the failure and finishes its own."""
+    step's os (`posix._exit`); the second runs only its own playbook (never the killed run's
+    job); `noetl resume` of the killed execution takes its job over, runs it in a child process
+    (its worker was lost once), records the failure and survives it."""
     env = {**os.environ, "NOETL_HOME": str(tmp_path), "NOETL_LEASE_SECONDS": "1"}
     env.pop("NOETL_STORE_URL", None)
     store = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -101,25 +103,33 @@ def test_a_step_that_killed_its_noetl_run_cannot_kill_the_next_one(tmp_path: Pat
     killer.write_text(STEP.format(code="      import posix\n      def main():\n"
                                        "          posix._exit(7)\n", extra="")
                       .replace("t/p", "t/killer"))
-    slow = tmp_path / "slow.yaml"  # runs long enough for the killer's lease to expire
-    slow.write_text(STEP.format(code="      import time\n      def main():\n"
-                                     "          time.sleep(4)\n          return {'slow': 1}\n",
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(STEP.format(code="      def main():\n          return {'slow': 1}\n",
                                 extra="").replace("t/p", "t/slow"))
-    cmd = [sys.executable, "-m", "noetl", "run", "--store", store, "--json"]
-    first = subprocess.run([*cmd, str(killer)], env=env, capture_output=True, text=True,
-                           timeout=60)
+    cmd = [sys.executable, "-m", "noetl"]
+    first = subprocess.run([*cmd, "run", "--store", store, "--json", str(killer)], env=env,
+                           capture_output=True, text=True, timeout=60)
     assert first.returncode == 7, first.stderr[-2000:]  # the step took its process down
-    second = subprocess.run([*cmd, str(slow)], env=env, capture_output=True, text=True,
-                            timeout=60)
+    second = subprocess.run([*cmd, "run", "--store", store, "--json", str(slow)], env=env,
+                            capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr[-2000:]
     assert json.loads(second.stdout)["result"] == {"slow": 1}
-    st = open_store(store)
-    try:
-        with st.read() as tx:
-            (killed,), _ = tx.list_executions(path="t/killer")
-        d = Engine(st).describe(killed.execution_id)
-    finally:
-        st.close()
+
+    def killed() -> dict[str, Any]:
+        st = open_store(store)
+        try:
+            with st.read() as tx:
+                (row,), _ = tx.list_executions(path="t/killer")
+            return Engine(st).describe(row.execution_id)
+        finally:
+            st.close()
+
+    d = killed()
+    assert (d["status"], d["steps"]["start"]["status"]) == ("RUNNING", "RUNNING")  # left alone
+    res = subprocess.run([*cmd, "resume", "--store", store, "--json", d["execution_id"]],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr[-2000:]  # the execution failed; resume survived
+    d = killed()
     assert d["status"] == "FAILED", d
     assert d["error"]["type"] == "ProcessError" and "exited with code 7" in d["error"]["message"]
     assert d["steps"]["start"]["attempts"] == 2

@@ -106,9 +106,12 @@ def _restart(kind: str, execution_id: str, set_: list[str] | None, payload: str 
     if not wait:  # left queued for the workers of a server on this store
         start(_engine(store))
         raise typer.Exit(0)
-    runner = LocalRunner(store, concurrency=concurrency)
-    try:  # before the workers start: they would run jobs already queued in the store, and
-        ex = start(runner.engine)  # the execution to resume could end meanwhile
+    runner = LocalRunner(store, concurrency=concurrency, own_only=True)
+    try:  # before the workers start: the execution to resume could end meanwhile
+        ex = _carry_on(runner.engine, execution_id, overrides, as_json) \
+            if kind == "resume" else None
+        ex = ex or start(runner.engine)
+        runner.adopt(ex.execution_id)
     except BaseException:
         runner.close()
         raise
@@ -122,6 +125,28 @@ def _restart(kind: str, execution_id: str, set_: list[str] | None, payload: str 
         show()
     _show(desc, as_json)
     raise typer.Exit(exit_for(desc["status"]))
+
+
+def _carry_on(engine: Any, execution_id: str, overrides: dict[str, Any] | None,
+              as_json: bool) -> Any:
+    """A running execution (its ``noetl run`` stopped) to carry on in place, its stale leases
+    taken over (:mod:`noetl.engine.orphans`); None when it has ended (resume starts anew)."""
+    from noetl.engine.orphans import take_over
+    from noetl.errors import Conflict, NotFound
+
+    try:
+        top = take_over(engine, _eid(execution_id))
+    except (NotFound, Conflict) as exc:
+        raise fail(str(exc)) from None
+    if top is None:
+        return None
+    if overrides:
+        raise fail(f"execution {top.execution_id} is still running: --set/--payload cannot "
+                   "change its workload (resume it without them, or cancel it first)")
+    if not as_json:
+        sys.stderr.write(f"carrying on execution {top.execution_id} in place (still "
+                         f"{top.status}: its stale leases are taken over)\n")
+    return top
 
 
 def _started(started: dict[str, Any], as_json: bool, wait: bool) -> None:
@@ -161,7 +186,8 @@ def resume(execution_id: str = typer.Argument(...), set_: list[str] = SetOpt,
            server: str = ServerOpt, concurrency: int = ConcOpt,
            timeout: float = TimeoutOpt) -> None:
     """Resume a failed or cancelled execution: reuse the steps it completed, run the failed
-    and cancelled ones again (--set overrides its workload), and what follows them."""
+    and cancelled ones again (--set overrides its workload), and what follows them. An
+    execution still running because its `noetl run` was stopped is carried on in place."""
     _restart("resume", execution_id, set_, payload, merge, wait, as_json, quiet, store, server,
              concurrency, timeout)
 

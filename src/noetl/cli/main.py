@@ -142,9 +142,9 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
     from noetl.errors import NotFound
     from noetl.local import LocalRunner
 
-    with LocalRunner(store, concurrency=concurrency) as runner:
+    with LocalRunner(store, concurrency=concurrency, own_only=True) as runner:
         try:
-            ex = runner.engine.start(path=path, version=version, args=args, merge=merge)
+            ex = runner.start(path=path, version=version, args=args, merge=merge)
         except NotFound as exc:
             raise fail(str(exc)) from None
         follow_local(runner, ex.execution_id, timeout, as_json, quiet)

@@ -72,8 +72,8 @@ def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str
     warn(pb)
     from noetl.local import LocalRunner  # the engine: `catalog register` shares load() only
 
-    with LocalRunner(store, concurrency=concurrency) as runner:
-        ex = runner.engine.start(pb, args=args, merge=merge)
+    with LocalRunner(store, concurrency=concurrency, own_only=True) as runner:
+        ex = runner.start(pb, args=args, merge=merge)
         follow_local(runner, ex.execution_id, timeout, as_json, quiet)
 
 

@@ -23,6 +23,11 @@ T = TypeVar("T")
 
 
 class EngineBase:
+    # what its leases may take: None, any job (servers, workers); else only jobs of these
+    # executions and of their sub-playbook children (an embedded run's own, see
+    # noetl.local.LocalRunner). Replaced whole, never changed in place (threads read it).
+    lease_roots: frozenset[int] | None = None
+
     def __init__(self, store: Store, lease_seconds: float | None = None,
                  settings: Settings | None = None):
         self.store = store

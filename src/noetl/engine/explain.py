@@ -6,7 +6,9 @@ state and the worker registry; nothing is replayed from the event log. Each expl
 ``{reason, message, stuck, until?, worker_id?}``; ``stuck`` means the step cannot go on until
 something changes outside the engine (a worker starts, a lost one is replaced). Reasons:
 
-- ``lease_expired``: the worker that held it stopped heartbeating (re-queued, or about to be);
+- ``lease_expired``: the worker that held it stopped heartbeating (re-queued, or about to be
+  by a server's reaper; with only embedded runs alive nothing re-queues it, and the message
+  says so: ``noetl resume <id>`` carries on an execution whose ``noetl run`` stopped);
 - ``worker_lost``: leased by a worker that has stopped heartbeating, lease not yet run out;
 - ``no_worker``: ready, but no live worker ("no worker has polled for 40 s");
 - ``busy``: ready, every live worker's threads are busy;
@@ -24,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from noetl.domain.records import ExecutionRow, now
-from noetl.engine.workers import ALIVE, liveness, state_of
+from noetl.engine.workers import ALIVE, LOCAL, liveness, state_of
 
 if TYPE_CHECKING:
     from noetl.plan import Plan
@@ -59,8 +61,8 @@ def explain(tx: Tx, ex: ExecutionRow, plan: Plan, children: list[ExecutionRow] |
     for step, groups in by_step.items():
         ps = plan.steps.get(step)
         loop = ps is not None and ps.type == "iterator"
-        parts = [p for p in (_leased(groups.get("leased"), loop, live, t),
-                             _queued(groups.get("queued"), loop, live, t),
+        parts = [p for p in (_leased(groups.get("leased"), loop, live, t, ex.execution_id),
+                             _queued(groups.get("queued"), loop, live, t, ex.execution_id),
                              _waiting(groups.get("waiting"), loop),
                              _child(groups.get("child"), kids)) if p]
         if parts:
@@ -83,7 +85,19 @@ def explain(tx: Tx, ex: ExecutionRow, plan: Plan, children: list[ExecutionRow] |
     return out
 
 
-def _who(live: dict[str, Any] | None, t: float) -> tuple[str, str]:
+def _embedded(live: dict[str, Any]) -> bool:
+    """Whether only embedded runs (``noetl run``: each leases its own executions' jobs, and
+    re-queues nothing) are alive: no server (whose reaper re-queues expired leases), no
+    worker that takes any job."""
+    return all(w.get("mode") == LOCAL for w in live["alive"])
+
+
+def _carry_on(eid: int) -> str:
+    return (f"nothing else runs it without a server: if its noetl run has stopped, "
+            f"`noetl resume {eid}` carries it on")
+
+
+def _who(live: dict[str, Any] | None, t: float, eid: int) -> tuple[str, str]:
     """(reason, message) for a job that is ready now."""
     assert live is not None
     if not live["alive"]:
@@ -91,17 +105,20 @@ def _who(live: dict[str, Any] | None, t: float) -> tuple[str, str]:
             return ("no_worker", "no worker has polled yet (start one: noetl worker start, "
                     "or noetl server start without --no-workers)")
         last = max(live["by_id"].values(), key=lambda w: float(w["last_seen"]))
+        hint = f"; {_carry_on(eid)}" if last.get("mode") == LOCAL else ""
         return ("no_worker", f"no worker has polled for {t - live['last_seen']:.0f} s (last: "
-                f"{last['worker_id']}, {state_of(last, t)})")
+                f"{last['worker_id']}, {state_of(last, t)}){hint}")
     n = len(live["alive"])
     if live["threads"] and live["busy"] >= live["threads"]:
         return ("busy", f"all {n} live worker{'s' if n != 1 else ''} busy "
                 f"({live['busy']} of {live['threads']} threads)")
+    if _embedded(live):
+        return "queued", f"ready for its noetl run's workers; {_carry_on(eid)}"
     return "queued", f"ready for a worker ({n} alive)"
 
 
 def _leased(g: dict[str, Any] | None, loop: bool, live: dict[str, Any] | None,
-            t: float) -> dict[str, Any] | None:
+            t: float, eid: int) -> dict[str, Any] | None:
     if not g:
         return None
     assert live is not None
@@ -109,28 +126,31 @@ def _leased(g: dict[str, Any] | None, loop: bool, live: dict[str, Any] | None,
     who = w if w == g["worker_max"] else f"{w} … {g['worker_max']}"
     first = g["lease_until"]
     if first is not None and first < t:
+        then = _carry_on(eid) if _embedded(live) else "about to be re-queued"
         return {"reason": "lease_expired", "worker_id": w, "until": first, "stuck": True,
                 "message": f"{_items(n, loop)}the lease of {who} expired at {clock(first)} "
-                           "(worker stopped heartbeating); about to be re-queued"}
+                           f"(worker stopped heartbeating); {then}"}
     until = g["lease_until_max"] if n > 1 else first
     msg = f"{_items(n, loop)}leased by {who} until {clock(until or t)}"
     row = live["by_id"].get(w)
     if row is not None and state_of(row, t) != ALIVE and w == g["worker_max"]:
         return {"reason": "worker_lost", "worker_id": w, "until": until, "stuck": True,
                 "message": f"{msg}; {w} has not been heard from for "
-                           f"{t - float(row['last_seen']):.0f} s"}
+                           f"{t - float(row['last_seen']):.0f} s"
+                           + (f" (its noetl run stopped?): `noetl resume {eid}` carries it on"
+                              if row.get("mode") == LOCAL and _embedded(live) else "")}
     return {"reason": "leased", "worker_id": w, "until": until, "message": msg}
 
 
 def _queued(g: dict[str, Any] | None, loop: bool, live: dict[str, Any] | None,
-            t: float) -> dict[str, Any] | None:
+            t: float, eid: int) -> dict[str, Any] | None:
     if not g:
         return None
     n = int(g["n"])
     if g["available_at"] > t:
         return {"reason": "retry", "until": g["available_at"],
                 "message": f"{_items(n, loop)}waiting for retry until {clock(g['available_at'])}"}
-    reason, who = _who(live, t)
+    reason, who = _who(live, t, eid)
     stuck = reason == "no_worker"
     if g["lease_until"] is not None and g["worker_id"]:  # re-queued by the reaper
         return {"reason": "lease_expired", "worker_id": g["worker_id"], "until": g["lease_until"],

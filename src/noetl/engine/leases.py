@@ -36,7 +36,11 @@ class Leases(EngineBase):
         t = now()
         works: list[Work] = []
         execs: dict[int, ExecutionRow | None] = {}
-        for job, prev in tx.lease_jobs(worker_id, ttl, limit, t):
+        roots = self.lease_roots
+        if roots is not None and not roots:
+            return works  # an embedded runner before its execution starts: nothing of its own
+        mine = sorted(roots) if roots is not None else None
+        for job, prev in tx.lease_jobs(worker_id, ttl, limit, t, mine):
             if job.execution_id not in execs:
                 execs[job.execution_id] = tx.get_execution(job.execution_id)
             ex = execs[job.execution_id]

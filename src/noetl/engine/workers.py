@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 ALIVE, LOST, STOPPED = "alive", "lost", "stopped"
 STATES = (ALIVE, LOST, STOPPED)
+LOCAL = "local"  # the mode of an embedded run's pool (noetl run): it leases only its own jobs
 PRUNE_AFTER = 24 * 3600.0  # rows of workers not heard from for a day are forgotten
 
 

@@ -140,11 +140,14 @@ class Tx(TriggerSql, ABC):
         (PostgreSQL; one writer at a time needs none)."""
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
         """Atomically lease up to ``limit`` ready jobs, including jobs whose lease expired.
 
         Returns (job after leasing, previous status) pairs; a previous status of ``leased``
-        means the job was re-leased after its lease expired."""
+        means the job was re-leased after its lease expired. ``roots``: only jobs of these
+        executions and of the executions below them (their sub-playbook children, at any
+        depth), in the same order (an embedded ``noetl run`` leases only its own); None:
+        any job (servers and workers)."""
 
     @abstractmethod
     def next_available_at(self) -> float | None: ...

@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -40,6 +40,7 @@ from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
 from noetl.store.pg_unit import PgUnit
 from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
+from noetl.store.sqlops import IN_TREE, tree_cte
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -68,6 +69,11 @@ _CANDIDATES = (
     "candidates AS (SELECT queue_id, execution_id, status AS prev, 0 AS k, lease_until AS o1, "
     "0::bigint AS o2 FROM expired UNION ALL SELECT queue_id, execution_id, status, 1, "
     "-priority::double precision, queue_id FROM ready)")
+# the same, only the jobs of some executions and of those below them (``roots``, an embedded
+# run's own): WITH RECURSIVE tree(id) AS (...), expired AS (... AND execution_id IN tree ...)
+_MINE = _CANDIDATES.replace(" AND lease_until <", IN_TREE + " AND lease_until <", 1).replace(
+    " AND available_at <=", IN_TREE + " AND available_at <=", 1)
+assert _MINE.count(IN_TREE) == 2
 _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
 
@@ -170,13 +176,18 @@ class PgTx(PgUnit):
         self._answered()
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
         """Lease ready or lease-expired rows no one else holds; return them with their previous
         status (``leased`` = re-leased after expiry). Rows locked by others are skipped."""
         p = {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds}
+        cand = _CANDIDATES
+        if roots is not None:
+            tree, tp = tree_cte(roots)
+            cand = f"RECURSIVE {tree}, {_MINE}"
+            p.update(tp)
         if self._event_locks:
-            return self._lease_holding_locks(p)
-        rows = self._all(f"WITH {_CANDIDATES}, picked AS (SELECT queue_id, prev FROM "
+            return self._lease_holding_locks(p, cand)
+        rows = self._all(f"WITH {cand}, picked AS (SELECT queue_id, prev FROM "
                          "candidates ORDER BY k, o1, o2 LIMIT :n) "
                          f"{_LEASE} FROM picked WHERE q.queue_id = picked.queue_id "
                          f"RETURNING {_Q_COLS}, picked.prev", p)
@@ -186,12 +197,12 @@ class PgTx(PgUnit):
         self.lock_events({j.execution_id for j, _ in out})
         return out
 
-    def _lease_holding_locks(self, p: dict[str, Any]) -> list[tuple[Job, str]]:
+    def _lease_holding_locks(self, p: dict[str, Any], cand: str) -> list[tuple[Job, str]]:
         """Lease inside a transaction that already holds event locks (report-and-lease).
         Waiting here for another execution's event lock could close a cycle with a transaction
         doing the same the other way round, so jobs of executions whose lock is busy are left
         for the next lease instead."""
-        picked = self._all(f"WITH {_CANDIDATES} SELECT queue_id, execution_id, prev FROM "
+        picked = self._all(f"WITH {cand} SELECT queue_id, execution_id, prev FROM "
                            "candidates ORDER BY k, o1, o2 LIMIT :n", p)
         for eid in sorted({int(r[1]) for r in picked} - self._event_locks):
             if self._one("SELECT pg_try_advisory_xact_lock(:k)", {"k": eid})[0]:

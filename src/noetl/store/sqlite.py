@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.rows import JOB_COLS, _job
 from noetl.store.sql import SqlTx
+from noetl.store.sqlops import IN_TREE, tree_cte
 
 
 class SqliteTx(SqlTx):
@@ -29,15 +30,19 @@ class SqliteTx(SqlTx):
         self.conn.executemany(sql, rows)
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float) -> list[tuple[Job, str]]:
-        expired = self._all(f"SELECT {JOB_COLS} FROM queue WHERE status = 'leased' AND "
-                            "lease_until < :now ORDER BY lease_until LIMIT :n",
-                            {"now": now, "n": limit})
+                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
+        head, mine, p = "", "", {"now": now, "n": limit}
+        if roots is not None:
+            tree, tp = tree_cte(roots)
+            head, mine = f"WITH RECURSIVE {tree} ", IN_TREE
+            p.update(tp)
+        expired = self._all(f"{head}SELECT {JOB_COLS} FROM queue WHERE status = 'leased'{mine} "
+                            "AND lease_until < :now ORDER BY lease_until LIMIT :n", p)
         rows = list(expired)
         if len(rows) < limit:
-            rows += self._all(f"SELECT {JOB_COLS} FROM queue WHERE status = 'queued' AND "
-                              "available_at <= :now ORDER BY priority DESC, queue_id LIMIT :n",
-                              {"now": now, "n": limit - len(rows)})
+            rows += self._all(f"{head}SELECT {JOB_COLS} FROM queue WHERE status = 'queued'"
+                              f"{mine} AND available_at <= :now ORDER BY priority DESC, "
+                              "queue_id LIMIT :n", {**p, "n": limit - len(rows)})
         out = []
         for r in rows:
             job = _job(r)

@@ -4,7 +4,21 @@ for logs, workers and triggers only call them."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
+
+IN_TREE = " AND execution_id IN (SELECT id FROM tree)"  # a queue row of the executions below
+
+
+def tree_cte(roots: Collection[int]) -> tuple[str, dict[str, Any]]:
+    """``tree(id) AS (...)`` (for ``WITH RECURSIVE``): the ids of ``roots`` and of every
+    execution below them (sub-playbook children, by ``parent_execution_id``), with its
+    parameters; :data:`IN_TREE` restricts a ``queue`` query to their rows."""
+    names = [f"root{i}" for i in range(len(roots))]
+    sql = ("tree(id) AS (SELECT execution_id FROM execution WHERE execution_id IN ("
+           + (", ".join(f":{n}" for n in names) or "NULL") + ") UNION ALL SELECT "
+           "e.execution_id FROM execution e JOIN tree t ON e.parent_execution_id = t.id)")
+    return sql, {n: int(r) for n, r in zip(names, roots, strict=True)}
 
 
 class SqlOps:
