@@ -131,3 +131,21 @@ def test_runnable_example_reaches_documented_status(ex: Example, tmp_path: Path)
         assert desc["error"]["message"] and desc["error"]["type"]
     if ex.has_result:
         assert desc["result"] == ex.result, f"{ex.id}: result {desc['result']!r}"
+
+
+def test_the_examples_descriptions_name_only_what_they_have() -> None:
+    """An example's description names the parts it shows: a save, a loop, a condition only
+    when the playbook has one."""
+    import yaml
+
+    for path in sorted((DOCS.parent / "examples").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        words = str(doc["metadata"].get("description", "")).lower()
+        steps = doc["workflow"]
+        if "save" in words:
+            assert any("save" in s or s.get("type") == "save" for s in steps), path.name
+        if "loop" in words:
+            assert any(s.get("type") == "iterator" or "loop" in s for s in steps), path.name
+        if "conditional" in words:
+            assert any(isinstance(e, dict) and "when" in e for s in steps
+                       for e in s.get("next") or []), path.name

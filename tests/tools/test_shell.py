@@ -250,3 +250,40 @@ def test_a_command_that_cannot_start_runs_once_and_says_why(sqlite_url: str,
         """, sqlite_url)
     assert desc["status"] == "FAILED" and desc["steps"]["start"]["attempts"] == 1
     assert f"in '{missing}'" in desc["steps"]["start"]["error"]["message"]
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie not yet reaped by its new parent counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_background_children_do_not_outlive_the_step(cli: Cli, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    f = _file(tmp_path, f"""\
+        workflow:
+          - step: start
+            type: shell
+            command: "sleep 123 & echo $! > {pid_file}; echo x"
+        """)
+    p = cli("run", str(f), "--json", "-q")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["result"]["stdout"] == "x\n"
+    pid = int(pid_file.read_text())
+    assert _gone(pid), "sleep 123 outlived its step"  # killed before the step ended
+
+
+def test_a_command_killed_by_a_signal_says_which(sqlite_url: str) -> None:
+    desc, _, _ = _run("""\
+        workflow:
+          - step: start
+            type: shell
+            command: "echo going; kill -9 $$"
+        """, sqlite_url)
+    assert desc["status"] == "FAILED"
+    err = desc["steps"]["start"]["error"]
+    assert (err["type"], err["message"]) == ("ShellExit",
+                                             "shell: command killed by signal 9 (SIGKILL)")

@@ -4,6 +4,8 @@ modules import this (and helpers from :mod:`noetl.cli.common`, which does not lo
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(help="NoETL: playbook orchestrator.", no_args_is_help=True,
@@ -19,3 +21,31 @@ ServerOpt = typer.Option(None, "--server", envvar="NOETL_SERVER_URL",
 SetOpt = typer.Option(None, "--set", help="Workload override key=value (repeatable; JSON values).")
 PayloadOpt = typer.Option(None, "--payload", help="Workload overrides as a JSON object (or @file).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+def _concurrency(value: int | None) -> int | None:
+    from noetl.cli.common import concurrency_problem
+
+    problem = concurrency_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
+def _timeout(value: float | None) -> float | None:
+    from noetl.cli.common import timeout_problem
+
+    problem = timeout_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
+def concurrency_opt(default: int, help: str | None = None) -> Any:
+    """``-c/--concurrency``: at least 1."""
+    return typer.Option(default, "--concurrency", "-c", help=help, callback=_concurrency)
+
+
+def timeout_opt(help: str) -> Any:
+    """``--timeout SECONDS``: more than 0."""
+    return typer.Option(None, "--timeout", help=help, callback=_timeout)

@@ -31,12 +31,27 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def read_value(text: str, option: str) -> str:
+    """The text of an option that takes a value or ``@file``: the file's content for
+    ``@file``; raises :class:`ArgsError` naming the option and the file when it cannot be read
+    (missing, a folder, no permission, not UTF-8)."""
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:])
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ArgsError(f"{option}: cannot read file '{path}': {reason}") from None
+
+
 def parse_args(sets: list[str] | None, payload: str | None) -> dict[str, Any]:
     """The workload overrides of ``--payload`` (JSON object or @file) and ``--set key=value``
-    (dotted keys nest; values parsed as JSON when they are JSON); raises :class:`ArgsError`."""
+    (dotted keys nest, each part non-empty; values parsed as JSON when they are JSON); raises
+    :class:`ArgsError`."""
     args: dict[str, Any] = {}
     if payload:
-        raw = Path(payload[1:]).read_text() if payload.startswith("@") else payload
+        raw = read_value(payload, "--payload")
         try:
             value = json.loads(raw)
         except ValueError as exc:
@@ -48,12 +63,31 @@ def parse_args(sets: list[str] | None, payload: str | None) -> dict[str, Any]:
         if "=" not in item:
             raise ArgsError(f"--set expects key=value, got {item!r}")
         key, _, val = item.partition("=")
-        target = args
         parts = key.split(".")
+        if not all(p.strip() for p in parts):
+            raise ArgsError(f"--set expects key=value with a non-empty key (a.b for a nested "
+                            f"one), got {item!r}")
+        target = args
         for p in parts[:-1]:
             target = target.setdefault(p, {})
+            if not isinstance(target, dict):
+                raise ArgsError(f"--set {item!r}: {p!r} is already set to a value that is not "
+                                "an object")
         target[parts[-1]] = parse_value(val)
     return args
+
+
+def concurrency_problem(value: int | None) -> str | None:
+    """Why a ``-c/--concurrency`` value is refused, or None. The fast path of ``noetl run``
+    leaves a refused value to Typer, whose commands check it with the callbacks of
+    :mod:`noetl.cli.app` (which call this): both refuse the same values, with one message."""
+    return None if value is None or value >= 1 else f"must be at least 1, got {value}"
+
+
+def timeout_problem(value: float | None) -> str | None:
+    """Why a ``--timeout`` value is refused (0, negative, NaN), or None (see
+    :func:`concurrency_problem`)."""
+    return None if value is None or value > 0 else f"must be more than 0 seconds, got {value:g}"
 
 
 def build_args(sets: list[str] | None, payload: str | None) -> dict[str, Any]:

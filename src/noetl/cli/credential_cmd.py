@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from noetl.cli.app import JsonOpt, ServerOpt, StoreOpt, app
-from noetl.cli.common import fail, print_json
+from noetl.cli.common import ArgsError, fail, print_json, read_value
 
 credential_app = typer.Typer(help="Manage credentials (encrypted at rest).",
                              no_args_is_help=True)
@@ -24,7 +23,10 @@ app.add_typer(credential_app, name="credential")
 
 
 def _data(text: str) -> dict[str, Any]:
-    raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+    try:
+        raw = read_value(text, "--data")
+    except ArgsError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -80,7 +82,7 @@ def add(name: str = typer.Argument(..., help="Credential name (used as `auth: NA
 
 @credential_app.command("list")
 def list_(store: str = StoreOpt, server: str = ServerOpt, as_json: bool = JsonOpt) -> None:
-    """List credentials (names, types, descriptions; never their data)."""
+    """List credentials (names, types, descriptions, tags; never their data)."""
     if server:
         items = [{k: v for k, v in c.items() if k != "data"}
                  for c in _client(server).credentials()]
@@ -97,9 +99,10 @@ def list_(store: str = StoreOpt, server: str = ServerOpt, as_json: bool = JsonOp
     from rich.console import Console
     from rich.table import Table
 
-    t = Table("name", "type", "description")
+    t = Table("name", "type", "description", "tags")
     for c in items:
-        t.add_row(str(c.get("name")), str(c.get("type")), str(c.get("description") or ""))
+        t.add_row(str(c.get("name")), str(c.get("type")), str(c.get("description") or ""),
+                  ", ".join(str(tag) for tag in c.get("tags") or []))
     Console().print(t)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app
+from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, concurrency_opt, timeout_opt
 from noetl.cli.common import _client, _eid, _engine, build_args, exit_for, fail, print_json
 from noetl.cli.follow import show as _show
 
@@ -164,8 +164,8 @@ def _started(started: dict[str, Any], as_json: bool, wait: bool) -> None:
 MergeOpt = typer.Option(False, "--merge", help="Deep-merge the overrides.")
 WaitOpt = typer.Option(True, "--wait/--no-wait", help="Wait for the new execution to end.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Do not print the steps' output as it comes.")
-ConcOpt = typer.Option(4, "--concurrency", "-c", help="Worker threads (without --server).")
-TimeoutOpt = typer.Option(None, "--timeout", help="Give up waiting after this many seconds.")
+ConcOpt = concurrency_opt(4, "Worker threads (without --server).")
+TimeoutOpt = timeout_opt("Give up waiting after this many seconds.")
 
 
 @app.command()

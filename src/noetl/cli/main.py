@@ -10,7 +10,17 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, catalog_app
+from noetl.cli.app import (
+    JsonOpt,
+    PayloadOpt,
+    ServerOpt,
+    SetOpt,
+    StoreOpt,
+    app,
+    catalog_app,
+    concurrency_opt,
+    timeout_opt,
+)
 from noetl.cli.common import EXIT_INVALID, _client, _eid, _engine, build_args, fail, print_json
 
 
@@ -27,10 +37,9 @@ def _load(file: Path) -> Any:
 def run(file: Path = typer.Argument(..., help="Playbook YAML file."),
         set_: list[str] = SetOpt, payload: str = PayloadOpt, as_json: bool = JsonOpt,
         store: str = StoreOpt,
-        concurrency: int = typer.Option(4, "--concurrency", "-c", help="Worker threads."),
+        concurrency: int = concurrency_opt(4, "Worker threads."),
         merge: bool = typer.Option(False, "--merge", help="Deep-merge overrides into workload."),
-        timeout: float = typer.Option(None, "--timeout",
-                                      help="Cancel the execution after this many seconds."),
+        timeout: float = timeout_opt("Cancel the execution after this many seconds."),
         quiet: bool = typer.Option(False, "--quiet", "-q",
                                    help="Do not print the steps' output as it comes."),
         ) -> None:
@@ -109,18 +118,24 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             merge: bool = typer.Option(False, "--merge"),
             wait: bool = typer.Option(True, "--wait/--no-wait",
                                       help="Wait for the execution to end."),
-            concurrency: int = typer.Option(4, "--concurrency", "-c"),
-            timeout: float = typer.Option(None, "--timeout",
-                                          help="Cancel the execution after this many seconds.")
+            concurrency: int = concurrency_opt(4, "Worker threads (without --server)."),
+            timeout: float = timeout_opt("Cancel the execution after this many seconds."),
+            quiet: bool = typer.Option(False, "--quiet", "-q",
+                                       help="Do not print the steps' output as it comes."),
             ) -> None:
-    """Run a registered playbook by catalog path (locally, or on --server)."""
+    """Run a registered playbook by catalog path (locally, or on --server). Locally, what the
+    steps write is printed as it comes (-q hides it)."""
     args = build_args(set_, payload)
     if server:
         c = _client(server)
         started = c.run(path=path, version=version, args=args, merge=merge)
         eid = started["execution_id"]
-        if not wait:
-            print_json(started) if as_json else sys.stdout.write(f"started execution {eid}\n")
+        if not wait:  # the id alone on stdout (ID=$(noetl execute ... --no-wait))
+            if as_json:
+                print_json(started)
+            else:
+                sys.stderr.write(f"started execution {eid} on {c.server_url}\n")
+                sys.stdout.write(f"{eid}\n")
             raise typer.Exit(0)
         _follow_server(c, eid, timeout, as_json)
     from noetl.cli.run_cmd import follow_local
@@ -132,7 +147,7 @@ def execute(path: str = typer.Argument(..., help="Catalog path of a registered p
             ex = runner.start(path=path, version=version, args=args, merge=merge)
         except NotFound as exc:
             raise fail(str(exc)) from None
-        follow_local(runner, ex.execution_id, timeout, as_json)
+        follow_local(runner, ex.execution_id, timeout, as_json, quiet)
 
 
 def _follow_server(c: Any, execution_id: str, timeout: float | None, as_json: bool) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noetl.cli import logview
-from noetl.cli.common import EXIT_INVALID, ArgsError, parse_args
+from noetl.cli.common import EXIT_INVALID, ArgsError, concurrency_problem, parse_args, timeout_problem
 from noetl.cli.follow import Target, follow, live_wanted
 from noetl.dsl import load_playbook
 from noetl.errors import PlaybookError
@@ -109,6 +109,8 @@ def fast_run(argv: list[str]) -> Callable[[], None] | None:
         args = parse_args(ns.set_, ns.payload)
     except (_Refused, ArgsError):
         return None
+    if concurrency_problem(ns.concurrency) or timeout_problem(ns.timeout):
+        return None  # Typer's callbacks refuse the same values, with the usual message
     import noetl.local  # noqa: F401  (imported here, with the rest: entry.py freezes imports)
     from noetl.settings import Settings
 

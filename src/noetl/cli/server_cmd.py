@@ -168,14 +168,22 @@ def child_app() -> Any:
     return create_app(wait_for_store=True)
 
 
+PROBE_FIRST_DELAY, PROBE_MAX_DELAY = 0.5, 5.0  # seconds between tries: doubling, capped
+
+
 def _probe(backend: Any, patience: float = 60.0) -> None:
-    """Wait for the server (it may start after the worker); a refused token is fatal."""
+    """Wait up to ``patience`` seconds for the server (it may start after the worker), trying
+    again after 0.5 s, 1 s, 2 s, 4 s, then every 5 s; then exit 1 saying so. A refused token,
+    or any answer that is an error, is fatal at once."""
     import time
 
     from noetl.client import ApiError
 
-    deadline = time.monotonic() + patience
+    log = logging.getLogger("noetl.worker")
+    t0 = time.monotonic()
+    delay, tries = PROBE_FIRST_DELAY, 0
     while True:
+        tries += 1
         try:
             backend.client.request("GET", "/api/queue/size")
             return
@@ -186,11 +194,20 @@ def _probe(backend: Any, patience: float = 60.0) -> None:
                         else "set NOETL_API_TOKEN to the server's token")
                 sys.stderr.write(f"error: the server refused this worker: {exc} ({hint})\n")
                 raise typer.Exit(1) from None
-            if exc.status_code or time.monotonic() > deadline:
+            if exc.status_code:
                 sys.stderr.write(f"error: {exc}\n")
                 raise typer.Exit(1) from None
-            logging.getLogger("noetl.worker").warning("%s; retrying", exc)
-            time.sleep(1.0)
+            left = patience - (time.monotonic() - t0)
+            if left <= 0:
+                sys.stderr.write(
+                    f"error: {exc}; gave up after {tries} tries in {patience:g} s (start the "
+                    "server first, or check --server / NOETL_SERVER_URL; --connect-timeout / "
+                    "NOETL_WORKER_CONNECT_TIMEOUT waits longer)\n")
+                raise typer.Exit(1) from None
+            wait = min(delay, left)
+            log.warning("%s; trying again in %.1f s (giving up in %.1f s)", exc, wait, left)
+            time.sleep(wait)
+            delay = min(delay * 2, PROBE_MAX_DELAY)
 
 
 @worker_app.command("start")
@@ -218,6 +235,10 @@ def worker_start(
             1, "--processes", "-p", envvar="NOETL_WORKER_PROCESSES", min=1,
             help="Worker processes, each with --concurrency threads (one Python process "
                  "uses one core)."),
+        connect_timeout: float = typer.Option(
+            60.0, "--connect-timeout", envvar="NOETL_WORKER_CONNECT_TIMEOUT", min=0,
+            help="Seconds to wait for --server to answer at start (trying again after 0.5 s, "
+                 "doubling up to 5 s); then exit 1."),
         supervise: bool = typer.Option(
             True, "--supervise/--no-supervise", envvar="NOETL_WORKER_SUPERVISE",
             help="Run the worker processes under a supervisor that starts again any that dies "
@@ -250,13 +271,14 @@ def worker_start(
         raise typer.Exit(_supervise(processes, worker_id, grace + wait_seconds + 5, [
             "--concurrency", str(concurrency), "--wait-seconds", str(wait_seconds),
             "--grace", str(grace), "--log-level", log_level,
+            "--connect-timeout", str(connect_timeout),
             *(["--server", server] if server and not store else []),
             *(["--lease-seconds", str(lease_seconds)] if lease_seconds else [])]))
     if store:
         _run_direct(store, concurrency, threads_why, worker_id, lease_seconds, grace, settings)
     backend = HttpBackend(server, lease_seconds=lease_seconds, wait_seconds=wait_seconds,
                           max_connections=concurrency + 8, settings=settings)
-    _probe(backend)
+    _probe(backend, connect_timeout)
     pool = WorkerPool(backend, concurrency, backend.services(), worker_id=worker_id,
                       meta={"server": backend.client.server_url})
     stop = _stop_on_signals("stopping")

@@ -483,6 +483,10 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
             checks.check_keys(c, w, item, EDGE_KEYS, error=True, what="edge key")
             name, args = item["step"], {**(extra or {}), **_edge_args(item)}
             line = _line(item) or line
+        elif isinstance(item, dict) and any(k not in EDGE_KEYS for k in item):
+            # a misspelt key (`els: [end]`) is the mistake, not the missing step
+            checks.check_keys(c, w, item, EDGE_KEYS, error=True, what="edge key")
+            return
         else:
             c.error(w, "an edge needs 'step' (the target step name)", line)
             return

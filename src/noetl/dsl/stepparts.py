@@ -35,7 +35,8 @@ def _check_retry(c: Reporter, where: str, s: dict[str, Any]) -> RetryPolicy | No
     kw: dict[str, Any] = {}
     for key, val in r.items():
         if key not in RETRY_KEYS:
-            c.error(w, f"unknown key '{key}' (known: {', '.join(sorted(RETRY_KEYS))})", _line(r, key))
+            c.error(w, f"unknown key '{key}'{checks.did_you_mean(str(key), RETRY_KEYS)} "
+                    f"(known: {', '.join(sorted(RETRY_KEYS))})", _line(r, key))
             continue
         if key in ("retry_when", "stop_when"):
             if not isinstance(val, str):

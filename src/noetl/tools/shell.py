@@ -8,19 +8,26 @@
 - ``cwd``: the directory it runs in (default: the worker's).
 - the step's ``timeout`` (seconds): past it the process group is killed and the step fails
   with ``TimeoutError``; cancelling the execution kills it too.
+- the command runs in a process group of its own; when the command ends, whatever is left
+  of that group (``sleep 60 &``, a daemon that did not start its own session) is killed: a
+  step leaves no process behind. The group is killed while the command's exited process is
+  not yet reaped, so its id cannot have been reused.
 
 What it writes goes to the step's log as it comes (stdout, stderr: ``noetl logs``), and the
 result is ``{exit_code, stdout, stderr}`` (the first 64 KiB of stdout, the last 4,000
-characters of stderr). A non-zero exit fails the step (``ShellExit``, the tail of stderr in the
-message). A command that cannot start (not found, not executable, no such ``cwd``) or a
-configuration that is not one fails at once, not retried (``ShellError``: the spec's
-``non_retryable``): no retry can make it start. A timeout and a non-zero exit are retried
-as the step's retry policy says (a slow network, a busy service may pass the next time).
+characters of stderr; ``exit_code`` is ``-N`` for a command killed by signal N). A non-zero
+exit fails the step (``ShellExit``, the tail of stderr in the message: ``exited with status
+3``, or ``killed by signal 9 (SIGKILL)``). A command that cannot start (not found, not
+executable, no such ``cwd``) or a configuration that is not one fails at once, not retried
+(``ShellError``: the spec's ``non_retryable``): no retry can make it start. A timeout and a
+non-zero exit are retried as the step's retry policy says (a slow network, a busy service
+may pass the next time).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -83,17 +90,49 @@ def run(call: ToolCall) -> Any:
     result = {"exit_code": proc.returncode, "stdout": stdout, "stderr": stderr}
     if proc.returncode != 0:
         tail = stderr.strip()[-TAIL:]
-        raise ToolError(f"shell: command exited with status {proc.returncode}"
+        raise ToolError(f"shell: command {_ended(proc.returncode)}"
                         + (f": {tail}" if tail else ""), "ShellExit", data=result)
     return result
 
 
+def _ended(returncode: int) -> str:
+    """How a command that failed ended: ``exited with status 3``, ``killed by signal 9
+    (SIGKILL)`` (Popen's returncode is -N for signal N)."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = f" ({signal.Signals(-returncode).name})"
+    except ValueError:
+        name = ""
+    return f"killed by signal {-returncode}{name}"
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the command has exited, leaving it unreaped (a zombie holds its pid, and so the
+    process group's id, until :func:`_end_group`)."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of the command's process group (background children), then reap
+    the command."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def _wait(proc: subprocess.Popen[bytes], call: ToolCall, tails: list[_Tail]) -> None:
     """Wait for the process, tailing its output into the step's log; kill its process group
-    on timeout or cancellation."""
+    on timeout or cancellation, and what is left of it when the process has exited."""
     deadline = time.monotonic() + call.timeout if call.timeout else float("inf")
     cancelled = call.services.cancelled
-    while proc.poll() is None:
+    nap = 0.0005  # as Popen.wait(timeout): a quick command is not kept waiting
+    while not _exited(proc):
         for t in tails:
             t.pump()
         if cancelled is not None and cancelled.is_set():
@@ -105,7 +144,6 @@ def _wait(proc: subprocess.Popen[bytes], call: ToolCall, tails: list[_Tail]) -> 
             _kill(proc)  # type: ignore[arg-type]
             raise ToolError(f"shell: command timed out after {call.timeout or 0:g} s "
                             "(process killed)", "TimeoutError")
-        try:
-            proc.wait(min(left, 0.1))
-        except subprocess.TimeoutExpired:
-            continue
+        time.sleep(min(left, nap))  # (waitid cannot wait with a timeout and not reap)
+        nap = min(nap * 2, 0.05)
+    _end_group(proc)
