@@ -72,6 +72,16 @@ def test_invalid_playbook_exit_2(cli, tmp_path: Path) -> None:
         assert "line 6" in p.stderr
 
 
+def test_validate_counts_the_steps_in_words(cli, tmp_path: Path) -> None:
+    f = tmp_path / "one.yaml"
+    f.write_text("apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: one}\nworkflow:\n"
+                 "  - step: start\n    type: noop\n")
+    p = cli("validate", str(f))
+    assert p.returncode == 0 and p.stdout.strip().endswith("valid playbook 'one' (1 step)")
+    p = cli("validate", str(FIX / "hello_world/hello_world.yaml"))
+    assert p.returncode == 0 and p.stdout.strip().endswith(" steps)"), p.stdout
+
+
 def test_catalog_execute_status_events(cli) -> None:
     p = cli("catalog", "register", str(FIX / "hello_world/hello_world.yaml"), "--json")
     assert p.returncode == 0, p.stderr

@@ -70,7 +70,9 @@ def run(files: list[Path], as_json: bool) -> int:
             if r["valid"]:
                 for w in lines:
                     sys.stderr.write(f"warning: {r['file']}: {w}\n")
-                sys.stdout.write(f"{r['file']}: valid playbook '{r['path']}' ({r['steps']} steps)\n")
+                n = r["steps"]
+                sys.stdout.write(f"{r['file']}: valid playbook '{r['path']}' "
+                                 f"({n} step{'' if n == 1 else 's'})\n")
             else:
                 marks = ["warning: " if p["severity"] == "warning" else "" for p in r["problems"]]
                 sys.stderr.write(f"{r['file']}: invalid playbook\n"
