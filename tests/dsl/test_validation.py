@@ -281,3 +281,10 @@ def test_one_pass_reports_shape_template_code_and_warnings_together(tmp_path: Pa
     assert got[-1][:2] == ("warning", 12) and "did you mean 'timeout'" in got[-1][2]
     assert not any("unreachable" in m for _, _, m in got)
     assert "warning: step 'start' (line 12)" in str(e.value)
+
+
+def test_the_stored_snapshot_key_is_reserved() -> None:
+    """A playbook's own top-level ``_noetl_source`` would be read back as the stored file and
+    code lines when its plan is rebuilt from the store: refused, with its line."""
+    got = problems(HEAD + "_noetl_source: {source: x.yaml}\nworkflow:\n  - step: start\n")
+    assert got == ["_noetl_source (line 4): reserved for NoETL's stored copy of a playbook"]

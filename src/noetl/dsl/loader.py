@@ -143,10 +143,17 @@ def build_playbook(doc: Any, source: str = "<playbook>") -> Playbook:
     )
 
 
+# a stored snapshot's own key beside the playbook (noetl.plan.compiler: its file and code
+# lines); a playbook may not use it, else a rebuilt plan would read it as ours
+SNAPSHOT_KEY = "_noetl_source"
+
+
 def _check_header(c: _Checker, doc: LineDict) -> None:
     """The top-level keys, the triggers, ``apiVersion`` and ``kind``."""
     for key in doc:
-        if key not in TOP_KEYS:
+        if key == SNAPSHOT_KEY:
+            c.error(key, "reserved for NoETL's stored copy of a playbook", doc.line_of(key))
+        elif key not in TOP_KEYS:
             c.warn(key, "unknown top-level key (ignored)" + did_you_mean(str(key), TOP_KEYS),
                    doc.line_of(key))
     check_triggers(c, doc)

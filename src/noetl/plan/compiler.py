@@ -18,7 +18,7 @@ from typing import Any
 
 from noetl.dsl import tools_spec
 from noetl.dsl.gcpause import without_gc
-from noetl.dsl.loader import build_playbook
+from noetl.dsl.loader import SNAPSHOT_KEY, build_playbook
 from noetl.dsl.model import Edge, Playbook, RetryPolicy
 from noetl.errors import NoetlError
 from noetl.templates import names_in
@@ -83,9 +83,9 @@ class Plan:
                                            "code_lines": dict(self.code_lines)}}
 
 
-# The key of a stored snapshot that is not the playbook's own (see Plan.snapshot); snapshots
-# stored before it existed have none and compile as before, without line numbers
-SNAPSHOT_KEY = "_noetl_source"
+# SNAPSHOT_KEY (noetl.dsl.loader, which refuses it in a playbook): the key of a stored snapshot
+# that is not the playbook's own (see Plan.snapshot); snapshots stored before it existed have
+# none and compile as before, without line numbers
 
 
 # `type: save` steps: these top-level keys are the step's save (same forms as an inline save)
