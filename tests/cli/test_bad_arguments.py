@@ -24,6 +24,9 @@ TYPER_ONLY = ("-c", "import sys; sys.argv[0] = 'noetl'; from noetl.cli.main impo
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
     env["NOETL_HOME"] = str(tmp_path / "home")
+    # wide enough that Typer's error box never breaks a long temporary path in two (it
+    # wrapped at a width the path's length decided: passed or failed with pytest's tmp dir)
+    env["COLUMNS"] = "1000"
     return env
 
 
@@ -106,3 +109,14 @@ def test_other_running_commands_refuse_the_same_values(tmp_path: Path,
                                                        command: tuple[str, ...]) -> None:
     _refused(_cli(tmp_path, *command, "--timeout", "0"), "--timeout", "more than 0 seconds")
     _refused(_cli(tmp_path, *command, "-c", "-3"), "--concurrency", "at least 1")
+
+
+def test_a_server_refused_at_startup_says_why_without_a_traceback(tmp_path: Path) -> None:
+    """One server process (SQLite) as several (PostgreSQL): what it would refuse at startup
+    (here an unreadable NOETL_NOTIFY file) is exit 1 with the reason, before uvicorn starts."""
+    env = {**_env(tmp_path), "NOETL_NOTIFY": f"@{tmp_path / 'nope.json'}"}
+    p = subprocess.run([sys.executable, "-m", "noetl", "server", "start", "--port", "0"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "error: NOETL_NOTIFY: cannot read" in p.stderr and "nope.json" in p.stderr
+    assert "Traceback" not in p.stderr and "startup failed" not in p.stderr

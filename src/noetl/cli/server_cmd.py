@@ -76,18 +76,18 @@ def server_start(
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         sys.stderr.write("warning: binding a non-loopback address without NOETL_API_TOKEN: "
                          "the API is open to anyone who can reach it\n")
+    if processes > 1 and not caps.multi_process:
+        shared = " or ".join(c.name for c in (backend_for(p[0]).capabilities
+                                              for p in BACKENDS) if c.multi_process)
+        sys.stderr.write(f"error: --processes needs a {shared} store ({caps.name} has "
+                         f"{caps.note}): {url}\n")
+        raise typer.Exit(2)
+    if processes > 1 and workers:
+        sys.stderr.write("error: --workers runs in one server process; with --processes "
+                         "run `noetl worker start` processes instead\n")
+        raise typer.Exit(2)
+    _check_once(url, settings)  # what a server process would refuse, refused here at once
     if processes > 1:
-        if not caps.multi_process:
-            shared = " or ".join(c.name for c in (backend_for(p[0]).capabilities
-                                                  for p in BACKENDS) if c.multi_process)
-            sys.stderr.write(f"error: --processes needs a {shared} store ({caps.name} has "
-                             f"{caps.note}): {url}\n")
-            raise typer.Exit(2)
-        if workers:
-            sys.stderr.write("error: --workers runs in one server process; with --processes "
-                             "run `noetl worker start` processes instead\n")
-            raise typer.Exit(2)
-        _check_once(url, settings)  # what each process would refuse, refused here at once
         os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
         sys.stderr.write(f"noetl server: {processes} processes on port {port} "
                          f"({sized.processes_why})\n")
@@ -137,7 +137,7 @@ def _sizes(processes: int | None, threads: int | None, workers: bool,
 
 
 def _check_once(url: str, settings: Any) -> None:
-    """Before starting several server processes: the store opens (and is migrated), its
+    """Before starting the server's processes: the store opens (and is migrated), its
     stored credentials can be decrypted, NOETL_NOTIFY is valid; else exit 1 with the reason
     (a server process refusing to start would otherwise only be restarted by uvicorn)."""
     from noetl.credentials import check_credentials_key
