@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from noetl.api.deps import ApiState, allowed_hosts, host_refusal, protected, token_ok
+from noetl.api.deps import RETRY_AFTER, ApiState, allowed_hosts, host_refusal, protected, token_ok
 from noetl.api.metrics import Metrics
 from noetl.credentials import check_credentials_key
 from noetl.errors import (
@@ -27,7 +27,6 @@ from noetl.settings import Settings
 from noetl.templates import configure
 
 log = logging.getLogger("noetl.api")
-RETRY_AFTER = 5  # seconds, on a 503 while the database is unavailable
 
 
 def store_error_classes() -> tuple[list[type[Exception]], list[type[Exception]]]:
@@ -128,30 +127,30 @@ def _install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
 
-async def _open_store(opener: Any, patient: bool) -> Any:
-    """The store ``opener`` opens, its credentials key checked; while the database cannot be
-    reached and ``patient``, retried (every 0.5 s doubling to 5 s, each wait logged)."""
+async def _open_store(url: str | None, settings: Settings, patient: bool) -> Any:
+    """The store at ``url``, its credentials key checked; while the database cannot be
+    reached (the backend's :meth:`~noetl.store.base.Store.unavailable`) and ``patient``,
+    retried (every 0.5 s doubling to 5 s, each wait logged)."""
     import anyio
 
-    _, db_errors = store_error_classes()
+    from noetl.store import open_store
+    from noetl.store.factory import backend_for
+
+    backend = backend_for(url or settings.default_store_url())
     delay = 0.5
     while True:
         store = None
         try:
-            store = opener()
+            store = open_store(url, settings)
             check_credentials_key(store)
             return store
-        except tuple(db_errors) as exc:
+        except Exception as exc:
             if store is not None:
                 store.close()
-            if not patient:
+            if not (patient and backend.unavailable(exc)):
                 raise
             log.warning("database unavailable at startup (%s); retrying in %.1f s",
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__, delay)
-        except Exception:
-            if store is not None:
-                store.close()
-            raise
         await anyio.sleep(delay)
         delay = min(delay * 2, 5.0)
 
@@ -220,11 +219,10 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
         import anyio.to_thread
 
         from noetl.engine.core import Engine
-        from noetl.store import open_store
 
         # lease long-polls hold a thread each; give the sync routes room
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        store = await _open_store(lambda: open_store(store_url, settings), wait_for_store)
+        store = await _open_store(store_url, settings, wait_for_store)
         eng = Engine(store, lease_seconds, settings)
         metrics = Metrics()
         try:

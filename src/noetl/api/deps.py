@@ -25,6 +25,7 @@ HOOK_TRIGGER = re.compile(r"^/api/hooks/[^/]+/?$")
 # Host names a credential-data read may be addressed to when no NOETL_ALLOWED_HOSTS is set and
 # no token is configured: a page a browser loaded from another name (DNS rebinding) is refused.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+RETRY_AFTER = 5  # seconds, on a 503 while the database is unavailable (handlers and /ready)
 
 
 def allowed_hosts(token: str | None, configured: str | None = None) -> frozenset[str]:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from noetl.api.deps import engine, parse_id, secrets_refusal, state
+from noetl.api.deps import RETRY_AFTER, engine, parse_id, secrets_refusal, state
 from noetl.api.schemas import CredentialIn, RenderRequest
 from noetl.errors import NotFound
 
@@ -30,7 +30,7 @@ def ready(request: Request) -> JSONResponse:
         if not st.store.unavailable(exc):
             raise
         return JSONResponse({"status": "unavailable", "detail": "the database is unavailable"},
-                            status_code=503, headers={"Retry-After": "5"})
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
     return JSONResponse({"status": "ready"})
 
 
