@@ -72,7 +72,7 @@ def dumps(value: Any) -> str:
 # refuses (an integer beyond 64 bits, a key that is not a string, a lone surrogate, nesting
 # deeper than 254) is encoded by :func:`dumps` instead. NaN and infinities, which the worker
 # never reports (``worker/recordable.py``), become ``null`` where :func:`dumps` writes NaN.
-_ORJSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+ORJSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 # an integer orjson would read as a float (more than 64 bits): the stdlib reads it exactly
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
 
@@ -80,7 +80,7 @@ _LONG_DIGITS = re.compile(rb"[0-9]{20}")
 def dumpb(value: Any) -> bytes:
     """:func:`dumps` as UTF-8 bytes, fast (orjson)."""
     try:
-        return orjson.dumps(value, default=json_default, option=_ORJSON_OPTS)
+        return orjson.dumps(value, default=json_default, option=ORJSON_OPTS)
     except TypeError:  # orjson.JSONEncodeError: beyond orjson, not beyond JSON
         return _COMPACT.encode(value).encode()
 

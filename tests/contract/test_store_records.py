@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+from noetl.domain.lifecycle import StepStatus
 from noetl.domain.records import Event
 from noetl.ids import new_id
 from noetl.store import Store
+from noetl.templates import dumps
 from tests.contract.rows import make_exec, make_step
 
 # -- catalog -------------------------------------------------------------------------------
@@ -162,6 +170,28 @@ def test_steps_upsert_subset_and_results(store: Store) -> None:
         tx.mark_step_running(ex.execution_id, "q")
     with store.read() as tx:
         assert tx.get_steps(ex.execution_id, ["q"])["q"].status == "RUNNING"
+
+
+def test_stored_json_reads_back_as_the_stdlib_writes_it(store: Store) -> None:
+    """The stored JSON (orjson where it agrees with the stdlib, the stdlib where it refuses
+    or writes null) reads back as ``json.loads(dumps(value))``: NaN and infinities stay
+    themselves (never null), a long integer an integer, a number key a string."""
+    values: list[Any] = [
+        {"n": math.nan, "i": math.inf, "m": -math.inf}, [math.nan, None], {"x": None},
+        10**30, {1: "one", 2.5: "x", False: "f", None: "n"}, 1e-05, 0.1, 1e16, -0.0, 2**64 - 1,
+        {"t": datetime.datetime(2024, 1, 2, 3, 4, 5), "d": Decimal("1.5"), "s": {1},
+         "tu": (1, "a"), "st": StepStatus.RUNNING, "u": "é\n\u2028\x1f\"\\"},
+        {"deep": [[[{"a": [1.5, "b", False]}]]]}, "text", [], {},
+    ]
+    ex = make_exec()
+    with store.transaction() as tx:
+        tx.insert_execution(ex)
+        tx.save_steps([make_step(ex.execution_id, f"s{i}", result=v, has_result=True)
+                       for i, v in enumerate(values)])
+    with store.read() as tx:
+        rows = tx.get_steps(ex.execution_id)
+    for i, v in enumerate(values):
+        assert repr(rows[f"s{i}"].result) == repr(json.loads(dumps(v))), v
 
 
 # -- events --------------------------------------------------------------------------------

@@ -4,23 +4,36 @@ jobs. Below :mod:`noetl.store.sql` and the SQL mixins, which all import it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from noetl.domain.lifecycle import ExecutionStatus, JobKind, JobStatus, StepStatus
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
-from noetl.templates import dumps
+from noetl.templates import ORJSON_OPTS, dumps, json_default, loadb
 
 
 def jd(value: Any) -> str | None:
-    return None if value is None else dumps(value)
+    """Stored JSON text, read back by :func:`jl` as the value :func:`noetl.templates.dumps`
+    writes (orjson, some 7 times faster, where it agrees: its text differs only in the
+    spelling of some floats, ``0.00001`` for ``1e-05``). :func:`dumps` writes it when orjson
+    refuses the value (see :func:`noetl.templates.dumpb`) or writes a ``null``: None, but
+    also a NaN or infinity, which :func:`dumps` keeps."""
+    if value is None:
+        return None
+    try:
+        raw = orjson.dumps(value, default=json_default, option=ORJSON_OPTS)
+    except TypeError:  # orjson.JSONEncodeError
+        return dumps(value)
+    return dumps(value) if b"null" in raw else raw.decode()
 
 
 def jl(text: Any) -> Any:
+    """A stored JSON text's value, exactly as ``json.loads`` reads it (:func:`loadb`)."""
     if text is None:
         return None
     if isinstance(text, str | bytes):
-        return json.loads(text)
+        return loadb(text)
     return text
 
 
