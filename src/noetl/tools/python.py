@@ -13,6 +13,7 @@ item); ``**kwargs`` receives every arg.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import inspect
 import json
@@ -20,13 +21,14 @@ import linecache
 import re
 import traceback
 import types
+import uuid
 from functools import lru_cache
 from typing import Any
 
 from noetl.errors import ToolError
 from noetl.tools.base import ToolCall
 from noetl.tools.output import capture
-from noetl.tools.step_env import StepExit
+from noetl.tools.step_env import StepExit, step_builtins, step_os
 
 _MISSING = object()
 
@@ -92,6 +94,7 @@ def _code(action: dict[str, Any]) -> str:
 
 
 def _unview(v: Any) -> Any:
+    # imported on use, not at the top: importing this module does not load Jinja
     from noetl.templates import _unview as u
 
     return u(v)
@@ -165,15 +168,12 @@ def call_main(main: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
 def step_globals(ctx: dict[str, Any]) -> dict[str, Any]:
     """Names the step's code sees without importing (NoETL's set): ``context`` (the render
     context as plain data), ``json``, ``os``, ``datetime``, ``uuid``."""
-    import datetime
-    import uuid
-
-    from noetl.tools.step_env import step_builtins, step_os
+    from noetl.templates import _unview as plain  # (see _unview)
 
     os = step_os()  # scrubbed environment; os._exit fails the step
     return {"__name__": "__noetl_step__", "__builtins__": step_builtins(os), "json": json,
             "os": os, "datetime": datetime, "uuid": uuid,
-            "context": {k: _unview(v) for k, v in ctx.items()}}
+            "context": {k: plain(v) for k, v in ctx.items()}}
 
 
 def isolated(call: ToolCall) -> bool:

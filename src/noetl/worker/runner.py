@@ -20,7 +20,7 @@ from noetl.domain.wire import ErrorInfo, LogRecord, Outcome, Work
 from noetl.dsl.tools_spec import spec, unrendered
 from noetl.errors import ToolError, user_details
 from noetl.settings import Settings
-from noetl.templates import context, render, render_step_args, tool_context
+from noetl.templates import context, dumps, render, render_step_args, tool_context
 from noetl.tools.base import Services, ToolCall
 from noetl.tools.output import StepLog, capture_job
 from noetl.tools.registry import get_tool
@@ -290,8 +290,6 @@ def _small(args: dict[str, Any] | None) -> Any:
     """The rendered input, kept on the step row for people to inspect (large ones cut)."""
     if not args:
         return None
-    from noetl.templates import dumps
-
     try:
         text = dumps(args)
     except (ValueError, TypeError, RecursionError) as exc:  # the outcome check names the value
