@@ -141,3 +141,21 @@ def test_unreachable_postgres_fails_at_once_with_a_clear_error() -> None:
         open_store(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
     assert time.monotonic() - t0 < 5
     assert str(port) in str(err.value)
+
+
+def test_sqlite_binds_named_parameters_by_position() -> None:
+    """SQLite statements go to sqlite3 with numbered ``?N`` parameters and a tuple: a name
+    used twice is one number, a ``::`` is no parameter, extra keys are ignored."""
+    import sqlite3
+
+    from noetl.store.sqlite import positional
+
+    text, values = positional("SELECT :a, :b, :a, 'x::y', CAST(:b AS TEXT), :c_1")
+    assert text == "SELECT ?1, ?2, ?1, 'x::y', CAST(?2 AS TEXT), ?3"
+    conn = sqlite3.connect(":memory:")
+    params = {"c_1": "é", "b": None, "a": 7, "unused": 1}
+    assert conn.execute(text, values(params)).fetchone() == (7, None, 7, "x::y", None, "é")
+    one, value = positional("SELECT :only + 1")
+    assert conn.execute(one, value({"only": 41})).fetchone() == (42,)
+    none, empty = positional("SELECT 1")
+    assert (none, empty({})) == ("SELECT 1", ())

@@ -40,7 +40,7 @@ from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
 from noetl.store.pg_unit import PgUnit
 from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
-from noetl.store.sqlops import IN_TREE, tree_cte
+from noetl.store.sqlops import IN_TREE, PARAM, tree_cte
 
 log = logging.getLogger("noetl.store.postgres")
 
@@ -51,7 +51,6 @@ MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migra
 DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
 # serialization failure, deadlock, lock not available (lock_timeout, see get_execution)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
 _E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
 _N_EXEC = len(EXEC_SELECT.split(","))
@@ -88,7 +87,7 @@ def _leased(rows: list[Any], prev: dict[int, str] | None) -> list[tuple[Job, str
 @lru_cache(maxsize=1024)
 def to_pyformat(sql: str) -> str:
     """``:name`` parameters to psycopg's ``%(name)s``; literal ``%`` doubled. ``::`` casts stay."""
-    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+    return PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
 _INSERT_VALUES = re.compile(r"^(INSERT INTO \w+ \([^()]*\) VALUES )\(([^()]*)\)(.*)$", re.S)
@@ -114,7 +113,7 @@ def _multi_row(sql: str) -> tuple[str, tuple[str, ...], str] | None:
     if m is None:
         return None
     names = tuple(p.strip()[1:] for p in m.group(2).split(","))
-    if not all(n.isidentifier() for n in names) or _PARAM.search(m.group(1) + m.group(3)):
+    if not all(n.isidentifier() for n in names) or PARAM.search(m.group(1) + m.group(3)):
         return None  # parameters outside the VALUES list: not for this rewrite
     return m.group(1).replace("%", "%%"), names, m.group(3).replace("%", "%%")
 

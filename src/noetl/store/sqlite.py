@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.rows import JOB_COLS, _job
 from noetl.store.sql import SqlTx
-from noetl.store.sqlops import IN_TREE, tree_cte
+from noetl.store.sqlops import IN_TREE, PARAM, tree_cte
 
 # sqlite3 binds int, float, str and bytes as they are, but sends any other value, None too,
 # through its adaptation protocol: for None a registry miss and two failed attribute look-ups,
@@ -26,15 +29,39 @@ _NULL: dict[None, None] = {}
 sqlite3.register_adapter(type(None), _NULL.get)
 
 
+Values = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+
+@lru_cache(maxsize=1024)
+def positional(sql: str) -> tuple[str, Values]:
+    """``:name`` parameters to numbered ``?N`` ones (one number per name), and the function
+    taking their values from a parameter dict in that order. sqlite3 binds a dict by asking
+    SQLite each parameter's name and looking it up (a new string per parameter and row), a
+    tuple by position."""
+    numbers: dict[str, int] = {}
+
+    def number(m: re.Match[str]) -> str:
+        return f"?{numbers.setdefault(m.group(1), len(numbers) + 1)}"
+
+    text = PARAM.sub(number, sql)
+    names = list(numbers)
+    if len(names) == 1:
+        only = names[0]
+        return text, lambda p: (p[only],)
+    return text, (itemgetter(*names) if names else lambda p: ())
+
+
 class SqliteTx(SqlTx):
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        return self.conn.execute(sql, params or {})
+        text, values = positional(sql)
+        return self.conn.execute(text, values(params) if params else ())
 
     def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        self.conn.executemany(sql, rows)
+        text, values = positional(sql)
+        self.conn.executemany(text, map(values, rows))
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:

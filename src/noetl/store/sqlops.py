@@ -4,9 +4,11 @@ for logs, workers and triggers only call them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
+PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # a ``:name`` parameter (not a ``::`` cast)
 IN_TREE = " AND execution_id IN (SELECT id FROM tree)"  # a queue row of the executions below
 
 
