@@ -96,11 +96,23 @@ def test_lone_surrogate_and_nul_still_made_recordable() -> None:
     assert out["status"] == "ok" and out["data"] == {"s": "a\\ud800b"}
 
 
+def test_recordable_outcome_beyond_plain_json_is_returned_as_is() -> None:
+    """What the orjson fast path leaves to the stdlib's check (a tuple, a number key, a
+    datetime) is still recordable as it is."""
+    import datetime
+
+    outcome = {"status": "ok", "data": {"t": (1, "a"), 2: None,
+                                        "d": datetime.date(2024, 1, 2)}, "meta": None}
+    assert check(outcome) is outcome
+
+
 @pytest.mark.parametrize("value, message", [
     (float("nan"), "not a JSON number"),
+    ([None, 1.5, float("inf")], "not a JSON number"),
+    ({"x": None, "m": float("-inf")}, "not a JSON number"),
     (10 ** 5000, "more than 4000 digits"),
     ({(1, 2): 1}, "key of type tuple"),
-], ids=["nan", "huge-int", "tuple-key"])
+], ids=["nan", "inf-beside-null", "minus-inf", "huge-int", "tuple-key"])
 def test_unrecordable_values_still_refused(value: Any, message: str) -> None:
     out = check({"status": "ok", "data": {"v": value}})
     assert out["status"] == "error" and message in out["error"]["message"]

@@ -16,8 +16,10 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from noetl.domain.wire import Outcome
-from noetl.templates import json_default
+from noetl.templates import ORJSON_OPTS, json_default
 
 MAX_DIGITS = 4000  # Python refuses to print longer integers (sys.get_int_max_str_digits)
 _KEY_TYPES = (str, int, float, bool, type(None))
@@ -30,8 +32,10 @@ class Unrecordable(ValueError):
 
 
 def check(outcome: Outcome) -> Outcome:
-    """``outcome`` unchanged when it encodes cleanly (the common case: one ``json.dumps``),
+    """``outcome`` unchanged when it encodes cleanly (the common case: :func:`_plain`),
     else a cleaned copy, or an error outcome naming what cannot be recorded."""
+    if _plain(outcome):
+        return outcome
     try:
         text = _ENCODER.encode(outcome)
         if "\x00" not in text and "\\u0000" not in text:
@@ -48,6 +52,18 @@ def check(outcome: Outcome) -> Outcome:
                 "error": {"message": f"the step's outcome cannot be recorded: {exc}",
                           "type": "UnrecordableResult"},
                 "envelope": {"status": "error", "error": str(exc)}}
+
+
+def _plain(outcome: Outcome) -> bool:
+    """The outcome is plain JSON data that encodes cleanly, found out fast (orjson, several
+    times faster than the stdlib's encoder): orjson refuses all the stdlib refuses (and more:
+    a number key, a tuple read back as a list, fall back to the stdlib's check) but a NaN or
+    an infinity, which it writes as null; read back, that null makes the outcome unequal."""
+    try:
+        raw = orjson.dumps(outcome, default=json_default, option=ORJSON_OPTS)
+        return b"\\u0000" not in raw and bool(orjson.loads(raw) == outcome)
+    except Exception:  # refused, or a value that cannot be compared: the stdlib decides
+        return False
 
 
 def text(s: str) -> str:
