@@ -17,15 +17,25 @@ def jd(value: Any) -> str | None:
     """Stored JSON text, read back by :func:`jl` as the value :func:`noetl.templates.dumps`
     writes (orjson, some 7 times faster, where it agrees: its text differs only in the
     spelling of some floats, ``0.00001`` for ``1e-05``). :func:`dumps` writes it when orjson
-    refuses the value (see :func:`noetl.templates.dumpb`) or writes a ``null``: None, but
-    also a NaN or infinity, which :func:`dumps` keeps."""
+    refuses the value (see :func:`noetl.templates.dumpb`), and when it wrote a ``null`` that
+    may be a NaN or an infinity (which :func:`dumps` keeps): one that does not read back as
+    the value (a NaN or infinity read back as None makes it unequal)."""
     if value is None:
         return None
     try:
         raw = orjson.dumps(value, default=json_default, option=ORJSON_OPTS)
     except TypeError:  # orjson.JSONEncodeError
         return dumps(value)
-    return dumps(value) if b"null" in raw else raw.decode()
+    if b"null" in raw and not _reads_back(raw, value):
+        return dumps(value)
+    return raw.decode()
+
+
+def _reads_back(raw: bytes, value: Any) -> bool:
+    try:
+        return bool(orjson.loads(raw) == value)
+    except Exception:  # a value that cannot be compared
+        return False
 
 
 def jl(text: Any) -> Any:
