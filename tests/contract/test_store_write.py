@@ -150,6 +150,7 @@ def test_lock_job_reading_returns_the_rows_it_read(store: Store) -> None:
         job, ex, rows = got
         assert (job.queue_id, job.step) == (qid, "a")
         assert ex is not None and ex.execution_id == eid
+        assert (job, ex) == (tx.get_job(qid), tx.get_execution(eid))  # every column, as read alone
         if rows is not None:  # a store may leave them to be read after
             assert rows == tx.get_steps(eid, ["a", "nope"])
             assert set(rows) == {"a"}

@@ -20,8 +20,10 @@ from typing import Any
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
 from noetl.store.rows import (
-    EXEC_SELECT,
+    E_COLS,
     JOB_COLS,
+    N_EXEC,
+    Q_COLS,
     STEP_COLS,
     _event_params,
     _exec,
@@ -110,13 +112,10 @@ def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, exec
     return "WITH " + ", ".join(ctes) + " " + main
 
 
-_E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
-_Q_COLS = ", ".join("q." + c for c in _JOB)
 _S_COLS = ", ".join("s." + c for c in _STEP)
-_N_EXEC = len(EXEC_SELECT.split(","))
 _N_JOB = len(_JOB)
 LOCK_READING = (
-    f"SELECT {_E_COLS}, {_Q_COLS}, e.xmin = (SELECT x.xmin FROM execution x "
+    f"SELECT {E_COLS}, {Q_COLS}, e.xmin = (SELECT x.xmin FROM execution x "
     "WHERE x.execution_id = q.execution_id), " + _S_COLS + " FROM queue q "
     "JOIN execution e ON e.execution_id = q.execution_id LEFT JOIN step_state s "
     "ON s.execution_id = q.execution_id AND s.step = ANY(:names) "
@@ -192,10 +191,10 @@ class PgUnit(SqlTx):
         if not rows:
             return None
         first = rows[0]
-        ex = _exec(first[:_N_EXEC])
-        job = _job(first[_N_EXEC:_N_EXEC + _N_JOB])
+        ex = _exec(first[:N_EXEC])
+        job = _job(first[N_EXEC:N_EXEC + _N_JOB])
         self._exec_locks.add(ex.execution_id)
-        if first[_N_EXEC + _N_JOB] is not True:  # the row changed after the snapshot
+        if first[N_EXEC + _N_JOB] is not True:  # the row changed after the snapshot
             return job, ex, None
-        k = _N_EXEC + _N_JOB + 1
+        k = N_EXEC + _N_JOB + 1
         return job, ex, {r[k + 1]: _step(r[k:]) for r in rows if r[k] is not None}

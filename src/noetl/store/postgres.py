@@ -39,7 +39,7 @@ from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
 from noetl.store.pg_unit import PgUnit
-from noetl.store.rows import EXEC_SELECT, JOB_COLS, _exec, _job
+from noetl.store.rows import E_COLS, EXEC_SELECT, N_EXEC, Q_COLS, _exec, _job
 from noetl.store.sqlops import IN_TREE, PARAM, tree_cte
 
 log = logging.getLogger("noetl.store.postgres")
@@ -51,9 +51,6 @@ MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migra
 DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
 # serialization failure, deadlock, lock not available (lock_timeout, see get_execution)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
-_Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
-_E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
-_N_EXEC = len(EXEC_SELECT.split(","))
 _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 # Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
 # lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
@@ -189,7 +186,7 @@ class PgTx(PgUnit):
         rows = self._all(f"WITH {cand}, picked AS (SELECT queue_id, prev FROM "
                          "candidates ORDER BY k, o1, o2 LIMIT :n) "
                          f"{_LEASE} FROM picked WHERE q.queue_id = picked.queue_id "
-                         f"RETURNING {_Q_COLS}, picked.prev", p)
+                         f"RETURNING {Q_COLS}, picked.prev", p)
         out = _leased(rows, None)
         # the engine writes action_started events for these next: take the executions' event
         # locks now, in id order, so two leasing transactions never wait on each other
@@ -209,7 +206,7 @@ class PgTx(PgUnit):
         prev = {int(r[0]): str(r[2]) for r in picked if int(r[1]) in self._event_locks}
         if not prev:
             return []
-        rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(:ids) RETURNING {_Q_COLS}",
+        rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(:ids) RETURNING {Q_COLS}",
                          {**p, "ids": list(prev)})
         return _leased(rows, prev)
 
@@ -280,14 +277,14 @@ class PgTx(PgUnit):
             ex = self.get_execution(job.execution_id, lock=True)
             job = super().get_job(queue_id, lock=True)  # now locked, as it is now
             return (job, ex) if job else None
-        r = self._one(f"SELECT {_E_COLS}, {_Q_COLS} FROM queue q JOIN execution e "
+        r = self._one(f"SELECT {E_COLS}, {Q_COLS} FROM queue q JOIN execution e "
                       "ON e.execution_id = q.execution_id WHERE q.queue_id = :id "
                       "FOR UPDATE OF e, q", {"id": queue_id})
         if r is None:
             return None
-        ex = _exec(r[:_N_EXEC])
+        ex = _exec(r[:N_EXEC])
         self._exec_locks.add(ex.execution_id)
-        return _job(r[_N_EXEC:]), ex
+        return _job(r[N_EXEC:]), ex
 
     def lock_jobs(self, queue_ids: list[int]) -> None:
         """Take every lock a batch of reports can need, before any report writes, each kind in

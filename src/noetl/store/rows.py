@@ -70,6 +70,10 @@ EVENT_COLS = ("seq, event_id, execution_id, parent_event_id, event_type, status,
 JOB_COLS = ("queue_id, execution_id, step, run, kind, idx, payload, status, priority, attempts, "
             "max_attempts, available_at, lease_until, worker_id, last_heartbeat, result, "
             "created_at, updated_at")
+# the execution's and the job's columns in a join of ``execution e`` and ``queue q``
+E_COLS = ", ".join(c.strip() if " AS " in c else "e." + c.strip() for c in EXEC_SELECT.split(","))
+Q_COLS = ", ".join("q." + c.strip() for c in JOB_COLS.split(","))
+N_EXEC = len(EXEC_SELECT.split(","))
 
 
 def _exec(r: Any) -> ExecutionRow:

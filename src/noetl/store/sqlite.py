@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from noetl.domain.lifecycle import JobStatus, move
-from noetl.domain.records import Job
+from noetl.domain.records import ExecutionRow, Job
 from noetl.settings import Settings
 from noetl.store.base import Capabilities, Store
 from noetl.store.migrate import apply_migrations
-from noetl.store.rows import JOB_COLS, _job
+from noetl.store.rows import E_COLS, JOB_COLS, N_EXEC, Q_COLS, _exec, _job
 from noetl.store.sql import SqlTx
 from noetl.store.sqlops import IN_TREE, PARAM, tree_cte
 
@@ -62,6 +62,16 @@ class SqliteTx(SqlTx):
     def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
         text, values = positional(sql)
         self.conn.executemany(text, map(values, rows))
+
+    def lock_job(self, queue_id: int) -> tuple[Job, ExecutionRow | None] | None:
+        """The job and its execution in one statement (one writer at a time: no row locks to
+        take in order)."""
+        r = self._one(f"SELECT {Q_COLS}, {E_COLS} FROM queue q LEFT JOIN execution e "
+                      "ON e.execution_id = q.execution_id WHERE q.queue_id = :id", {"id": queue_id})
+        if r is None:
+            return None
+        job, ex = r[:-N_EXEC], r[-N_EXEC:]
+        return _job(job), (_exec(ex) if ex[0] is not None else None)
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
