@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
@@ -54,6 +55,9 @@ _EVENT = _cols(EVENT_INSERT_COLS)
 _JOB = _cols(JOB_COLS)
 _JOB_SET = _names(JOB_UPDATE_SET)
 _EXEC_SET = _names(EXEC_UPDATE_SET)
+# each kind's parameters, in that order, from its parameter dict
+_STEP_VALUES, _EVENT_VALUES, _JOB_VALUES, _JOB_SET_VALUES, _EXEC_SET_VALUES = (
+    itemgetter(*names) for names in (_STEP, _EVENT, _JOB, _JOB_SET, _EXEC_SET))
 # column types, for the first row of a VALUES list read through a join (no target to type it)
 _BIGINT = {"execution_id", "event_id", "parent_event_id"}
 _INT = {"attempts", "runs", "active", "has_result", "attempt", "current_index"}
@@ -153,22 +157,22 @@ class PgUnit(SqlTx):
             params.append(locks)
         for s in steps:
             p = _step_params(s)
-            params.extend(p[c] for c in _STEP)
+            params.extend(_STEP_VALUES(p))
         for e in events:
             p = _event_params(e)
-            params.extend(p[c] for c in _EVENT)
+            params.extend(_EVENT_VALUES(p))
         for j in jobs:
             p = _job_params(j)
-            params.extend(p[c] for c in _JOB)
+            params.extend(_JOB_VALUES(p))
         t = now()
         for j in updates:
             j.updated_at = t
             p = _job_params(j)
-            params.extend(p[c] for c in _JOB_SET)
+            params.extend(_JOB_SET_VALUES(p))
             params.append(j.queue_id)
         if execution is not None:
-            p = self._exec_params(execution)
-            params.extend(p[c] for c in _EXEC_SET)
+            p = self._exec_update_params(execution)
+            params.extend(_EXEC_SET_VALUES(p))
             params.append(execution.execution_id)
         if notify:
             params.extend((self.channel, self.token))

@@ -47,7 +47,7 @@ from noetl.store.rows import (
 from noetl.store.workers import WorkerSql
 
 # the upsert of step rows, and what an update of a job and of an execution sets (``:name``
-# parameters of _step_params, _job_params and SqlTx._exec_params; PgUnit reuses them)
+# parameters of _step_params, _job_params and SqlTx._exec_update_params; PgUnit reuses them)
 STEP_UPSERT = (
     "ON CONFLICT (execution_id, step) DO UPDATE SET "
     "status = excluded.status, result = excluded.result, error = excluded.error, "
@@ -93,6 +93,15 @@ class SqlTx(LogSql, WorkerSql, Tx):
             "ended_at": row.ended_at, "updated_at": now(),
         }
 
+    def _exec_update_params(self, row: ExecutionRow) -> dict[str, Any]:
+        """What an update sets (:data:`EXEC_UPDATE_SET`): not the playbook and workload, which
+        never change (and would be encoded for nothing at every step)."""
+        return {
+            "execution_id": row.execution_id, "status": str(row.status),
+            "result": jd(row.result), "error": jd(row.error), "state": jd(row.state),
+            "ended_at": row.ended_at, "updated_at": now(),
+        }
+
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
         r = self._one(f"SELECT {EXEC_SELECT} FROM execution WHERE execution_id = :id"
                       + (self.for_update if lock else ""), {"id": execution_id})
@@ -104,7 +113,7 @@ class SqlTx(LogSql, WorkerSql, Tx):
         return jl(r[0]) if r else None
 
     def update_execution(self, row: ExecutionRow) -> None:
-        p = self._exec_params(row)
+        p = self._exec_update_params(row)
         self._x(f"UPDATE execution SET {EXEC_UPDATE_SET} WHERE execution_id = :execution_id", p)
 
     def list_executions(self, status: str | None = None, path: str | None = None,
