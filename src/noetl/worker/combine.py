@@ -39,7 +39,9 @@ class _Slot:
         self.job_id = job_id
         self.outcome = outcome
         self.want = want
-        self.done = threading.Event()
+        # what a waiting submitter waits on; a submitter that sends itself (the common case)
+        # waits for nothing and makes none (an Event costs a Condition and a lock)
+        self.done: threading.Event | None = None
         self.lead = False
         self.status: str | None = None
         self.message = ""
@@ -68,14 +70,16 @@ class ReportCombiner:
         sent (the caller retries with the same ``report_id``)."""
         slot = _Slot(job_id, outcome, want)
         with self._lock:
-            self._pending.append(slot)
             lead = not self._busy
+            if not lead:
+                slot.done = done = threading.Event()
+            self._pending.append(slot)
             self._busy = True
         if not lead:
-            slot.done.wait()
+            done.wait()
             if slot.lead:  # the previous sender handed over: send what has gathered
                 self._send_pending()
-                slot.done.wait()
+                done.wait()
         else:
             self._send_pending()
         if slot.error is not None:
@@ -129,6 +133,7 @@ class ReportCombiner:
                 nxt = None
                 self._busy = False
         for s in batch:
-            s.done.set()
-        if nxt is not None:
+            if s.done is not None:
+                s.done.set()
+        if nxt is not None and nxt.done is not None:
             nxt.done.set()
