@@ -201,7 +201,7 @@ class TemplateChecker:
                              f"{did_you_mean(name, self.env.tests)} in {_short(text)}", line)
         names = facts.names
         local = set(local)
-        if absent:
+        if absent and not absent.keys().isdisjoint(names):
             self._absent(where, text, line, names & absent.keys() - local, absent, facts)
         for name in sorted(names):
             if name in self.known or name in local or name in self.env.globals:

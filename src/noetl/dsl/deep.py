@@ -10,7 +10,6 @@ from typing import Any
 from noetl.dsl.checks import CONTEXT_NAMES, Reporter, TemplateChecker, check_python, iter_strings
 from noetl.dsl.model import Step
 from noetl.dsl.scopes import (
-    AnyOf,
     absent_names,
     bare_when_problem,
     edge_targets,
@@ -58,7 +57,7 @@ def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
         s = raw.get(name, {})
         where = f"step '{name}'"
         own = set(st.args) | incoming.get(name, set())
-        _step_templates(c, tc, st, s, own, AnyOf(own, defined),
+        _step_templates(c, tc, st, s, own, "error" in own or "error" in defined,
                         preds.get(name, []) if is_router(st) else None)
         if st.type == "python":
             check_python(c, where, s, _Either(own, code_base), st.args)
@@ -70,27 +69,29 @@ def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
             if str(task.get("type", task.get("tool", ""))).lower() == "python":
                 check_python(c, where + " → task", task, _Either(own | set(targs), code_base),
                              targs, loop_task=True)
-    shadows = AnyOf(defined, arg_names)
+    shadowed = "error" in defined or "error" in arg_names
     for wname, task in workbook.items():
         for path, text, line in iter_strings(task, None, skip=NOT_TEMPLATES):
-            tc.check(f"workbook '{wname}' → {path}", text, line, (), absent_names(path, shadows))
+            tc.check(f"workbook '{wname}' → {path}", text, line, (), absent_names(path, shadowed))
 
 
 def _step_templates(c: Reporter, tc: TemplateChecker, st: Step, s: dict[str, Any],
-                    own: set[str], shadows: AnyOf, router_preds: list[str] | None) -> None:
-    """One step's templates: names resolved, names its field does not see (``error``), a
-    ``when`` that is no template, a router's edges reading a result it does not have
-    (``router_preds``: None when the step is no router)."""
+                    own: set[str], shadowed: bool, router_preds: list[str] | None) -> None:
+    """One step's templates: names resolved, names its field does not see (``error``, unless
+    the playbook defines that name: ``shadowed``), a ``when`` that is no template, a router's
+    edges reading a result it does not have (``router_preds``: None when it is no router)."""
     where = f"step '{st.name}'"
     for path, text, line in iter_strings(s, st.line, skip=NOT_TEMPLATES):
-        field = f"{where} → {path}"
-        if is_when(path) and "{{" not in text and "{%" not in text:
+        if "{{" not in text and "{%" not in text:
+            if not is_when(path):
+                continue  # plain text
             problem = bare_when_problem(text, edge_targets(s, path), tc.known)
             if problem:
-                tc.c.error(field, problem, line)
+                c.error(f"{where} → {path}", problem, line)
                 continue
             text = "{{ " + text + " }}"  # how the engine reads it
-        tc.check(field, text, line, own, absent_names(path, shadows))
+        field = f"{where} → {path}"
+        tc.check(field, text, line, own, absent_names(path, shadowed))
         if router_preds is not None and is_edge(path) and ("result" in text or "this" in text):
             words = router_result_reads(text)
             if words:

@@ -12,40 +12,37 @@ undefined name ``No`` and fails the run when the edge is evaluated.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
+# key paths of a step's edges (`next: {...}` or `next: [...]`)
+_EDGE_PREFIXES = ("next[", "next.")
 # fields that see `error`: a step's edges, its retry predicates (a loop task's too)
-_ERROR_FIELDS = re.compile(r"(?:next(?:\[\d+\])?\.|(?:task\.)?retry\.)")
+_ERROR_PREFIXES = (*_EDGE_PREFIXES, "retry.", "task.retry.")
 _WHEN_FIELD = re.compile(r"next(?:\[(\d+)\])?\.when")
-_EDGE_FIELD = re.compile(r"next(?:\[\d+\])?\.")
 ERROR_ABSENT = ("only a step's edges (next → when/args) and its retry predicates (retry_when, "
                 "stop_when) see 'error'")
 # words YAML 1.1 or people read as booleans; Jinja knows only these spellings of them
 _BOOLISH = {"yes": True, "y": True, "on": True, "true": True, "no": False, "n": False,
-            "off": False, "false": False, "null": False, "none": False, "~": False}
+            "off": False, "false": False, "null": False, "none": False}
 _JINJA_LITERALS = frozenset({"true", "True", "false", "False", "none", "None"})
 # step types that run no action (a router), unless a save gives them one (noetl.plan)
 ACTIONLESS = frozenset({None, "router", "noop", "end"})
 
 
-def absent_names(path: str, shadows: Container[str]) -> dict[str, str]:
+_NONE_ABSENT: Mapping[str, str] = {}
+_ERROR_ABSENT_MAP: Mapping[str, str] = {"error": ERROR_ABSENT}
+
+
+def absent_names(path: str, shadowed: bool) -> Mapping[str, str]:
     """The context names a template at ``path`` (a key path inside a step) cannot see, with
-    why; a name the playbook itself defines (``shadows``: workload key, step, arg, loop
-    variable) is not absent."""
-    if _ERROR_FIELDS.match(path) or "error" in shadows:
-        return {}
-    return {"error": ERROR_ABSENT}
+    why; ``shadowed``: the playbook itself defines ``error`` (a workload key, step, arg or
+    loop variable of that name), so it is not absent."""
+    if shadowed or path.startswith(_ERROR_PREFIXES):
+        return _NONE_ABSENT
+    return _ERROR_ABSENT_MAP
 
 
-class AnyOf:
-    """Membership in any of several sets (no union built)."""
-
-    def __init__(self, *sets: Iterable[str]):
-        self.sets = [s if isinstance(s, set | frozenset) else set(s) for s in sets]
-
-    def __contains__(self, item: object) -> bool:
-        return any(item in s for s in self.sets)
 
 
 def edge_targets(raw_step: Mapping[str, Any], path: str) -> list[str]:
@@ -67,11 +64,11 @@ def edge_targets(raw_step: Mapping[str, Any], path: str) -> list[str]:
 
 
 def is_when(path: str) -> bool:
-    return _WHEN_FIELD.fullmatch(path) is not None
+    return path.endswith(".when") and _WHEN_FIELD.fullmatch(path) is not None
 
 
 def is_edge(path: str) -> bool:
-    return _EDGE_FIELD.match(path) is not None
+    return path.startswith(_EDGE_PREFIXES)
 
 
 def bare_when_problem(text: str, targets: list[str], known: Container[str]) -> str | None:
