@@ -260,3 +260,29 @@ def test_rerun_and_resume_name_the_same_yaml_line(cli, tmp_path: Path) -> None:
     assert p.returncode == 1
     assert (f"error in step start ({f}, line {raised}): ZeroDivisionError: division by zero"
             in p.stderr.splitlines()), p.stderr
+
+
+SLEEPS_PAST_TIMEOUT = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: sleeps_past_timeout, path: tests/sleeps_past_timeout}
+workflow:
+  - step: start
+    type: duckdb
+    timeout: 1
+    command: SELECT count(*) FROM range(1000000000000) a
+    next: [end]
+  - step: end
+"""
+
+
+def test_run_exits_after_a_step_timeout_without_waiting_for_the_tool(cli, tmp_path: Path) -> None:
+    """A tool without its own timeout (duckdb, in-process) cannot be stopped: the step fails
+    with TimeoutError after its ``timeout`` and ``noetl run`` exits then, not when the query
+    would end (hours; the subprocess is given 60 s)."""
+    f = _write(tmp_path, "sleepy.yaml", SLEEPS_PAST_TIMEOUT)
+    p = subprocess.run([sys.executable, "-m", "noetl", "run", str(f)], capture_output=True,
+                       text=True, env={**os.environ, "NOETL_HOME": str(tmp_path / "home")},
+                       cwd=tmp_path, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "TimeoutError" in p.stderr and "timed out after 1 s" in p.stderr, p.stderr
