@@ -105,7 +105,7 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({s.name: s for s in (
              _keys(**_SQL, db_host="host", db_port="port", db_user="user",
                    db_password="password", db_name="database name",
                    db_conn_string="a libpq connection string", params=_SQL_PARAMS),
-             params=True, extra="postgres"),
+             params=True, own_timeout=True, extra="postgres"),
     ToolSpec("duckdb", "SQL on DuckDB (in memory, or a database file)", "noetl.tools.duckdb:run",
              _keys(**_SQL, database="the database file (default: in memory)",
                    db_type=_NOETL_ONLY, require_cloud_output=_NOETL_ONLY,
