@@ -110,7 +110,7 @@ TOOLS: Mapping[str, ToolSpec] = MappingProxyType({s.name: s for s in (
              _keys(**_SQL, database="the database file (default: in memory)",
                    db_type=_NOETL_ONLY, require_cloud_output=_NOETL_ONLY,
                    auto_secrets=_NOETL_ONLY, params=_SQL_PARAMS),
-             params=True, extra="duckdb"),
+             params=True, own_timeout=True, extra="duckdb"),
     ToolSpec("secrets", "resolve a secret (a NoETL credential or an environment variable)",
              "noetl.tools.secrets:run",
              _keys(provider="noetl (a stored credential, the default) or env",
