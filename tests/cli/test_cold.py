@@ -66,10 +66,8 @@ def _typer_run_options() -> dict[str, tuple[bool, bool, str | None]]:
 
 def test_fast_parser_takes_the_typer_commands_options() -> None:
     typer_opts = _typer_run_options()
-    fast = {}
-    for action in run_cmd.parser()._actions:
-        for opt in action.option_strings:
-            fast[opt] = (action.nargs == 0, action.__class__.__name__ == "_AppendAction")
+    fast = {opt: (read is None, opt in run_cmd.REPEATABLE)
+            for opt, (_, read) in run_cmd.OPTIONS.items()}
     assert set(fast) == set(typer_opts)
     for opt, (flag, repeat, envvar) in typer_opts.items():
         assert fast[opt] == (flag, repeat), opt
@@ -101,3 +99,23 @@ def test_store_from_the_environment(tmp_path: Path) -> None:
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert db.exists() and not (tmp_path / "home" / "noetl.db").exists()
+
+
+def test_fast_parser_reads_the_plain_forms_and_leaves_the_rest_to_typer() -> None:
+    opts = run_cmd.parse(["--set", "a=1", "pb.yaml", "--set=b=2", "-c", "7", "--timeout=2.5",
+                          "-q", "--json", "--merge", "--store", "sqlite:///x.db",
+                          "--payload", "{}", "--concurrency=3"])
+    assert opts == {"file": Path("pb.yaml"), "sets": ["a=1", "b=2"], "payload": "{}",
+                    "as_json": True, "store": "sqlite:///x.db", "concurrency": 3,
+                    "merge": True, "timeout": 2.5, "quiet": True}
+    assert run_cmd.parse(["pb.yaml"]) == {
+        "file": Path("pb.yaml"), "sets": [], "payload": None, "as_json": False, "store": None,
+        "concurrency": run_cmd.DEFAULT_CONCURRENCY, "merge": False, "timeout": None,
+        "quiet": False}
+    assert run_cmd.parse(["pb.yaml", "--timeout=-1"])["timeout"] == -1  # type: ignore[index]
+    for argv in (["pb.yaml", "--help"], ["--help"], [], ["a.yaml", "b.yaml"],
+                 ["pb.yaml", "--store"], ["pb.yaml", "--timeout", "-1"], ["pb.yaml", "-c4"],
+                 ["pb.yaml", "-qc", "4"], ["pb.yaml", "-c=4"], ["pb.yaml", "--json=1"],
+                 ["pb.yaml", "--", "x"], ["pb.yaml", "--conc", "2"], ["pb.yaml", "-c", "two"],
+                 ["pb.yaml", "--timeout", "soon"], ["pb.yaml", "--set", "--json"]):
+        assert run_cmd.parse(argv) is None, argv
