@@ -7,13 +7,13 @@ traceback, so no error is lost between the tool and the event log.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import sys
+import threading
 import time
 import traceback
 import uuid
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, quote_plus, urlsplit
 
 from noetl.domain.wire import ErrorInfo, LogRecord, Outcome, Work
@@ -27,9 +27,25 @@ from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
 from noetl.worker.recordable import check, text
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
-_timeout_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32,
-                                                      thread_name_prefix="noetl-timed")
+_timeout_threads: ThreadPoolExecutor | None = None  # made by the first step with a timeout
+_timeout_lock = threading.Lock()
+
+
+def _timeout_pool() -> ThreadPoolExecutor:
+    """The threads that run steps with a ``timeout``. concurrent.futures is imported then, not
+    with this module: most runs have no such step, and a ``noetl run`` pays for every import."""
+    global _timeout_threads
+    with _timeout_lock:
+        if _timeout_threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _timeout_threads = ThreadPoolExecutor(max_workers=32,
+                                                  thread_name_prefix="noetl-timed")
+        return _timeout_threads
 
 
 def normalize(raw: Any) -> dict[str, Any]:
@@ -240,10 +256,10 @@ def _run_work(work: Work, services: Services) -> Outcome:
             tool = get_tool(ttype)
             sp = spec(ttype)
             if call.timeout and not (sp is not None and sp.own_timeout):  # else: its own
-                fut = _timeout_pool.submit(tool, call)
+                fut = _timeout_pool().submit(tool, call)
                 try:
                     raw = fut.result(timeout=call.timeout)
-                except concurrent.futures.TimeoutError:
+                except TimeoutError:  # (concurrent.futures.TimeoutError is this class)
                     raise ToolError(f"step '{work['step']}' timed out after {call.timeout} s",
                                     "TimeoutError") from None
             else:
