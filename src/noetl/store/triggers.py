@@ -28,6 +28,8 @@ def _sid(v: Any) -> str | None:
 
 @dataclass
 class ScheduleRow:
+    """A stored schedule: when a playbook runs, and when it last and next fires."""
+
     schedule_id: int
     path: str
     version: str | None  # None: the latest version when it fires
@@ -61,6 +63,8 @@ class ScheduleRow:
 
 @dataclass
 class HookRow:
+    """A stored webhook: the playbook a signed or authorized request starts."""
+
     name: str
     path: str
     version: str | None
@@ -84,6 +88,8 @@ class HookRow:
 
 @dataclass
 class NotificationRow:
+    """An outbox row: one message to one target about an ended execution."""
+
     notification_id: int
     execution_id: int
     status: NotificationStatus
