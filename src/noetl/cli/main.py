@@ -203,7 +203,9 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
     t = Table("seq", "event", "node", "status", "attempt", "error")
     for e in evs:
-        t.add_row(str(e["seq"]), e["event_type"], e.get("node_name") or "", e["status"],
+        node = (e.get("node_name") or "") + (
+            f"[{e['current_index']}]" if e.get("current_index") is not None else "")
+        t.add_row(str(e["seq"]), e["event_type"], node, e["status"],
                   str(e.get("attempt") or ""), (e.get("error") or "")[:80])
     Console().print(t)
 

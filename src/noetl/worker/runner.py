@@ -13,7 +13,7 @@ import time
 import traceback
 import uuid
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import quote, quote_plus, urlsplit
 
 from noetl.domain.wire import ErrorInfo, LogRecord, Outcome, Work
@@ -27,25 +27,30 @@ from noetl.tools.registry import get_tool
 from noetl.tools.save import run_save
 from noetl.worker.recordable import check, text
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
-_timeout_threads: ThreadPoolExecutor | None = None  # made by the first step with a timeout
-_timeout_lock = threading.Lock()
 
 
-def _timeout_pool() -> ThreadPoolExecutor:
-    """The threads that run steps with a ``timeout``. concurrent.futures is imported then, not
-    with this module: most runs have no such step, and a ``noetl run`` pays for every import."""
-    global _timeout_threads
-    with _timeout_lock:
-        if _timeout_threads is None:
-            from concurrent.futures import ThreadPoolExecutor
+def _call_timed(tool: Any, call: ToolCall, timeout: float) -> Any:
+    """``tool(call)`` in its own daemon thread, waited for at most ``timeout`` seconds.
 
-            _timeout_threads = ThreadPoolExecutor(max_workers=32,
-                                                  thread_name_prefix="noetl-timed")
-        return _timeout_threads
+    A tool without its own timeout cannot be stopped, so its thread may run on after the step
+    failed with ``TimeoutError``; being a daemon, it does not keep the process alive (a
+    ``noetl run`` or a worker exits without waiting for it, as an executor's threads would).
+    (concurrent.futures is imported here: most runs have no such step, and a ``noetl run``
+    pays for every module it imports.)"""
+    from concurrent.futures import Future
+
+    fut: Future[Any] = Future()
+
+    def target() -> None:
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(tool(call))
+        except BaseException as exc:  # handed to the waiting thread
+            fut.set_exception(exc)
+
+    threading.Thread(target=target, name=f"noetl-timed-{call.step}", daemon=True).start()
+    return fut.result(timeout=timeout)
 
 
 def normalize(raw: Any) -> dict[str, Any]:
@@ -256,11 +261,10 @@ def _run_work(work: Work, services: Services) -> Outcome:
             tool = get_tool(ttype)
             sp = spec(ttype)
             if call.timeout and not (sp is not None and sp.own_timeout):  # else: its own
-                fut = _timeout_pool().submit(tool, call)
                 try:
-                    raw = fut.result(timeout=call.timeout)
+                    raw = _call_timed(tool, call, call.timeout)
                 except TimeoutError:  # (concurrent.futures.TimeoutError is this class)
-                    raise ToolError(f"step '{work['step']}' timed out after {call.timeout} s",
+                    raise ToolError(f"step '{work['step']}' timed out after {call.timeout:g} s",
                                     "TimeoutError") from None
             else:
                 raw = tool(call)
