@@ -20,7 +20,10 @@ from noetl.cli.main import app
 # None of these is needed to run a playbook of python steps and templates on SQLite.
 NOT_NEEDED = ("typer", "click", "pydantic", "rich", "httpx", "fastapi", "starlette", "uvicorn",
               "psycopg", "psycopg_pool", "cryptography", "prometheus_client", "duckdb",
-              "noetl.api", "noetl.client", "noetl.ui")
+              "noetl.api", "noetl.client", "noetl.ui",
+              # nor these, which it imported until session 7 (docs/benchmarks.md)
+              "argparse", "decimal", "concurrent.futures", "noetl.dsl.cron",
+              "noetl.store.trigger_rows")
 
 
 def _cli(tmp_path: Path, *args: str, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
