@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 
 from bench.playbooks import SEQ7
@@ -122,3 +123,26 @@ def test_fast_parser_reads_the_plain_forms_and_leaves_the_rest_to_typer() -> Non
                  ["pb.yaml", "--", "x"], ["pb.yaml", "--conc", "2"], ["pb.yaml", "-c", "two"],
                  ["pb.yaml", "--timeout", "soon"], ["pb.yaml", "--set", "--json"]):
         assert run_cmd.parse(argv) is None, argv
+
+
+ACCEPTED = [
+    ["pb.yaml"],
+    ["--set", "a=1", "pb.yaml", "--set=b.c=[2]", "-c", "7", "--timeout=2.5", "-q", "--json"],
+    ["pb.yaml", "--merge", "--store", "sqlite:///x.db", "--payload", '{"k": 1}',
+     "--concurrency=3", "--quiet", "--timeout", "1e3", "--store=sqlite:///y.db"],
+    ["-c", " 5 ", "--payload=@args.json", "./dir/pb.yaml", "--set", "x="],
+]
+
+
+@pytest.mark.parametrize("argv", ACCEPTED, ids=[" ".join(a) for a in ACCEPTED])
+def test_fast_parser_reads_what_typer_reads(argv: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(run_cmd.STORE_ENV, raising=False)
+    params = typer.main.get_command(app).commands["run"].make_context("run", list(argv)).params
+    opts = run_cmd.parse(argv)
+    assert opts is not None
+    assert opts == {"file": params["file"], "sets": list(params["set_"]),
+                    "payload": params["payload"], "as_json": params["as_json"],
+                    "store": params["store"], "concurrency": params["concurrency"],
+                    "merge": params["merge"], "timeout": params["timeout"],
+                    "quiet": params["quiet"]}
