@@ -1,0 +1,30 @@
+"""The PostgreSQL store's pool hands out the connection returned last (LIFO)."""
+
+from __future__ import annotations
+
+import pytest
+
+from noetl.store.pg_pool import Pool
+
+pytestmark = pytest.mark.postgres
+
+
+def test_the_connection_returned_last_is_handed_out_first(pg_url: str) -> None:
+    with Pool(pg_url, min_size=3, max_size=3, kwargs={"autocommit": True}, open=False) as pool:
+        pool.open(wait=True, timeout=15.0)
+        a, b, c = pool.getconn(), pool.getconn(), pool.getconn()
+        pids = {x: x.info.backend_pid for x in (a, b, c)}
+        for x in (b, a, c):  # returned in this order: c last, b first
+            pool.putconn(x)
+        first = pool.getconn()
+        second = pool.getconn()
+        assert (first.info.backend_pid, second.info.backend_pid) == (pids[c], pids[a])
+        pool.putconn(first)
+        # one connection in use at a time: always the same one (psycopg_pool's own order, the
+        # oldest first, would go round all three)
+        seen = set()
+        for _ in range(4):
+            with pool.connection() as conn:
+                seen.add(conn.info.backend_pid)
+        assert seen == {pids[c]}
+        pool.putconn(second)
