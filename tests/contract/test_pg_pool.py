@@ -28,3 +28,18 @@ def test_the_connection_returned_last_is_handed_out_first(pg_url: str) -> None:
                 seen.add(conn.info.backend_pid)
         assert seen == {pids[c]}
         pool.putconn(second)
+
+
+def test_a_statement_run_twice_on_a_connection_is_prepared(pg_url: str) -> None:
+    from noetl.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, pool_size=1, listen=False)
+    try:
+        for _ in range(2):
+            with store.read() as tx:
+                assert tx.get_execution(1) is None
+        with store.pool.conn() as conn:
+            rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+        assert any("FROM execution WHERE execution_id = $1" in r[0] for r in rows), rows
+    finally:
+        store.close()
