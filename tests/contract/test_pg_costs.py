@@ -1,4 +1,6 @@
-"""The PostgreSQL store's pool hands out the connection returned last (LIFO)."""
+"""What keeps the PostgreSQL store's cost per step down: the pool hands out the connection
+returned last (LIFO), a statement is prepared from its second execution, an event row
+maintains two indexes."""
 
 from __future__ import annotations
 
@@ -43,3 +45,21 @@ def test_a_statement_run_twice_on_a_connection_is_prepared(pg_url: str) -> None:
         assert any("FROM execution WHERE execution_id = $1" in r[0] for r in rows), rows
     finally:
         store.close()
+
+
+def test_an_event_maintains_two_indexes(pg_url: str) -> None:
+    from noetl.store.postgres import PostgresStore
+
+    PostgresStore(pg_url, pool_size=1, listen=False).close()  # migrated
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'noetl' AND tablename = 'event' "
+            "ORDER BY indexname").fetchall()
+        unique = conn.execute(
+            "SELECT i.indisunique, i.indisreplident FROM pg_index i JOIN pg_class c ON "
+            "c.oid = i.indexrelid WHERE c.relname = 'event_event_id_key'").fetchone()
+    assert [r[0].split(" USING ")[1] for r in rows] == ["btree (event_id)",
+                                                        "btree (execution_id, seq)"]
+    assert unique == (True, True)  # event_id: unique, and the replica identity
