@@ -168,6 +168,67 @@ def _running_id(store_url: str) -> str:
         store.close()
 
 
+RETRIES = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: retries, path: tests/retries}
+workflow:
+  - step: start
+    type: python
+    retry: {max_attempts: 3, initial_delay: 0}
+    code: |
+      def main():
+          print("trying")
+          raise RuntimeError("nope")
+"""
+
+
+def test_logs_mark_each_retried_attempt(
+        cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    f = tmp_path / "retries.yaml"
+    f.write_text(RETRIES)
+    p = cli("run", str(f), "--json", "-q")
+    assert p.returncode == 1, p.stderr
+    p = cli("logs", json.loads(p.stdout)["execution_id"])
+    assert p.returncode == 0, p.stderr
+    assert [ln.split(" ", 1)[1] for ln in p.stdout.splitlines()] == [
+        "start out trying", "start#2 out trying", "start#3 out trying"]
+
+
+LOOP = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: loop_events, path: tests/loop_events}
+workflow:
+  - step: start
+    type: iterator
+    collection: "{{ ['a', 'b'] }}"
+    element: x
+    task:
+      type: python
+      args: {x: "{{ x }}"}
+      code: |
+        def main(x):
+            return x
+"""
+
+
+def test_events_table_names_the_loop_item(
+        cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    f = tmp_path / "loop.yaml"
+    f.write_text(LOOP)
+    p = cli("run", str(f), "--json", "-q")
+    assert p.returncode == 0, p.stderr
+    p = cli("events", json.loads(p.stdout)["execution_id"])
+    assert p.returncode == 0, p.stderr
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in p.stdout.splitlines()
+            if ln.startswith("│")]
+    items = sorted((r[1], r[2]) for r in rows if r[1].startswith("action_"))
+    assert items == [("action_completed", "start[0]"), ("action_completed", "start[1]"),
+                     ("action_started", "start[0]"), ("action_started", "start[1]")]
+    assert ("step_started", "start") in [(r[1], r[2]) for r in rows]
+
+
 def test_logs_follow_prints_records_as_they_come_and_stops_at_the_end(
         tmp_path: Path, env: dict[str, str]) -> None:
     f = tmp_path / "writes.yaml"

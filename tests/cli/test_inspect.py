@@ -198,3 +198,41 @@ def test_verbs_against_a_server(cli: Cli, api: Running, tmp_path: Path) -> None:
     assert "Traceback" not in p.stderr
     newest = _json(cli("executions", *s, "--limit", "1", "--json"))
     assert newest[0]["status"] == "CANCELLED"  # type: ignore[index]
+
+
+def test_events_say_which_worker_lost_a_job(tmp_path: Path) -> None:
+    """A lease that takes over a job whose worker stopped heartbeating: ``noetl events``
+    shows the retry with the lost worker (the table, and ``meta`` in ``--json``)."""
+    from noetl.domain.records import now
+    from noetl.dsl import parse_playbook
+    from noetl.engine.core import Engine
+    from noetl.store import open_store
+    from noetl.worker.runner import run_work
+    from tests.helpers import wait_until
+
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    engine = Engine(open_store(url))
+    try:
+        eid = engine.start(parse_playbook(HANG)).execution_id
+        assert len(engine.lease("w-lost", lease_seconds=0.001)) == 1
+        until = now() + 0.001
+        wait_until(lambda: now() > until, timeout=5)
+        [work] = engine.lease("w-2")
+        assert engine.report(int(work["job_id"]), "w-2", run_work(work)) == "ok"
+    finally:
+        engine.store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
+    env.update(NOETL_HOME=str(tmp_path / "home"), COLUMNS="200")
+
+    def events(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "noetl", "events", str(eid), "--store", url,
+                               *more], capture_output=True, text=True, env=env, timeout=60)
+
+    p = events()
+    assert p.returncode == 0, p.stderr
+    [row] = [line for line in p.stdout.splitlines() if "action_retry" in line]
+    assert "lease of w-lost expired (worker stopped heartbeating)" in row
+    evs = _json(events("--json"))
+    assert isinstance(evs, list)
+    assert [e["meta"] for e in evs if e["event_type"] == "action_retry"] == [
+        {"lost_worker_id": "w-lost"}]

@@ -12,12 +12,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from noetl.dsl import load_playbook
 from noetl.local import LocalRunner
+from tests.httpstub import StubHandler, serving
 
 ENGINE_FRAMES = ("runner.py", "templates.py", "jinja2", "sandbox.py", "session.py")
 
@@ -260,3 +263,42 @@ def test_rerun_and_resume_name_the_same_yaml_line(cli, tmp_path: Path) -> None:
     assert p.returncode == 1
     assert (f"error in step start ({f}, line {raised}): ZeroDivisionError: division by zero"
             in p.stderr.splitlines()), p.stderr
+
+
+
+class Trickle(StubHandler):
+    """Promises 1,000 bytes and sends one every 0.2 s: every read arrives within the http
+    tool's per-read timeout, so only the step's timeout ends the step."""
+
+    def route(self, parts: Any, query: dict[str, str], body: Any) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(1000):
+            self.wfile.write(b"x")
+            self.wfile.flush()
+            time.sleep(0.2)  # the stub's pace, not the test's synchronisation
+
+
+def test_run_exits_after_a_step_timeout_without_waiting_for_the_tool(tmp_path: Path) -> None:
+    """A call the worker cannot stop (an http response trickling in, 200 s long) fails the
+    step with TimeoutError after its ``timeout``; ``noetl run`` exits then, not when the call
+    returns (the subprocess is given 60 s)."""
+    with serving(Trickle) as url:
+        f = _write(tmp_path, "slow.yaml", f"""\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {{name: slow_http, path: tests/slow_http}}
+workflow:
+  - step: start
+    type: http
+    timeout: 1
+    endpoint: "{url}/slow"
+    next: [end]
+  - step: end
+""")
+        p = subprocess.run([sys.executable, "-m", "noetl", "run", str(f)], capture_output=True,
+                           text=True, env={**os.environ, "NOETL_HOME": str(tmp_path / "home")},
+                           cwd=tmp_path, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "TimeoutError: step 'start' timed out after 1 s" in p.stderr, p.stderr

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 
-from noetl.domain.records import Job, now
+from noetl.domain.records import now
 from noetl.store import Store
+from noetl.store.base import Leased
 from tests.contract.rows import make_exec, make_job
 
 
@@ -22,8 +23,8 @@ def _tree(store: Store) -> dict[str, int]:
     return ids
 
 
-def _steps(got: list[tuple[Job, str]]) -> list[tuple[str, str]]:
-    return [(j.step, prev) for j, prev in got]
+def _steps(got: list[Leased]) -> list[tuple[str, str]]:
+    return [(j.step, prev) for j, prev, _ in got]
 
 
 def test_lease_with_roots_takes_only_that_tree_in_the_usual_order(store: Store) -> None:
@@ -39,11 +40,11 @@ def test_lease_with_roots_takes_only_that_tree_in_the_usual_order(store: Store) 
         mine = tx.lease_jobs("w", 30.0, 100, t, roots=[ids["a"]])
     # expired leases first (oldest expiry, then as the unfiltered lease orders them), then
     # ready jobs by priority and age; nothing of b's tree, nothing not yet due
-    stale = sorted((j for j, p in mine if p == "leased"), key=lambda j: j.queue_id)
+    stale = sorted((j for j, p, _ in mine if p == "leased"), key=lambda j: j.queue_id)
     assert [j.step for j in stale] == ["a-stale", "a1-stale", "a11-stale"]
     assert _steps(mine)[3:] == [("a-p90", "queued"), ("a1-p90", "queued"), ("a11-p90", "queued"),
                                 ("a-p10", "queued"), ("a1-p10", "queued"), ("a11-p10", "queued")]
-    assert all(j.worker_id == "w" and j.lease_until == t + 30.0 for j, _ in mine)
+    assert all(j.worker_id == "w" and j.lease_until == t + 30.0 for j, _, _ in mine)
     with store.transaction() as tx:
         assert tx.lease_jobs("w", 30.0, 100, t, roots=[ids["a"]]) == []
         assert tx.lease_jobs("w", 30.0, 100, t, roots=[]) == []
@@ -104,7 +105,7 @@ def test_concurrent_leases_with_roots_never_share_a_job(store: Store) -> None:
                         if tx.queue_size() == 1:  # b's job is all that is left
                             return
                     continue
-                got[k].extend(j.queue_id for j, _ in batch)
+                got[k].extend(j.queue_id for j, _, _ in batch)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

@@ -96,7 +96,7 @@ def test_store_leases_exactly_the_leasable_jobs(store: Store) -> None:
     for at in (t - 120, t, t + 120):  # nothing due yet; the due ones; all of them
         picked: set[int] = set()
         with pytest.raises(_Rollback), store.transaction() as tx:
-            picked = {j.queue_id for j, _ in tx.lease_jobs("w1", 30.0, 100, at)}
+            picked = {j.queue_id for j, _, _ in tx.lease_jobs("w1", 30.0, 100, at)}
             raise _Rollback  # leave the rows as they were for the next time
         assert picked == {j.queue_id for j in jobs if leasable(j, at)}, at
     assert any(leasable(j, t) for j in jobs) and not any(leasable(j, t - 120) for j in jobs)

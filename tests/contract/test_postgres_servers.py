@@ -322,13 +322,13 @@ def test_lease_in_a_transaction_holding_event_locks_skips_busy_executions(
             tx.add_events([ev(e.execution_id)])
             got = tx.lease_jobs("w1", 30.0, 10, now())
         assert time.monotonic() - t0 < 2.0  # did not wait for f
-        assert [j.step for j, _ in got] == ["e", "g"]
-        assert all(p == "queued" and j.attempts == 1 for j, p in got)
+        assert [j.step for j, _, _ in got] == ["e", "g"]
+        assert all(p == "queued" and j.attempts == 1 for j, p, _ in got)
     finally:
         release_f.set()
         th.join(10)
     with a.transaction() as tx:  # f's job was left queued, untouched
-        [(jf2, prev)] = tx.lease_jobs("w2", 30.0, 10, now())
+        [(jf2, prev, _)] = tx.lease_jobs("w2", 30.0, 10, now())
     assert (jf2.queue_id, prev, jf2.attempts) == (jf.queue_id, "queued", 1)
 
 

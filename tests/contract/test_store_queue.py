@@ -55,10 +55,10 @@ def test_lease_priority_order_and_bookkeeping(store: Store) -> None:
     with store.transaction() as tx:
         tx.add_jobs(jobs)
         leased = tx.lease_jobs("w1", 30.0, 3, t)
-    assert [j.priority for j, _ in leased] == [90, 90, 50]
+    assert [j.priority for j, _, _ in leased] == [90, 90, 50]
     p90 = sorted(j.queue_id for j in jobs if j.priority == 90)
-    assert [j.queue_id for j, _ in leased[:2]] == p90  # ties: oldest (lowest id) first
-    for job, prev in leased:
+    assert [j.queue_id for j, _, _ in leased[:2]] == p90  # ties: oldest (lowest id) first
+    for job, prev, _ in leased:
         assert prev == "queued"
         assert (job.status, job.worker_id, job.attempts, job.lease_until, job.last_heartbeat) \
             == ("leased", "w1", 1, t + 30.0, t)
@@ -70,7 +70,7 @@ def test_lease_priority_order_and_bookkeeping(store: Store) -> None:
         assert tx.queue_size() == 1 and tx.queue_size("leased") == 3 and tx.queue_size(None) == 4
     with store.transaction() as tx:
         rest = tx.lease_jobs("w2", 30.0, 5, t)
-        assert [(j.priority, p) for j, p in rest] == [(10, "queued")]
+        assert [(j.priority, p) for j, p, _ in rest] == [(10, "queued")]
         assert tx.lease_jobs("w2", 30.0, 5, t) == []
 
 
@@ -86,7 +86,7 @@ def test_lease_skips_future_waiting_and_child_jobs(store: Store) -> None:
         assert tx.next_available_at() == t + 60
     with store.transaction() as tx:
         got = tx.lease_jobs("w1", 10.0, 10, t + 61)
-    assert [(j.step, p) for j, p in got] == [("later", "queued")]
+    assert [(j.step, p) for j, p, _ in got] == [("later", "queued")]
     with store.read() as tx:
         assert tx.next_available_at() == t + 61 + 10.0  # now the lease expiry is next
 
@@ -97,11 +97,11 @@ def test_expired_lease_is_leased_again(store: Store) -> None:
     job = make_job(eid, "s", available_at=t - 1)
     with store.transaction() as tx:
         tx.add_jobs([job])
-        [(first, prev)] = tx.lease_jobs("w1", 5.0, 1, t)
+        [(first, prev, _)] = tx.lease_jobs("w1", 5.0, 1, t)
         assert prev == "queued" and first.attempts == 1
         assert tx.lease_jobs("w2", 5.0, 1, t + 4.9) == []  # still held
     with store.transaction() as tx:
-        [(again, prev2)] = tx.lease_jobs("w2", 5.0, 1, t + 5.5)
+        [(again, prev2, _)] = tx.lease_jobs("w2", 5.0, 1, t + 5.5)
     assert again.queue_id == job.queue_id and prev2 == "leased"
     assert (again.attempts, again.worker_id, again.lease_until) == (2, "w2", t + 10.5)
     with store.read() as tx:
@@ -137,7 +137,7 @@ def test_cancel_jobs_and_step_jobs(store: Store) -> None:
                  for s in ("queued", "waiting", "child", "done", "dead")}
     with store.transaction() as tx:
         tx.add_jobs([*by_status.values(), make_job(other, "a", available_at=t - 1)])
-        [(leased, _)] = tx.lease_jobs("w", 30.0, 1, t)
+        [(leased, _, _)] = tx.lease_jobs("w", 30.0, 1, t)
     assert leased.queue_id == by_status["queued"].queue_id
     with store.transaction() as tx:
         cancelled = tx.cancel_jobs(eid)
@@ -158,7 +158,7 @@ def test_cancel_jobs_and_step_jobs(store: Store) -> None:
     q2, o1 = make_job(e2, "s", run=2), make_job(e2, "t", run=1)
     with store.transaction() as tx:
         tx.add_jobs([q1, w1, q2, o1])
-        [(l1, _)] = tx.lease_jobs("w", 30.0, 1, now() + 1)
+        [(l1, _, _)] = tx.lease_jobs("w", 30.0, 1, now() + 1)
         assert l1.queue_id == q1.queue_id
         q1b = make_job(e2, "s", run=1)
         tx.add_jobs([q1b])
@@ -227,7 +227,7 @@ def test_concurrent_leases_never_share_a_job(store: Store) -> None:
                         if tx.queue_size() == 0:
                             return
                     continue
-                got[k].extend(j.queue_id for j, prev in batch if prev == "queued")
+                got[k].extend(j.queue_id for j, prev, _ in batch if prev == "queued")
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -247,6 +247,28 @@ def test_concurrent_leases_never_share_a_job(store: Store) -> None:
     assert all(owner[j.queue_id] == j.worker_id for j in leased)
 
 
+def test_a_lease_names_the_worker_whose_lease_ran_out(store: Store) -> None:
+    """``lost_worker``: for a job re-leased after its lease expired, the worker that held it
+    (None for a ready job), whether or not the leasing transaction holds event locks (the
+    report-and-lease path, which PostgreSQL leases differently)."""
+    eid = _exec(store)
+    t = now()
+    with store.transaction() as tx:
+        tx.add_jobs([make_job(eid, "a", priority=90, available_at=t - 1)])
+        tx.lease_jobs("w-lost", 1.0, 1, t)
+        tx.add_jobs([make_job(eid, "b", priority=10, available_at=t - 1)])
+    with store.transaction() as tx:
+        tx.lock_events({eid})
+        got = tx.lease_jobs("w2", 30.0, 5, t + 2)
+    assert [(j.step, p, lost, j.worker_id) for j, p, lost in got] == [
+        ("a", "leased", "w-lost", "w2"), ("b", "queued", None, "w2")]
+    with store.transaction() as tx:  # w2 lost both
+        got = tx.lease_jobs("w3", 30.0, 5, t + 40)
+    assert sorted((j.step, p, lost) for j, p, lost in got) == [("a", "leased", "w2"),
+                                                                ("b", "leased", "w2")]
+    assert got[0].lost_worker == "w2" and got[0].prev == "leased"
+
+
 def test_expired_leases_go_before_ready_jobs(store: Store) -> None:
     eid = _exec(store)
     t = now()
@@ -256,7 +278,7 @@ def test_expired_leases_go_before_ready_jobs(store: Store) -> None:
         tx.lease_jobs("w1", 1.0, 1, t)
         tx.add_jobs([make_job(eid, "high", priority=90, available_at=t - 1)])
     with store.transaction() as tx:  # w1's lease of `low` has run out: it is recovered first
-        [(job, prev)] = tx.lease_jobs("w2", 30.0, 1, t + 2)
+        [(job, prev, _)] = tx.lease_jobs("w2", 30.0, 1, t + 2)
         assert (job.step, prev, job.attempts) == ("low", "leased", 2)
         both = tx.lease_jobs("w3", 30.0, 5, t + 40)  # w2's lease has run out too
-    assert [(j.step, p) for j, p in both] == [("low", "leased"), ("high", "queued")]
+    assert [(j.step, p) for j, p, _ in both] == [("low", "leased"), ("high", "queued")]

@@ -288,3 +288,118 @@ def test_the_stored_snapshot_key_is_reserved() -> None:
     code lines when its plan is rebuilt from the store: refused, with its line."""
     got = problems(HEAD + "_noetl_source: {source: x.yaml}\nworkflow:\n  - step: start\n")
     assert got == ["_noetl_source (line 4): reserved for NoETL's stored copy of a playbook"]
+
+
+def test_error_is_fine_where_the_engine_defines_it_or_the_playbook_does() -> None:
+    """`error` in a step's edges (when and args) and retry predicates, a workload key or an
+    arg named `error`: no problem; a default of it in a step's args: a warning (it is never
+    defined there, so the default always wins)."""
+    out = _warnings("""\
+        workload: {limit: 2}
+        workflow:
+          - step: start
+            type: python
+            code: "def main(): return 1"
+            retry: {max_attempts: 2, retry_when: "{{ 'x' in error }}", stop_when: "{{ error }}"}
+            next:
+              - step: handle
+                when: "{{ error is not none }}"
+                args: {error: "{{ error.message }}"}
+              - step: end
+          - step: handle
+            type: python
+            args: {note: "{{ error }}", other: "{{ error | default('none') }}"}
+            code: "def main(note, error): return note"
+            next: [end]
+          - step: end
+        """)
+    assert out == []  # handle's own `error` arg comes from its incoming edge
+    out = _warnings("""\
+        workflow:
+          - step: start
+            type: python
+            args: {why: "{{ error | default('none') }}"}
+            code: "def main(why): return why"
+        """)
+    assert out == ["step 'start' → args.why (line 7): 'error' is not defined here, in template "
+                   "\"{{ error | default('none') }}\": only a step's edges (next → when/args) "
+                   "and its retry predicates (retry_when, stop_when) see 'error' (this "
+                   "template's test or default of 'error' always finds it undefined)"]
+    assert _warnings("""\
+        workload: {error: none yet}
+        workflow:
+          - step: start
+            type: python
+            args: {why: "{{ error }}"}
+            code: "def main(why): return why"
+        """) == []
+
+
+def test_a_when_that_is_no_template_is_read_as_an_expression() -> None:
+    """Jinja's own literals and expressions without braces are fine; a boolean word Jinja
+    does not know is an error (see the broken corpus); an unknown name a warning."""
+    out = _warnings("""\
+        workload: {ready: true}
+        workflow:
+          - step: start
+            type: python
+            code: "def main(): return {'n': 1}"
+            next:
+              - {step: a, when: "False"}
+              - {step: a, when: "true"}
+              - {step: a, when: "result.n > 0 and ready"}
+              - {step: end, when: "finished"}
+          - step: a
+            type: python
+            code: "def main(): return 2"
+            next: [end]
+          - step: end
+        """)
+    assert out == ["step 'start' → next[3].when (line 13): unknown name 'finished' in template "
+                   "'{{ finished }}' (not a workload key, step or context name)"]
+    assert problems(HEAD + """\
+workflow:
+  - step: start
+    next:
+      - {step: end, when: "result.n >"}
+  - step: end
+""")[0].startswith("step 'start' → next[0].when (line 7): template syntax error")
+
+
+def test_result_on_a_router_is_a_warning_naming_the_step_whose_result_it_may_be() -> None:
+    out = _warnings("""\
+        workflow:
+          - step: start
+            type: python
+            code: "def main(): return {'ok': True}"
+            next: [check]
+          - step: check
+            next:
+              - step: a
+                when: "{{ result.ok }}"
+                args: {n: "{{ this['n'] }}", fine: "{{ start.ok }}"}
+              - else: [end]
+          - step: a
+            type: python
+            code: "def main(): return 1"
+            next: [end]
+          - step: end
+            save: {storage: event, data: {r: "{{ result.x }}"}}
+        """)
+    assert sorted(out) == [
+        "step 'check' → next[0].args.n (line 13): 'check' is a router (a step with no action), "
+        "so it has no result: 'this.n' is always None here (did you mean 'start.n'?)",
+        "step 'check' → next[0].when (line 12): 'check' is a router (a step with no action), "
+        "so it has no result: 'result.ok' is always None here (did you mean 'start.ok'?)",
+    ]  # `end` has a save: it runs (its args are its result)
+    out = _warnings("""\
+        workload: {go: true}
+        workflow:
+          - step: start
+            next:
+              - {step: end, when: "result.go"}
+          - step: end
+        """)
+    assert out == ["step 'start' → next[0].when (line 8): 'start' is a router (a step with no "
+                   "action), so it has no result: 'result.go' is always None here: name the "
+                   "step whose result it is, or read the workload"]

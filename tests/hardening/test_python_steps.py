@@ -133,3 +133,25 @@ def test_a_step_that_killed_its_noetl_run_cannot_kill_the_next_one(tmp_path: Pat
     assert d["status"] == "FAILED", d
     assert d["error"]["type"] == "ProcessError" and "exited with code 7" in d["error"]["message"]
     assert d["steps"]["start"]["attempts"] == 2
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie not yet reaped by its new parent counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_background_children_of_an_isolated_step_do_not_outlive_it(sqlite_url: str) -> None:
+    """An isolated step's process group ends with the step, as a shell step's does: a child
+    it started in the background and left running is killed when the step returns."""
+    code = """\
+        import subprocess
+        def main():
+            return {"pid": subprocess.Popen(["sleep", "123"]).pid}
+        """
+    with LocalRunner(sqlite_url, concurrency=1) as runner:
+        desc = runner.run(_pb(code, "    isolate: true\n"), timeout=30)
+    assert desc["status"] == "COMPLETED", desc["error"]
+    assert _gone(desc["result"]["pid"]), "sleep 123 outlived its step"

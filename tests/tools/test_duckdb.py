@@ -202,3 +202,20 @@ def test_params_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match="mapping of names"):
         run({"database": str(tmp_path / "x.duckdb"), "params": {"not a name": 1},
              "command": "SELECT 1"}, Services())
+
+
+def test_step_timeout_interrupts_the_query_and_frees_the_file(tmp_path: Path) -> None:
+    """Past the step's ``timeout`` the running query is interrupted (TimeoutError naming the
+    statement): nothing keeps running, so the next step on the same file is not blocked."""
+    db = str(tmp_path / "slow.duckdb")
+    with pytest.raises(ToolError) as err:
+        duckdb.run(ToolCall(action={"database": db, "commands": (
+            "CREATE TABLE t AS SELECT 1 AS a; "
+            "SELECT count(*) FROM range(1000000000000) r, range(1000) s")},
+            args={}, ctx={}, execution_id="7", step="s", services=Services(), timeout=0.5))
+    assert err.value.error_type == "TimeoutError"
+    assert str(err.value) == "duckdb: step timed out after 0.5 s (statement 1 interrupted)"
+    out = duckdb.run(ToolCall(action={"database": db, "command": "SELECT a FROM t"},
+                              args={}, ctx={}, execution_id="7", step="s2", services=Services(),
+                              timeout=5))
+    assert out["command_0"]["rows"] == [{"a": 1}]

@@ -8,10 +8,11 @@ import pytest
 
 from noetl.credentials import put_credential, store_credentials
 from noetl.errors import ToolError
+from noetl.local import LocalRunner
 from noetl.store import open_store
 from noetl.tools import postgres
 from noetl.tools.base import Services, ToolCall
-from tests.tools.pgutil import pg_fields, query, unique
+from tests.tools.pgutil import pg_fields, query, run_text, unique
 
 
 @pytest.fixture
@@ -171,3 +172,34 @@ def test_params_in_a_playbook_store_the_injection_value_verbatim(pg_url: str, sq
     assert desc["result"]["command_3"]["rows"] == [{"v": evil, "lit": ":v stays text -- 100%"}]
     assert query(pg_url, f"SELECT v FROM {t}") == [(evil,)]
     assert query(pg_url, f"SELECT count(*) FROM {victim}") == [(0,)]
+
+
+def test_step_timeout_cancels_the_query_on_the_server(pg_url: str, sqlite_url: str,
+                                                      noetl_home: Any) -> None:
+    """A postgres step past its ``timeout`` fails with TimeoutError, and PostgreSQL has
+    cancelled its statement: no backend still runs it (it would hold its locks for as long),
+    and the statements before it stay committed."""
+    t, marker = unique("pgto"), unique("sleep_marker")
+    text = f"""\
+    apiVersion: noetl.io/v1
+    kind: Playbook
+    metadata: {{name: pg_timeout, path: tests/pg_timeout}}
+    workflow:
+      - step: start
+        type: postgres
+        auth: pg
+        timeout: 1
+        command: |
+          CREATE TABLE {t} (a int);
+          SELECT pg_sleep(30) AS {marker}
+    """
+    with LocalRunner(sqlite_url) as runner:
+        put_credential(runner.store, "pg", "postgres", pg_fields(pg_url))
+        desc, _ = run_text(text, runner)
+    assert desc["status"] == "FAILED"
+    assert desc["error"]["type"] == "TimeoutError", desc["error"]
+    assert "timed out after 1 s (statement 1 cancelled)" in desc["error"]["message"]
+    running = query(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s "
+                            "AND pid <> pg_backend_pid()", [f"%{marker}%"])
+    assert running == [(0,)]
+    assert query(pg_url, f"SELECT count(*) FROM {t}") == [(0,)]

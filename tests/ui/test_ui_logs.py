@@ -87,6 +87,34 @@ def test_step_panel_shows_stdout_stderr_logging_with_a_live_tail(
     assert page.inner_text("[data-testid=log-count]") == "1 record"
 
 
+RETRIES = textwrap.dedent("""
+    apiVersion: noetl.io/v1
+    kind: Playbook
+    metadata: {name: ui_retries, path: tests/ui/retries}
+    workflow:
+      - step: start
+        type: python
+        retry: {max_attempts: 2, initial_delay: 0}
+        code: |
+          def main():
+              print("trying")
+              raise RuntimeError("nope")
+    """)
+
+
+def test_a_retried_steps_records_say_their_attempt(page: Any, server: Server) -> None:
+    server.register(RETRIES)
+    eid = _start(server, "tests/ui/retries", {})
+    page.goto(f"{server.url}/#/executions/{eid}")
+    wait_status(page, "FAILED")
+    page.click("[data-testid=graph-node][data-name='start']")
+    wait_until(lambda: len(_lines(page)) == 2, 30, "both attempts' records")
+    marks = page.eval_on_selector_all(
+        "[data-testid=step-logs] [data-testid=log-line]",
+        "ns => ns.map(n => n.querySelector('.att') ? n.querySelector('.att').textContent : '')")
+    assert marks == ["", "#2"]
+
+
 def test_resume_and_rerun_buttons_with_inputs_and_lineage(page: Any, server: Server,
                                                           tmp_path: Path) -> None:
     server.register(DIVIDE)

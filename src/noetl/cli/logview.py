@@ -17,10 +17,13 @@ STYLES = {"stderr": "yellow", "noetl": "magenta", "ERROR": "red", "CRITICAL": "b
 
 def lines(r: dict[str, Any]) -> list[str]:
     """``HH:MM:SS.mmm step[index] tag message``, one per line of the message; the tag is
-    ``out`` / ``err`` for stdout / stderr, else the record's level (logging: ``logger:``)."""
+    ``out`` / ``err`` for stdout / stderr, else the record's level (logging: ``logger:``).
+    A retried attempt's records say which: ``step#2`` (attempt 2; the first has no mark)."""
     t = float(r.get("time") or 0)
     stamp = time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
     where = str(r.get("step")) + (f"[{r['index']}]" if r.get("index") is not None else "")
+    if int(r.get("attempt") or 1) > 1:
+        where += f"#{r['attempt']}"
     tag = {"stdout": "out", "stderr": "err"}.get(str(r.get("stream"))) or str(r.get("level"))
     message = str(r.get("message") or "")
     if r.get("stream") == "log" and r.get("logger") not in (None, "root"):

@@ -203,9 +203,25 @@ def events(execution_id: str = typer.Argument(...), store: str = StoreOpt,
 
     t = Table("seq", "event", "node", "status", "attempt", "error")
     for e in evs:
-        t.add_row(str(e["seq"]), e["event_type"], e.get("node_name") or "", e["status"],
-                  str(e.get("attempt") or ""), (e.get("error") or "")[:80])
+        node = (e.get("node_name") or "") + (
+            f"[{e['current_index']}]" if e.get("current_index") is not None else "")
+        t.add_row(str(e["seq"]), e["event_type"], node, e["status"],
+                  str(e.get("attempt") or ""), _event_error(e)[:80])
     Console().print(t)
+
+
+def _event_error(e: dict[str, Any]) -> str:
+    """The event's error; for an ``action_retry``, what ended the attempt: the lease of the
+    worker that lost the job, or the error the retry policy retries."""
+    if e.get("error") or e.get("event_type") != "action_retry":
+        return str(e.get("error") or "")
+    ctx, meta = e.get("context"), e.get("meta")
+    ctx = ctx if isinstance(ctx, dict) else {}
+    meta = meta if isinstance(meta, dict) else {}
+    if ctx.get("reason") == "lease_expired":
+        lost = meta.get("lost_worker_id") or ctx.get("worker_id")
+        return f"lease of {lost or 'its worker'} expired (worker stopped heartbeating)"
+    return str(ctx.get("error") or "")
 
 
 OPTIONAL = {"noetl.cli.server_cmd": ("server", "worker"), "noetl.cli.credential_cmd": ("credential",),

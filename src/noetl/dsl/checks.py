@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from noetl.dsl.yamlsrc import LineDict
@@ -170,7 +170,10 @@ class TemplateChecker:
         self.env = ENV
         self.known = known
 
-    def check(self, where: str, text: str, line: int | None, local: Iterable[str] = ()) -> None:
+    def check(self, where: str, text: str, line: int | None, local: Iterable[str] = (),
+              absent: Mapping[str, str] | None = None) -> None:
+        """``absent``: context names this field does not see, with why (a use is an error,
+        or a warning where the template tests or defaults it)."""
         if "{{" not in text and "{%" not in text:
             return
         from jinja2.exceptions import TemplateSyntaxError
@@ -198,6 +201,8 @@ class TemplateChecker:
                              f"{did_you_mean(name, self.env.tests)} in {_short(text)}", line)
         names = facts.names
         local = set(local)
+        if absent and not absent.keys().isdisjoint(names):
+            self._absent(where, text, line, names & absent.keys() - local, absent, facts)
         for name in sorted(names):
             if name in self.known or name in local or name in self.env.globals:
                 continue
@@ -208,3 +213,14 @@ class TemplateChecker:
             else:
                 self.c.warn(where, msg + " (not a workload key, step or context name)", line)
 
+
+    def _absent(self, where: str, text: str, line: int | None, used: Iterable[str],
+                absent: Mapping[str, str], facts: Any) -> None:
+        guarded = bool({"defined", "undefined"} & facts.tests or {"default", "d"} & facts.filters)
+        for name in sorted(used):
+            msg = f"'{name}' is not defined here, in template {_short(text)}: {absent[name]}"
+            if guarded:
+                self.c.warn(where, msg + f" (this template's test or default of '{name}' "
+                            "always finds it undefined)", line)
+            else:
+                self.c.error(where, msg + ", so rendering it fails the step", line)

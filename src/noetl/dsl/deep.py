@@ -9,6 +9,16 @@ from typing import Any
 
 from noetl.dsl.checks import CONTEXT_NAMES, Reporter, TemplateChecker, check_python, iter_strings
 from noetl.dsl.model import Step
+from noetl.dsl.scopes import (
+    absent_names,
+    bare_when_problem,
+    edge_targets,
+    is_edge,
+    is_router,
+    is_when,
+    router_result_problem,
+    router_result_reads,
+)
 from noetl.dsl.tools_spec import all_unrendered
 
 # Keys whose strings are not Jinja templates: every tool's unrendered keys (code is run, not
@@ -39,25 +49,66 @@ def check_deep(c: Reporter, steps: dict[str, Step], workload: dict[str, Any],
              | loop_vars | arg_names)
     tc = TemplateChecker(c, known)
     base = set(map(str, workload)) | set(steps) | loop_vars | set(CONTEXT_NAMES)
+    defined = set(map(str, workload)) | set(steps) | loop_vars  # the playbook's own names
+    preds = _actionable_preds(steps)
+    # what a python main() parameter can be filled from: a step's code never sees `error`
+    code_base = base if "error" in defined else base - {"error"}
     for name, st in steps.items():
         s = raw.get(name, {})
         where = f"step '{name}'"
         own = set(st.args) | incoming.get(name, set())
-        for path, text, line in iter_strings(s, st.line, skip=NOT_TEMPLATES):
-            tc.check(f"{where} → {path}", text, line, own)
+        _step_templates(c, tc, st, s, own, "error" in own or "error" in defined,
+                        preds.get(name, []) if is_router(st) else None)
         if st.type == "python":
-            check_python(c, where, s, _Either(own, base), st.args)
+            check_python(c, where, s, _Either(own, code_base), st.args)
         task = s.get("task")
         if st.type == "iterator" and isinstance(task, dict):
             targs = dict(task.get("args") or {}) if isinstance(task.get("args"), dict) else {}
             if isinstance(task.get("data"), dict):
                 targs.update(task["data"])
             if str(task.get("type", task.get("tool", ""))).lower() == "python":
-                check_python(c, where + " → task", task, _Either(own | set(targs), base), targs,
-                             loop_task=True)
+                check_python(c, where + " → task", task, _Either(own | set(targs), code_base),
+                             targs, loop_task=True)
+    shadowed = "error" in defined or "error" in arg_names
     for wname, task in workbook.items():
         for path, text, line in iter_strings(task, None, skip=NOT_TEMPLATES):
-            tc.check(f"workbook '{wname}' → {path}", text, line)
+            tc.check(f"workbook '{wname}' → {path}", text, line, (), absent_names(path, shadowed))
+
+
+def _step_templates(c: Reporter, tc: TemplateChecker, st: Step, s: dict[str, Any],
+                    own: set[str], shadowed: bool, router_preds: list[str] | None) -> None:
+    """One step's templates: names resolved, names its field does not see (``error``, unless
+    the playbook defines that name: ``shadowed``), a ``when`` that is no template, a router's
+    edges reading a result it does not have (``router_preds``: None when it is no router)."""
+    where = f"step '{st.name}'"
+    for path, text, line in iter_strings(s, st.line, skip=NOT_TEMPLATES):
+        if "{{" not in text and "{%" not in text:
+            if not is_when(path):
+                continue  # plain text
+            problem = bare_when_problem(text, edge_targets(s, path), tc.known)
+            if problem:
+                c.error(f"{where} → {path}", problem, line)
+                continue
+            text = "{{ " + text + " }}"  # how the engine reads it
+        field = f"{where} → {path}"
+        tc.check(field, text, line, own, absent_names(path, shadowed))
+        if router_preds is not None and is_edge(path) and ("result" in text or "this" in text):
+            words = router_result_reads(text)
+            if words:
+                c.warn(field, router_result_problem(st.name, words, router_preds), line)
+
+
+def _actionable_preds(steps: dict[str, Step]) -> dict[str, list[str]]:
+    """Each step's predecessors that run an action (whose results a router's edges could
+    have meant), in the playbook's order."""
+    out: dict[str, list[str]] = {}
+    for n, st in steps.items():
+        if is_router(st):
+            continue
+        for e in st.next:
+            if n not in out.setdefault(e.target, []):
+                out[e.target].append(n)
+    return out
 
 
 def check_graph(c: Reporter, steps: dict[str, Step]) -> None:

@@ -135,10 +135,11 @@ def action_failed(eid: int, job: Job, node_type: str | None, outcome: Outcome,
 
 
 def action_retry(eid: int, job: Job, node_type: str | None, attempt: int,
-                 context: dict[str, Any]) -> Event:
-    """``attempt``: the attempt that ended; ``context`` says why and what comes next."""
+                 context: dict[str, Any], meta: dict[str, Any] | None = None) -> Event:
+    """``attempt``: the attempt that ended; ``context`` says why and what comes next;
+    ``meta``: after a lease expiry, the worker that lost the job (``lost_worker_id``)."""
     return _event(eid, T.ACTION_RETRY, job.step, node_type, attempt=attempt,
-                  current_index=job.index, context=context)
+                  current_index=job.index, context=context, meta=meta)
 
 
 # -- after the end: the server's notifier (noetl.triggers.notify) -----------------------------

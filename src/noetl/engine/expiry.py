@@ -51,14 +51,16 @@ class Reaps(Protocol):
 def note_expiry(s: Unit, job: Job, node_type: str | None, lost_attempt: int,
                 lost_worker: str | None = None) -> int:
     """Record that ``job``'s lease expired during attempt ``lost_attempt``; return how many
-    times its lease has expired so far."""
+    times its lease has expired so far. ``lost_worker``, the worker whose lease ran out, is
+    in the event's context (``worker_id``) and meta (``lost_worker_id``)."""
     n = int(job.payload.get("expiries", 0)) + 1
     job.payload["expiries"] = n
     ctx: dict[str, Any] = {"reason": "lease_expired", "next_attempt": lost_attempt + 1,
                            "lease_expiries": n}
     if lost_worker:
         ctx["worker_id"] = lost_worker
-    s.emit(events.action_retry(s.eid, job, node_type, lost_attempt, ctx))
+    s.emit(events.action_retry(s.eid, job, node_type, lost_attempt, ctx,
+                               meta={"lost_worker_id": lost_worker} if lost_worker else None))
     return n
 
 

@@ -40,7 +40,7 @@ class Leases(EngineBase):
         if roots is not None and not roots:
             return works  # an embedded runner before its execution starts: nothing of its own
         mine = sorted(roots) if roots is not None else None
-        for job, prev in tx.lease_jobs(worker_id, ttl, limit, t, mine):
+        for job, prev, lost_worker in tx.lease_jobs(worker_id, ttl, limit, t, mine):
             if job.execution_id not in execs:
                 execs[job.execution_id] = tx.get_execution(job.execution_id)
             ex = execs[job.execution_id]
@@ -52,7 +52,7 @@ class Leases(EngineBase):
             ps = plan.step(job.step)
             s = self.session(tx, ex, plan)
             if prev == JobStatus.LEASED:  # expired before the reaper saw it
-                n = note_expiry(s, job, ps.type, job.attempts - 1)
+                n = note_expiry(s, job, ps.type, job.attempts - 1, lost_worker)
                 d = decide(policy_of(ps, job), job.attempts - 1, now=t, lease_expired=True, expiries=n,
                            max_expiries=self.settings.max_lease_expiries)
                 # failing the step needs the execution's row: take it only if free at once

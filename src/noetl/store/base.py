@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from noetl.domain.records import (
     CatalogEntry,
@@ -26,6 +26,14 @@ from noetl.domain.records import (
 )
 from noetl.settings import Settings
 from noetl.store.triggers import TriggerSql
+
+
+class Leased(NamedTuple):
+    """One job a lease took (:meth:`Tx.lease_jobs`)."""
+
+    job: Job
+    prev: str  # its status before: ``queued``, or ``leased`` (its lease had run out)
+    lost_worker: str | None  # for an expired lease: the worker that held it
 
 
 class Tx(TriggerSql, ABC):
@@ -140,14 +148,15 @@ class Tx(TriggerSql, ABC):
         (PostgreSQL; one writer at a time needs none)."""
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[Leased]:
         """Atomically lease up to ``limit`` ready jobs, including jobs whose lease expired.
 
-        Returns (job after leasing, previous status) pairs; a previous status of ``leased``
-        means the job was re-leased after its lease expired. ``roots``: only jobs of these
-        executions and of the executions below them (their sub-playbook children, at any
-        depth), in the same order (an embedded ``noetl run`` leases only its own); None:
-        any job (servers and workers)."""
+        Returns (job after leasing, previous status, lost worker) triples (:class:`Leased`);
+        a previous status of ``leased`` means the job was re-leased after its lease expired,
+        and the lost worker is the one whose lease ran out (None for a ready job).
+        ``roots``: only jobs of these executions and of the executions below them (their
+        sub-playbook children, at any depth), in the same order (an embedded ``noetl run``
+        leases only its own); None: any job (servers and workers)."""
 
     @abstractmethod
     def next_available_at(self) -> float | None: ...

@@ -34,7 +34,7 @@ from psycopg_pool import PoolTimeout
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.settings import Settings
-from noetl.store.base import Capabilities, Store
+from noetl.store.base import Capabilities, Leased, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
@@ -65,15 +65,15 @@ _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INER
 # lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
 # first. Up to 2n rows get locked for n leased; the spare ones are skipped by others until commit.
 _CANDIDATES = (
-    "expired AS (SELECT queue_id, execution_id, status, lease_until FROM queue "
+    "expired AS (SELECT queue_id, execution_id, status, lease_until, worker_id FROM queue "
     f"WHERE {LEASE_EXPIRED.where} AND lease_until < :now ORDER BY lease_until LIMIT :n "
     "FOR UPDATE SKIP LOCKED), "
     "ready AS (SELECT queue_id, execution_id, status, priority FROM queue "
     f"WHERE {LEASE_READY.where} AND available_at <= :now ORDER BY priority DESC, queue_id "
     "LIMIT :n FOR UPDATE SKIP LOCKED), "
     "candidates AS (SELECT queue_id, execution_id, status AS prev, 0 AS k, lease_until AS o1, "
-    "0::bigint AS o2 FROM expired UNION ALL SELECT queue_id, execution_id, status, 1, "
-    "-priority::double precision, queue_id FROM ready)")
+    "0::bigint AS o2, worker_id AS lost FROM expired UNION ALL SELECT queue_id, execution_id, "
+    "status, 1, -priority::double precision, queue_id, NULL::text FROM ready)")
 # the same, only the jobs of some executions and of those below them (``roots``, an embedded
 # run's own): WITH RECURSIVE tree(id) AS (...), expired AS (... AND execution_id IN tree ...)
 _MINE = _CANDIDATES.replace(" AND lease_until <", IN_TREE + " AND lease_until <", 1).replace(
@@ -83,9 +83,11 @@ _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.a
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
 
 
-def _leased(rows: list[Any], prev: dict[int, str] | None) -> list[tuple[Job, str]]:
-    """(job, previous status) pairs in lease order; ``prev`` by id, else the row's last column."""
-    out = [(_job(r), prev[int(r[0])] if prev is not None else str(r[-1])) for r in rows]
+def _leased(rows: list[Any], prev: dict[int, tuple[str, str | None]] | None) -> list[Leased]:
+    """(job, previous status, lost worker) in lease order; ``prev`` by id, else the row's last
+    two columns."""
+    out = [Leased(_job(r), *(prev[int(r[0])] if prev is not None else (str(r[-2]), r[-1])))
+           for r in rows]
     out.sort(key=lambda jp: (jp[1] != "leased", -jp[0].priority, jp[0].queue_id))
     return out
 
@@ -181,7 +183,7 @@ class PgTx(PgUnit):
         self._answered()
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[Leased]:
         """Lease ready or lease-expired rows no one else holds; return them with their previous
         status (``leased`` = re-leased after expiry). Rows locked by others are skipped."""
         p = {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds}
@@ -192,27 +194,27 @@ class PgTx(PgUnit):
             p.update(tp)
         if self._event_locks:
             return self._lease_holding_locks(p, cand)
-        rows = self._all(f"WITH {cand}, picked AS (SELECT queue_id, prev FROM "
+        rows = self._all(f"WITH {cand}, picked AS (SELECT queue_id, prev, lost FROM "
                          "candidates ORDER BY k, o1, o2 LIMIT :n) "
                          f"{_LEASE} FROM picked WHERE q.queue_id = picked.queue_id "
-                         f"RETURNING {_Q_COLS}, picked.prev", p)
+                         f"RETURNING {_Q_COLS}, picked.prev, picked.lost", p)
         out = _leased(rows, None)
         # the engine writes action_started events for these next: take the executions' event
         # locks now, in id order, so two leasing transactions never wait on each other
-        self.lock_events({j.execution_id for j, _ in out})
+        self.lock_events({leased.job.execution_id for leased in out})
         return out
 
-    def _lease_holding_locks(self, p: dict[str, Any], cand: str) -> list[tuple[Job, str]]:
+    def _lease_holding_locks(self, p: dict[str, Any], cand: str) -> list[Leased]:
         """Lease inside a transaction that already holds event locks (report-and-lease).
         Waiting here for another execution's event lock could close a cycle with a transaction
         doing the same the other way round, so jobs of executions whose lock is busy are left
         for the next lease instead."""
-        picked = self._all(f"WITH {cand} SELECT queue_id, execution_id, prev FROM "
+        picked = self._all(f"WITH {cand} SELECT queue_id, execution_id, prev, lost FROM "
                            "candidates ORDER BY k, o1, o2 LIMIT :n", p)
         for eid in sorted({int(r[1]) for r in picked} - self._event_locks):
             if self._one("SELECT pg_try_advisory_xact_lock(:k)", {"k": eid})[0]:
                 self._event_locks.add(eid)
-        prev = {int(r[0]): str(r[2]) for r in picked if int(r[1]) in self._event_locks}
+        prev = {int(r[0]): (str(r[2]), r[3]) for r in picked if int(r[1]) in self._event_locks}
         if not prev:
             return []
         rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(:ids) RETURNING {_Q_COLS}",

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from noetl.domain.lifecycle import JobStatus, move
-from noetl.domain.records import Job
 from noetl.settings import Settings
-from noetl.store.base import Capabilities, Store
+from noetl.store.base import Capabilities, Leased, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.rows import JOB_COLS, _job
 from noetl.store.sql import SqlTx
@@ -30,7 +29,7 @@ class SqliteTx(SqlTx):
         self.conn.executemany(sql, rows)
 
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
-                   now: float, roots: Collection[int] | None = None) -> list[tuple[Job, str]]:
+                   now: float, roots: Collection[int] | None = None) -> list[Leased]:
         head, mine, p = "", "", {"now": now, "n": limit}
         if roots is not None:
             tree, tp = tree_cte(roots)
@@ -47,13 +46,14 @@ class SqliteTx(SqlTx):
         for r in rows:
             job = _job(r)
             prev = str(job.status)
+            lost = job.worker_id if job.status == JobStatus.LEASED else None
             move(job, JobStatus.LEASED)
             job.worker_id = worker_id
             job.attempts += 1
             job.lease_until = now + lease_seconds
             job.last_heartbeat = now
             self.update_job(job)
-            out.append((job, prev))
+            out.append(Leased(job, prev, lost))
         return out
 
 

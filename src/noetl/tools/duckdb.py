@@ -15,12 +15,16 @@
   error says which extension could not be loaded.
 * ``params``: a mapping of values bound by DuckDB to ``:name``, ``%(name)s`` or ``$name``
   placeholders in every statement (each statement gets the values it names).
+* The step ``timeout`` bounds the step (the wait for the file's lock included): past it the
+  running query is interrupted (``DuckDBPyConnection.interrupt``) and the step fails with
+  ``TimeoutError``; nothing keeps running.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +173,10 @@ def run_statements(conn: Any, statements: list[str], services: Services,
     return out
 
 
+def _timed_out(call: ToolCall, what: str) -> ToolError:
+    return ToolError(f"duckdb: step timed out after {call.timeout:g} s ({what})", "TimeoutError")
+
+
 def run(call: ToolCall) -> Any:
     sql = sql_text(call.action, call.args)
     statements = split_sql(sql)
@@ -176,13 +184,33 @@ def run(call: ToolCall) -> Any:
         raise ToolError("no SQL statements to run", "ValueError")
     bound = bound_params(call.action, "duckdb")
     path = database_path(call)
-    with _lock_for(path):  # one writer per file in this process
+    lock = _lock_for(path)  # one writer per file in this process
+    deadline = time.monotonic() + call.timeout if call.timeout else None
+    if not lock.acquire(timeout=-1 if call.timeout is None else call.timeout):
+        raise _timed_out(call, f"waiting for {path}")
+    try:
         conn = connect(path, call.services)
+        timer = None
+        if deadline is not None:  # interrupt whatever runs at the deadline
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), conn.interrupt)
+            timer.daemon = True
+            timer.start()
         try:
             aliases = setup_aliases(conn, auth_of(call.action, call.args), sql, call.services)
             out = run_statements(conn, statements, call.services, bound)
+        except ToolError as exc:
+            if deadline is not None and time.monotonic() >= deadline and \
+                    exc.error_type == "InterruptException":
+                which = re.match(r"statement (\d+)", str(exc))
+                raise _timed_out(call, f"statement {which[1] if which else '?'} "
+                                       "interrupted") from None
+            raise
         finally:
+            if timer is not None:
+                timer.cancel()
             conn.close()
+    finally:
+        lock.release()
     out["database"] = path
     if aliases:
         out["auth"] = aliases

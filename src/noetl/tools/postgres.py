@@ -12,12 +12,18 @@
   here it works), then ``db_host``/``db_port``/``db_user``/``db_password``/``db_name``/
   ``db_conn_string`` on the step or in ``args`` (explicit values win over the credential).
 * Passwords never appear in results or error messages (messages are scrubbed).
+* The step ``timeout`` bounds the whole step on the server: each statement runs with a
+  ``statement_timeout`` of the time left, so PostgreSQL cancels a query that runs past it (a
+  timed-out step leaves no query running, nor the locks it holds); the step then fails with
+  ``TimeoutError``.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,10 +74,11 @@ def conn_fields(auth: Any, explicit: list[dict[str, Any]], services: Services) -
     return fields
 
 
-def connect(fields: dict[str, Any], services: Services) -> Any:
+def connect(fields: dict[str, Any], services: Services, timeout: float | None = None) -> Any:
     import psycopg
 
-    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": 10}
+    wait = 10 if not timeout else max(1, min(10, math.ceil(timeout)))  # libpq: whole seconds
+    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": wait}
     conninfo = ""
     if fields.get("db_conn_string"):
         conninfo = str(fields["db_conn_string"])
@@ -87,12 +94,35 @@ def connect(fields: dict[str, Any], services: Services) -> Any:
         raise ToolError(f"cannot connect to PostgreSQL: {msg}", type(exc).__name__) from None
 
 
+class _Deadline:
+    """The step's timeout across its statements: each gets ``statement_timeout`` = time left."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout, self.at = timeout, time.monotonic() + timeout
+
+    def expired(self, i: int, data: dict[str, Any]) -> ToolError:
+        return ToolError(f"postgres: step timed out after {self.timeout:g} s (statement {i} "
+                         "cancelled)", "TimeoutError", data=data)
+
+    def arm(self, conn: Any, i: int, data: dict[str, Any]) -> None:
+        left_ms = int((self.at - time.monotonic()) * 1000)
+        if left_ms < 1:
+            raise self.expired(i, data)
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{left_ms}ms"])
+
+
 def run_statements(conn: Any, statements: list[str], services: Services,
-                   params: list[Any] | None = None) -> dict[str, Any]:
+                   params: list[Any] | None = None,
+                   timeout: float | None = None) -> dict[str, Any]:
+    from psycopg.errors import QueryCanceled
+
     out: dict[str, Any] = {}
+    deadline = _Deadline(timeout) if timeout else None
     for i, stmt in enumerate(statements):
         p = params[i] if params else None
         try:
+            if deadline is not None:
+                deadline.arm(conn, i, out)
             if first_keyword(stmt) == "CALL":
                 cur = conn.execute(stmt, p)
                 out[f"command_{i}"] = _result(cur)
@@ -102,6 +132,11 @@ def run_statements(conn: Any, statements: list[str], services: Services,
                     out[f"command_{i}"] = _result(cur)
         except ToolError:
             raise
+        except QueryCanceled as exc:
+            if deadline is not None and "statement timeout" in str(exc):
+                raise deadline.expired(i, out) from None
+            raise ToolError(f"statement {i} failed: {scrub(str(exc).strip(), services)}",
+                            type(exc).__name__, data=out) from None
         except Exception as exc:
             msg = scrub(str(exc).strip(), services)
             raise ToolError(f"statement {i} failed: {msg}", type(exc).__name__,
@@ -123,11 +158,12 @@ def run(call: ToolCall) -> Any:
     fields = conn_fields(auth_of(call.action, call.args), [call.action, call.args],
                          call.services)
     bound = bound_params(call.action, "postgres")
-    with connect(fields, call.services) as conn:
+    timeout = float(call.timeout) if call.timeout else None
+    with connect(fields, call.services, timeout) as conn:
         if bound:
             return run_statements(conn, [bind_named(st, bound) for st in statements],
-                                  call.services, [bound] * len(statements))
-        return run_statements(conn, statements, call.services)
+                                  call.services, [bound] * len(statements), timeout)
+        return run_statements(conn, statements, call.services, timeout=timeout)
 
 
 def bound_params(action: dict[str, Any], tool: str) -> dict[str, Any] | None:

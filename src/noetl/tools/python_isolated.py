@@ -158,8 +158,8 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
 
 def _wait(proc: subprocess.Popen[str], payload: str, timeout: float | None,
           cancelled: threading.Event | None, tails: list[_Tail]) -> None:
-    """Feed the payload, then wait for the process, tailing its output; kill it on timeout
-    or cancellation."""
+    """Feed the payload, then wait for the process, tailing its output; kill its process group
+    on timeout or cancellation, and what is left of it when the process has exited."""
     assert proc.stdin is not None
     try:
         proc.stdin.write(payload)
@@ -167,7 +167,8 @@ def _wait(proc: subprocess.Popen[str], payload: str, timeout: float | None,
     except BrokenPipeError:
         pass
     deadline = time.monotonic() + timeout if timeout else float("inf")
-    while proc.poll() is None:
+    nap = 0.0005  # as Popen.wait(timeout): a quick step is not kept waiting
+    while not exited(proc):
         for t in tails:
             t.pump()
         if cancelled is not None and cancelled.is_set():
@@ -179,10 +180,9 @@ def _wait(proc: subprocess.Popen[str], payload: str, timeout: float | None,
             _kill(proc)
             raise ToolError(f"python step timed out after {timeout or 0:g} s (process killed)",
                             "TimeoutError")
-        try:
-            proc.wait(min(left, 0.1))
-        except subprocess.TimeoutExpired:
-            continue
+        time.sleep(min(left, nap))  # (waitid cannot wait with a timeout and not reap)
+        nap = min(nap * 2, 0.05)
+    _kill(proc)  # what the step left running in its process group (background children)
 
 
 def _child_env() -> dict[str, str]:
@@ -209,7 +209,16 @@ def die_with_parent() -> None:
         pass
 
 
-def _kill(proc: subprocess.Popen[str]) -> None:
+def exited(proc: subprocess.Popen[Any]) -> bool:
+    """Whether the process has exited, leaving it unreaped: a zombie holds its pid, and so its
+    process group's id, until :func:`_kill` kills what is left of the group and reaps it."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
+
+
+def _kill(proc: subprocess.Popen[Any]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -36,7 +36,7 @@ from typing import Any
 from noetl.errors import ToolError
 from noetl.tools.base import ToolCall
 from noetl.tools.output import current
-from noetl.tools.python_isolated import _kill, _Tail, die_with_parent
+from noetl.tools.python_isolated import _kill, _Tail, die_with_parent, exited
 from noetl.tools.step_env import scrubbed_environ
 
 TAIL = 2000  # characters of stderr a non-zero exit's message carries
@@ -107,43 +107,24 @@ def _ended(returncode: int) -> str:
     return f"killed by signal {-returncode}{name}"
 
 
-def _exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether the command has exited, leaving it unreaped (a zombie holds its pid, and so the
-    process group's id, until :func:`_end_group`)."""
-    try:
-        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # reaped already
-        return True
-
-
-def _end_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill what is left of the command's process group (background children), then reap
-    the command."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 def _wait(proc: subprocess.Popen[bytes], call: ToolCall, tails: list[_Tail]) -> None:
     """Wait for the process, tailing its output into the step's log; kill its process group
     on timeout or cancellation, and what is left of it when the process has exited."""
     deadline = time.monotonic() + call.timeout if call.timeout else float("inf")
     cancelled = call.services.cancelled
     nap = 0.0005  # as Popen.wait(timeout): a quick command is not kept waiting
-    while not _exited(proc):
+    while not exited(proc):
         for t in tails:
             t.pump()
         if cancelled is not None and cancelled.is_set():
-            _kill(proc)  # type: ignore[arg-type]
+            _kill(proc)
             raise ToolError("shell: execution cancelled while the command ran (process "
                             "killed)", "Cancelled")
         left = deadline - time.monotonic()
         if left <= 0:
-            _kill(proc)  # type: ignore[arg-type]
+            _kill(proc)
             raise ToolError(f"shell: command timed out after {call.timeout or 0:g} s "
                             "(process killed)", "TimeoutError")
         time.sleep(min(left, nap))  # (waitid cannot wait with a timeout and not reap)
         nap = min(nap * 2, 0.05)
-    _end_group(proc)
+    _kill(proc)  # what is left of its process group (background children); reaps it

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -28,8 +29,25 @@ from noetl.tools.save import run_save
 from noetl.worker.recordable import check, text
 
 ERROR_STATUSES = frozenset({"error", "failed", "failure", "fail"})
-_timeout_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32,
-                                                      thread_name_prefix="noetl-timed")
+
+
+def _call_timed(tool: Any, call: ToolCall, timeout: float) -> Any:
+    """``tool(call)`` in its own daemon thread, waited for at most ``timeout`` seconds.
+
+    A tool without its own timeout cannot be stopped, so its thread may run on after the step
+    failed with ``TimeoutError``; being a daemon, it does not keep the process alive (a
+    ``noetl run`` or a worker exits without waiting for it, as an executor's threads would)."""
+    fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def target() -> None:
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(tool(call))
+        except BaseException as exc:  # handed to the waiting thread
+            fut.set_exception(exc)
+
+    threading.Thread(target=target, name=f"noetl-timed-{call.step}", daemon=True).start()
+    return fut.result(timeout=timeout)
 
 
 def normalize(raw: Any) -> dict[str, Any]:
@@ -240,11 +258,10 @@ def _run_work(work: Work, services: Services) -> Outcome:
             tool = get_tool(ttype)
             sp = spec(ttype)
             if call.timeout and not (sp is not None and sp.own_timeout):  # else: its own
-                fut = _timeout_pool.submit(tool, call)
                 try:
-                    raw = fut.result(timeout=call.timeout)
+                    raw = _call_timed(tool, call, call.timeout)
                 except concurrent.futures.TimeoutError:
-                    raise ToolError(f"step '{work['step']}' timed out after {call.timeout} s",
+                    raise ToolError(f"step '{work['step']}' timed out after {call.timeout:g} s",
                                     "TimeoutError") from None
             else:
                 raw = tool(call)

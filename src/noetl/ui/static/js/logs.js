@@ -14,6 +14,7 @@ function line(r) {
   return el('div', { class: `log-line l-${r.stream} lv-${r.level}`, 'data-testid': 'log-line', 'data-stream': r.stream },
     el('span', { class: 't', text: fmtTime(r.time, true) }),
     r.index !== null && r.index !== undefined ? el('span', { class: 'ix', text: `[${r.index}]` }) : '',
+    r.attempt > 1 ? el('span', { class: 'att', title: `attempt ${r.attempt}`, text: `#${r.attempt}` }) : '',
     el('span', { class: 'tag', text: tag }),
     el('span', { class: 'msg', text: msg }));
 }
