@@ -92,6 +92,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """The process's settings (the table of the module docstring)."""
+
     home: str | None = None
     store_url: str | None = None
     lease_seconds: float = 5.0

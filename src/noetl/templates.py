@@ -19,9 +19,9 @@ import datetime as _dt
 import enum
 import json
 import re
+import sys
 import uuid as _uuid
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -41,7 +41,10 @@ _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 def json_default(o: Any) -> Any:
     if isinstance(o, _dt.datetime | _dt.date | _dt.time):
         return o.isoformat()
-    if isinstance(o, Decimal):
+    # a Decimal exists only once something imported decimal (a database driver, a step's
+    # code): not imported here, which would cost every `noetl run` its import
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(o, decimal.Decimal):
         return int(o) if o == o.to_integral_value() and abs(o) < 2**63 else float(o)
     if isinstance(o, _uuid.UUID):
         return str(o)

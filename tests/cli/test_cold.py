@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 
 from bench.playbooks import SEQ7
@@ -20,7 +21,10 @@ from noetl.cli.main import app
 # None of these is needed to run a playbook of python steps and templates on SQLite.
 NOT_NEEDED = ("typer", "click", "pydantic", "rich", "httpx", "fastapi", "starlette", "uvicorn",
               "psycopg", "psycopg_pool", "cryptography", "prometheus_client", "duckdb",
-              "noetl.api", "noetl.client", "noetl.ui")
+              "noetl.api", "noetl.client", "noetl.ui",
+              # nor these, which it imported until session 7 (docs/benchmarks.md)
+              "argparse", "decimal", "concurrent.futures", "noetl.dsl.cron",
+              "noetl.store.trigger_rows")
 
 
 def _cli(tmp_path: Path, *args: str, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
@@ -66,10 +70,8 @@ def _typer_run_options() -> dict[str, tuple[bool, bool, str | None]]:
 
 def test_fast_parser_takes_the_typer_commands_options() -> None:
     typer_opts = _typer_run_options()
-    fast = {}
-    for action in run_cmd.parser()._actions:
-        for opt in action.option_strings:
-            fast[opt] = (action.nargs == 0, action.__class__.__name__ == "_AppendAction")
+    fast = {opt: (read is None, opt in run_cmd.REPEATABLE)
+            for opt, (_, read) in run_cmd.OPTIONS.items()}
     assert set(fast) == set(typer_opts)
     for opt, (flag, repeat, envvar) in typer_opts.items():
         assert fast[opt] == (flag, repeat), opt
@@ -101,3 +103,46 @@ def test_store_from_the_environment(tmp_path: Path) -> None:
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert db.exists() and not (tmp_path / "home" / "noetl.db").exists()
+
+
+def test_fast_parser_reads_the_plain_forms_and_leaves_the_rest_to_typer() -> None:
+    opts = run_cmd.parse(["--set", "a=1", "pb.yaml", "--set=b=2", "-c", "7", "--timeout=2.5",
+                          "-q", "--json", "--merge", "--store", "sqlite:///x.db",
+                          "--payload", "{}", "--concurrency=3"])
+    assert opts == {"file": Path("pb.yaml"), "sets": ["a=1", "b=2"], "payload": "{}",
+                    "as_json": True, "store": "sqlite:///x.db", "concurrency": 3,
+                    "merge": True, "timeout": 2.5, "quiet": True}
+    assert run_cmd.parse(["pb.yaml"]) == {
+        "file": Path("pb.yaml"), "sets": [], "payload": None, "as_json": False, "store": None,
+        "concurrency": run_cmd.DEFAULT_CONCURRENCY, "merge": False, "timeout": None,
+        "quiet": False}
+    assert run_cmd.parse(["pb.yaml", "--timeout=-1"])["timeout"] == -1  # type: ignore[index]
+    for argv in (["pb.yaml", "--help"], ["--help"], [], ["a.yaml", "b.yaml"],
+                 ["pb.yaml", "--store"], ["pb.yaml", "--timeout", "-1"], ["pb.yaml", "-c4"],
+                 ["pb.yaml", "-qc", "4"], ["pb.yaml", "-c=4"], ["pb.yaml", "--json=1"],
+                 ["pb.yaml", "--", "x"], ["pb.yaml", "--conc", "2"], ["pb.yaml", "-c", "two"],
+                 ["pb.yaml", "--timeout", "soon"], ["pb.yaml", "--set", "--json"]):
+        assert run_cmd.parse(argv) is None, argv
+
+
+ACCEPTED = [
+    ["pb.yaml"],
+    ["--set", "a=1", "pb.yaml", "--set=b.c=[2]", "-c", "7", "--timeout=2.5", "-q", "--json"],
+    ["pb.yaml", "--merge", "--store", "sqlite:///x.db", "--payload", '{"k": 1}',
+     "--concurrency=3", "--quiet", "--timeout", "1e3", "--store=sqlite:///y.db"],
+    ["-c", " 5 ", "--payload=@args.json", "./dir/pb.yaml", "--set", "x="],
+]
+
+
+@pytest.mark.parametrize("argv", ACCEPTED, ids=[" ".join(a) for a in ACCEPTED])
+def test_fast_parser_reads_what_typer_reads(argv: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(run_cmd.STORE_ENV, raising=False)
+    params = typer.main.get_command(app).commands["run"].make_context("run", list(argv)).params
+    opts = run_cmd.parse(argv)
+    assert opts is not None
+    assert opts == {"file": params["file"], "sets": list(params["set_"]),
+                    "payload": params["payload"], "as_json": params["as_json"],
+                    "store": params["store"], "concurrency": params["concurrency"],
+                    "merge": params["merge"], "timeout": params["timeout"],
+                    "quiet": params["quiet"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -313,6 +314,35 @@ def test_resolved_secrets_are_redacted_from_outcomes() -> None:
     assert out["status"] == "error"
     assert "s3cr3t-value" not in repr(out)
     assert out["error"]["message"] == "login failed for password ***"
+
+
+def test_timeout_of_a_tool_without_its_own() -> None:
+    """A step ``timeout`` on a tool that does not enforce one itself: the worker stops waiting
+    for it (the tool's thread runs on, here until released) and the step fails."""
+    import threading
+
+    from noetl.tools.base import Services
+    from noetl.tools.registry import register_tool
+    from noetl.worker.runner import run_work
+
+    release = threading.Event()
+    register_tool("blocking_test_tool", lambda call: release.wait(60) and {"late": True})
+    register_tool("quick_test_tool", lambda call: {"args": call.args})
+
+    def work(tool: str) -> dict[str, Any]:
+        return {"job_id": "1", "execution_id": "1", "step": "x", "action": {"type": tool},
+                "args": {"a": 1}, "edge_args": {}, "timeout": 0.2,
+                "ctx": {"workload": {}, "results": {}, "extra": {}}}
+
+    try:
+        out = run_work(work("blocking_test_tool"), Services())
+    finally:
+        release.set()
+    assert out["status"] == "error"
+    assert out["error"]["type"] == "TimeoutError"
+    assert out["error"]["message"] == "step 'x' timed out after 0.2 s"
+    done = run_work(work("quick_test_tool"), Services())
+    assert done["status"] == "ok" and done["data"] == {"args": {"a": 1}}, done
 
 
 def test_edge_reading_error_count_is_not_a_failure_handler(sqlite_url: str) -> None:

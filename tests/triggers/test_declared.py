@@ -11,7 +11,7 @@ from noetl.dsl import parse_playbook
 from noetl.engine.core import Engine
 from noetl.errors import Conflict, PlaybookError
 from noetl.store import open_store
-from noetl.store.triggers import HookRow
+from noetl.store.trigger_rows import HookRow
 
 HEAD = """\
 apiVersion: noetl.io/v1

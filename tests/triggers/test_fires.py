@@ -11,7 +11,7 @@ import pytest
 from noetl.engine.core import Engine
 from noetl.ids import new_id
 from noetl.store import open_store
-from noetl.store.triggers import ScheduleRow
+from noetl.store.trigger_rows import ScheduleRow
 from noetl.triggers.schedules import Fired, fire_next
 
 ROUTER = """\

@@ -2,16 +2,15 @@
 
 A ``noetl run`` starts a new Python process each time, so what it imports is most of what it
 costs (Typer alone, which builds pydantic adapters for its parameters, took longer than running
-a seven-step playbook). :func:`fast_run` parses ``noetl run``'s arguments with the standard
-library and runs the playbook without loading Typer; anything it does not accept as it is
-(``--help``, a malformed or unknown option, bad ``--set``/``--payload``) it leaves to the Typer
-command in :mod:`noetl.cli.main`, which then prints the usual usage or error text. Both call
+a seven-step playbook). :func:`fast_run` parses ``noetl run``'s arguments (:func:`parse`) and
+runs the playbook without loading Typer; anything it does not accept as it is (``--help``, a
+malformed or unknown option, bad ``--set``/``--payload``) it leaves to the Typer command in
+:mod:`noetl.cli.main`, which then prints the usual usage or error text. Both call
 :func:`run_file`. ``tests/cli/test_cold.py`` checks that the two accept the same options.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -77,43 +76,75 @@ def run_file(file: Path, args: dict[str, Any], as_json: bool = False, store: str
         follow_local(runner, ex.execution_id, timeout, as_json, quiet)
 
 
-class _Refused(Exception):
-    """The fast parser does not take these arguments as they are (Typer will say why)."""
+# The Typer command's options (``tests/cli/test_cold.py`` checks them against it): option ->
+# (the keyword it sets, how its value is read; None: a flag). ``--help`` is Typer's.
+OPTIONS: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    "--set": ("sets", str), "--payload": ("payload", str), "--json": ("as_json", None),
+    "--store": ("store", str), "--concurrency": ("concurrency", int),
+    "-c": ("concurrency", int), "--merge": ("merge", None), "--timeout": ("timeout", float),
+    "--quiet": ("quiet", None), "-q": ("quiet", None),
+}
+REPEATABLE = frozenset({"--set"})  # each one adds a value; of any other, the last one counts
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print usage and exit
-        raise _Refused(message)
+def parse(argv: list[str]) -> dict[str, Any] | None:
+    """``noetl run``'s arguments in their plain forms (one file; ``--opt value``,
+    ``--opt=value``, ``-c value``; flags), read as the Typer command reads them. None for
+    anything else, which Typer then parses and explains: ``--help``, an unknown option, a
+    value missing or beginning with ``-`` (after a space), a value given to a flag, bundled
+    short options (``-qc4``), ``--``, no file or two, a number that is not one.
 
-
-def parser() -> argparse.ArgumentParser:
-    """``noetl run``'s options, as on the Typer command (no ``--help``: Typer prints it)."""
-    p = _Parser(prog="noetl run", add_help=False, allow_abbrev=False)
-    p.add_argument("file", type=Path)
-    p.add_argument("--set", dest="set_", action="append")
-    p.add_argument("--payload")
-    p.add_argument("--json", dest="as_json", action="store_true")
-    p.add_argument("--store")
-    p.add_argument("--concurrency", "-c", type=int, default=DEFAULT_CONCURRENCY)
-    p.add_argument("--merge", action="store_true")
-    p.add_argument("--timeout", type=float)
-    p.add_argument("--quiet", "-q", action="store_true")
-    return p
+    (The standard library's ``argparse`` did this before: its import and parser set-up were
+    about 2 % of a ``noetl run``'s instructions.)"""
+    out: dict[str, Any] = {"file": None, "sets": [], "payload": None, "as_json": False,
+                           "store": None, "concurrency": DEFAULT_CONCURRENCY, "merge": False,
+                           "timeout": None, "quiet": False}
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "-" or not arg.startswith("-"):
+            if out["file"] is not None:
+                return None
+            out["file"] = Path(arg)
+            continue
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name not in OPTIONS:
+            return None
+        key, read = OPTIONS[name]
+        if read is None:
+            if eq:
+                return None
+            out[key] = True
+            continue
+        if not eq:
+            value = next(rest, "-")
+            if value.startswith("-"):
+                return None
+        try:
+            parsed = read(value)
+        except ValueError:
+            return None
+        if name in REPEATABLE:
+            out[key].append(parsed)
+        else:
+            out[key] = parsed
+    return out if out["file"] is not None else None
 
 
 def fast_run(argv: list[str]) -> Callable[[], None] | None:
     """``noetl run ARGV`` ready to call (the engine already imported, see
     :mod:`noetl.cli.entry`); None when Typer should handle the arguments."""
-    try:
-        ns = parser().parse_args(argv)
-        args = parse_args(ns.set_, ns.payload)
-    except (_Refused, ArgsError):
+    opts = parse(argv)
+    if opts is None:
         return None
-    if concurrency_problem(ns.concurrency) or timeout_problem(ns.timeout):
+    try:
+        args = parse_args(opts["sets"], opts["payload"])
+    except ArgsError:
+        return None
+    if concurrency_problem(opts["concurrency"]) or timeout_problem(opts["timeout"]):
         return None  # Typer's callbacks refuse the same values, with the usual message
     import noetl.local  # noqa: F401  (imported here, with the rest: entry.py freezes imports)
     from noetl.settings import Settings
 
-    store = ns.store or Settings.from_env().store_url or None  # as --store's envvar does
-    return partial(run_file, ns.file, args, ns.as_json, store, ns.concurrency, ns.merge,
-                   ns.timeout, ns.quiet)
+    store = opts["store"] or Settings.from_env().store_url or None  # as --store's envvar does
+    return partial(run_file, opts["file"], args, opts["as_json"], store, opts["concurrency"],
+                   opts["merge"], opts["timeout"], opts["quiet"])

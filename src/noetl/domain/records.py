@@ -22,6 +22,8 @@ def now() -> float:
 
 @dataclass
 class Event:
+    """One entry of an execution's event log (``seq``: the store's order of all events)."""
+
     execution_id: int
     event_id: int
     event_type: str
@@ -57,6 +59,8 @@ class Event:
 
 @dataclass
 class Job:
+    """A row of the job queue: one run of a step, one loop item, or a loop's save."""
+
     queue_id: int
     execution_id: int
     step: str
@@ -120,6 +124,8 @@ class StepRow:
 
 @dataclass
 class ExecutionRow:
+    """One execution: its playbook snapshot, workload, status, state and result."""
+
     execution_id: int
     path: str
     version: str | None
@@ -154,6 +160,8 @@ class ExecutionRow:
 
 @dataclass
 class CatalogEntry:
+    """One registered version of a playbook in the catalog."""
+
     catalog_id: int
     path: str
     version: int
@@ -176,6 +184,8 @@ class CatalogEntry:
 
 @dataclass
 class Credential:
+    """A stored credential (``data``: its secret fields, empty where only listed)."""
+
     name: str
     type: str
     data: dict[str, Any]

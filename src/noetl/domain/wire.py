@@ -7,8 +7,8 @@ keys a well-formed one has. Values a tool produced (``data``, ``envelope``, ``me
 playbook's own values (``action``, ``args``, the workload) stay ``Any``: they are the user's.
 """
 
-from __future__ import annotations
-
+# (no ``from __future__ import annotations`` here: a TypedDict compiles each annotation given
+# as a string into a ForwardRef when its class is made, which doubled this module's import)
 from typing import Any, Literal, NotRequired, TypedDict
 
 

@@ -36,6 +36,8 @@ class Edge:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """A step's ``retry``: how many attempts, the delays between them, when to retry."""
+
     max_attempts: int = 3
     initial_delay: float = 1.0
     backoff_multiplier: float = 2.0
@@ -52,6 +54,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Step:
+    """One step of a playbook, validated."""
+
     name: str
     type: str | None  # None: router
     args: dict[str, Any]
@@ -70,6 +74,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Playbook:
+    """A loaded, validated playbook (``raw``: its document as plain data)."""
+
     path: str
     name: str
     version: str | None

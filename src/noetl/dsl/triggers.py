@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from noetl.dsl.checks import Reporter, _line, check_keys, check_number, did_you_mean
-from noetl.dsl.cron import SpecError, make_timing
 
 SCHEDULE_KEYS = frozenset({"cron", "interval", "timezone", "args", "enabled", "catchup",
                            "overlap", "name", "description"})
@@ -90,6 +89,8 @@ def _mapping(c: Reporter, where: str, item: dict[str, Any], key: str) -> None:
 
 def check_schedule(c: Reporter, value: Any, line: int | None) -> None:
     for where, item in _items(c, "schedule", value, line):
+        from noetl.dsl.cron import SpecError, make_timing  # a playbook with a schedule only
+
         check_keys(c, where, item, SCHEDULE_KEYS, error=True)
         try:
             make_timing(item.get("cron"), item.get("interval"), item.get("timezone"))
@@ -170,6 +171,8 @@ def schedule_specs(raw: dict[str, Any]) -> list[dict[str, Any]]:
     """The playbook's schedules, normalised (``cron``/``interval`` seconds, defaults filled)."""
     out = []
     for item in _as_list(raw.get("schedule")):
+        from noetl.dsl.cron import make_timing  # (see check_schedule)
+
         t = make_timing(item.get("cron"), item.get("interval"), item.get("timezone"))
         out.append({"cron": t.cron, "interval": t.interval, "timezone": t.timezone,
                     "args": item.get("args") or None, "enabled": item.get("enabled", True),

@@ -54,6 +54,8 @@ Reason = Literal[
 
 @dataclass(frozen=True)
 class RetryDecision:
+    """Whether a failed job runs again, why, and when."""
+
     retry: bool
     reason: Reason
     delay: float = 0.0  # seconds until the next attempt (a retry), or the unusable delay

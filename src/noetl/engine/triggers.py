@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import NotificationStatus
 from noetl.domain.records import CatalogEntry, now
-from noetl.dsl.cron import make_timing
 from noetl.dsl.triggers import hook_specs, notify_specs, schedule_specs
 from noetl.errors import Conflict, NoetlError
 from noetl.ids import new_id
-from noetl.store.triggers import HookRow, NotificationRow, ScheduleRow
 
 if TYPE_CHECKING:
     from noetl.engine.unit import Unit
     from noetl.store.base import Tx
+    from noetl.store.trigger_rows import ScheduleRow
+
+# The trigger rows and cron are imported where a playbook has triggers: a `noetl run` (a new
+# process each time) of one without pays for every module it imports.
 
 log = logging.getLogger("noetl.engine.triggers")
 
@@ -42,6 +44,9 @@ def sync_triggers(tx: Tx, entry: CatalogEntry, raw: dict[str, Any]) -> None:
     for have in tx.list_schedules(path=entry.path, source="playbook"):
         old.setdefault(_spec_key(have.cron, have.interval, have.timezone), []).append(have)
     for spec in schedule_specs(raw):
+        from noetl.dsl.cron import make_timing
+        from noetl.store.trigger_rows import ScheduleRow
+
         key = _spec_key(spec["cron"], spec["interval"], spec["timezone"])
         timing = make_timing(spec["cron"], spec["interval"], spec["timezone"])
         same = old.get(key)
@@ -74,6 +79,8 @@ def _sync_hooks(tx: Tx, entry: CatalogEntry, raw: dict[str, Any]) -> None:
         if row.name not in declared:
             tx.delete_hook(row.name)
     for name, h in declared.items():
+        from noetl.store.trigger_rows import HookRow
+
         existing = tx.get_hook(name)
         if existing is not None and (existing.source != "playbook" or existing.path != entry.path):
             raise Conflict(f"hooks: a hook named '{name}' already exists ("
@@ -146,6 +153,8 @@ def enqueue_notifications(s: Unit) -> None:
     targets = [t for t in notify_specs(declared) + server if status in t["status"]]
     if not targets:
         return
+    from noetl.store.trigger_rows import NotificationRow
+
     payload = message(s)
     t = now()
     s.tx.add_notifications([

@@ -31,6 +31,8 @@ ACTIONLESS = frozenset({None, "router", "noop", "end"})
 
 @dataclass(frozen=True)
 class PlanStep:
+    """One step as the engine runs it (workbook references resolved, references listed)."""
+
     name: str
     type: str | None  # effective tool type; None for routers
     action: dict[str, Any]  # tool configuration (workbook-expanded), templates unrendered
@@ -57,6 +59,8 @@ class PlanStep:
 
 @dataclass(frozen=True)
 class Plan:
+    """A compiled playbook: its steps, the start step and their order."""
+
     path: str
     name: str
     version: str | None

@@ -48,6 +48,11 @@ SCHEMA = "noetl"
 CHANNEL = "noetl_work"
 LISTENER_NAME = "noetl-listen"  # application_name of the LISTEN connection
 MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migrating
+# psycopg prepares a statement (server side: parsed once, then a cached plan) from its
+# (threshold + 1)-th execution on a connection; its default, 5, left the statements an
+# execution runs once each (its start, first lease, end) parsed and planned afresh for the
+# first five executions per pooled connection
+PREPARE_THRESHOLD = 1
 DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
 # serialization failure, deadlock, lock not available (lock_timeout, see get_execution)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
@@ -367,6 +372,7 @@ class PgTx(PgUnit):
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"SET search_path TO {SCHEMA}")
+    conn.prepare_threshold = PREPARE_THRESHOLD
 
 
 class PostgresStore(Store):

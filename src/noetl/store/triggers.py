@@ -6,12 +6,14 @@ statements, PostgreSQL adding ``FOR UPDATE SKIP LOCKED`` where rows are claimed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import NotificationStatus
 from noetl.domain.records import now
 from noetl.store.sqlops import SqlOps
+
+if TYPE_CHECKING:
+    from noetl.store.trigger_rows import HookRow, NotificationRow, ScheduleRow
 
 
 def _jd(value: Any) -> str | None:
@@ -20,94 +22,6 @@ def _jd(value: Any) -> str | None:
 
 def _jl(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str | bytes) else text
-
-
-def _sid(v: Any) -> str | None:
-    return None if v is None else str(v)
-
-
-@dataclass
-class ScheduleRow:
-    schedule_id: int
-    path: str
-    version: str | None  # None: the latest version when it fires
-    source: str  # playbook | api
-    cron: str | None
-    interval: float | None
-    timezone: str
-    args: dict[str, Any] | None
-    enabled: bool
-    catchup: str  # skip | one
-    overlap: str  # skip | allow | cancel_previous
-    next_run_at: float | None
-    name: str | None = None
-    last_run_at: float | None = None
-    last_status: str | None = None  # outcome of the last fire
-    last_execution_id: int | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    created_at: float = field(default_factory=now)
-    updated_at: float = field(default_factory=now)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schedule_id": str(self.schedule_id), "path": self.path,
-                "version": self.version, "source": self.source, "name": self.name,
-                "cron": self.cron, "interval": self.interval, "timezone": self.timezone,
-                "args": self.args, "enabled": self.enabled, "catchup": self.catchup,
-                "overlap": self.overlap, "next_run_at": self.next_run_at,
-                "last_run_at": self.last_run_at, "last_status": self.last_status,
-                "last_execution_id": _sid(self.last_execution_id), "meta": self.meta,
-                "created_at": self.created_at, "updated_at": self.updated_at}
-
-
-@dataclass
-class HookRow:
-    name: str
-    path: str
-    version: str | None
-    source: str  # playbook | api
-    auth: str  # hmac | bearer
-    credential: str  # the credential whose data holds `secret`
-    args: dict[str, Any] | None  # a mapping rendered over the body; None: the body is the args
-    delivery_header: str | None
-    enabled: bool
-    meta: dict[str, Any] = field(default_factory=dict)
-    created_at: float = field(default_factory=now)
-    updated_at: float = field(default_factory=now)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "version": self.version,
-                "source": self.source, "auth": self.auth, "credential": self.credential,
-                "args": self.args, "delivery_header": self.delivery_header,
-                "enabled": self.enabled, "url": f"/api/hooks/{self.name}", "meta": self.meta,
-                "created_at": self.created_at, "updated_at": self.updated_at}
-
-
-@dataclass
-class NotificationRow:
-    notification_id: int
-    execution_id: int
-    status: NotificationStatus
-    target: dict[str, Any]
-    payload: dict[str, Any]
-    max_attempts: int
-    next_attempt_at: float
-    attempts: int = 0
-    last_error: str | None = None
-    created_at: float = field(default_factory=now)
-    updated_at: float = field(default_factory=now)
-
-    def to_dict(self) -> dict[str, Any]:
-        from urllib.parse import urlsplit
-
-        target = {k: v for k, v in self.target.items() if k not in ("headers", "url")}
-        if self.target.get("url"):  # a webhook URL's path is often its secret: the host only
-            u = urlsplit(str(self.target["url"]))
-            target["url"] = f"{u.scheme}://{u.netloc}/…"
-        return {"notification_id": str(self.notification_id),
-                "execution_id": str(self.execution_id), "status": self.status,
-                "target": target, "attempts": self.attempts, "max_attempts": self.max_attempts,
-                "next_attempt_at": self.next_attempt_at, "last_error": self.last_error,
-                "created_at": self.created_at, "updated_at": self.updated_at}
 
 
 SCHED_COLS = ("schedule_id, playbook_path, playbook_version, source, name, cron, "
@@ -131,6 +45,8 @@ def _values(cols: str) -> str:
 
 
 def _schedule(r: Any) -> ScheduleRow:
+    from noetl.store.trigger_rows import ScheduleRow  # (see noetl.store.trigger_rows)
+
     return ScheduleRow(
         schedule_id=int(r[0]), path=r[1], version=r[2], source=r[3], name=r[4], cron=r[5],
         interval=r[6], timezone=r[7], args=_jl(r[8]), enabled=bool(r[9]), catchup=r[10],
@@ -150,12 +66,16 @@ def _schedule_params(s: ScheduleRow) -> dict[str, Any]:
 
 
 def _hook(r: Any) -> HookRow:
+    from noetl.store.trigger_rows import HookRow
+
     return HookRow(name=r[0], path=r[1], version=r[2], source=r[3], auth=r[4], credential=r[5],
                    args=_jl(r[6]), delivery_header=r[7], enabled=bool(r[8]),
                    meta=_jl(r[9]) or {}, created_at=r[10], updated_at=r[11])
 
 
 def _note(r: Any) -> NotificationRow:
+    from noetl.store.trigger_rows import NotificationRow
+
     return NotificationRow(
         notification_id=int(r[0]), execution_id=int(r[1]),
         status=NotificationStatus(r[2]), target=_jl(r[3]),
@@ -234,8 +154,8 @@ class TriggerSql(SqlOps):
                          "e.execution_id = r.execution_id WHERE r.schedule_id = :s"
                          f"{cond} ORDER BY r.nominal_at DESC LIMIT :n", p)
         return [{"nominal_at": r[0], "fired_at": r[1], "outcome": r[2],
-                 "execution_id": _sid(r[3]), "detail": _jl(r[4]), "status": r[5],
-                 "lag": None if r[3] is None else r[1] - r[0]} for r in rows]
+                 "execution_id": None if r[3] is None else str(r[3]), "detail": _jl(r[4]),
+                 "status": r[5], "lag": None if r[3] is None else r[1] - r[0]} for r in rows]
 
     # hooks --------------------------------------------------------------------------------
     def put_hook(self, h: HookRow) -> None:

@@ -45,6 +45,8 @@ class Services:
 
 @dataclass
 class ToolCall:
+    """What a tool is called with: one run of one step (or loop item)."""
+
     action: dict[str, Any]  # the rendered tool configuration (python code left as written)
     args: dict[str, Any]  # the rendered step inputs
     ctx: dict[str, Any]  # the render context (workload, step results, loop variables)

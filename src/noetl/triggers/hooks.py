@@ -22,7 +22,7 @@ from noetl.errors import NoetlError
 if TYPE_CHECKING:
     from noetl.engine.core import Engine
     from noetl.store.base import Tx
-    from noetl.store.triggers import HookRow
+    from noetl.store.trigger_rows import HookRow
 
 SIGNATURE_HEADERS = ("x-noetl-signature", "x-hub-signature-256")
 DELIVERY_HEADER = "x-noetl-delivery"

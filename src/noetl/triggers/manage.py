@@ -10,7 +10,7 @@ from noetl.domain.records import now
 from noetl.dsl.cron import Timing, make_timing
 from noetl.errors import NotFound
 from noetl.ids import new_id
-from noetl.store.triggers import HookRow, ScheduleRow
+from noetl.store.trigger_rows import HookRow, ScheduleRow
 
 if TYPE_CHECKING:
     from noetl.engine.core import Engine

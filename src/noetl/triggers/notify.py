@@ -22,7 +22,7 @@ from noetl.engine import events
 
 if TYPE_CHECKING:
     from noetl.engine.core import Engine
-    from noetl.store.triggers import NotificationRow
+    from noetl.store.trigger_rows import NotificationRow
     from noetl.triggers import TriggerMetrics
 
 log = logging.getLogger("noetl.triggers.notify")

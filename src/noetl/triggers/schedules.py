@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from noetl.engine.core import Engine
     from noetl.store.base import Tx
-    from noetl.store.triggers import ScheduleRow
+    from noetl.store.trigger_rows import ScheduleRow
 
 log = logging.getLogger("noetl.triggers.schedules")
 MISSED_CAP = 10_000  # cron fires counted one by one at most (intervals are counted exactly)

@@ -7,7 +7,6 @@ traceback, so no error is lost between the tool and the event log.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import sys
 import threading
 import time
@@ -36,8 +35,12 @@ def _call_timed(tool: Any, call: ToolCall, timeout: float) -> Any:
 
     A tool without its own timeout cannot be stopped, so its thread may run on after the step
     failed with ``TimeoutError``; being a daemon, it does not keep the process alive (a
-    ``noetl run`` or a worker exits without waiting for it, as an executor's threads would)."""
-    fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    ``noetl run`` or a worker exits without waiting for it, as an executor's threads would).
+    (concurrent.futures is imported here: most runs have no such step, and a ``noetl run``
+    pays for every module it imports.)"""
+    from concurrent.futures import Future
+
+    fut: Future[Any] = Future()
 
     def target() -> None:
         fut.set_running_or_notify_cancel()
@@ -260,7 +263,7 @@ def _run_work(work: Work, services: Services) -> Outcome:
             if call.timeout and not (sp is not None and sp.own_timeout):  # else: its own
                 try:
                     raw = _call_timed(tool, call, call.timeout)
-                except concurrent.futures.TimeoutError:
+                except TimeoutError:  # (concurrent.futures.TimeoutError is this class)
                     raise ToolError(f"step '{work['step']}' timed out after {call.timeout:g} s",
                                     "TimeoutError") from None
             else:

@@ -1,0 +1,3 @@
+-- PostgreSQL's 0007 drops the index of the event table's seq (its primary key). Nothing to
+-- do here: seq is SQLite's rowid (INTEGER PRIMARY KEY), which costs no index of its own.
+-- Recorded so both dialects stay at the same version.
