@@ -441,3 +441,18 @@ def test_cancelling_a_parent_while_children_finish_never_deadlocks(
                 assert len([e for e in evs if e.event_type in TERMINAL]) == 1, x
     assert "CANCELLED" in statuses  # some cancels did land mid-run
     assert "DeadlockDetected" not in seen, seen
+
+
+def test_pooled_connections_prepare_statements_at_first_use(fresh_pg_url: str) -> None:
+    """A statement is prepared on the connection the first time it runs there (psycopg waits
+    for the sixth by default): a busy process spreads its statements over every pooled
+    connection, and the database parsed and planned most of them again and again."""
+    store = PostgresStore(fresh_pg_url, pool_size=1, listen=False)
+    try:
+        with store.read() as tx:
+            assert tx.get_execution(12345) is None
+        with store.pool.conn() as conn:  # the only connection: the one that just ran it
+            rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+        assert any("FROM execution WHERE execution_id" in r[0] for r in rows), rows
+    finally:
+        store.close()

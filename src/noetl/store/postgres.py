@@ -48,6 +48,7 @@ SCHEMA = "noetl"
 CHANNEL = "noetl_work"
 LISTENER_NAME = "noetl-listen"  # application_name of the LISTEN connection
 MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migrating
+PREPARE_THRESHOLD = 0  # executions of a statement on a connection before it is prepared
 DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
 # serialization failure, deadlock, lock not available (lock_timeout, see get_execution)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
@@ -369,6 +370,13 @@ class PgTx(PgUnit):
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"SET search_path TO {SCHEMA}")
+    # Prepare every statement at its first execution on a connection (psycopg's default: the
+    # sixth). The engine's statements come in a few dozen shapes, but a busy process spreads
+    # them over every pooled connection (the pool hands them out in turn) and each connection
+    # prepares on its own: until all of them had seen each shape five times, the database
+    # parsed and planned most statements afresh (under the throughput load, a quarter of its
+    # CPU; bench/load_statements.py, docs/benchmarks.md "Session 7").
+    conn.prepare_threshold = PREPARE_THRESHOLD
 
 
 class PostgresStore(Store):
