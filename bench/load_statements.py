@@ -163,6 +163,24 @@ def _perf(url: str, db: str, pids: list[int]) -> subprocess.Popen[bytes] | None:
     return p
 
 
+def _spies(pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """With NOETL_BENCH_PYSPY=DIR (and ``py-spy`` on PATH or in NOETL_BENCH_PYSPY_BIN):
+    ``py-spy record --format raw`` of each server and worker process during the load, to
+    ``DIR/<pid>.txt`` (collapsed stacks; the idle ones are left out)."""
+    out = os.environ.get("NOETL_BENCH_PYSPY")
+    if not out:
+        return []
+    exe = os.environ.get("NOETL_BENCH_PYSPY_BIN", "py-spy")
+    procs = []
+    for p in pids:
+        procs.append(subprocess.Popen([exe, "record", "--pid", str(p), "--format", "raw",
+                                       "-r", os.environ.get("NOETL_BENCH_PYSPY_RATE", "250"), *os.environ.get("NOETL_BENCH_PYSPY_ARGS", "--nonblocking --gil").split(), "-o",
+                                       f"{out}/{p}.txt"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # attached
+    return procs
+
+
 def measure(direct: bool, executions: int, reps: int, tmp: Path, seq40: bool = False) -> str:
     """``seq40``: ``executions`` runs of the 40-step sequence one after the other instead."""
     counts_dir = tmp / "counts"
@@ -195,6 +213,7 @@ def measure(direct: bool, executions: int, reps: int, tmp: Path, seq40: bool = F
             sampler = WaitSampler(url, cluster.database)
             sampler.start()
             perf = _perf(url, cluster.database, server_pids + worker_pids)
+            spies = _spies(server_pids + worker_pids)
             t0 = time.perf_counter()
             for _ in range(reps):
                 if seq40:
@@ -207,9 +226,10 @@ def measure(direct: bool, executions: int, reps: int, tmp: Path, seq40: bool = F
             wall = time.perf_counter() - t0
             sampler.stop.set()
             sampler.join()
-            if perf is not None:
-                perf.send_signal(signal.SIGINT)
-                perf.wait(30)
+            for p in [*([perf] if perf is not None else []), *spies]:
+                p.send_signal(signal.SIGINT)
+            for p in [*([perf] if perf is not None else []), *spies]:
+                p.wait(60)
             cpu1 = cluster.cpu()
             pg1 = _pg_stats(url, cluster.database)
             s1 = snaps.take(pids)
