@@ -166,17 +166,19 @@ def _perf(url: str, db: str, pids: list[int]) -> subprocess.Popen[bytes] | None:
 def _spies(pids: list[int]) -> list[subprocess.Popen[bytes]]:
     """With NOETL_BENCH_PYSPY=DIR (and ``py-spy`` on PATH or in NOETL_BENCH_PYSPY_BIN):
     ``py-spy record --format raw`` of each server and worker process during the load, to
-    ``DIR/<pid>.txt`` (collapsed stacks; the idle ones are left out)."""
+    ``DIR/<pid>.txt`` (collapsed stacks; NOETL_BENCH_PYSPY_RATE, NOETL_BENCH_PYSPY_ARGS:
+    default ``--nonblocking --gil``, threads holding the GIL only)."""
     out = os.environ.get("NOETL_BENCH_PYSPY")
     if not out:
         return []
     exe = os.environ.get("NOETL_BENCH_PYSPY_BIN", "py-spy")
+    rate = os.environ.get("NOETL_BENCH_PYSPY_RATE", "250")
+    how = os.environ.get("NOETL_BENCH_PYSPY_ARGS", "--nonblocking --gil").split()
     procs = []
     for p in pids:
-        procs.append(subprocess.Popen([exe, "record", "--pid", str(p), "--format", "raw",
-                                       "-r", os.environ.get("NOETL_BENCH_PYSPY_RATE", "250"), *os.environ.get("NOETL_BENCH_PYSPY_ARGS", "--nonblocking --gil").split(), "-o",
-                                       f"{out}/{p}.txt"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(
+            [exe, "record", "--pid", str(p), "--format", "raw", "-r", rate, *how,
+             "-o", f"{out}/{p}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(1.0)  # attached
     return procs
 
