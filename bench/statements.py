@@ -41,6 +41,7 @@ class Counts:
     tx_round_trips: int = 0  # waits for BEGIN / COMMIT / ROLLBACK
     trace: bool = False
     by_text: dict[str, int] = field(default_factory=dict)
+    control_by_text: dict[str, int] = field(default_factory=dict)  # BEGIN, COMMIT, ROLLBACK
     lock: threading.Lock = field(default_factory=threading.Lock)
     muted: threading.local = field(default_factory=threading.local)
     on: bool = False
@@ -56,6 +57,8 @@ class Counts:
             if control:
                 self.tx_control += rows
                 self.tx_round_trips += int(trip)
+                word = sql.split()[0].upper()
+                self.control_by_text[word] = self.control_by_text.get(word, 0) + rows
             else:
                 self.statements += rows
                 self.round_trips += int(trip)
@@ -78,6 +81,7 @@ class Counts:
         with self.lock:
             self.statements = self.tx_control = self.round_trips = self.tx_round_trips = 0
             self.by_text.clear()
+            self.control_by_text.clear()
 
     @contextmanager
     def mute(self) -> Iterator[None]:

@@ -441,3 +441,63 @@ def test_cancelling_a_parent_while_children_finish_never_deadlocks(
                 assert len([e for e in evs if e.event_type in TERMINAL]) == 1, x
     assert "CANCELLED" in statuses  # some cancels did land mid-run
     assert "DeadlockDetected" not in seen, seen
+
+
+SEQ3 = """apiVersion: noetl.io/v1
+kind: Playbook
+metadata:
+  name: seq3
+  path: tests/seq3
+workflow:
+  - step: start
+    next: [{step: s0}]
+""" + "".join(f"""  - step: s{i}
+    type: python
+    code: |
+      def main():
+          return {{'i': {i}}}
+    next: [{{step: {f's{i + 1}' if i < 2 else 'end'}}}]
+""" for i in range(3)) + """  - step: end
+    type: end
+"""
+
+
+def test_a_report_to_another_server_reads_what_the_work_package_said(
+        two_stores: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each job is leased through one server process and reported through the other (HTTP
+    workers' connections land on any of them). The work package names the step rows its
+    report reads first (``reads``) and the worker sends them back: the reporting process,
+    which did not hand the job out, reads them with the report's locks (no separate read of
+    step rows), and the execution runs as ever."""
+    from noetl.dsl import parse_playbook
+    from noetl.store.sql import SqlTx
+
+    separate: list[object] = []
+    plain = SqlTx.get_steps
+
+    def counted(self: SqlTx, *a: object, **kw: object) -> object:
+        separate.append(a)
+        return plain(self, *a, **kw)  # type: ignore[arg-type]
+
+    a, b = (Engine(s) for s in two_stores)
+    ex = a.start(parse_playbook(SEQ3))
+    monkeypatch.setattr(SqlTx, "get_steps", counted)
+    for i in range(3):
+        leaser, reporter = (a, b) if i % 2 == 0 else (b, a)
+        works = leaser.lease("w1", 1)
+        assert [w["step"] for w in works] == [f"s{i}"]
+        work = works[0]
+        assert work["reads"] == sorted({f"s{i}", f"s{i + 1}" if i < 2 else "end"})
+        assert reporter.hints.get(int(work["job_id"])) is None  # the other process's lease
+        status = reporter.report(int(work["job_id"]), "w1",
+                                 {"status": "ok", "data": {"i": i}, "reads": work["reads"]})
+        assert status == "ok"
+    assert separate == []
+    d = a.describe(ex.execution_id)
+    assert d["status"] == "COMPLETED", d
+    # without the names (an older worker) the rows are read apart, as before
+    ex2 = a.start(parse_playbook(SEQ3))
+    work = a.lease("w1", 1)[0]
+    assert b.report(int(work["job_id"]), "w1", {"status": "ok", "data": {"i": 0}}) == "ok"
+    assert separate, "a report without reads reads the step rows on its own"
+    assert b.describe(ex2.execution_id)["status"] == "RUNNING"

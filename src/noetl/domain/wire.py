@@ -55,6 +55,9 @@ class Work(TypedDict):
     preset: NotRequired[Any]  # output made elsewhere (a child, a loop): only the save runs
     preset_meta: NotRequired[Any]
     loop_save: NotRequired[bool]
+    # the step rows the report of this job reads first: sent back with the report (a hint for
+    # a server process that did not hand the job out, noetl.engine.prefetch)
+    reads: NotRequired[list[str]]
 
 
 class ErrorInfo(TypedDict, total=False):
@@ -86,6 +89,7 @@ class Outcome(TypedDict, total=False):
     logs: list[LogRecord]
     report_id: str | None  # a report sent twice is recorded once
     final: bool  # an error the engine must not retry (the engine refused the outcome)
+    reads: list[str]  # the work package's ``reads``, sent back (only a hint)
 
 
 class ReportRequest(Outcome, total=False):

@@ -34,6 +34,8 @@ class EngineBase:
         self.settings = settings or store.settings
         self.lease_seconds = lease_seconds or self.settings.lease_seconds
         self.listeners: list[Callable[[set[int]], None]] = []
+        # called after a commit that put notifications in the outbox (the server's sender)
+        self.outbox_listeners: list[Callable[[], None]] = []
         self.logs = LogWaiters()  # readers following step logs (GET .../logs?wait=)
         self.hints = Hints()  # what the reports of the jobs handed out here read first
 
@@ -55,11 +57,16 @@ class EngineBase:
 
     def _after(self, sessions: Sequence[Unit]) -> None:
         """After a commit: wake idle workers if jobs became ready; tell listeners which
-        executions just ended."""
+        executions just ended, and the outbox's listeners whether notifications were queued."""
         if any(s.wake for s in sessions):
             self.store.notify_work()
-        if not self.listeners:
+        if not self.listeners and not self.outbox_listeners:
             return
-        ended = {s.eid for s in session_tree(sessions, pending=False) if s.ex.terminal}
-        for cb in self.listeners:
-            cb(ended)
+        tree = session_tree(sessions, pending=False)
+        if self.listeners:
+            ended = {s.eid for s in tree if s.ex.terminal}
+            for cb in self.listeners:
+                cb(ended)
+        if self.outbox_listeners and any(s.outbox for s in tree):
+            for wake in self.outbox_listeners:
+                wake()

@@ -5,23 +5,41 @@ hand-off), it knows the job's execution and step, and so the step rows the repor
 the step's own and those of its edges' targets (:func:`noetl.engine.outcomes.job_succeeded`
 prefetches the same). The store can then read them with the report's locks
 (:meth:`noetl.store.base.Tx.lock_job_reading`, one statement on PostgreSQL). A job this process
-did not hand out (another server's lease) is simply read as before.
+did not hand out (another server process's lease) is read as its work package said: the
+package carries those names (``reads``) and the worker sends them back with the report
+(:func:`sent_reads`); a report without them is simply read as before.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from noetl.domain.records import Job
 from noetl.plan import Plan
 
 SIZE = 8192  # jobs remembered (the oldest go first)
+MAX_SENT = 64  # step names a report may send back (more: not used)
 
 
 def first_reads(plan: Plan, step: str) -> frozenset[str]:
     """The step rows a report of a job of ``step`` reads first."""
     ps = plan.step(step)
     return frozenset([ps.name, *(e.target for e in ps.edges)])
+
+
+def sent_reads(outcome: Mapping[str, Any]) -> frozenset[str]:
+    """The ``reads`` a report sent back from its work package (:func:`first_reads`, put there
+    at lease time), for a job this process did not hand out: a server process other than the
+    one that leased it. Only a hint: any names read with the report's locks are rows of the
+    job's own execution as they are; names that are no step are read as absent and never
+    written. Empty when missing or malformed."""
+    names = outcome.get("reads")
+    if not isinstance(names, list) or len(names) > MAX_SENT \
+            or not all(isinstance(n, str) for n in names):
+        return frozenset()
+    return frozenset(names)
 
 
 class Hints:

@@ -7,6 +7,7 @@ from noetl.domain.lifecycle import JobStatus
 from noetl.domain.wire import Outcome, ReportResult, Work
 from noetl.engine.leases import Leases
 from noetl.engine.logs import record_logs
+from noetl.engine.prefetch import sent_reads
 from noetl.engine.session import Session
 from noetl.engine.unprocessable import fail_unprocessable, processing_error
 from noetl.engine.work import build_work
@@ -133,7 +134,8 @@ class Reports(Leases):
                    holder: list[Session], handoff: tuple[str, float, int] | None = None,
                    works: list[Work] | None = None) -> str:
         hint = self.hints.get(job_id)  # the step rows it reads first, when this process knows
-        got = tx.lock_job_reading(job_id, hint[1] if hint else ())
+        names = hint[1] if hint else sent_reads(outcome)  # or as the work package said
+        got = tx.lock_job_reading(job_id, names)
         if got is None:
             raise _Refused("not_found", NotFound(f"job {job_id} not found"))
         job, ex, read = got
@@ -160,8 +162,8 @@ class Reports(Leases):
         if rid:
             job.payload["report_id"] = rid
         s = self.session(tx, ex)
-        if read is not None and hint is not None and hint[0] == job.execution_id:
-            s.take(hint[1], read)
+        if read is not None and names and (hint is None or hint[0] == job.execution_id):
+            s.take(names, read)  # (rows of the job's own execution, whatever the names)
         if outcome.get("status") == "ok":
             s.job_succeeded(job, outcome)
         else:

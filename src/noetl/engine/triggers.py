@@ -157,6 +157,7 @@ def enqueue_notifications(s: Unit) -> None:
 
     payload = message(s)
     t = now()
+    s.outbox = True
     s.tx.add_notifications([
         NotificationRow(notification_id=new_id(), execution_id=s.eid,
                         status=NotificationStatus.PENDING,

@@ -56,6 +56,7 @@ class Unit(ABC):
         self.after: list[Unit] = []  # other executions touched (parents, children)
         self.flushed: list[Unit] = []  # the same, once flushed (for after-commit hooks)
         self.fresh = False  # a new execution: it has no step rows to read yet
+        self.outbox = False  # notifications queued (noetl.engine.triggers): wake the sender
         self.parent_session: Unit | None = None  # the session that started or ends this one
         self.router_hops = 0  # routers activated by this session (never reset)
         self.max_router_hops = max(ROUTER_HOPS_MIN, ROUTER_HOPS_PER_STEP * len(plan.steps))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from noetl.domain.records import ExecutionRow, Job
 from noetl.domain.wire import Work
+from noetl.engine.prefetch import first_reads
 from noetl.engine.scope import item_context
 from noetl.plan import Plan
 
@@ -59,6 +60,7 @@ def build_work(tx: Tx, ex: ExecutionRow, plan: Plan, job: Job,
                 "results": results, "extra": extra},
         "path": ex.path,
     }
+    work["reads"] = sorted(first_reads(plan, job.step))
     code_line = ps.item_code_line if job.kind == "item" else ps.code_line
     if code_line:  # a python traceback then names the YAML file's lines
         work["code_at"] = [plan.source, code_line]

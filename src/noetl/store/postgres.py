@@ -51,7 +51,10 @@ MIGRATION_LOCK = 0x6E6F65746C  # "noetl": the advisory lock key held while migra
 # psycopg prepares a statement (server side: parsed once, then a cached plan) from its
 # (threshold + 1)-th execution on a connection; its default, 5, left the statements an
 # execution runs once each (its start, first lease, end) parsed and planned afresh for the
-# first five executions per pooled connection
+# first five executions per pooled connection, and under the throughput load (a busy process
+# spreads its statements over every pooled connection, each preparing on its own) a quarter
+# of the database's CPU went to parsing and planning (bench/load_statements.py). From the
+# second execution: a one-off statement (a UI query) is not prepared for nothing.
 PREPARE_THRESHOLD = 1
 DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
 # serialization failure, deadlock, lock not available (lock_timeout, see get_execution)

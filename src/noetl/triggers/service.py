@@ -3,7 +3,8 @@
 Polling is the baseline: the scheduler sleeps until the earliest ``next_run_at`` (at most
 ``NOETL_SCHEDULER_POLL`` seconds, default 2, so schedules another server added are seen), and
 is woken sooner when this process changes a schedule; the sender looks for due notifications
-every ``NOETL_NOTIFY_POLL`` seconds (default 1) and is woken when an execution ends here.
+every ``NOETL_NOTIFY_POLL`` seconds (default 1) and is woken when an execution that ends here
+queued notifications (not by every execution's end: most queue none).
 ``NOETL_SCHEDULER=0`` / ``NOETL_NOTIFIER=0`` turn a loop off in this process. (All of these
 come from the engine's settings, :class:`noetl.settings.Settings`.)
 """
@@ -42,11 +43,10 @@ class Triggers:
         self._wake_schedules = threading.Event()
         self._wake_notify = threading.Event()
         self._threads: list[threading.Thread] = []
-        engine.listeners.append(self._ended)
+        engine.outbox_listeners.append(self._queued)
 
-    def _ended(self, ended: set[int]) -> None:
-        if ended:
-            self._wake_notify.set()
+    def _queued(self) -> None:
+        self._wake_notify.set()
 
     def wake(self) -> None:
         """A schedule changed in this process: recompute the next wake-up."""
@@ -68,8 +68,8 @@ class Triggers:
         self._wake_notify.set()
         for t in self._threads:
             t.join(timeout)
-        if self._ended in self.engine.listeners:
-            self.engine.listeners.remove(self._ended)
+        if self._queued in self.engine.outbox_listeners:
+            self.engine.outbox_listeners.remove(self._queued)
 
     # -- loops --------------------------------------------------------------------------------
     def _next(self, what: str) -> float | None:

@@ -274,6 +274,8 @@ class WorkerPool:
         try:
             outcome = run_work(work, services)
             outcome["report_id"] = uuid.uuid4().hex
+            if work.get("reads"):  # what the report reads first: any server process reads it
+                outcome["reads"] = work["reads"]  # with the report's locks (engine.prefetch)
             with self._sending, self._lock:  # no heartbeat is sending this job's logs now,
                 self._logs.pop(job_id, None)  # and none takes them from here on
             late = services.log.drain(final=True)
