@@ -80,7 +80,7 @@ def bare_when_problem(text: str, targets: list[str], known: Container[str]) -> s
     fix = "true" if _BOOLISH[word.lower()] else "false"
     edge = f" (edge to {', '.join(repr(t) for t in targets)})" if targets else ""
     return (f"{text!r} is not a template{edge}: a 'when' without {{{{ }}}} is read as the "
-            f"expression {{{{ {word} }}}}, and '{word}' is no name, so the run fails when this "
+            f"expression {{{{ {word} }}}}, and '{word}' is not a defined name, so the run fails when this "
             f"edge is evaluated; write when: {fix} (or \"{{{{ {fix} }}}}\")")
 
 
