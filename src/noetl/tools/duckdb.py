@@ -201,9 +201,8 @@ def run(call: ToolCall) -> Any:
         except ToolError as exc:
             if deadline is not None and time.monotonic() >= deadline and \
                     exc.error_type == "InterruptException":
-                which = re.match(r"statement (\d+)", str(exc))
-                raise _timed_out(call, f"statement {which[1] if which else '?'} "
-                                       "interrupted") from None
+                done = exc.data if isinstance(exc.data, dict) else {}  # one per statement before
+                raise _timed_out(call, f"statement {len(done)} interrupted") from None
             raise
         finally:
             if timer is not None:

@@ -158,31 +158,43 @@ def run_isolated(code: str, args: dict[str, Any], ctx: dict[str, Any], timeout: 
 
 def _wait(proc: subprocess.Popen[str], payload: str, timeout: float | None,
           cancelled: threading.Event | None, tails: list[_Tail]) -> None:
-    """Feed the payload, then wait for the process, tailing its output; kill its process group
-    on timeout or cancellation, and what is left of it when the process has exited."""
+    """Feed the payload, then :func:`wait_group`."""
     assert proc.stdin is not None
     try:
         proc.stdin.write(payload)
         proc.stdin.close()
     except BrokenPipeError:
         pass
+    ended = wait_group(proc, timeout, cancelled, tails)
+    if ended == "cancelled":
+        raise ToolError("execution cancelled while the step ran (process killed)", "Cancelled")
+    if ended == "timeout":
+        raise ToolError(f"python step timed out after {timeout or 0:g} s (process killed)",
+                        "TimeoutError")
+
+
+def wait_group(proc: subprocess.Popen[Any], timeout: float | None,
+               cancelled: threading.Event | None, tails: list[_Tail]) -> str | None:
+    """Wait for a process started in its own session (its process group), tailing its output
+    into the step's log. On timeout or cancellation kill the group and say which
+    (``"timeout"`` / ``"cancelled"``); once the process has exited, kill what is left of the
+    group (background children) and reap it: None. (Shell and isolated python steps.)"""
     deadline = time.monotonic() + timeout if timeout else float("inf")
-    nap = 0.0005  # as Popen.wait(timeout): a quick step is not kept waiting
+    nap = 0.0005  # as Popen.wait(timeout): a quick process is not kept waiting
     while not exited(proc):
         for t in tails:
             t.pump()
         if cancelled is not None and cancelled.is_set():
             _kill(proc)
-            raise ToolError("execution cancelled while the step ran (process killed)",
-                            "Cancelled")
+            return "cancelled"
         left = deadline - time.monotonic()
         if left <= 0:
             _kill(proc)
-            raise ToolError(f"python step timed out after {timeout or 0:g} s (process killed)",
-                            "TimeoutError")
+            return "timeout"
         time.sleep(min(left, nap))  # (waitid cannot wait with a timeout and not reap)
         nap = min(nap * 2, 0.05)
-    _kill(proc)  # what the step left running in its process group (background children)
+    _kill(proc)
+    return None
 
 
 def _child_env() -> dict[str, str]:

@@ -30,13 +30,12 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 from typing import Any
 
 from noetl.errors import ToolError
 from noetl.tools.base import ToolCall
 from noetl.tools.output import current
-from noetl.tools.python_isolated import _kill, _Tail, die_with_parent, exited
+from noetl.tools.python_isolated import _Tail, die_with_parent, wait_group
 from noetl.tools.step_env import scrubbed_environ
 
 TAIL = 2000  # characters of stderr a non-zero exit's message carries
@@ -108,23 +107,11 @@ def _ended(returncode: int) -> str:
 
 
 def _wait(proc: subprocess.Popen[bytes], call: ToolCall, tails: list[_Tail]) -> None:
-    """Wait for the process, tailing its output into the step's log; kill its process group
-    on timeout or cancellation, and what is left of it when the process has exited."""
-    deadline = time.monotonic() + call.timeout if call.timeout else float("inf")
-    cancelled = call.services.cancelled
-    nap = 0.0005  # as Popen.wait(timeout): a quick command is not kept waiting
-    while not exited(proc):
-        for t in tails:
-            t.pump()
-        if cancelled is not None and cancelled.is_set():
-            _kill(proc)
-            raise ToolError("shell: execution cancelled while the command ran (process "
-                            "killed)", "Cancelled")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            _kill(proc)
-            raise ToolError(f"shell: command timed out after {call.timeout or 0:g} s "
-                            "(process killed)", "TimeoutError")
-        time.sleep(min(left, nap))  # (waitid cannot wait with a timeout and not reap)
-        nap = min(nap * 2, 0.05)
-    _kill(proc)  # what is left of its process group (background children); reaps it
+    """:func:`~noetl.tools.python_isolated.wait_group`, its ends as the step's errors."""
+    ended = wait_group(proc, call.timeout, call.services.cancelled, tails)
+    if ended == "cancelled":
+        raise ToolError("shell: execution cancelled while the command ran (process "
+                        "killed)", "Cancelled")
+    if ended == "timeout":
+        raise ToolError(f"shell: command timed out after {call.timeout or 0:g} s "
+                        "(process killed)", "TimeoutError")
