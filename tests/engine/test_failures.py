@@ -344,6 +344,14 @@ def test_timeout_of_a_tool_without_its_own() -> None:
     done = run_work(work("quick_test_tool"), Services())
     assert done["status"] == "ok" and done["data"] == {"args": {"a": 1}}, done
 
+    def own_timeout(call: Any) -> Any:
+        raise TimeoutError("socket read timed out")
+
+    register_tool("own_timeout_test_tool", own_timeout)  # raised at once: the tool's error
+    own = run_work(work("own_timeout_test_tool"), Services())
+    assert (own["error"]["type"], own["error"]["message"]) == (
+        "TimeoutError", "socket read timed out"), own["error"]
+
 
 def test_edge_reading_error_count_is_not_a_failure_handler(sqlite_url: str) -> None:
     """Only edges whose `when` reads the name `error` handle a failure; `result.error_count`

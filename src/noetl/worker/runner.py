@@ -36,6 +36,7 @@ def _call_timed(tool: Any, call: ToolCall, timeout: float) -> Any:
     A tool without its own timeout cannot be stopped, so its thread may run on after the step
     failed with ``TimeoutError``; being a daemon, it does not keep the process alive (a
     ``noetl run`` or a worker exits without waiting for it, as an executor's threads would).
+    Past ``timeout``: ``ToolError`` TimeoutError.
     (concurrent.futures is imported here: most runs have no such step, and a ``noetl run``
     pays for every module it imports.)"""
     from concurrent.futures import Future
@@ -50,7 +51,13 @@ def _call_timed(tool: Any, call: ToolCall, timeout: float) -> Any:
             fut.set_exception(exc)
 
     threading.Thread(target=target, name=f"noetl-timed-{call.step}", daemon=True).start()
-    return fut.result(timeout=timeout)
+    try:
+        return fut.result(timeout=timeout)
+    except TimeoutError:
+        if fut.done():  # the tool's own TimeoutError (a socket's), raised in time: its error
+            raise
+        raise ToolError(f"step '{call.step}' timed out after {timeout:g} s",
+                        "TimeoutError") from None
 
 
 def normalize(raw: Any) -> dict[str, Any]:
@@ -261,11 +268,7 @@ def _run_work(work: Work, services: Services) -> Outcome:
             tool = get_tool(ttype)
             sp = spec(ttype)
             if call.timeout and not (sp is not None and sp.own_timeout):  # else: its own
-                try:
-                    raw = _call_timed(tool, call, call.timeout)
-                except TimeoutError:  # (concurrent.futures.TimeoutError is this class)
-                    raise ToolError(f"step '{work['step']}' timed out after {call.timeout:g} s",
-                                    "TimeoutError") from None
+                raw = _call_timed(tool, call, call.timeout)
             else:
                 raw = tool(call)
             envelope = normalize(raw)
