@@ -43,10 +43,11 @@ def sync_triggers(tx: Tx, entry: CatalogEntry, raw: dict[str, Any]) -> None:
     old: dict[tuple[Any, ...], list[ScheduleRow]] = {}
     for have in tx.list_schedules(path=entry.path, source="playbook"):
         old.setdefault(_spec_key(have.cron, have.interval, have.timezone), []).append(have)
-    for spec in schedule_specs(raw):
+    specs = schedule_specs(raw)
+    if specs:  # (see the imports above)
         from noetl.dsl.cron import make_timing
         from noetl.store.trigger_rows import ScheduleRow
-
+    for spec in specs:
         key = _spec_key(spec["cron"], spec["interval"], spec["timezone"])
         timing = make_timing(spec["cron"], spec["interval"], spec["timezone"])
         same = old.get(key)
@@ -78,9 +79,9 @@ def _sync_hooks(tx: Tx, entry: CatalogEntry, raw: dict[str, Any]) -> None:
     for row in tx.list_hooks(path=entry.path, source="playbook"):
         if row.name not in declared:
             tx.delete_hook(row.name)
-    for name, h in declared.items():
+    if declared:
         from noetl.store.trigger_rows import HookRow
-
+    for name, h in declared.items():
         existing = tx.get_hook(name)
         if existing is not None and (existing.source != "playbook" or existing.path != entry.path):
             raise Conflict(f"hooks: a hook named '{name}' already exists ("

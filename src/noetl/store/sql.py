@@ -84,14 +84,11 @@ class SqlTx(LogSql, WorkerSql, Tx):
             self._exec_params(row))
 
     def _exec_params(self, row: ExecutionRow) -> dict[str, Any]:
-        return {
-            "execution_id": row.execution_id, "catalog_id": row.catalog_id, "path": row.path,
-            "version": row.version, "status": str(row.status), "playbook": jd(row.playbook),
-            "workload": jd(row.workload), "parent_execution_id": row.parent_execution_id,
-            "parent_job_id": row.parent_job_id, "result": jd(row.result),
-            "error": jd(row.error), "state": jd(row.state), "created_at": row.created_at,
-            "ended_at": row.ended_at, "updated_at": now(),
-        }
+        """Every column (an insert): what an update sets, and what never changes."""
+        return {**self._exec_update_params(row), "catalog_id": row.catalog_id, "path": row.path,
+                "version": row.version, "playbook": jd(row.playbook), "workload": jd(row.workload),
+                "parent_execution_id": row.parent_execution_id,
+                "parent_job_id": row.parent_job_id, "created_at": row.created_at}
 
     def _exec_update_params(self, row: ExecutionRow) -> dict[str, Any]:
         """What an update sets (:data:`EXEC_UPDATE_SET`): not the playbook and workload, which
