@@ -49,6 +49,18 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def ancestors(pid: int) -> list[int]:
+    """``pid`` and its parent, grandparent, ... (from /proc; stops where one is gone)."""
+    chain = [pid]
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        chain.append(pid)
+    return chain
+
+
 def comm_cpu(comm: str) -> float:
     """CPU seconds of every local process whose command name is ``comm``."""
     total = 0.0

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import playbooks
-from bench.cluster import Cluster
+from bench.cluster import Cluster, ancestors
 from bench.embedded import SEQ7_MS, SEQ40_MS
 from bench.stats import Row
 from noetl.store import Store, open_store
@@ -235,8 +235,9 @@ class Distributed:
                     raise TimeoutError("no worker started the recovery step within 60 s")
                 time.sleep(0.02)
             pid = int(marker.read_text())
-            if pid not in [w.pid for w in workers]:
-                raise RuntimeError(f"step ran in pid {pid}, not in a worker we started")
+            # the step runs in the worker process its supervisor (the pid we started) runs
+            if not set(ancestors(pid)) & {w.pid for w in workers}:
+                raise RuntimeError(f"step ran in pid {pid}, not under a worker we started")
             os.kill(pid, signal.SIGKILL)
             killed = time.time()
             _wait_terminal(self._st(), [eid], 120)
