@@ -18,6 +18,7 @@ from noetl.dsl import parse_playbook
 from noetl.engine import plans
 from noetl.engine.core import Engine
 from noetl.engine.resume import rerun, resume
+from noetl.errors import PlaybookError
 from noetl.local import LocalRunner
 from noetl.plan import compiler
 from noetl.store import open_store
@@ -173,3 +174,48 @@ def test_a_snapshot_stored_without_lines_still_runs(tmp_path: Path) -> None:
     err = desc["steps"]["start"]["error"]
     assert desc["status"] == "FAILED" and err["type"] == "ZeroDivisionError"
     assert "at" not in err and "<step code" in err["user_traceback"]
+
+
+SIMPLE = """\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: stored_simple, path: tests/stored/simple}
+workload: {n: 2}
+workflow:
+  - step: start
+    type: python
+    args: {n: "{{ workload.n }}"}
+    code: |
+      def main(n):
+          return n * 21
+"""
+
+
+def test_runs_of_one_catalog_entry_share_its_plan(store_url: str) -> None:
+    """A process plans a run of a catalog entry it has a plan of (it started a run of it, or
+    planned one from its stored playbook) without reading the run's playbook: shown by a run
+    whose stored playbook is replaced by one that does not compile, which a read would hit."""
+    store = open_store(store_url)  # runs started elsewhere: another server process
+    try:
+        engine = Engine(store)
+        engine.register(SIMPLE)
+        eids = [engine.start(path="tests/stored/simple", args={"n": n}).execution_id
+                for n in (1, 3)]
+        with store.transaction() as tx:
+            tx._x("UPDATE execution SET playbook = '{}' WHERE execution_id = :id",  # type: ignore[attr-defined]
+                  {"id": eids[1]})
+    finally:
+        store.close()
+    with plans._by_catalog.lock:  # this process knows neither the runs nor the entry's plan
+        plans._by_catalog.items.clear()
+    forget_plans()
+    with LocalRunner(store_url, concurrency=2) as runner:
+        runner.adopt(eids[0])
+        assert runner.wait(eids[0], 60)["result"] == 21  # planned from its stored playbook
+        runner.adopt(eids[1])
+        assert runner.wait(eids[1], 60)["result"] == 63  # the same entry's plan: not read
+        forget_plans()
+        with plans._by_catalog.lock:
+            plans._by_catalog.items.clear()
+        with pytest.raises(PlaybookError, match="<stored plan>"):  # read now: no plan in it
+            rerun(runner.engine, eids[1])

@@ -46,13 +46,22 @@ def remember(execution_id: int, plan: Plan) -> None:
 
 
 def plan_for(tx: Tx, ex: ExecutionRow) -> Plan:
+    """The execution's plan: compiled from its stored playbook once per process, or, for a
+    run of a catalog entry this process has a plan of, that plan (an entry never changes,
+    and every run of it stores that entry's plan; a run started by another server process
+    then costs no read of its playbook)."""
     plan = _by_execution.get(ex.execution_id)
     if plan is not None:
         return plan
-    raw = ex.playbook or tx.get_playbook(ex.execution_id)
-    if raw is None:
-        raise NotFound(f"execution {ex.execution_id} has no stored playbook")
-    plan = plan_from_raw(raw)
+    cid = ex.catalog_id
+    plan = _by_catalog.get(cid) if cid is not None else None
+    if plan is None:
+        raw = ex.playbook or tx.get_playbook(ex.execution_id)
+        if raw is None:
+            raise NotFound(f"execution {ex.execution_id} has no stored playbook")
+        plan = plan_from_raw(raw)
+        if cid is not None:
+            _by_catalog.put(cid, plan)
     remember(ex.execution_id, plan)
     return plan
 
