@@ -86,3 +86,32 @@ def test_a_batch_and_a_lease_take_event_locks_in_one_order(
         assert out["batch"] == [{"status": "ok"}, {"status": "ok"}]
     finally:
         store.close()
+
+
+def test_a_batch_reads_what_each_report_reads_first_with_its_locks(fresh_pg_url: str) -> None:
+    """lock_jobs_reading: the job, its execution and the step rows asked for that exist, as
+    the reads one report at a time return them; a job that does not exist is left out."""
+    store = PostgresStore(fresh_pg_url, pool_size=2, listen=False)
+    try:
+        engine = Engine(store)
+        x1, x2 = engine.start(FORK).execution_id, engine.start(FORK).execution_id
+        works = engine.lease("w1", 10)
+        ids = [int(w["job_id"]) for w in works]
+        assert len(ids) == 4
+        asked = {ids[0]: {"start", "a", "nope"}, ids[1]: set(), ids[2]: {"b"}, ids[3]: {"a"},
+                 987654321: {"start"}}
+        with store.transaction() as tx:
+            got = tx.lock_jobs_reading(asked)
+            assert set(got) == set(ids)
+            for q in ids:
+                job = tx.get_job(q)
+                assert job is not None
+                assert got[q].job == job
+                assert got[q].execution == tx.get_execution(job.execution_id)
+                assert got[q].steps == tx.get_steps(job.execution_id, asked[q] - {"nope"})
+                assert set(got[q].steps) == asked[q] - {"nope"}
+            assert {got[q].execution.execution_id for q in ids} == {x1, x2}
+            assert isinstance(tx, PgTx) and tx._batch_locked >= set(ids)
+            assert tx._event_locks >= {x1, x2} and tx._exec_locks >= {x1, x2}
+    finally:
+        store.close()

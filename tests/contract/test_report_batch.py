@@ -211,3 +211,41 @@ def test_a_batch_with_a_parent_and_its_child(store: Store) -> None:
     with store.read() as tx:
         assert_one_terminal(tx.get_events(ex.execution_id))
         assert_one_terminal(tx.get_events(int(child["execution_id"])))
+
+
+FORK = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: fork}
+workflow:
+  - step: start
+    next: [{step: a}, {step: b}]
+  - step: a
+    type: python
+    code: "def main():\\n    return 1"
+  - step: b
+    type: python
+    code: "def main():\\n    return 2"
+""")
+
+
+def test_a_batch_with_two_jobs_of_one_execution(store: Store) -> None:
+    """The second report of an execution sees what the first one of the batch wrote (on
+    PostgreSQL the batch reads every report's rows up front: the second reads them again)."""
+    engine = Engine(store)
+    ex = engine.start(FORK)
+    works = engine.lease("w1", 5)
+    assert sorted(w["step"] for w in works) == ["a", "b"]
+    others = [engine.start(CHAIN, args={"n": n}).execution_id for n in (5, 6)]
+    works += _lease_all(engine, "w1", 2)
+    reports = [(int(w["job_id"]), _outcome(w, w["job_id"])) for w in works]
+    results, _ = engine.report_batch(reports, "w1", limit=0)
+    assert [r["status"] for r in results] == ["ok"] * 4
+    desc = engine.describe(ex.execution_id)
+    assert desc["status"] == "COMPLETED", desc
+    assert {n: desc["steps"][n]["result"] for n in "ab"} == {"a": 1, "b": 2}
+    for eid in others:  # their `start` recorded, `second` queued
+        d = engine.describe(eid)
+        assert d["status"] == "RUNNING"
+        assert {n: s["status"] for n, s in d["steps"].items()} == \
+            {"start": "COMPLETED", "second": "QUEUED"}

@@ -9,10 +9,11 @@ from noetl.engine.leases import Leases
 from noetl.engine.logs import record_logs
 from noetl.engine.prefetch import sent_reads
 from noetl.engine.session import Session
+from noetl.engine.unit import session_tree
 from noetl.engine.unprocessable import fail_unprocessable, processing_error
 from noetl.engine.work import build_work
 from noetl.errors import LeaseLost, NoetlError, NotFound
-from noetl.store.base import Tx
+from noetl.store.base import Read, Tx
 
 
 class Reports(Leases):
@@ -84,17 +85,26 @@ class Reports(Leases):
         def go(tx: Tx) -> list[ReportResult]:
             works.clear()
             holder.clear()
-            if len(reports) > 1:
-                tx.lock_jobs([j for j, _ in reports])  # every lock it needs, up front
+            pre: dict[int, Read] = {}
+            if len(reports) > 1:  # every lock it needs, up front, and what each reads first
+                pre = tx.lock_jobs_reading({j: self._first_reads(j, o) for j, o in reports})
             out: list[ReportResult] = []
+            touched: set[int] = set()  # executions a report of this batch may have written
             for job_id, outcome in reports:
                 left = limit - len(works)
                 handoff = (worker_id, ttl, left) if left > 0 and worker_id else None
+                got = pre.get(job_id)
+                eid = got.execution.execution_id if got is not None else None
+                # read before an earlier report of the batch wrote it: read it again
+                read = got if eid not in touched else None
                 try:
                     out.append({"status": self._report_in(tx, job_id, worker_id, outcome,
-                                                          holder, handoff, works)})
+                                                          holder, handoff, works, read)})
                 except _Refused as r:  # refused before the report wrote anything
                     out.append({"status": r.status, "error": str(r.error)})
+                if eid is not None:
+                    touched.add(eid)
+                touched.update(s.eid for s in session_tree(holder, pending=False))
             if worker_id and len(works) < limit:
                 works.extend(self._lease_in(tx, worker_id, limit - len(works), ttl, holder))
             return out
@@ -132,10 +142,12 @@ class Reports(Leases):
 
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: Outcome,
                    holder: list[Session], handoff: tuple[str, float, int] | None = None,
-                   works: list[Work] | None = None) -> str:
-        hint = self.hints.get(job_id)  # the step rows it reads first, when this process knows
-        names = hint[1] if hint else sent_reads(outcome)  # or as the work package said
-        got = tx.lock_job_reading(job_id, names)
+                   works: list[Work] | None = None, pre: Read | None = None) -> str:
+        """``pre``: what :meth:`noetl.store.base.Tx.lock_jobs_reading` read for this job in
+        this transaction, still as it is (else it is locked and read here)."""
+        hint = self.hints.get(job_id)
+        names = self._first_reads(job_id, outcome)
+        got = pre or tx.lock_job_reading(job_id, names)
         if got is None:
             raise _Refused("not_found", NotFound(f"job {job_id} not found"))
         job, ex, read = got
@@ -177,6 +189,13 @@ class Reports(Leases):
             for j in handed:
                 self.hints.note(j, s.plan)
         return "ok"
+
+
+    def _first_reads(self, job_id: int, outcome: Outcome) -> frozenset[str]:
+        """The step rows a report reads first, when this process knows (it handed the job
+        out), or as the work package said."""
+        hint = self.hints.get(job_id)
+        return hint[1] if hint else sent_reads(outcome)
 
 
 class _Refused(Exception):

@@ -36,6 +36,14 @@ class Leased(NamedTuple):
     lost_worker: str | None  # for an expired lease: the worker that held it
 
 
+class Read(NamedTuple):
+    """What a report reads first, with its locks (:meth:`Tx.lock_jobs_reading`)."""
+
+    job: Job
+    execution: ExecutionRow
+    steps: dict[str, StepRow]  # the rows asked for that exist
+
+
 class Tx(TriggerSql, ABC):
     """One transaction. (Schedules, hooks and notifications: :class:`TriggerSql`.)"""
 
@@ -146,6 +154,16 @@ class Tx(TriggerSql, ABC):
     def lock_jobs(self, queue_ids: list[int]) -> None:
         """Before a batch of reports: take every lock it can need, in global orders
         (PostgreSQL; one writer at a time needs none)."""
+
+    def lock_jobs_reading(self, reads: dict[int, Collection[str]]) -> dict[int, Read]:
+        """:meth:`lock_jobs` for the jobs of ``reads`` (job id → the step rows its report reads
+        first), and what each of their reports would read first with
+        :meth:`lock_job_reading`, as it is once every lock is held: the job, its execution
+        and the rows of those steps that exist. Jobs left out (not found, no execution, or
+        not read here: SQLite) are read by their report as before."""
+        self.lock_jobs(list(reads))
+        return {}
+
     @abstractmethod
     def lease_jobs(self, worker_id: str, lease_seconds: float, limit: int,
                    now: float, roots: Collection[int] | None = None) -> list[Leased]:

@@ -34,12 +34,22 @@ from psycopg_pool import PoolTimeout
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.settings import Settings
-from noetl.store.base import Capabilities, Leased, Store
+from noetl.store.base import Capabilities, Leased, Read, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
 from noetl.store.pg_unit import PgUnit
-from noetl.store.rows import E_COLS, EXEC_SELECT, N_EXEC, Q_COLS, _exec, _job
+from noetl.store.rows import (
+    E_COLS,
+    EXEC_SELECT,
+    JOB_COLS,
+    N_EXEC,
+    Q_COLS,
+    STEP_COLS,
+    _exec,
+    _job,
+    _step,
+)
 from noetl.store.sqlops import IN_TREE, PARAM, tree_cte
 
 log = logging.getLogger("noetl.store.postgres")
@@ -80,6 +90,22 @@ _MINE = _CANDIDATES.replace(" AND lease_until <", IN_TREE + " AND lease_until <"
 assert _MINE.count(IN_TREE) == 2
 _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
+
+
+# a batch of reports' locks (PgTx.lock_jobs_reading): the jobs' executions and all their
+# ancestors, newest first; the job rows; the event locks; the step rows the reports read first
+_LOCK_CHAIN = (
+    "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue WHERE queue_id = ANY(:ids) "
+    "UNION SELECT e.parent_execution_id FROM execution e JOIN chain c ON e.execution_id = c.id "
+    f"WHERE e.parent_execution_id IS NOT NULL) SELECT {EXEC_SELECT} FROM execution "
+    "WHERE execution_id IN (SELECT id FROM chain) ORDER BY execution_id DESC FOR UPDATE")
+_LOCK_QUEUE = (f"SELECT {JOB_COLS} FROM queue WHERE queue_id = ANY(:ids) ORDER BY queue_id "
+               "FOR UPDATE")
+_EVENT_LOCKS = "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k"
+_JOB_STEPS = (
+    "SELECT w.q, " + ", ".join("s." + c.strip() for c in STEP_COLS.split(",")) + " FROM "
+    "unnest(CAST(:qs AS bigint[]), CAST(:ns AS text[])) AS w(q, n) JOIN queue q ON "
+    "q.queue_id = w.q JOIN step_state s ON s.execution_id = q.execution_id AND s.step = w.n")
 
 
 def _leased(rows: list[Any], prev: dict[int, tuple[str, str | None]] | None) -> list[Leased]:
@@ -301,18 +327,39 @@ class PgTx(PgUnit):
         one global order: the execution rows of the jobs and of all their ancestors (a child's
         end locks its parent) newest first, then the job rows, then those executions' event
         locks in ascending order (the order leases take them)."""
-        execs = [int(r[0]) for r in self._all(
-            "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue "
-            "WHERE queue_id = ANY(:ids) UNION SELECT e.parent_execution_id FROM execution e "
-            "JOIN chain c ON e.execution_id = c.id WHERE e.parent_execution_id IS NOT NULL) "
-            "SELECT execution_id FROM execution WHERE execution_id IN (SELECT id FROM chain) "
-            "ORDER BY execution_id DESC FOR UPDATE", {"ids": queue_ids})]
-        jobs = [int(r[0]) for r in self._all(
-            "SELECT queue_id FROM queue WHERE queue_id = ANY(:ids) ORDER BY queue_id FOR UPDATE",
-            {"ids": queue_ids})]
+        self.lock_jobs_reading(dict.fromkeys(queue_ids, ()))
+
+    def lock_jobs_reading(self, reads: dict[int, Collection[str]]) -> dict[int, Read]:
+        """:meth:`lock_jobs` in two round trips: the execution rows are locked (and read) by
+        the first statement; the job rows (locked and read), the event locks and the step
+        rows asked for, read under every lock (as :meth:`lock_job_reading` reads them), are
+        sent together."""
+        ids = list(reads)
+        execs = {int(r[0]): r for r in self._all(_LOCK_CHAIN, {"ids": ids})}
         self._exec_locks.update(execs)
-        self._batch_locked.update(jobs)
-        self.lock_events(set(execs))
+        todo = sorted(set(execs) - self._event_locks)
+        qs = [q for q, names in reads.items() for _ in names]
+        ns = [n for names in reads.values() for n in names]
+        with self.batch():
+            jobs = self._x(_LOCK_QUEUE, {"ids": ids})
+            if todo:
+                self._x(_EVENT_LOCKS, {"ks": todo})
+            steps = self._x(_JOB_STEPS, {"qs": qs, "ns": ns}) if qs else None
+        self._answered()  # one sync for the three: their results are here after it
+        job_rows = jobs.fetchall()
+        step_rows = steps.fetchall() if steps is not None else []
+        self._event_locks.update(todo)
+        self._batch_locked.update(int(r[0]) for r in job_rows)
+        found: dict[int, dict[str, StepRow]] = {}
+        for r in step_rows:
+            found.setdefault(int(r[0]), {})[r[2]] = _step(r[1:])
+        out: dict[int, Read] = {}
+        for r in job_rows:
+            job = _job(r)
+            ex = execs.get(job.execution_id)
+            if ex is not None:
+                out[job.queue_id] = Read(job, _exec(ex), found.get(job.queue_id, {}))
+        return out
 
     def add_events(self, events: list[Event]) -> None:
         if events:
@@ -345,8 +392,7 @@ class PgTx(PgUnit):
         if len(todo) == 1:
             self._x("SELECT pg_advisory_xact_lock(:k)", {"k": todo[0]})
         elif todo:
-            self._x("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k",
-                    {"ks": todo})
+            self._x(_EVENT_LOCKS, {"ks": todo})
         self._event_locks.update(todo)
 
     @contextmanager
