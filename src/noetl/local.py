@@ -24,6 +24,8 @@ from noetl.templates import configure
 from noetl.tools.base import Services
 from noetl.worker.pool import WorkerPool
 
+IDLE_BACKOFF = 0.005  # s: the first wait after an empty lease while a job is past due
+
 
 class LocalBackend:
     """The engine as a worker backend, in-process (embedded mode)."""
@@ -32,9 +34,13 @@ class LocalBackend:
         self.engine = engine
         self.lease_seconds = engine.lease_seconds
         self.worker_mode = worker_mode  # how its pool shows in the worker registry
+        self._backoff = IDLE_BACKOFF  # the next wait after an empty lease of a due job
 
     def lease(self, worker_id: str, limit: int = 1) -> list[Work]:
-        return self.engine.lease(worker_id, limit)
+        works = self.engine.lease(worker_id, limit)
+        if works:
+            self._backoff = IDLE_BACKOFF
+        return works
 
     def report(self, job_id: int, worker_id: str | None, outcome: Outcome) -> str:
         return self.engine.report(job_id, worker_id, outcome)
@@ -67,11 +73,24 @@ class LocalBackend:
         self.engine.store.notify_work()
 
     def wait_for_work(self, seen: int, timeout: float) -> None:
+        """After an empty lease: until a notification, the next due time, or ``timeout``.
+
+        A due time already past names a job this lease could not take: another
+        transaction holds its row (another worker's lease not yet committed, the reaper) or
+        its execution's (a poison job left expired), or, for a runner leasing only its own
+        jobs, it is another execution's. Leasing again at once would spin until that ends;
+        the wait backs off instead, from a few ms doubling up to ``timeout`` (reset once the
+        queue has nothing past due, or a lease found work). A notification still wakes it
+        at once: the back-off only spaces out the re-checks polling makes."""
         nxt, t = self.engine.next_wakeup(), now()
-        if nxt is not None and (nxt > t or self.engine.lease_roots is None):
-            # (a runner leasing only its own jobs has just found none ready: a time already
-            # past is another execution's, which it must not spin on)
-            timeout = max(0.0, min(timeout, nxt - t + 0.001))
+        if nxt is None or nxt > t:
+            self._backoff = IDLE_BACKOFF
+            if nxt is not None:
+                timeout = min(timeout, nxt - t + 0.001)
+        else:
+            wait = min(timeout, self._backoff)
+            self._backoff = min(self._backoff * 2, max(timeout, IDLE_BACKOFF))
+            timeout = wait
         if timeout > 0:
             self.engine.store.wait_for_work(seen, timeout)
 
