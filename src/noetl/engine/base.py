@@ -14,6 +14,7 @@ from noetl.domain.records import ExecutionRow
 from noetl.engine.logs import LogWaiters
 from noetl.engine.prefetch import Hints
 from noetl.engine.session import Session
+from noetl.engine.speculation import KeptRows
 from noetl.engine.unit import Unit, session_tree
 from noetl.plan import Plan
 from noetl.settings import Settings
@@ -38,6 +39,7 @@ class EngineBase:
         self.outbox_listeners: list[Callable[[], None]] = []
         self.logs = LogWaiters()  # readers following step logs (GET .../logs?wait=)
         self.hints = Hints()  # what the reports of the jobs handed out here read first
+        self.kept = KeptRows()  # the rows they start from (speculative reports)
 
     # -- plumbing ----------------------------------------------------------------------------
     def session(self, tx: Tx, ex: ExecutionRow, plan: Plan | None = None) -> Session:
@@ -50,6 +52,8 @@ class EngineBase:
                 with self.store.transaction() as tx:
                     return fn(tx)
             except Exception as exc:
+                if self.store.stale(exc) and attempt < 19:
+                    continue  # a speculative report's rows changed: again at once, reading
                 if not self.store.retryable(exc) or attempt == 19:
                     raise
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # jittered backoff

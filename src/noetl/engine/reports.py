@@ -4,11 +4,13 @@ worker's next job in the same transaction, a batch of reports in one transaction
 from __future__ import annotations
 
 from noetl.domain.lifecycle import JobStatus
+from noetl.domain.records import ExecutionRow, Job, StepRow
 from noetl.domain.wire import Outcome, ReportResult, Work
 from noetl.engine.leases import Leases
 from noetl.engine.logs import record_logs
 from noetl.engine.prefetch import sent_reads
 from noetl.engine.session import Session
+from noetl.engine.speculation import Kept
 from noetl.engine.unit import session_tree
 from noetl.engine.unprocessable import fail_unprocessable, processing_error
 from noetl.engine.work import build_work
@@ -35,13 +37,17 @@ class Reports(Leases):
         works: list[Work] = []
 
         ttl = lease_seconds or self.lease_seconds
+        kept = self._kept(job_id, worker_id, outcome)
+        txs: list[Tx] = []
 
         def go(tx: Tx) -> str:
             works.clear()
             holder.clear()
+            txs[:] = [tx]
             handoff = (worker_id, ttl, limit) if limit > 0 and worker_id else None
             try:
-                status = self._report_in(tx, job_id, worker_id, outcome, holder, handoff, works)
+                status = self._report_in(tx, job_id, worker_id, outcome, holder, handoff, works,
+                                         spec=kept.pop() if kept else None)
             except _Refused as r:
                 raise r.error from None
             if worker_id and len(works) < limit:
@@ -56,6 +62,7 @@ class Reports(Leases):
             return fail_unprocessable(self, job_id, worker_id, outcome, exc), []
         # jobs handed to the reporter are not counted as ready: only what is left wakes others
         self._after(holder)
+        self.kept.keep(txs[-1], holder, len(works))
         if outcome.get("logs"):
             self.logs.notify()
         return res, works
@@ -81,10 +88,13 @@ class Reports(Leases):
         ttl = lease_seconds or self.lease_seconds
         holder: list[Session] = []
         works: list[Work] = []
+        kept = self._kept(reports[0][0], worker_id, reports[0][1]) if len(reports) == 1 else []
+        txs: list[Tx] = []
 
         def go(tx: Tx) -> list[ReportResult]:
             works.clear()
             holder.clear()
+            txs[:] = [tx]
             pre: dict[int, Read] = {}
             if len(reports) > 1:  # every lock it needs, up front, and what each reads first
                 pre = tx.lock_jobs_reading({j: self._first_reads(j, o) for j, o in reports})
@@ -98,8 +108,9 @@ class Reports(Leases):
                 # read before an earlier report of the batch wrote it: read it again
                 read = got if eid not in touched else None
                 try:
-                    out.append({"status": self._report_in(tx, job_id, worker_id, outcome,
-                                                          holder, handoff, works, read)})
+                    out.append({"status": self._report_in(
+                        tx, job_id, worker_id, outcome, holder, handoff, works, read,
+                        kept.pop() if kept else None)})
                 except _Refused as r:  # refused before the report wrote anything
                     out.append({"status": r.status, "error": str(r.error)})
                 if eid is not None:
@@ -116,6 +127,7 @@ class Reports(Leases):
                 raise
             return self._report_each(reports, worker_id, limit, ttl)
         self._after(holder)
+        self.kept.keep(txs[-1], holder, len(works))
         if any(o.get("logs") for _, o in reports):
             self.logs.notify()
         return res, works
@@ -142,12 +154,19 @@ class Reports(Leases):
 
     def _report_in(self, tx: Tx, job_id: int, worker_id: str | None, outcome: Outcome,
                    holder: list[Session], handoff: tuple[str, float, int] | None = None,
-                   works: list[Work] | None = None, pre: Read | None = None) -> str:
+                   works: list[Work] | None = None, pre: Read | None = None,
+                   spec: Kept | None = None) -> str:
         """``pre``: what :meth:`noetl.store.base.Tx.lock_jobs_reading` read for this job in
-        this transaction, still as it is (else it is locked and read here)."""
+        this transaction, still as it is; ``spec``: the rows kept since this process handed
+        the job out (:mod:`noetl.engine.speculation`); else it is locked and read here."""
         hint = self.hints.get(job_id)
         names = self._first_reads(job_id, outcome)
-        got = pre or tx.lock_job_reading(job_id, names)
+        got: tuple[Job, ExecutionRow | None, dict[str, StepRow] | None] | None
+        if spec is not None:
+            tx.speculate(spec.execution.execution_id, job_id, spec.xid)
+            got = spec.job, spec.execution, None
+        else:
+            got = pre or tx.lock_job_reading(job_id, names)
         if got is None:
             raise _Refused("not_found", NotFound(f"job {job_id} not found"))
         job, ex, read = got
@@ -174,6 +193,8 @@ class Reports(Leases):
         if rid:
             job.payload["report_id"] = rid
         s = self.session(tx, ex)
+        if spec is not None:
+            s.rows.update(spec.steps)
         if read is not None and names and (hint is None or hint[0] == job.execution_id):
             s.take(names, read)  # (rows of the job's own execution, whatever the names)
         if outcome.get("status") == "ok":
@@ -190,6 +211,16 @@ class Reports(Leases):
                 self.hints.note(j, s.plan)
         return "ok"
 
+
+    def _kept(self, job_id: int, worker_id: str | None, outcome: Outcome) -> list[Kept]:
+        """The rows kept for a speculative report of this job (a list of one, or empty):
+        only when they pass the report's checks (a refusal is never made on kept rows)."""
+        k = self.kept.take(job_id)
+        if k is None or k.job.status != JobStatus.LEASED or not worker_id \
+                or k.job.worker_id != worker_id:
+            return []
+        rid = outcome.get("report_id")
+        return [] if rid and k.job.payload.get("report_id") == rid else [k]
 
     def _first_reads(self, job_id: int, outcome: Outcome) -> frozenset[str]:
         """The step rows a report reads first, when this process knows (it handed the job

@@ -22,6 +22,7 @@ from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
 from noetl.domain.wire import Outcome
 from noetl.engine import events
 from noetl.engine.plans import plan_for, remember
+from noetl.engine.prefetch import first_reads
 from noetl.plan import Plan, PlanStep
 from noetl.settings import Settings
 from noetl.templates import context
@@ -58,6 +59,7 @@ class Unit(ABC):
         self.fresh = False  # a new execution: it has no step rows to read yet
         self.outbox = False  # notifications queued (noetl.engine.triggers): wake the sender
         self.parent_session: Unit | None = None  # the session that started or ends this one
+        self.handed: list[Job] = []  # jobs hand_off leased to the reporter
         self.router_hops = 0  # routers activated by this session (never reset)
         self.max_router_hops = max(ROUTER_HOPS_MIN, ROUTER_HOPS_PER_STEP * len(plan.steps))
         st = ex.state
@@ -182,6 +184,7 @@ class Unit(ABC):
                 self.touch(r)
             self.emit(events.action_started(self.eid, job, ps.type, worker_id))
             handed.append(job)
+        self.handed.extend(handed)
         return handed
 
     def flush(self) -> None:
@@ -198,9 +201,13 @@ class Unit(ABC):
             sum(s.ready for s in self.flushed)
         if self.ready:
             self.wake = True
+        back: set[str] = set()  # what the reports of the jobs handed out read first
+        for j in self.handed:
+            back |= first_reads(self.plan, j.step)
         with self.tx.batch():
             self.tx.write_unit([self.rows[n] for n in self.dirty], self.events, self.jobs,
-                               list(self.job_updates.values()), self.ex, self.wake)
+                               list(self.job_updates.values()), self.ex, self.wake,
+                               back.difference(self.rows))
         self.dirty.clear()
         self.events = []
         self.jobs = []

@@ -36,6 +36,11 @@ class Leased(NamedTuple):
     lost_worker: str | None  # for an expired lease: the worker that held it
 
 
+class Stale(Exception):
+    """A speculative report's rows changed since it kept them (:meth:`Tx.speculate`): its
+    transaction is rolled back and runs again, reading them (:meth:`Store.stale`)."""
+
+
 class Read(NamedTuple):
     """What a report reads first, with its locks (:meth:`Tx.lock_jobs_reading`)."""
 
@@ -130,10 +135,12 @@ class Tx(TriggerSql, ABC):
 
     def write_unit(self, steps: list[StepRow], events: list[Event], jobs: list[Job],
                    updates: list[Job], execution: ExecutionRow | None,
-                   notify: bool = False) -> None:
+                   notify: bool = False, read_back: Collection[str] = ()) -> None:
         """Write what one unit of work buffered: step rows, events, new jobs, updated jobs,
         the execution row and (``notify``) :meth:`notify_in_tx`; as those calls in that
-        order would (PostgreSQL sends them as one statement)."""
+        order would (PostgreSQL sends them as one statement). ``read_back``: step rows of
+        ``execution`` (not written here) to read with the write, for :attr:`read_back`
+        (speculative stores; a hint, ignored elsewhere)."""
         self.save_steps(steps)
         self.add_events(events)
         self.add_jobs(jobs)
@@ -154,6 +161,16 @@ class Tx(TriggerSql, ABC):
     def lock_jobs(self, queue_ids: list[int]) -> None:
         """Before a batch of reports: take every lock it can need, in global orders
         (PostgreSQL; one writer at a time needs none)."""
+
+    speculative: ClassVar[bool] = False  # speculate() is supported (PostgreSQL)
+    xid: str | None = None  # after commit (speculative stores): the transaction's id
+    # after commit: the step rows the last write_unit read back, by name (None: absent)
+    read_back: dict[str, StepRow | None] | None = None
+
+    def speculate(self, execution_id: int, queue_id: int, xid: str) -> None:
+        """Report job ``queue_id`` from rows kept since transaction ``xid`` wrote them,
+        checked in the report's write (PostgreSQL: :class:`noetl.store.pg_unit.PgUnit`)."""
+        raise NotImplementedError
 
     def lock_jobs_reading(self, reads: dict[int, Collection[str]]) -> dict[int, Read]:
         """:meth:`lock_jobs` for the jobs of ``reads`` (job id → the step rows its report reads
@@ -314,6 +331,12 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @staticmethod
+    def stale(exc: BaseException) -> bool:
+        """Whether a transaction that raised ``exc`` failed because a speculative report's
+        rows had changed (:meth:`Tx.speculate`): run it again at once, not speculating."""
+        return isinstance(exc, Stale)
 
     @staticmethod
     def retryable(exc: BaseException) -> bool:

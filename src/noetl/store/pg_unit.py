@@ -20,6 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
+from noetl.store.base import Stale
 from noetl.store.rows import (
     E_COLS,
     JOB_COLS,
@@ -83,15 +84,44 @@ def _pos(assignments: str) -> str:
     return ", ".join(a.split(":")[0] + "%s" for a in assignments.split(","))
 
 
+_S_COLS = ", ".join("s." + c for c in _STEP)
+XID = "CAST(CAST(pg_current_xact_id() AS xid) AS text)"  # this transaction's id, as xmin shows
+
+
 @lru_cache(maxsize=512)
 def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, execution: bool,
-             notify: bool) -> str:
+             notify: bool, guard: bool = False, read_back: bool = False) -> str:
     """The statement of one unit of that shape (positional parameters, in this order: the
-    event locks' ids, step rows, events, new jobs, updates, execution, NOTIFY)."""
+    event locks' ids, step rows, events, new jobs, updates, execution, NOTIFY). It returns
+    this transaction's id.
+
+    ``guard`` (a speculative report, :meth:`PgUnit.speculate`; ``locks`` and ``execution``
+    then, and the first update is the reported job's): the execution row and then the job
+    row are updated first, each only if its ``xmin`` is still the transaction id given
+    (parameters, first: the execution's values, its id, the xid; the job's values, its id,
+    the xid; then as above without the execution), the event locks are taken after them (the
+    lock order of every transaction) and the rows depending on them only when both matched;
+    :func:`noetl_fresh` fails the statement otherwise.
+
+    ``read_back``: the statement returns a row per step row named (last two parameters:
+    execution id, names) as its snapshot has them: the leading columns (the id, the NOTIFY
+    and guard results), then the step row's (NULL: none, and then one row). Rows it does not
+    write, unchanged since the execution row was locked, or else the guard fails."""
     ctes: list[str] = []
-    if locks:
+    if guard:
+        ctes.append(f"xu AS (UPDATE execution SET {_pos(EXEC_UPDATE_SET)} "
+                    "WHERE execution_id = %s AND xmin = CAST(%s AS xid) RETURNING 1 AS n)")
+        ctes.append(f"qg AS (UPDATE queue SET {_pos(JOB_UPDATE_SET)} FROM xu "
+                    "WHERE queue.queue_id = %s AND queue.xmin = CAST(%s AS xid) RETURNING 1 AS n)")
+        ctes.append("lk AS (SELECT count(pg_advisory_xact_lock(k)) AS n "
+                    "FROM unnest(CAST(%s AS bigint[])) AS k WHERE EXISTS (SELECT FROM qg) "
+                    "HAVING EXISTS (SELECT FROM qg))")
+        updates -= 1
+        execution = False
+    elif locks:
         ctes.append("lk AS (SELECT count(pg_advisory_xact_lock(k)) AS n "
                     "FROM unnest(CAST(%s AS bigint[])) AS k)")
+    locks = locks or guard
 
     def rows(cols: tuple[str, ...], n: int) -> str:
         if not locks:
@@ -105,18 +135,26 @@ def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, exec
         ctes.append(f"ev AS (INSERT INTO event ({EVENT_INSERT_COLS}) {rows(_EVENT, events)})")
     if jobs:
         ctes.append(f"qi AS (INSERT INTO queue ({JOB_COLS}) {_values(_JOB, jobs, False)})")
+    after_lk = " FROM lk" if guard else ""  # (row locks after the execution's and the job's)
     for i in range(updates):
-        ctes.append(f"qu{i} AS (UPDATE queue SET {_pos(JOB_UPDATE_SET)} WHERE queue_id = %s)")
+        ctes.append(f"qu{i} AS (UPDATE queue SET {_pos(JOB_UPDATE_SET)}{after_lk} "
+                    "WHERE queue_id = %s)")
     if execution:
         ctes.append(f"xu AS (UPDATE execution SET {_pos(EXEC_UPDATE_SET)} "
                     "WHERE execution_id = %s)")
     if notify:
         ctes.append("nt AS (SELECT pg_notify(%s, %s) AS n)")
-    main = "SELECT count(*) FROM nt" if notify else "SELECT 1"
+    main = f"SELECT {XID}"
+    if notify:
+        main += ", (SELECT count(*) FROM nt)"
+    if guard:
+        main += ", noetl_fresh((SELECT count(*) FROM qg))"
+    if read_back:
+        main += (f", {_S_COLS} FROM (SELECT 1) AS one LEFT JOIN step_state s ON "
+                 "s.execution_id = %s AND s.step = ANY(%s)")
     return "WITH " + ", ".join(ctes) + " " + main
 
 
-_S_COLS = ", ".join("s." + c for c in _STEP)
 _N_JOB = len(_JOB)
 LOCK_READING = (
     f"SELECT {E_COLS}, {Q_COLS}, e.xmin = (SELECT x.xmin FROM execution x "
@@ -130,6 +168,10 @@ class PgUnit(SqlTx):
     """What :class:`noetl.store.postgres.PgTx` provides to these methods."""
 
     conn: Any
+    xid_cursor: Any  # the last unit's statement: this transaction's id, once answered
+    xid_lead: int  # its columns before the step rows read back
+    read_back_names: list[str]
+    _guard: tuple[int, int, str] | None
     token: str
     notified: bool
     channel: str
@@ -140,20 +182,79 @@ class PgUnit(SqlTx):
     def _answered(self) -> None:
         raise NotImplementedError
 
+    # -- speculation ------------------------------------------------------------------------
+    def speculate(self, execution_id: int, queue_id: int, xid: str) -> None:
+        """This transaction reports job ``queue_id`` from rows this process kept of the
+        transaction ``xid`` that last wrote them (it handed the job out), not read: its first
+        statement is the report's write, guarded (:func:`unit_sql`), or, when the report needs
+        any other statement first, :meth:`_validate` (the locks and reads as usual).
+        Either raises or fails the transaction when they have changed since."""
+        self._guard = (execution_id, queue_id, xid)
+
+    def _validate(self) -> None:
+        """Lock the rows a speculative report kept (as :meth:`lock_job` does) and check they
+        are still the versions it kept; :class:`Stale` if not."""
+        eid, qid, xid = self._guard or (0, 0, "")
+        self._guard = None
+        r = self._one("SELECT e.xmin = CAST(:x AS xid) AND q.xmin = CAST(:x AS xid) "
+                      "FROM execution e JOIN queue q ON q.execution_id = e.execution_id "
+                      "WHERE e.execution_id = :e AND q.queue_id = :q FOR UPDATE OF e, q",
+                      {"e": eid, "q": qid, "x": xid})
+        if r is None or r[0] is not True:
+            raise Stale(f"execution {eid} or job {qid} changed since transaction {xid}")
+        self._exec_locks.add(eid)
+
+    def _guarded(self, steps: list[StepRow], events: list[Event], updates: list[Job],
+                 execution: ExecutionRow | None) -> bool:
+        """Whether this write is the speculative report's own (else validate first)."""
+        if self._guard is None:
+            return False
+        eid, qid = self._guard[0], self._guard[1]
+        if execution is not None and execution.execution_id == eid and updates \
+                and all(s.execution_id == eid for s in steps) \
+                and all(e.execution_id == eid for e in events):
+            first = next((j for j in updates if j.queue_id == qid), None)
+            if first is not None:
+                updates.remove(first)
+                updates.insert(0, first)  # the guarded job's update comes first
+                return True
+        self._validate()
+        return False
+
     def write_unit(self, steps: list[StepRow], events: list[Event], jobs: list[Job],
                    updates: list[Job], execution: ExecutionRow | None,
-                   notify: bool = False) -> None:
+                   notify: bool = False, read_back: Collection[str] = ()) -> None:
         notify = notify and not self.notified
+        self.xid_cursor = None
         new = {j.queue_id for j in jobs}
         size = (len(steps) * len(_STEP) + len(events) * len(_EVENT) + len(jobs) * len(_JOB)
                 + len(updates) * (len(_JOB_SET) + 1))
         if size > UNIT_PARAMS or any(j.queue_id in new for j in updates):
+            if self._guard is not None:
+                self._validate()
             super().write_unit(steps, events, jobs, updates, execution, notify)
             return
+        updates = list(updates)
+        eid = execution.execution_id if execution is not None else None
+        guard = self._guarded(steps, events, updates, execution)
+        xid = self._guard[2] if guard and self._guard else ""
+        self._guard = None
         locks = sorted(({s.execution_id for s in steps} | {e.execution_id for e in events})
                        - self._event_locks)
+        t = now()
         params: list[Any] = []
-        if locks:
+        if guard:
+            assert execution is not None
+            params.extend(_EXEC_SET_VALUES(self._exec_update_params(execution)))
+            params.extend((execution.execution_id, xid))
+            j = updates.pop(0)
+            j.updated_at = t
+            params.extend(_JOB_SET_VALUES(_job_params(j)))
+            params.extend((j.queue_id, xid))
+            params.append(locks)
+            self._exec_locks.add(execution.execution_id)
+            execution = None
+        elif locks:
             params.append(locks)
         for s in steps:
             p = _step_params(s)
@@ -164,7 +265,6 @@ class PgUnit(SqlTx):
         for j in jobs:
             p = _job_params(j)
             params.extend(_JOB_VALUES(p))
-        t = now()
         for j in updates:
             j.updated_at = t
             p = _job_params(j)
@@ -178,9 +278,16 @@ class PgUnit(SqlTx):
             params.extend((self.channel, self.token))
         if not params:
             return
-        sql = unit_sql(bool(locks), len(steps), len(events), len(jobs), len(updates),
-                       execution is not None, notify)
-        self.conn.execute(sql, params)
+        back = sorted(read_back) if eid is not None else []
+        if back:
+            params.extend((eid, back))
+        sql = unit_sql(bool(locks), len(steps), len(events), len(jobs),
+                       len(updates) + guard, execution is not None or guard, notify, guard,
+                       bool(back))
+        self.xid_cursor = self.conn.execute(sql, params)
+        self.read_back_names = back
+        self.read_back = None
+        self.xid_lead = 1 + notify + guard
         self._event_locks.update(locks)
         if notify:
             self.notified = True

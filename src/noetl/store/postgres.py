@@ -34,7 +34,7 @@ from psycopg_pool import PoolTimeout
 
 from noetl.domain.records import Event, ExecutionRow, Job, StepRow
 from noetl.settings import Settings
-from noetl.store.base import Capabilities, Leased, Read, Store
+from noetl.store.base import Capabilities, Leased, Read, Stale, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
@@ -69,6 +69,7 @@ PREPARE_THRESHOLD = 1
 DOWNWARD_LOCK_TIMEOUT = "25ms"  # parent holding its row waits this long for a child's row
 # serialization failure, deadlock, lock not available (lock_timeout, see get_execution)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+STALE_SQLSTATE = "NT001"  # noetl_fresh(): a speculative report's rows changed (migration 8)
 _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 # Lease candidates, each part locked with SKIP LOCKED along its own partial index: jobs whose
 # lease expired first (oldest expiry first, as on SQLite), then ready jobs by priority, oldest
@@ -163,6 +164,7 @@ class PgTx(PgUnit):
 
     for_update = " FOR UPDATE"
     channel = CHANNEL
+    speculative = True
 
     def __init__(self, conn: psycopg.Connection[Any], token: str = "",
                  pipe: psycopg.Pipeline | None = None):
@@ -179,8 +181,24 @@ class PgTx(PgUnit):
         self._event_locks: set[int] = set()
         self._exec_locks: set[int] = set()  # execution rows this transaction locked
         self._batch_locked: set[int] = set()  # jobs whose rows lock_jobs locked
+        self._guard: tuple[int, int, str] | None = None  # speculate()
+        self.xid_cursor: Any = None
+        self.xid_lead = 1
+        self.read_back_names: list[str] = []
+
+    def committed(self) -> None:
+        """After the COMMIT: the transaction's id and the rows its last unit read back, from
+        that unit's statement (answered by now)."""
+        rows = self.xid_cursor.fetchall()
+        self.xid = str(rows[0][0]) if rows else None
+        if self.read_back_names:
+            k = self.xid_lead
+            found = {r[k + 1]: _step(r[k:]) for r in rows if r[k] is not None}
+            self.read_back = {n: found.get(n) for n in self.read_back_names}
 
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        if self._guard is not None:  # a speculative report reads or writes anything else first
+            self._validate()
         # always pass a mapping so psycopg un-doubles the escaped '%'
         cur = self.conn.execute(to_pyformat(sql), params or {})
         self._answered()
@@ -192,6 +210,8 @@ class PgTx(PgUnit):
             self.pipe.sync()
 
     def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        if self._guard is not None:
+            self._validate()
         multi = _multi_row(sql) if len(rows) > 1 else None
         if multi is None:
             with self.conn.cursor() as cur:
@@ -506,6 +526,12 @@ class PostgresStore(Store):
                         log.debug("rollback after a failed transaction failed: %s", exc)
         # committed; if it carried a NOTIFY, the notify_work() that follows need not send one
         self._local.sent = tx.notified
+        if tx.xid_cursor is not None:  # answered with the COMMIT: no round trip
+            tx.committed()
+
+    @staticmethod
+    def stale(exc: BaseException) -> bool:
+        return isinstance(exc, Stale) or getattr(exc, "sqlstate", None) == STALE_SQLSTATE
 
     @contextmanager
     def read(self) -> Iterator[PgTx]:

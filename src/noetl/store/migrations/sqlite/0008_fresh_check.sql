@@ -1,0 +1,3 @@
+-- PostgreSQL's 0008 adds noetl_fresh(), the check of a speculative report's single statement.
+-- Nothing to do here: SQLite reports read their rows under the one writer's lock.
+-- Recorded so both dialects stay at the same version.

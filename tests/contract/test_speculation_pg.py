@@ -1,0 +1,174 @@
+"""Speculative reports on PostgreSQL (noetl.engine.speculation): the next report of a job this
+process handed out decides on the rows it kept and writes in one guarded statement; when
+anything changed those rows meanwhile, the statement fails and the report runs again, reading
+them, so what it decides is what a report reading them would decide."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from noetl.dsl import parse_playbook
+from noetl.engine.core import Engine
+from noetl.store.base import Stale
+from noetl.store.postgres import PgTx, PostgresStore
+from noetl.worker.runner import run_work
+from tests.helpers import assert_one_terminal
+
+pytestmark = pytest.mark.postgres
+
+SEQ = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: spec_seq}
+workload: {n: 3}
+workflow:
+  - step: start
+    type: python
+    args: {n: "{{ workload.n }}"}
+    code: "def main(n):\\n    return n"
+    next: [{step: double}]
+  - step: double
+    type: python
+    args: {x: "{{ start }}"}
+    code: "def main(x):\\n    return x * 2"
+    next: [{step: add}]
+  - step: add
+    type: python
+    args: {x: "{{ double }}", y: "{{ start }}"}
+    code: "def main(x, y):\\n    return x + y"
+""")
+
+
+@pytest.fixture
+def store(fresh_pg_url: str) -> Iterator[PostgresStore]:
+    st = PostgresStore(fresh_pg_url, pool_size=3, listen=False)
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The job ids reports locked and read (PgTx.lock_job_reading, still the real one)."""
+    seen: list[int] = []
+    real = PgTx.lock_job_reading
+
+    def spy(self: PgTx, queue_id: int, steps: Any) -> Any:
+        seen.append(queue_id)
+        return real(self, queue_id, steps)
+
+    monkeypatch.setattr(PgTx, "lock_job_reading", spy)
+    return seen
+
+
+def _report(engine: Engine, work: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    out = run_work(work)
+    out["report_id"] = "r" + str(work["job_id"])
+    status, nxt = engine.report_and_lease(int(work["job_id"]), "w1", out, 1)
+    return status, [dict(w) for w in nxt]
+
+
+def test_a_sequence_reports_on_the_rows_it_kept(store: PostgresStore, reads: list[int]) -> None:
+    engine = Engine(store)
+    eid = engine.start(SEQ).execution_id
+    (work,) = engine.lease("w1", 1)
+    status, nxt = _report(engine, dict(work))  # leased, not handed out: read
+    assert status == "ok" and [w["step"] for w in nxt] == ["double"]
+    assert reads == [int(work["job_id"])]
+    status, nxt2 = _report(engine, nxt[0])  # handed out: kept, not read
+    assert status == "ok" and [w["step"] for w in nxt2] == ["add"]
+    status, last = _report(engine, nxt2[0])
+    assert status == "ok" and last == []
+    assert reads == [int(work["job_id"])]  # the two speculative reports read nothing first
+    desc = engine.describe(eid)
+    assert desc["status"] == "COMPLETED" and desc["result"] == 9
+    with store.read() as tx:
+        assert_one_terminal(tx.get_events(eid))
+
+
+def test_a_cancel_meanwhile_makes_the_report_read_again(
+        store: PostgresStore, reads: list[int]) -> None:
+    """The execution was cancelled after the hand-off: the kept rows say the job is leased
+    and the execution running; the guarded write fails and the report, reading, records
+    the late result and changes nothing (without the guard it would have run on)."""
+    engine = Engine(store)
+    eid = engine.start(SEQ).execution_id
+    (work,) = engine.lease("w1", 1)
+    _, nxt = _report(engine, dict(work))
+    engine.cancel(eid)
+    status, more = _report(engine, nxt[0])
+    assert status == "cancelled" and more == []
+    assert reads[-1] == int(nxt[0]["job_id"])  # read again after the failed write
+    desc = engine.describe(eid)
+    assert desc["status"] == "CANCELLED"
+    add = desc["steps"].get("add")
+    assert add is None or add["status"] not in ("QUEUED", "RUNNING", "COMPLETED"), add
+    with store.read() as tx:
+        events = tx.get_events(eid)
+    assert_one_terminal(events)
+    assert not [e for e in events if e.event_type == "step_started" and e.node_name == "add"]
+
+
+def test_a_heartbeat_meanwhile_costs_a_read_not_the_result(
+        store: PostgresStore, reads: list[int]) -> None:
+    engine = Engine(store)
+    eid = engine.start(SEQ).execution_id
+    (work,) = engine.lease("w1", 1)
+    _, nxt = _report(engine, dict(work))
+    engine.heartbeat(int(nxt[0]["job_id"]), "w1")  # the job's row changed
+    status, more = _report(engine, nxt[0])
+    assert status == "ok" and [w["step"] for w in more] == ["add"]
+    assert reads[-1] == int(nxt[0]["job_id"])
+    _report(engine, more[0])
+    assert engine.describe(eid)["result"] == 9
+
+
+def test_a_change_by_another_client_is_caught_by_the_guard(
+        store: PostgresStore, fresh_pg_url: str) -> None:
+    """Rows changed outside the engine (here: the step row of `start` and the execution row,
+    as any writer of step rows does) make the speculative write fail, not win."""
+    engine = Engine(store)
+    eid = engine.start(SEQ).execution_id
+    (work,) = engine.lease("w1", 1)
+    _, nxt = _report(engine, dict(work))
+    with psycopg.connect(fresh_pg_url, autocommit=True) as c:
+        c.execute("UPDATE noetl.step_state SET result = '5' WHERE execution_id = %s "
+                  "AND step = 'start'", (eid,))
+        c.execute("UPDATE noetl.execution SET updated_at = updated_at WHERE execution_id = %s",
+                  (eid,))
+    _, more = _report(engine, nxt[0])
+    # `add` renders {{ start }} from the row as it is now, not as it was kept
+    assert more[0]["step"] == "add" and more[0]["ctx"]["results"] == {"double": 6, "start": 5}
+
+
+def test_a_speculative_transaction_checks_its_rows_before_any_other_statement(
+        store: PostgresStore) -> None:
+    engine = Engine(store)
+    eid = engine.start(SEQ).execution_id
+    (work,) = engine.lease("w1", 1)
+    qid = int(work["job_id"])
+    with store.transaction() as tx:  # the start's transaction wrote both rows last
+        xid = str(tx._one("SELECT e.xmin::text FROM execution e WHERE execution_id = :e",
+                          {"e": eid})[0])
+    with store.transaction() as tx:
+        tx.speculate(eid, qid, "1")  # not the transaction that wrote them
+        with pytest.raises(Stale, match=f"execution {eid}"):
+            tx.get_steps(eid, ["start"])
+    with store.transaction() as tx:  # the lease changed the job row: its xmin is newer
+        tx.speculate(eid, qid, xid)
+        with pytest.raises(Stale):
+            tx.get_steps(eid, ["start"])
+    with store.transaction() as tx:
+        q_xid = str(tx._one("SELECT xmin::text FROM queue WHERE queue_id = :q", {"q": qid})[0])
+        e_xid = str(tx._one("SELECT xmin::text FROM execution WHERE execution_id = :e",
+                            {"e": eid})[0])
+    if q_xid == e_xid:  # (only when one transaction wrote both)
+        with store.transaction() as tx:
+            tx.speculate(eid, qid, q_xid)
+            assert "start" in tx.get_steps(eid, ["start"])
+            assert eid in tx._exec_locks
