@@ -202,6 +202,7 @@ def test_pg_write_unit_takes_the_event_lock_before_drawing_seq(pg_store: Store,
     def hold() -> None:
         try:
             with pg_store.transaction() as tx:
+                tx.get_execution(eid)  # begun: the unit's write is sent (not held back)
                 tx.write_unit([make_step(eid, "x", runs=1)], [first], [], [], None)
                 held.set()  # answered: the event lock is held until commit
                 release.wait(10)
@@ -277,3 +278,63 @@ def test_pg_lock_job_reading_after_waiting_never_returns_rows_older_than_the_loc
     assert got is not None
     assert got[2] is None  # stale: left to be read afresh
     assert out["now"]["a"].status == StepStatus.COMPLETED
+
+
+# -- PostgreSQL: a transaction begins with its first statement -------------------------------
+
+def _traced(store: Store, body: Callable[[Any], None], path: Any) -> list[str]:
+    """What the server completed for one transaction, in order (the CommandComplete tags of
+    libpq's own protocol trace: BEGIN, SELECT 1, COMMIT...)."""
+    with open(path, "w") as f:
+        with store.transaction() as tx:
+            tx.conn.pgconn.trace(f.fileno())
+            body(tx)
+        tx.conn.pgconn.untrace()
+    lines = [ln.split("\t") for ln in open(path).read().splitlines()]
+    return [ln[4].strip().strip('"') for ln in lines
+            if len(ln) > 4 and ln[1] == "B" and ln[3] == "CommandComplete"]
+
+
+@pytest.mark.postgres
+def test_pg_a_transaction_of_one_unit_write_is_that_statement_alone(
+        pg_store: Store, tmp_path: Any) -> None:
+    """No BEGIN, no COMMIT: the unit's one statement is atomic on its own."""
+    eid, _ = _setup(pg_store)
+    ev = _event(eid, "alone")
+    sent = _traced(pg_store, lambda tx: tx.write_unit(
+        [make_step(eid, "x", runs=1)], [ev], [], [], None), tmp_path / "trace")
+    assert len(sent) == 1 and sent[0].startswith("SELECT"), sent
+    with pg_store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["alone"]
+        assert set(tx.get_steps(eid, ["x"])) == {"x"}
+
+
+@pytest.mark.postgres
+def test_pg_a_held_back_write_is_sent_before_the_next_statement(
+        pg_store: Store, tmp_path: Any) -> None:
+    eid, _ = _setup(pg_store)
+    got: dict[str, Any] = {}
+
+    def body(tx: Any) -> None:
+        tx.write_unit([make_step(eid, "x", runs=1)], [_event(eid, "w")], [], [], None)
+        got["steps"] = tx.get_steps(eid, ["x"])  # reads its own write
+
+    sent = _traced(pg_store, body, tmp_path / "trace")
+    assert set(got["steps"]) == {"x"}
+    # the unit's statement, then the read, inside BEGIN .. COMMIT
+    assert sent == ["BEGIN", "SELECT 1", "SELECT 1", "COMMIT"], sent
+
+
+@pytest.mark.postgres
+def test_pg_a_block_that_raises_after_a_held_back_write_writes_nothing(pg_store: Store) -> None:
+    eid, _ = _setup(pg_store)
+    with pytest.raises(RuntimeError):
+        with pg_store.transaction() as tx:
+            tx.write_unit([make_step(eid, "x", runs=1)], [_event(eid, "lost")], [], [], None)
+            raise RuntimeError("the caller gave up")
+    with pg_store.read() as tx:
+        assert tx.get_events(eid) == [] and tx.get_steps(eid, ["x"]) == {}
+    with pg_store.transaction() as tx:  # the connection is fine afterwards
+        tx.write_unit([], [_event(eid, "kept")], [], [], None)
+    with pg_store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["kept"]

@@ -182,6 +182,9 @@ class PgUnit(SqlTx):
     def _answered(self) -> None:
         raise NotImplementedError
 
+    def send_unit(self, sql: str, params: list[Any]) -> None:
+        raise NotImplementedError
+
     # -- speculation ------------------------------------------------------------------------
     def speculate(self, execution_id: int, queue_id: int, xid: str) -> None:
         """This transaction reports job ``queue_id`` from rows this process kept of the
@@ -284,7 +287,7 @@ class PgUnit(SqlTx):
         sql = unit_sql(bool(locks), len(steps), len(events), len(jobs),
                        len(updates) + guard, execution is not None or guard, notify, guard,
                        bool(back))
-        self.xid_cursor = self.conn.execute(sql, params)
+        self.send_unit(sql, params)
         self.read_back_names = back
         self.read_back = None
         self.xid_lead = 1 + notify + guard

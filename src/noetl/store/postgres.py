@@ -25,7 +25,7 @@ import re
 import threading
 import uuid
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -166,16 +166,22 @@ class PgTx(PgUnit):
     channel = CHANNEL
     speculative = True
 
-    def __init__(self, conn: psycopg.Connection[Any], token: str = "",
-                 pipe: psycopg.Pipeline | None = None):
+    def __init__(self, conn: psycopg.Connection[Any], token: str = "", lazy: bool = False):
         self.conn = conn
         self.token = token  # the store's NOTIFY payload (its own listener skips it)
-        # A transaction runs in pipeline mode (PostgresStore.transaction): a statement is
-        # followed by a sync, so it is answered (and fails) where it is sent, as without a
-        # pipeline, except inside batch(), whose writes are sent on without waiting; they are
-        # answered with the next statement or with the COMMIT. BEGIN goes with the first
-        # statement: a report costs one round trip for its reads, one for its writes and COMMIT.
-        self.pipe = pipe
+        # A transaction (``lazy``: PostgresStore.transaction) begins with its first statement:
+        # a unit's write that comes first is held back (``_pending``) until the next statement
+        # or the commit. Held back to the commit, it is the whole transaction: sent alone,
+        # without BEGIN and COMMIT (a speculative report: one statement, no pipeline). Else the
+        # transaction runs in pipeline mode: a statement is followed by a sync, so it is
+        # answered (and fails) where it is sent, as without a pipeline, except inside batch(),
+        # whose writes are sent on without waiting; they are answered with the next statement
+        # or with the COMMIT. BEGIN goes with the first statement: a report costs one round
+        # trip for its reads, one for its writes and COMMIT.
+        self.lazy = lazy
+        self.pipe: psycopg.Pipeline | None = None
+        self._stack: ExitStack | None = None  # the pipeline, once begun
+        self._pending: tuple[str, list[Any]] | None = None
         self._batching = 0
         self.notified = False
         self._event_locks: set[int] = set()
@@ -196,9 +202,54 @@ class PgTx(PgUnit):
             found = {r[k + 1]: _step(r[k:]) for r in rows if r[k] is not None}
             self.read_back = {n: found.get(n) for n in self.read_back_names}
 
+    # -- the transaction's course (PostgresStore.transaction) --------------------------------
+    def _begin(self) -> None:
+        """Before a statement: the pipeline and BEGIN, then the held-back write, if not yet."""
+        if self._stack is not None or not self.lazy:
+            return
+        self._stack = ExitStack()
+        self.pipe = self._stack.enter_context(self.conn.pipeline())
+        self.conn.execute("BEGIN")
+        if self._pending is not None:
+            sql, params = self._pending
+            self._pending = None
+            self.xid_cursor = self.conn.execute(sql, params)
+
+    def send_unit(self, sql: str, params: list[Any]) -> None:
+        """A unit's statement: held back when it comes first (see ``__init__``)."""
+        if self.lazy and self._stack is None and self._pending is None:
+            self._pending = (sql, params)
+            return
+        self._begin()
+        self.xid_cursor = self.conn.execute(sql, params)
+
+    def commit(self) -> None:
+        """A held-back write alone, as its own transaction; else COMMIT and the last sync."""
+        if self._stack is None:
+            if self._pending is not None:
+                sql, params = self._pending
+                self._pending = None
+                self.xid_cursor = self.conn.execute(sql, params)
+            return
+        self.conn.execute("COMMIT")
+        stack, self._stack, self.pipe = self._stack, None, None
+        stack.close()
+
+    def abandon(self) -> None:
+        """The block raised: leave pipeline mode (its pending errors say less than the one
+        being raised); the caller rolls back."""
+        self._pending = None
+        if self._stack is not None:
+            stack, self._stack, self.pipe = self._stack, None, None
+            try:
+                stack.close()
+            except psycopg.Error as exc:
+                log.debug("leaving the pipeline of a failed transaction: %s", exc)
+
     def _x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         if self._guard is not None:  # a speculative report reads or writes anything else first
             self._validate()
+        self._begin()
         # always pass a mapping so psycopg un-doubles the escaped '%'
         cur = self.conn.execute(to_pyformat(sql), params or {})
         self._answered()
@@ -212,6 +263,7 @@ class PgTx(PgUnit):
     def _xmany(self, sql: str, rows: list[dict[str, Any]]) -> None:
         if self._guard is not None:
             self._validate()
+        self._begin()
         multi = _multi_row(sql) if len(rows) > 1 else None
         if multi is None:
             with self.conn.cursor() as cur:
@@ -419,7 +471,7 @@ class PgTx(PgUnit):
     def batch(self) -> Iterator[None]:
         """Pipeline the writes inside: one round trip instead of one per statement (in a
         transaction, none of their own: they travel with the next statement or the COMMIT)."""
-        if self.pipe is None:  # outside a transaction (read())
+        if not self.lazy:  # outside a transaction (read())
             with self.conn.pipeline():
                 yield
             return
@@ -502,20 +554,21 @@ class PostgresStore(Store):
         self._local.sent = False
         with self.pool.conn() as conn:
             done = False
+            # BEGIN is sent with the first statement, COMMIT with the last writes, in one
+            # pipeline (not conn.transaction(), which syncs before and after its COMMIT); a
+            # transaction of one unit's write is that statement alone (PgTx.__init__)
+            tx = PgTx(conn, self._token, lazy=True)
             try:
-                # BEGIN is sent with the first statement, COMMIT with the last writes, in one
-                # pipeline (not conn.transaction(), which syncs before and after its COMMIT)
-                with conn.pipeline() as pipe:
-                    conn.execute("BEGIN")
-                    tx = PgTx(conn, self._token, pipe)
-                    self._local.tx = tx
-                    try:
-                        yield tx
-                    finally:
-                        self._local.tx = None
-                    conn.execute("COMMIT")
+                self._local.tx = tx
+                try:
+                    yield tx
+                finally:
+                    self._local.tx = None
+                tx.commit()
                 done = True
             finally:
+                if not done:
+                    tx.abandon()
                 # the block raised, or a write answered only with the COMMIT failed (the
                 # transaction is left aborted): roll back here rather than in the pool
                 if not done and not conn.closed \
