@@ -159,6 +159,25 @@ def test_lock_job_reading_returns_the_rows_it_read(store: Store) -> None:
         assert plain is not None and plain[0].queue_id == qid and plain[2] is None
 
 
+ODD = ['we"ird\\,{name} NULL', "NULL", "é,ü"]  # quotes, a backslash, commas, braces, NULL
+
+
+def test_step_names_any_text_are_read_as_they_are(store: Store) -> None:
+    """Names reach PostgreSQL as array literals (pg_array): every character survives."""
+    eid, qid = _setup(store)
+    with store.transaction() as tx:
+        tx.save_steps([make_step(eid, n, runs=1) for n in ODD])
+    with store.transaction() as tx:
+        got = tx.lock_job_reading(qid, ODD + ["nope"])
+        assert got is not None
+        if got[2] is not None:
+            assert set(got[2]) == set(ODD)
+        assert set(tx.get_steps(eid, ODD)) == set(ODD)
+        reads = tx.lock_jobs_reading({qid: ODD})
+        if qid in reads:  # a store may leave them to the report (SQLite)
+            assert set(reads[qid].steps) == set(ODD)
+
+
 # -- PostgreSQL, two transactions ------------------------------------------------------------
 
 def _wait_for(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -40,6 +40,16 @@ EVENT_INSERT_COLS = ("event_id, execution_id, parent_event_id, event_type, statu
                      "node_type, context, result, error, error_type, stack_trace, meta, attempt, "
                      "current_index, duration, worker_id, created_at")
 UNIT_PARAMS = 1800  # a larger unit (a loop's items) is written by the statements of each kind
+
+
+def pg_array(items: Iterable[int | str]) -> str:
+    """An array parameter as its text literal, for ``CAST(%s AS bigint[])`` or ``text[]``:
+    psycopg's list dumper scans every element to pick the element type (and, for ints, the
+    smallest type holding them all), a few per cent of a report's CPU; a string is sent
+    as it is, and the cast types it, always the same (one prepared statement)."""
+    return "{" + ",".join(
+        str(int(x)) if isinstance(x, int)
+        else '"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"' for x in items) + "}"
 
 
 def _cols(cols: str) -> tuple[str, ...]:
@@ -151,7 +161,7 @@ def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, exec
         main += ", noetl_fresh((SELECT count(*) FROM qg))"
     if read_back:
         main += (f", {_S_COLS} FROM (SELECT 1) AS one LEFT JOIN step_state s ON "
-                 "s.execution_id = %s AND s.step = ANY(%s)")
+                 "s.execution_id = %s AND s.step = ANY(CAST(%s AS text[]))")
     return "WITH " + ", ".join(ctes) + " " + main
 
 
@@ -160,7 +170,7 @@ LOCK_READING = (
     f"SELECT {E_COLS}, {Q_COLS}, e.xmin = (SELECT x.xmin FROM execution x "
     "WHERE x.execution_id = q.execution_id), " + _S_COLS + " FROM queue q "
     "JOIN execution e ON e.execution_id = q.execution_id LEFT JOIN step_state s "
-    "ON s.execution_id = q.execution_id AND s.step = ANY(:names) "
+    "ON s.execution_id = q.execution_id AND s.step = ANY(CAST(:names AS text[])) "
     "WHERE q.queue_id = :id FOR UPDATE OF e, q")
 
 
@@ -254,11 +264,11 @@ class PgUnit(SqlTx):
             j.updated_at = t
             params.extend(_JOB_SET_VALUES(_job_params(j)))
             params.extend((j.queue_id, xid))
-            params.append(locks)
+            params.append(pg_array(locks))
             self._exec_locks.add(execution.execution_id)
             execution = None
         elif locks:
-            params.append(locks)
+            params.append(pg_array(locks))
         for s in steps:
             p = _step_params(s)
             params.extend(_STEP_VALUES(p))
@@ -283,7 +293,7 @@ class PgUnit(SqlTx):
             return
         back = sorted(read_back) if eid is not None else []
         if back:
-            params.extend((eid, back))
+            params.extend((eid, pg_array(back)))
         sql = unit_sql(bool(locks), len(steps), len(events), len(jobs),
                        len(updates) + guard, execution is not None or guard, notify, guard,
                        bool(back))
@@ -301,7 +311,7 @@ class PgUnit(SqlTx):
         if not steps or (self._exec_locks and queue_id not in self._batch_locked):
             got = self.lock_job(queue_id)  # the careful order of a transaction holding rows
             return None if got is None else (got[0], got[1], None)
-        rows = self._all(LOCK_READING, {"id": queue_id, "names": list(steps)})
+        rows = self._all(LOCK_READING, {"id": queue_id, "names": pg_array(steps)})
         if not rows:
             return None
         first = rows[0]

@@ -38,7 +38,7 @@ from noetl.store.base import Capabilities, Leased, Read, Stale, Store
 from noetl.store.migrate import apply_migrations
 from noetl.store.moves import LEASE_EXPIRED, LEASE_READY
 from noetl.store.pg_pool import Pool
-from noetl.store.pg_unit import PgUnit
+from noetl.store.pg_unit import PgUnit, pg_array
 from noetl.store.rows import (
     E_COLS,
     EXEC_SELECT,
@@ -96,11 +96,13 @@ _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.a
 # a batch of reports' locks (PgTx.lock_jobs_reading): the jobs' executions and all their
 # ancestors, newest first; the job rows; the event locks; the step rows the reports read first
 _LOCK_CHAIN = (
-    "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue WHERE queue_id = ANY(:ids) "
+    "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue "
+    "WHERE queue_id = ANY(CAST(:ids AS bigint[])) "
     "UNION SELECT e.parent_execution_id FROM execution e JOIN chain c ON e.execution_id = c.id "
     f"WHERE e.parent_execution_id IS NOT NULL) SELECT {EXEC_SELECT} FROM execution "
     "WHERE execution_id IN (SELECT id FROM chain) ORDER BY execution_id DESC FOR UPDATE")
-_LOCK_QUEUE = (f"SELECT {JOB_COLS} FROM queue WHERE queue_id = ANY(:ids) ORDER BY queue_id "
+_LOCK_QUEUE = (f"SELECT {JOB_COLS} FROM queue WHERE queue_id = ANY(CAST(:ids AS bigint[])) "
+               "ORDER BY queue_id "
                "FOR UPDATE")
 _EVENT_LOCKS = "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k"
 _JOB_STEPS = (
@@ -314,8 +316,8 @@ class PgTx(PgUnit):
         prev = {int(r[0]): (str(r[2]), r[3]) for r in picked if int(r[1]) in self._event_locks}
         if not prev:
             return []
-        rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(:ids) RETURNING {Q_COLS}",
-                         {**p, "ids": list(prev)})
+        rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(CAST(:ids AS bigint[])) "
+                         f"RETURNING {Q_COLS}", {**p, "ids": pg_array(prev)})
         return _leased(rows, prev)
 
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
@@ -407,16 +409,16 @@ class PgTx(PgUnit):
         rows asked for, read under every lock (as :meth:`lock_job_reading` reads them), are
         sent together."""
         ids = list(reads)
-        execs = {int(r[0]): r for r in self._all(_LOCK_CHAIN, {"ids": ids})}
+        execs = {int(r[0]): r for r in self._all(_LOCK_CHAIN, {"ids": pg_array(ids)})}
         self._exec_locks.update(execs)
         todo = sorted(set(execs) - self._event_locks)
         qs = [q for q, names in reads.items() for _ in names]
         ns = [n for names in reads.values() for n in names]
         with self.batch():
-            jobs = self._x(_LOCK_QUEUE, {"ids": ids})
+            jobs = self._x(_LOCK_QUEUE, {"ids": pg_array(ids)})
             if todo:
-                self._x(_EVENT_LOCKS, {"ks": todo})
-            steps = self._x(_JOB_STEPS, {"qs": qs, "ns": ns}) if qs else None
+                self._x(_EVENT_LOCKS, {"ks": pg_array(todo)})
+            steps = self._x(_JOB_STEPS, {"qs": pg_array(qs), "ns": pg_array(ns)}) if qs else None
         self._answered()  # one sync for the three: their results are here after it
         job_rows = jobs.fetchall()
         step_rows = steps.fetchall() if steps is not None else []
@@ -464,7 +466,7 @@ class PgTx(PgUnit):
         if len(todo) == 1:
             self._x("SELECT pg_advisory_xact_lock(:k)", {"k": todo[0]})
         elif todo:
-            self._x(_EVENT_LOCKS, {"ks": todo})
+            self._x(_EVENT_LOCKS, {"ks": pg_array(todo)})
         self._event_locks.update(todo)
 
     @contextmanager
