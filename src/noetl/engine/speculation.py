@@ -23,11 +23,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import JobKind, StepStatus
 from noetl.domain.records import ExecutionRow, Job, StepRow
+from noetl.store.rows import jd, jl
 
 if TYPE_CHECKING:
     from noetl.engine.unit import Unit
@@ -72,11 +73,34 @@ class KeptRows:
         for n, r in (tx.read_back or {}).items():
             if n not in steps and (r is None or r.status != StepStatus.QUEUED):
                 steps[n] = r or StepRow(s.eid, n)  # None: no row (as a read finds none)
+        kept = Kept(_job(job), _execution(s.ex), {n: _step(r) for n, r in steps.items()}, xid)
         with self._lock:
-            self._items[job.queue_id] = Kept(job, s.ex, steps, xid)
+            self._items[job.queue_id] = kept
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
 
     def take(self, job_id: int) -> Kept | None:
         with self._lock:
             return self._items.pop(job_id, None)
+
+
+# The kept rows are copies, as a read would return them (each JSON column through its stored
+# text): the session's own objects are shared with what the commit handed on (the work
+# package's results, workload and edge args, which an in-process worker's step may change),
+# and an in-process outcome may hold values JSON stores otherwise (a number key, a tuple).
+def _stored(value: Any) -> Any:
+    return jl(jd(value))
+
+
+def _job(j: Job) -> Job:
+    return replace(j, payload=_stored(j.payload) or {}, result=_stored(j.result))
+
+
+def _execution(ex: ExecutionRow) -> ExecutionRow:
+    return replace(ex, workload=_stored(ex.workload) or {}, result=_stored(ex.result),
+                   error=_stored(ex.error), state=_stored(ex.state) or {})
+
+
+def _step(r: StepRow) -> StepRow:
+    return replace(r, result=_stored(r.result), error=_stored(r.error), loop=_stored(r.loop),
+                   arrivals=_stored(r.arrivals), input=_stored(r.input))
