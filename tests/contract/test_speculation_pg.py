@@ -172,3 +172,53 @@ def test_a_speculative_transaction_checks_its_rows_before_any_other_statement(
             tx.speculate(eid, qid, q_xid)
             assert "start" in tx.get_steps(eid, ["start"])
             assert eid in tx._exec_locks
+
+
+def _long(n: int) -> str:
+    """``start`` → s0 … s{n-1}; every step adds its predecessor's result and ``start``'s."""
+    lines = ["apiVersion: noetl.io/v1", "kind: Playbook", "metadata: {name: spec_long}",
+             "workflow:", "  - step: start", "    type: python",
+             "    code: \"def main():\\n    return 1\"", "    next: [{step: s0}]"]
+    for i in range(n):
+        prev = f"s{i - 1}" if i else "start"
+        lines += [f"  - step: s{i}", "    type: python",
+                  f"    args: {{x: \"{{{{ {prev} }}}}\", y: \"{{{{ start }}}}\"}}",
+                  "    code: \"def main(x, y):\\n    return x + y\""]
+        if i < n - 1:
+            lines.append(f"    next: [{{step: s{i + 1}}}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_long_sequence_keeps_only_the_rows_its_next_report_reads(
+        store: PostgresStore, reads: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept: the rows the next report reads (its step, its edges' targets, what they render:
+    here the predecessor and ``start``), never every row so far (which would grow with each
+    step); and they suffice: each report of the sequence after the first is its one unit
+    statement, no other (no read of a row it lacks, no validation)."""
+    sent: list[str] = []
+    real = PgTx._x
+
+    def spy(self: PgTx, sql: str, params: Any = None) -> Any:
+        sent.append(sql)
+        return real(self, sql, params)
+
+    monkeypatch.setattr(PgTx, "_x", spy)
+    n = 12
+    engine = Engine(store)
+    eid = engine.start(parse_playbook(_long(n))).execution_id
+    (work,) = engine.lease("w1", 1)
+    status, nxt = _report(engine, dict(work))  # leased, not handed out: read
+    sizes: list[int] = [len(k.steps) for k in engine.kept._items.values()]
+    per_report: list[list[str]] = []
+    while nxt:
+        sent.clear()
+        status, nxt = _report(engine, nxt[0])
+        assert status == "ok"
+        per_report.append(list(sent))
+        sizes.extend(len(k.steps) for k in engine.kept._items.values())
+    assert reads == [int(work["job_id"])]
+    # (the last hands nothing out: report_and_lease then leases from the queue)
+    assert per_report[:-1] == [[]] * (n - 1), per_report
+    assert len(sizes) == n and max(sizes) <= 4, sizes  # s{i}, s{i+1}, s{i-1}, start
+    desc = engine.describe(eid)
+    assert desc["status"] == "COMPLETED" and desc["result"] == n + 1  # 1 + 1 each step

@@ -29,6 +29,19 @@ def first_reads(plan: Plan, step: str) -> frozenset[str]:
     return frozenset([ps.name, *(e.target for e in ps.edges)])
 
 
+def next_reads(plan: Plan, step: str) -> frozenset[str]:
+    """The step rows a report of a job of ``step`` may read as it decides: :func:`first_reads`,
+    what its edges' conditions and args name, and what the steps they lead to render when
+    handed out (their action's, args' and items' references). Others are read if needed."""
+    ps = plan.step(step)
+    out = set(first_reads(plan, step)) | ps.edge_refs
+    for e in ps.edges:
+        t = plan.steps.get(e.target)
+        if t is not None:
+            out |= t.refs | t.item_refs
+    return frozenset(out)
+
+
 def sent_reads(outcome: Mapping[str, Any]) -> frozenset[str]:
     """The ``reads`` a report sent back from its work package (:func:`first_reads`, put there
     at lease time), for a job this process did not hand out: a server process other than the

@@ -22,7 +22,7 @@ from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
 from noetl.domain.wire import Outcome
 from noetl.engine import events
 from noetl.engine.plans import plan_for, remember
-from noetl.engine.prefetch import first_reads
+from noetl.engine.prefetch import next_reads
 from noetl.plan import Plan, PlanStep
 from noetl.settings import Settings
 from noetl.templates import context
@@ -201,9 +201,9 @@ class Unit(ABC):
             sum(s.ready for s in self.flushed)
         if self.ready:
             self.wake = True
-        back: set[str] = set()  # what the reports of the jobs handed out read first
+        back: set[str] = set()  # what the reports of the jobs handed out read (speculation)
         for j in self.handed:
-            back |= first_reads(self.plan, j.step)
+            back |= next_reads(self.plan, j.step)
         with self.tx.batch():
             self.tx.write_unit([self.rows[n] for n in self.dirty], self.events, self.jobs,
                                list(self.job_updates.values()), self.ex, self.wake,
