@@ -168,7 +168,7 @@ def test_step_names_any_text_are_read_as_they_are(store: Store) -> None:
     with store.transaction() as tx:
         tx.save_steps([make_step(eid, n, runs=1) for n in ODD])
     with store.transaction() as tx:
-        got = tx.lock_job_reading(qid, ODD + ["nope"])
+        got = tx.lock_job_reading(qid, [*ODD, "nope"])
         assert got is not None
         if got[2] is not None:
             assert set(got[2]) == set(ODD)
