@@ -202,8 +202,9 @@ class Unit(ABC):
         if self.ready:
             self.wake = True
         back: set[str] = set()  # what the reports of the jobs handed out read (speculation)
-        for j in self.handed:
-            back |= next_reads(self.plan, j.step)
+        if self.tx.speculative:
+            for j in self.handed:
+                back |= next_reads(self.plan, j.step)
         with self.tx.batch():
             self.tx.write_unit([self.rows[n] for n in self.dirty], self.events, self.jobs,
                                list(self.job_updates.values()), self.ex, self.wake,
