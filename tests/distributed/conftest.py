@@ -82,14 +82,14 @@ class Cluster:
                                   "--worker-id", name, "--concurrency", str(concurrency),
                                   "--wait-seconds", "2", "--log-level", log_level], env)
 
-    def direct(self, name: str, concurrency: int = 4, log_level: str = "warning",
+    def direct(self, name: str, concurrency: int | None = 4, log_level: str = "warning",
                lease: str = LEASE_SECONDS, env_extra: dict[str, str] | None = None
                ) -> subprocess.Popen[bytes]:
         """A direct worker: ``noetl worker start --store`` on this cluster's database."""
         env = {**base_env(self.home), "NOETL_LEASE_SECONDS": lease, **(env_extra or {})}
+        threads = [] if concurrency is None else ["--concurrency", str(concurrency)]
         return self._spawn(name, ["worker", "start", "--store", self.pg_url, "--worker-id", name,
-                                  "--concurrency", str(concurrency), "--log-level", log_level],
-                           env)
+                                  *threads, "--log-level", log_level], env)
 
     def wait_log(self, name: str, text: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout

@@ -258,6 +258,16 @@ def test_startup_line_shows_the_derived_sizes(direct: Cluster) -> None:
 
     d2 = (direct.home / "d-2.log").read_text()
     assert "4 threads leasing from" in d2 and "(given)" in d2  # the fixture gave -c 4
+    # not given: the supervisor derives the count and its worker process says so
+    direct.direct("d-3", concurrency=None, env_extra={"NOETL_ENCRYPTION_KEY": KEY},
+                  log_level="info")
+    try:
+        direct.wait_log("d-3", "threads leasing from")
+        d3 = direct.log("d-3")
+        assert f"{default_worker_threads()} threads leasing from" in d3
+        assert f"(default for {cpu_count()} cores)" in d3 and "(given)" not in d3, d3
+    finally:
+        direct.kill("d-3", signal.SIGTERM)
     server = (direct.home / "s.log").read_text()
     assert f"noetl server: {cpu_count()} processes" in server or (
         cpu_count() == 1 and "noetl server: 1 process" in server)

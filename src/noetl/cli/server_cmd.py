@@ -168,6 +168,7 @@ def child_app() -> Any:
     return create_app(wait_for_store=True)
 
 
+THREADS_WHY = "_NOETL_WORKER_THREADS_WHY"  # supervisor → worker process: why that many threads
 PROBE_FIRST_DELAY, PROBE_MAX_DELAY = 0.5, 5.0  # seconds between tries: doubling, capped
 
 
@@ -258,7 +259,8 @@ def worker_start(
     configure(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    threads_why = "given"
+    # a supervised worker process is given --concurrency by its supervisor, and why with it
+    threads_why = os.environ.pop(THREADS_WHY, "given")
     if concurrency is None:
         from noetl.settings import cpu_count, default_worker_threads
 
@@ -268,6 +270,7 @@ def worker_start(
     if supervise or processes > 1:
         if store:  # to the worker processes in their environment, not on their command line
             os.environ["NOETL_WORKER_STORE_URL"] = store
+        os.environ[THREADS_WHY] = threads_why
         raise typer.Exit(_supervise(processes, worker_id, grace + wait_seconds + 5, [
             "--concurrency", str(concurrency), "--wait-seconds", str(wait_seconds),
             "--grace", str(grace), "--log-level", log_level,
