@@ -18,6 +18,13 @@ def problems(text: str) -> list[str]:
     return [str(p) for p in info.value.problems]
 
 
+def checks(text: str) -> list[tuple[str, int | None, str]]:
+    """(severity, line, message) of each problem of an invalid playbook."""
+    with pytest.raises(PlaybookError) as info:
+        parse_playbook(textwrap.dedent(text), "pb.yaml")
+    return [(p.severity, p.line, p.message) for p in info.value.problems]
+
+
 HEAD = """\
 apiVersion: noetl.io/v1
 kind: Playbook
@@ -38,7 +45,7 @@ def test_unknown_target_names_step_edge_and_line() -> None:
               - step: lod
           - step: end
         """))
-    assert out == ["step 'load' → next[1] (line 12): unknown step 'lod'"]
+    assert out == ["step 'load' → next[1] (line 12): unknown step 'lod' (did you mean 'load'?)"]
 
 
 def test_missing_start_and_duplicate_names() -> None:
@@ -63,7 +70,7 @@ def test_unknown_type_and_bad_retry_and_save() -> None:
             save: {storage: mongodb}
         """))
     joined = "\n".join(out)
-    assert "step 'start' (line 6): unknown type 'pythn'" in joined
+    assert "step 'start' (line 6): unknown type 'pythn' (did you mean 'python'?)" in joined
     assert "step 'b' → retry → max_attempts" in joined
     assert "unknown key 'backoff'" in joined
     assert "step 'b' → save → storage" in joined and "mongodb" in joined
@@ -274,13 +281,14 @@ def test_one_pass_reports_shape_template_code_and_warnings_together(tmp_path: Pa
     with pytest.raises(PlaybookError) as e:
         load_playbook(f)
     got = [(p.severity, p.line, p.message) for p in e.value.problems]
-    assert got[0] == ("error", 11, "unknown step 'Done' (did you mean 'done'?)")
+    assert ("error", 11, "unknown step 'Done' (did you mean 'done'?)") in got
     assert ("error", 7, "unknown name 'strat' in template '{{ strat }}' "
             "(did you mean 'start'?)") in got
     assert any(s == "error" and line == 9 and "'w' has no value" in m for s, line, m in got)
-    assert got[-1][:2] == ("warning", 12) and "did you mean 'timeout'" in got[-1][2]
+    # (a timeout meant and lost: an error, see the near-miss test below)
+    assert ("error", 12, "unknown key 'timout' (did you mean 'timeout'?)") in got
     assert not any("unreachable" in m for _, _, m in got)
-    assert "warning: step 'start' (line 12)" in str(e.value)
+    assert "step 'start' (line 12): unknown key 'timout'" in str(e.value)
 
 
 def test_the_stored_snapshot_key_is_reserved() -> None:
@@ -403,3 +411,41 @@ def test_result_on_a_router_is_a_warning_naming_the_step_whose_result_it_may_be(
     assert out == ["step 'start' → next[0].when (line 8): 'start' is a router (a step with no "
                    "action), so it has no result: 'result.go' is always None here: name the "
                    "step whose result it is, or read the workload"]
+
+
+def test_a_near_miss_of_a_missing_key_that_changes_what_runs_is_an_error() -> None:
+    """`nxt:` would end the workflow at its step, `typ:` make it a router, `retyr:` drop its
+    retries: errors, with the key meant; another unknown key stays a warning."""
+    got = checks(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            type: python
+            code: "def main(): return 1"
+            nxt: [{step: drop}]
+            retyr: {max_attempts: 3}
+            colour: blue
+          - step: drop
+            typ: python
+            code: "def main(): return 2"
+          - step: kept
+            type: python
+            code: "def main(): return 3"
+            next: [{step: drop}]
+            nxt: [{step: start}]
+        """))
+    assert ("error", 8, "unknown key 'nxt' (did you mean 'next'?)") in got
+    assert ("error", 9, "unknown key 'retyr' (did you mean 'retry'?)") in got
+    assert ("error", 12, "unknown key 'typ' (did you mean 'type'?)") in got
+    assert ("warning", 10, "unknown key 'colour' (ignored)") in got
+    # the step has `next`: its `nxt` changes nothing it would otherwise do
+    assert any(kind == "warning" and line == 18 and "'nxt'" in msg for kind, line, msg in got)
+
+
+def test_an_unknown_type_names_the_type_meant() -> None:
+    out = problems(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            type: pyhton
+            code: "def main(): return 1"
+        """))
+    assert out == ["step 'start' (line 6): unknown type 'pyhton' (did you mean 'python'?)"]

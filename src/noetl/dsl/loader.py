@@ -20,6 +20,7 @@ from noetl.dsl.gcpause import without_gc
 from noetl.dsl.model import (
     ALL_STEP_KEYS,
     COMMON_STEP_KEYS,
+    MEANING_KEYS,
     STEP_TYPES,
     TOOL_KEYS,
     Edge,
@@ -241,7 +242,8 @@ def _check_workbook(c: _Checker, wb: Any, line: int | None) -> dict[str, dict[st
         if ttype is None:
             ttype = "python"
         if not isinstance(ttype, str) or ttype.lower() not in STEP_TYPES:
-            c.error(where, f"unknown type {ttype!r}", _line(task, "type"))
+            hint = checks.did_you_mean(ttype.lower(), STEP_TYPES) if isinstance(ttype, str) else ""
+            c.error(where, f"unknown type {ttype!r}{hint}", _line(task, "type"))
         elif ttype.lower() == "workbook":
             c.error(where, "a workbook task cannot itself be of type 'workbook'", _line(task, "type"))
         if name in out:
@@ -301,8 +303,9 @@ def _step_type(c: _Checker, where: str, s: LineDict) -> str | None:
         ttype = ttype.get("kind")
     if not isinstance(ttype, str) or ttype.lower() not in STEP_TYPES:
         key = "type" if "type" in s else "tool"
-        c.error(where, f"unknown type {ttype!r} (known: {', '.join(sorted(STEP_TYPES))})",
-                _line(s, key))
+        near = checks.did_you_mean(ttype.lower(), STEP_TYPES) if isinstance(ttype, str) else ""
+        c.error(where, f"unknown type {ttype!r}" + (near or
+                f" (known: {', '.join(sorted(STEP_TYPES))})"), _line(s, key))
         return None
     return ttype.lower()
 
@@ -362,12 +365,29 @@ def _check_step(c: _Checker, s: Any, names: set[str],
 
 def _check_own_keys(c: _Checker, where: str, s: LineDict, ttype: str | None) -> None:
     """Unknown keys: errors on a step of a strict tool (did-you-mean from its own keys),
-    otherwise warnings against the keys of every step type."""
+    otherwise warnings against the keys of every step type, except a near miss of a missing
+    key that changes what runs (:data:`MEANING_KEYS`): an error."""
     sp = spec(ttype)
     if sp is not None and sp.strict:
         checks.check_keys(c, where, s, COMMON_STEP_KEYS | sp.key_names, error=True)
-    else:
-        checks.check_keys(c, where, s, ALL_STEP_KEYS, error=False)
+        return
+    # a near miss of an absent key that decides what runs, or what comes next, is an error:
+    # `nxt:` would end the workflow at this step, `typ:` make it a router, `retyr:` drop its
+    # retries; any other unknown key is a warning (NoETL's playbooks carry keys of their own)
+    missing = set(MEANING_KEYS.difference(s))
+    if "type" in s or "tool" in s:
+        missing -= {"type", "tool"}
+    if any(k in s for k in EDGE_ARG_KEYS):
+        missing.discard("args")
+    for key in s:
+        if key in ALL_STEP_KEYS:
+            continue
+        hint = checks.did_you_mean(str(key), missing) if missing else ""
+        if hint:
+            c.error(where, f"unknown key '{key}'{hint}", _line(s, key))
+        else:
+            c.warn(where, f"unknown key '{key}'{checks.did_you_mean(str(key), ALL_STEP_KEYS)} "
+                   "(ignored)", _line(s, key))
 
 
 def _check_required(c: _Checker, where: str, s: LineDict, ttype: str | None,
@@ -499,7 +519,7 @@ def _check_next(c: _Checker, where: str, s: LineDict, names: set[str]) -> list[E
             return
         if name not in names:
             near = [n for n in names if n.lower() == name.lower()]
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            hint = f" (did you mean '{near[0]}'?)" if near else checks.did_you_mean(name, names)
             c.error(w, f"unknown step '{name}'{hint}", line)
             return
         edges.append(Edge(target=name, when=when, args=args, is_else=is_else, line=line))

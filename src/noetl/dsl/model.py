@@ -17,6 +17,9 @@ COMMON_STEP_KEYS = frozenset({
     "next", "save", "retry", "timeout", "auth", "credential", "credentials", "assert", "name",
     "task", "metadata",
 })
+# common keys whose absence changes what runs or what comes next: a near miss of one the step
+# lacks (`nxt:`, `typ:`, `retyr:`) is an error on any step, not the unknown key's warning
+MEANING_KEYS = frozenset({"next", "type", "tool", "args", "save", "retry", "timeout", "assert"})
 # each step type's own keys (beyond the common ones), from the spec
 TOOL_KEYS: dict[str, frozenset[str]] = {t: step_keys(t) for t in sorted(STEP_TYPES)}
 # keys of any step type: an unknown one on a step of a non-strict type is a warning
