@@ -80,7 +80,7 @@ def test_invalid_playbook_reports_problems_with_lines(api: Running) -> None:
 def test_register_returns_the_warnings_it_did_not_refuse(api: Running) -> None:
     """An ignored key is not silently dropped: the register answer lists it with its line and
     the near key (the UI shows these after a register)."""
-    typo = BAD.replace("step: nowhere", "step: end") + "  - step: end\n    tpye: end\n"
+    typo = BAD.replace("step: nowhere", "step: end") + "  - step: end\n    descripton: the end\n"
     with api.client() as c:
         r = c.post("/api/catalog/register", json={"content": typo})
         assert r.status_code == 200, r.text
@@ -88,7 +88,7 @@ def test_register_returns_the_warnings_it_did_not_refuse(api: Running) -> None:
         assert body["version"] == 1
         assert body["warnings"] == [{
             "where": "step 'end'", "line": 11, "severity": "warning",
-            "message": "unknown key 'tpye' (did you mean 'type'?) (ignored)"}]
+            "message": "unknown key 'descripton' (did you mean 'description'?) (ignored)"}]
         clean = c.post("/api/catalog/register", json={"content": HELLO}).json()
         assert clean["warnings"] == []
 

@@ -19,7 +19,7 @@ TYPO = textwrap.dedent("""\
       - step: start
         next: [{step: end, agrs: {x: 1}}]
       - step: end
-        tpye: end
+        descripton: the end
     """)
 PATH = "tests/ui/register_typo"
 
@@ -52,7 +52,8 @@ def test_refused_playbook_shows_line_and_did_you_mean(page: Any, server: Server)
     assert '{"' not in text and "problems" not in text  # a list, not the JSON body
     ignored = {  # validation lists the warnings with the errors (one pass)
         "line": "8", "severity": "warning", "at": "pasted YAML, line 8", "where": "step 'end'",
-        "source": "8    tpye: end", "message": "unknown key 'tpye' (ignored)", "hint": "type"}
+        "source": "8    descripton: the end", "message": "unknown key 'descripton' (ignored)",
+        "hint": "description"}
     assert _problems(page) == [{
         "line": "6", "severity": "error", "at": "pasted YAML, line 6",
         "where": "step 'start' → next[0]", "source": "6    next: [{step: end, agrs: {x: 1}}]",
