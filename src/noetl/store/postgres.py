@@ -568,6 +568,8 @@ class PostgresStore(Store):
                     self._local.tx = None
                 tx.commit()
                 done = True
+                if tx.xid_cursor is not None:  # answered with the COMMIT: no round trip
+                    tx.committed()  # (read while the connection is still this thread's)
             finally:
                 if not done:
                     tx.abandon()
@@ -581,8 +583,6 @@ class PostgresStore(Store):
                         log.debug("rollback after a failed transaction failed: %s", exc)
         # committed; if it carried a NOTIFY, the notify_work() that follows need not send one
         self._local.sent = tx.notified
-        if tx.xid_cursor is not None:  # answered with the COMMIT: no round trip
-            tx.committed()
 
     @staticmethod
     def stale(exc: BaseException) -> bool:
