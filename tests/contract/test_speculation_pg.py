@@ -66,9 +66,11 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
-def _report(engine: Engine, work: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def _report(engine: Engine, work: dict[str, Any], **extra: Any
+            ) -> tuple[str, list[dict[str, Any]]]:
     out = run_work(work)
     out["report_id"] = "r" + str(work["job_id"])
+    out.update(extra)
     status, nxt = engine.report_and_lease(int(work["job_id"]), "w1", out, 1)
     return status, [dict(w) for w in nxt]
 
@@ -222,3 +224,97 @@ def test_a_long_sequence_keeps_only_the_rows_its_next_report_reads(
     assert len(sizes) == n and max(sizes) <= 4, sizes  # s{i}, s{i+1}, s{i-1}, start
     desc = engine.describe(eid)
     assert desc["status"] == "COMPLETED" and desc["result"] == n + 1  # 1 + 1 each step
+
+
+# -- found in review: a guard failing late, kept rows shared or not as stored ----------
+
+def test_a_cancel_meanwhile_is_caught_when_logs_follow_the_guarded_write(
+        store: PostgresStore, reads: list[int]) -> None:
+    """A report with logs sends its guarded write with BEGIN and the logs' insert after it:
+    the failed guard surfaces at that statement's sync, still as a stale report."""
+    engine = Engine(store)
+    eid = engine.start(SEQ).execution_id
+    (work,) = engine.lease("w1", 1)
+    _, nxt = _report(engine, dict(work))
+    engine.cancel(eid)
+    logs = [{"t": 1.0, "stream": "stdout", "level": "INFO", "message": "hello"}]
+    status, more = _report(engine, nxt[0], logs=logs)
+    assert status == "cancelled" and more == []
+    assert reads[-1] == int(nxt[0]["job_id"])
+    assert engine.describe(eid)["status"] == "CANCELLED"
+
+
+MUTATE = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: review_mutate}
+workflow:
+  - step: start
+    type: python
+    code: "def main():\\n    return {'a': {'b': 1}}"
+    next: [{step: touch}]
+  - step: touch
+    type: python
+    args: {d: "{{ start }}"}
+    code: "def main(d):\\n    d['a']['b'] = 99\\n    return 0"
+    next: [{step: use}]
+  - step: use
+    type: python
+    args: {d: "{{ start }}"}
+    code: "def main(d):\\n    return d['a']['b']"
+""")
+
+
+def test_a_step_changing_its_input_in_process_changes_no_kept_row(
+        store: PostgresStore, reads: list[int]) -> None:
+    """An in-process worker (embedded run, direct worker) gets the work package as built;
+    a step that changes a result it was given changes only its copy: the next step is given
+    `start`'s result as stored, whether its report read the rows or used the kept ones."""
+    engine = Engine(store)
+    eid = engine.start(MUTATE).execution_id
+    (work,) = engine.lease("w1", 1)
+    _, nxt = _report(engine, dict(work))  # hands `touch` out: its rows kept
+    assert nxt[0]["step"] == "touch"
+    _, nxt2 = _report(engine, nxt[0])  # speculative; hands `use` out
+    assert len(reads) == 1  # (the report of `touch` used the kept rows)
+    assert nxt2[0]["ctx"]["results"]["start"] == {"a": {"b": 1}}
+    _report(engine, nxt2[0])
+    desc = engine.describe(eid)
+    assert desc["status"] == "COMPLETED" and desc["result"] == 1
+
+
+NUMBER_KEYS = parse_playbook("""
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: review_keys}
+workflow:
+  - step: start
+    type: python
+    code: "def main():\\n    return {1: 'one'}"
+    next: [{step: middle}]
+  - step: middle
+    type: python
+    code: "def main():\\n    return 0"
+    next: [{step: use}]
+  - step: use
+    type: python
+    args: {v: "{{ start['1'] }}"}
+    code: "def main(v):\\n    return v"
+""")
+
+
+def test_kept_rows_are_the_values_a_read_returns(
+        store: PostgresStore, reads: list[int]) -> None:
+    """An in-process outcome may hold what JSON stores otherwise (a number key is stored as
+    text): the kept rows hold the values as stored, so `use` renders what it would have
+    rendered from the rows read."""
+    engine = Engine(store)
+    eid = engine.start(NUMBER_KEYS).execution_id
+    (work,) = engine.lease("w1", 1)
+    _, nxt = _report(engine, dict(work))
+    _, nxt2 = _report(engine, nxt[0])  # speculative: `use` built from the kept rows
+    assert len(reads) == 1
+    assert nxt2[0]["ctx"]["results"]["start"] == {"1": "one"}
+    _report(engine, nxt2[0])
+    desc = engine.describe(eid)
+    assert desc["status"] == "COMPLETED" and desc["result"] == "one"
