@@ -140,13 +140,16 @@ def start_loop(session: Unit, ps: PlanStep, r: StepRow, args: dict[str, Any]) ->
 def item_done(session: Unit, ps: PlanStep, job: Job) -> None:
     r = session.row(ps.name)
     loop = r.loop
-    session.tx.update_job(job)  # its result must be visible to item_results below
-    session.job_updates.pop(job.queue_id, None)
+    # the job's own update (its result) goes with the unit's write, unless this is the last
+    # item: item_results reads every item's result below
     if loop is None or loop.get("run") != job.run or loop.get("failed"):
         return  # a late item of a loop that already failed or was re-entered
     loop["done"] += 1
     session.touch(r)
-    if loop["done"] < loop["total"]:
+    if loop["done"] >= loop["total"]:
+        session.tx.update_job(job)
+        session.job_updates.pop(job.queue_id, None)
+    else:
         for nxt in session.tx.release_waiting(session.eid, ps.name, job.run, 1):
             if nxt.payload.get("child"):
                 session.wake = True
