@@ -48,13 +48,13 @@ class Cluster:
         return p
 
     def server(self, name: str, token: str | None = None, port: int | None = None,
-               env_extra: dict[str, str] | None = None) -> str:
+               env_extra: dict[str, str] | None = None, log_level: str = "warning") -> str:
         port = port or free_port()
         env = {**base_env(self.home), **(env_extra or {})}
         if token:
             env["NOETL_API_TOKEN"] = token
         p = self._spawn(name, ["server", "start", "--port", str(port), "--store", self.pg_url,
-                               "--log-level", "warning"], env)
+                               "--log-level", log_level], env)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:

@@ -116,7 +116,7 @@ def direct(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         c = Cluster(url, tmp_path_factory.mktemp("direct"))
         key = {"NOETL_ENCRYPTION_KEY": KEY}
         try:
-            c.server("s", env_extra={"NOETL_SERVER_WORKERS": "0", **key})
+            c.server("s", env_extra={"NOETL_SERVER_WORKERS": "0", **key}, log_level="info")
             c.direct("d-1", env_extra=key, log_level="info")
             c.direct("d-2", env_extra=key, log_level="info")
             for name in ("d-1", "d-2"):
@@ -271,6 +271,8 @@ def test_startup_line_shows_the_derived_sizes(direct: Cluster) -> None:
     server = (direct.home / "s.log").read_text()
     assert f"noetl server: {cpu_count()} processes" in server or (
         cpu_count() == 1 and "noetl server: 1 process" in server)
+    # each process says which store it serves (they log as the command does)
+    assert server.count("noetl api: store postgresql://") == cpu_count(), server[-2000:]
     r = subprocess.run([sys.executable, "-m", "noetl", "worker", "start", "--help"],
                        env={**base_env(direct.home), "COLUMNS": "200"}, capture_output=True,
                        text=True, timeout=60)

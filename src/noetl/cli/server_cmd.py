@@ -89,6 +89,7 @@ def server_start(
     _check_once(url, settings)  # what a server process would refuse, refused here at once
     if processes > 1:
         os.environ["NOETL_STORE_URL"] = url  # the factory reads it in each process
+        os.environ[LOG_LEVEL] = log_level  # and logs as this process does
         sys.stderr.write(f"noetl server: {processes} processes on port {port} "
                          f"({sized.processes_why})\n")
         uvicorn.run("noetl.cli.server_cmd:child_app", factory=True, host=host, port=port,
@@ -165,9 +166,12 @@ def child_app() -> Any:
     from noetl.tools.python_isolated import die_with_parent
 
     die_with_parent()
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL, "info").upper(),
+                        format="%(asctime)s %(name)s %(message)s")
     return create_app(wait_for_store=True)
 
 
+LOG_LEVEL = "_NOETL_SERVER_LOG_LEVEL"  # server → its --processes: the level they log at
 THREADS_WHY = "_NOETL_WORKER_THREADS_WHY"  # supervisor → worker process: why that many threads
 PROBE_FIRST_DELAY, PROBE_MAX_DELAY = 0.5, 5.0  # seconds between tries: doubling, capped
 
