@@ -441,6 +441,23 @@ def test_a_near_miss_of_a_missing_key_that_changes_what_runs_is_an_error() -> No
     assert any(kind == "warning" and line == 18 and "'nxt'" in msg for kind, line, msg in got)
 
 
+def test_a_key_merely_like_one_the_step_lacks_stays_a_warning() -> None:
+    """`tags` is not a typo of `args`, nor `text` of `next`, `alert` of `assert`: only a
+    close word with the same first letter is taken for the key meant."""
+    pb = parse_playbook(HEAD + textwrap.dedent("""\
+        workflow:
+          - step: start
+            type: python
+            code: "def main(): return 1"
+            tags: [nightly]
+            text: the first step
+            alert: ops
+        """), "pb.yaml")
+    assert [(w.severity, w.line, w.message.split(" (")[0]) for w in pb.warning_problems] == [
+        ("warning", 8, "unknown key 'tags'"), ("warning", 9, "unknown key 'text'"),
+        ("warning", 10, "unknown key 'alert'")]
+
+
 def test_an_unknown_type_names_the_type_meant() -> None:
     out = problems(HEAD + textwrap.dedent("""\
         workflow:

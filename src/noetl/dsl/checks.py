@@ -50,6 +50,23 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{near[0]}'?)" if near else ""
 
 
+def near_miss(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` is most likely a typo of: the same first letter and close
+    (difflib ratio ≥ 0.75: `nxt`, `tpye`, `retyr`), never just a word of the same length
+    (`tags` is not `args`, `text` not `next`). Stricter than :func:`did_you_mean`: it makes
+    an error of what would be a warning."""
+    import difflib
+
+    w = word.lower()
+    best, score = None, 0.75
+    for c in sorted(choices):
+        if c[:1] == w[:1]:
+            r = difflib.SequenceMatcher(None, w, c).ratio()
+            if r >= score:
+                best, score = c, r
+    return best
+
+
 def _line(obj: Any, key: str | None = None) -> int | None:
     if isinstance(obj, LineDict):
         return obj.line_of(key) if key else obj.line

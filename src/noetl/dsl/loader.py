@@ -382,9 +382,9 @@ def _check_own_keys(c: _Checker, where: str, s: LineDict, ttype: str | None) -> 
     for key in s:
         if key in ALL_STEP_KEYS:
             continue
-        hint = checks.did_you_mean(str(key), missing) if missing else ""
-        if hint:
-            c.error(where, f"unknown key '{key}'{hint}", _line(s, key))
+        meant = checks.near_miss(str(key), missing) if missing else None
+        if meant:
+            c.error(where, f"unknown key '{key}' (did you mean '{meant}'?)", _line(s, key))
         else:
             c.warn(where, f"unknown key '{key}'{checks.did_you_mean(str(key), ALL_STEP_KEYS)} "
                    "(ignored)", _line(s, key))
