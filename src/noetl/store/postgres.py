@@ -212,6 +212,9 @@ class PgTx(PgUnit):
         self._stack = ExitStack()
         self.pipe = self._stack.enter_context(self.conn.pipeline())
         self.conn.execute("BEGIN")
+        self._send_pending()
+
+    def _send_pending(self) -> None:
         if self._pending is not None:
             sql, params = self._pending
             self._pending = None
@@ -228,10 +231,7 @@ class PgTx(PgUnit):
     def commit(self) -> None:
         """A held-back write alone, as its own transaction; else COMMIT and the last sync."""
         if self._stack is None:
-            if self._pending is not None:
-                sql, params = self._pending
-                self._pending = None
-                self.xid_cursor = self.conn.execute(sql, params)
+            self._send_pending()
             return
         self.conn.execute("COMMIT")
         stack, self._stack, self.pipe = self._stack, None, None
