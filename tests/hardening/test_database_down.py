@@ -50,7 +50,7 @@ def test_database_down_is_503_with_retry_after(fresh_pg_url: str, server_proc: C
                 ("POST", "/api/catalog/register", {"content": PB.replace("t/down", "t/d2")}),
                 ("POST", "/api/run/playbook", {"path": "t/down"}),
                 ("POST", "/api/queue/lease", {"worker_id": "w", "limit": 1}),
-                # the other hot routes (their own dispatch, api/routes_queue.HotRoutes)
+                # the other hot routes (their own dispatch, api/hot.HotRoutes)
                 ("POST", "/api/queue/1/complete", {"worker_id": "w", "status": "ok"}),
                 ("POST", "/api/queue/1/fail", {"worker_id": "w", "error": "e"}),
                 ("POST", "/api/queue/report", {"worker_id": "w", "reports": [

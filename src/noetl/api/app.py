@@ -249,7 +249,7 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
                               "credentials. Ids are decimal strings; times are epoch seconds. "
                               "With NOETL_API_TOKEN set, send `Authorization: Bearer <token>`.")
 
-    from noetl.api.routes_queue import HotRoutes
+    from noetl.api.hot import HotRoutes
 
     # inside the token check (a middleware added later wraps the earlier ones)
     app.add_middleware(HotRoutes, handlers=app.exception_handlers)

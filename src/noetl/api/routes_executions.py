@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
+from noetl.api import raw
 from noetl.api.deps import engine, parse_id
 from noetl.api.schemas import EventIn, RunRequest
 from noetl.domain.lifecycle import StepStatus
@@ -58,13 +59,25 @@ def _start(body: RunRequest, request: Request) -> dict[str, Any]:
             "progress": 0, "result": None, "error": None}
 
 
-@router.post("/run/playbook", summary="Start an execution of a registered playbook")
-def run_playbook(body: RunRequest, request: Request) -> dict[str, Any]:
+_TEXT = {"type": "string"}
+RUN_ANSWER = raw.answer_schema(
+    ["execution_id", "path", "version", "status"], execution_id=_TEXT,
+    catalog_id={"type": ["string", "null"]}, path=_TEXT, name=_TEXT, version=_TEXT,
+    type=_TEXT, status=_TEXT, timestamp=_TEXT, start_time={"type": "number"},
+    end_time={"type": ["number", "null"]}, progress={"type": "integer"}, result={},
+    error={})
+
+
+@router.post("/run/playbook", summary="Start an execution of a registered playbook",
+             **raw.doc(RunRequest, RUN_ANSWER))
+async def run_playbook(request: Request) -> Response:
     """Body `{path | catalog_id, version="latest", args?, merge=false}`. `args` replace
     workload keys (deep-merged with `merge=true`). → `{execution_id, catalog_id, path, name,
     version, type:"playbook", status, timestamp (ISO), start_time (epoch), end_time, progress,
-    result, error}`; 404 for an unknown playbook."""
-    return _start(body, request)
+    result, error}`; 404 for an unknown playbook. A hot route (``api/hot.py``): every run of
+    a playbook, by clients and schedules' callers, comes here."""
+    _, body = await raw.body(request, RunRequest)
+    return raw.json(await raw.in_thread(lambda: _start(body, request)))
 
 
 @router.post("/run/{resource_type}", summary="Start an execution (resource_type: playbook)")

@@ -4,15 +4,12 @@ and read-only views. Workers need no database access: the work package carries e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio.from_thread
-import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
 
+from noetl.api import raw
 from noetl.api.deps import engine, parse_id, state
 from noetl.api.schemas import (
     HeartbeatRequest,
@@ -33,18 +30,12 @@ from noetl.domain.wire import (
     Work,
 )
 from noetl.domain.wire import Outcome as WireOutcome
-from noetl.templates import dumpb, loadb
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
-M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
 
 # The hot routes (lease, report, heartbeat: one or two calls per step) read and answer raw
-# bytes: the body is decoded by orjson and checked by its pydantic model (the same rules, and
-# the same 422 naming the field, as FastAPI's validation gave), the answer encoded by orjson;
-# FastAPI's body handling and its response encoding (jsonable_encoder over every work
-# package) are skipped. Their OpenAPI entries name the same models (``openapi_extra``) and
-# the answers' schemas (``_answer``).
+# bytes (``api/raw.py``); their OpenAPI entries name the same models (``openapi_extra``) and
+# the answers' schemas. ``api/hot.py`` dispatches them past FastAPI's router.
 WORK_SCHEMA: dict[str, Any] = {
     "type": "object", "description": "A work package (noetl.domain.wire.Work).",
     "required": ["job_id", "execution_id", "step", "kind", "attempt", "action", "ctx"],
@@ -56,55 +47,11 @@ REPORT_STATUS = {"type": "string", "enum": ["ok", "duplicate", "cancelled", "lea
                                             "not_found", "error"]}
 
 
-def _doc(model: type[BaseModel], answer: dict[str, Any]) -> dict[str, Any]:
-    """The route's OpenAPI entry: ``model`` is its body, ``answer`` the schema of its 200."""
-    return {
-        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}},
-        "responses": {200: {"description": "Successful Response",
-                            "content": {"application/json": {"schema": answer}}}},
-        "response_class": Response,
-    }
-
-
-def _answer(required: list[str], **properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": properties}
-
-
 JOBS = {"type": "array", "items": WORK_SCHEMA}
 
 
-async def _body(request: Request, model: type[M]) -> tuple[Any, M]:
-    """The request's JSON body (orjson) and ``model`` checked over it; a 422 naming the field
-    (``body.<field>``), as FastAPI answers, when it does not hold."""
-    raw = await request.body()
-    try:
-        data = loadb(raw) if raw else None
-    except ValueError as exc:
-        raise RequestValidationError([{"loc": ("body",), "msg": f"JSON decode error: {exc}",
-                                       "type": "json_invalid"}]) from None
-    if data is None:
-        raise RequestValidationError([{"loc": ("body",), "msg": "Field required",
-                                       "type": "missing"}])
-    try:
-        return data, model.model_validate(data)
-    except ValidationError as exc:
-        raise RequestValidationError([{"loc": ("body", *e["loc"]), "msg": e["msg"],
-                                       "type": e["type"]} for e in exc.errors()]) from None
-
-
-async def _in_thread(fn: Callable[[], T]) -> T:
-    """The blocking part (the engine, the database) off the event loop, as FastAPI runs a
-    plain ``def`` route."""
-    return await anyio.to_thread.run_sync(fn)
-
-
-def _json(value: Any) -> Response:
-    return Response(dumpb(value), media_type="application/json")
-
-
 @router.post("/lease", summary="Lease ready jobs (long-poll up to wait_seconds)",
-             **_doc(LeaseRequest, _answer(["status", "jobs"],
+             **raw.doc(LeaseRequest, raw.answer_schema(["status", "jobs"],
                                           status={"type": "string", "enum": ["ok", "empty"]},
                                           jobs=JOBS)))
 async def lease(request: Request) -> Response:
@@ -113,8 +60,8 @@ async def lease(request: Request) -> Response:
     `wait_seconds`. A work package: `{job_id, execution_id, step, run, kind, index, attempt,
     lease_until, action, args, edge_args, save, timeout, ctx:{workload, execution_id, results,
     extra}, path}`."""
-    _, body = await _body(request, LeaseRequest)
-    return _json(await _in_thread(lambda: _lease(body, request)))
+    _, body = await raw.body(request, LeaseRequest)
+    return raw.json(await raw.in_thread(lambda: _lease(body, request)))
 
 
 def _lease(body: LeaseRequest, request: Request) -> LeaseResult:
@@ -221,9 +168,9 @@ def _report(job_id: str, raw: dict[str, Any], body: ReportRequest, request: Requ
 
 
 @router.post("/report", summary="Report several outcomes (and lease) in one transaction",
-             **_doc(ReportBatchRequest, _answer(
+             **raw.doc(ReportBatchRequest, raw.answer_schema(
                  ["status", "results", "jobs"], status={"type": "string", "enum": ["ok"]},
-                 results={"type": "array", "items": _answer(
+                 results={"type": "array", "items": raw.answer_schema(
                      ["status"], id={"type": "string"}, status=REPORT_STATUS,
                      error={"type": "string"})},
                  jobs=JOBS)))
@@ -234,8 +181,8 @@ async def report_batch(request: Request) -> Response:
     `cancelled`, `lease_lost` or `not_found` (never recorded: do not retry), or `error`
     (not recorded: retry it). Every report is recorded in one transaction unless one of
     them fails, then each in its own."""
-    raw, body = await _body(request, ReportBatchRequest)
-    return _json(await _in_thread(lambda: _report_batch(raw["reports"], body, request)))
+    data, body = await raw.body(request, ReportBatchRequest)
+    return raw.json(await raw.in_thread(lambda: _report_batch(data["reports"], body, request)))
 
 
 def _report_batch(raws: list[dict[str, Any]], body: ReportBatchRequest,
@@ -254,46 +201,46 @@ def _report_batch(raws: list[dict[str, Any]], body: ReportBatchRequest,
     return {"status": "ok", "results": results, "jobs": works}
 
 
-REPORT_ANSWER = _answer(["status", "id", "jobs"], status=REPORT_STATUS, id={"type": "string"},
+REPORT_ANSWER = raw.answer_schema(["status", "id", "jobs"], status=REPORT_STATUS, id={"type": "string"},
                         jobs=JOBS)
 
 
 @router.post("/{job_id}/complete", summary="Report a job's success",
-             **_doc(ReportRequest, REPORT_ANSWER))
+             **raw.doc(ReportRequest, REPORT_ANSWER))
 async def complete(job_id: str, request: Request) -> Response:
     """Body: the outcome of `run_work` (`{status:"ok", data, envelope, meta, duration}`) plus
     `worker_id` and `report_id`, and optionally `lease_next` (lease that many ready jobs for
     the worker in the same transaction). → `{status:"ok"|"duplicate"|"cancelled", id, jobs}`;
     a repeated `report_id` is acknowledged once (`duplicate`); 409 when the lease was lost."""
-    raw, body = await _body(request, ReportRequest)
-    return _json(await _in_thread(lambda: _report(job_id, raw, body, request, "ok")))
+    data, body = await raw.body(request, ReportRequest)
+    return raw.json(await raw.in_thread(lambda: _report(job_id, data, body, request, "ok")))
 
 
 @router.post("/{job_id}/fail", summary="Report a job's failure",
-             **_doc(ReportRequest, REPORT_ANSWER))
+             **raw.doc(ReportRequest, REPORT_ANSWER))
 async def fail(job_id: str, request: Request) -> Response:
     """Body: `{status:"error", error:{message, type, traceback}, ...}` plus `worker_id` and
     `report_id`. The engine applies the step's retry policy. 409 when the lease was lost."""
-    raw, body = await _body(request, ReportRequest)
-    return _json(await _in_thread(lambda: _report(job_id, raw, body, request, "error")))
+    data, body = await raw.body(request, ReportRequest)
+    return raw.json(await raw.in_thread(lambda: _report(job_id, data, body, request, "error")))
 
 
 @router.post("/{job_id}/heartbeat", summary="Extend a job's lease",
-             **_doc(HeartbeatRequest, _answer(
+             **raw.doc(HeartbeatRequest, raw.answer_schema(
                  ["status", "cancelled"], status={"type": "string", "enum": ["ok", "cancelled"]},
                  cancelled={"type": "boolean"}, lease_until={"type": ["number", "null"]})))
 async def heartbeat(job_id: str, request: Request) -> Response:
     """→ `{status:"ok", cancelled:false, lease_until}`, or `{status:"cancelled",
     cancelled:true}` when the execution was cancelled (stop the job); 409 when the lease was
     lost."""
-    _, body = await _body(request, HeartbeatRequest)
+    _, body = await raw.body(request, HeartbeatRequest)
     logs: list[LogRecord] | None = body.logs  # the records as sent
 
     def go() -> HeartbeatResult:
         return engine(request).heartbeat(parse_id(job_id, "job"), body.worker_id,
                                          body.extend_seconds, logs)
 
-    return _json(await _in_thread(go))
+    return raw.json(await raw.in_thread(go))
 
 
 @router.post("/{job_id}/release", summary="Give a leased job back unrun")
@@ -327,50 +274,3 @@ def size(request: Request, status: str = "queued") -> dict[str, Any]:
     with engine(request).store.read() as tx:
         n = tx.queue_size(_job_status(status))
     return {"status": "ok", "count": n}
-
-
-class HotRoutes:
-    """Pure ASGI, inside the token check: ``POST`` to the hot routes above goes straight to
-    their endpoint functions, past FastAPI's router, dependency solving and per-request
-    telemetry (a third of the server's time on a request that does no work). An error goes
-    to the app's own exception handler for it (404, 409, 422, 503 + Retry-After, ...), as
-    in FastAPI; anything else, and every other request, goes on down the stack. The FastAPI
-    routes stay: they document these operations (and would serve them without this)."""
-
-    def __init__(self, app: Any, handlers: dict[Any, Any]):
-        self.app = app
-        self.handlers = handlers  # the FastAPI app's exception_handlers (read per error)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or scope.get("method") != "POST" or \
-                not path.startswith(PREFIX):
-            await self.app(scope, receive, send)
-            return
-        rest = path[len(PREFIX):]
-        job_id, _, action = rest.partition("/")
-        request = Request(scope, receive, send)
-        try:
-            if rest == "lease":
-                response = await lease(request)
-            elif rest == "report":
-                response = await report_batch(request)
-            elif action == "complete" and job_id:
-                response = await complete(job_id, request)
-            elif action == "fail" and job_id:
-                response = await fail(job_id, request)
-            elif action == "heartbeat" and job_id:
-                response = await heartbeat(job_id, request)
-            else:
-                await self.app(scope, receive, send)
-                return
-        except Exception as exc:
-            handler = next((self.handlers[c] for c in type(exc).__mro__
-                            if c in self.handlers and c is not Exception), None)
-            if handler is None:
-                raise  # to the server-error handler, as from a FastAPI route
-            response = await handler(request, exc)
-        await response(scope, receive, send)
-
-
-PREFIX = router.prefix + "/"

@@ -1,0 +1,65 @@
+"""Raw-bytes request handling for the hot routes (the queue's lease and report, the run of a
+playbook): the body is decoded by orjson and checked by its pydantic model (the same rules,
+and the same 422 naming the field, as FastAPI's validation gives), the answer encoded by
+orjson, the blocking part run in a worker thread as FastAPI runs a plain ``def`` route.
+FastAPI's body handling and its response encoding (``jsonable_encoder`` over every answer)
+are skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from noetl.templates import dumpb, loadb
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+async def body(request: Request, model: type[M]) -> tuple[Any, M]:
+    """The request's JSON body (orjson) and ``model`` checked over it; a 422 naming the field
+    (``body.<field>``), as FastAPI answers, when it does not hold."""
+    raw = await request.body()
+    try:
+        data = loadb(raw) if raw else None
+    except ValueError as exc:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"JSON decode error: {exc}",
+                                       "type": "json_invalid"}]) from None
+    if data is None:
+        raise RequestValidationError([{"loc": ("body",), "msg": "Field required",
+                                       "type": "missing"}])
+    try:
+        return data, model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{"loc": ("body", *e["loc"]), "msg": e["msg"],
+                                       "type": e["type"]} for e in exc.errors()]) from None
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """The blocking part (the engine, the database) off the event loop, as FastAPI runs a
+    plain ``def`` route."""
+    return await anyio.to_thread.run_sync(fn)
+
+
+def json(value: Any) -> Response:
+    return Response(dumpb(value), media_type="application/json")
+
+
+def doc(model: type[BaseModel], answer: dict[str, Any]) -> dict[str, Any]:
+    """A raw route's OpenAPI entry: ``model`` is its body, ``answer`` the schema of its 200."""
+    return {
+        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}},
+        "responses": {200: {"description": "Successful Response",
+                            "content": {"application/json": {"schema": answer}}}},
+        "response_class": Response,
+    }
+
+
+def answer_schema(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
