@@ -357,3 +357,70 @@ def test_pg_a_block_that_raises_after_a_held_back_write_writes_nothing(pg_store:
         tx.write_unit([], [_event(eid, "kept")], [], [], None)
     with pg_store.read() as tx:
         assert [e.event_type for e in tx.get_events(eid)] == ["kept"]
+
+
+@pytest.mark.postgres
+def test_pg_a_start_is_its_catalog_read_and_one_statement(pg_store: Store, tmp_path: Any) -> None:
+    """A new execution (the catalog entry read, the row inserted, its first unit written) is
+    two statements, each alone: the catalog read before any BEGIN (an entry never changes),
+    the execution row inserted by the unit's own statement."""
+    with pg_store.transaction() as tx:
+        tx.register("start/alone", "content", {"k": 1})
+    ex = make_exec(path="start/alone", status=ExecutionStatus.PENDING)
+    job = make_job(ex.execution_id, "first")
+    got: dict[str, Any] = {}
+
+    def body(tx: Any) -> None:
+        got["entry"] = tx.get_catalog(path="start/alone")
+        tx.insert_execution(ex)
+        ex.status = ExecutionStatus.RUNNING  # what the unit writes, after the insert
+        tx.write_unit([make_step(ex.execution_id, "first", runs=1)],
+                      [_event(ex.execution_id, "execution_started")], [job], [], ex,
+                      notify=True)
+
+    sent = _traced(pg_store, body, tmp_path / "trace")
+    assert got["entry"].path == "start/alone"
+    assert sent == ["SELECT 1", "SELECT 1"], sent
+    with pg_store.read() as tx:
+        row = tx.get_execution(ex.execution_id)
+        assert row is not None and row.status == ExecutionStatus.RUNNING
+        assert row.workload == {"x": 1, "s": "é"} and row.path == "start/alone"
+        assert [e.event_type for e in tx.get_events(ex.execution_id)] == ["execution_started"]
+        assert tx.get_job(job.queue_id) is not None
+
+
+@pytest.mark.postgres
+def test_pg_a_held_back_execution_row_is_inserted_before_any_other_statement(
+        pg_store: Store, tmp_path: Any) -> None:
+    ex = make_exec()
+    got: dict[str, Any] = {}
+
+    def body(tx: Any) -> None:
+        tx.insert_execution(ex)
+        got["row"] = tx.get_execution(ex.execution_id)  # reads its own insert
+        tx.write_unit([], [_event(ex.execution_id, "e")], [], [], None)  # not that row
+
+    sent = _traced(pg_store, body, tmp_path / "trace")
+    assert got["row"] is not None and got["row"].execution_id == ex.execution_id
+    assert sent == ["BEGIN", "INSERT 0 1", "SELECT 1", "SELECT 1", "COMMIT"], sent
+
+
+@pytest.mark.postgres
+def test_pg_a_start_whose_statement_fails_leaves_nothing(pg_store: Store) -> None:
+    """The unit's statement inserting the execution row fails (its job's id is taken): no
+    execution row, no event, and the connection serves the next transaction."""
+    eid, qid = _setup(pg_store)
+    ex = make_exec()
+    taken = make_job(ex.execution_id, "first")
+    taken.queue_id = qid
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with pg_store.transaction() as tx:
+            tx.insert_execution(ex)
+            tx.write_unit([], [_event(ex.execution_id, "execution_started")], [taken], [], ex)
+    with pg_store.read() as tx:
+        assert tx.get_execution(ex.execution_id) is None
+        assert tx.get_events(ex.execution_id) == []
+    with pg_store.transaction() as tx:
+        tx.write_unit([], [_event(eid, "kept")], [], [], None)
+    with pg_store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["kept"]

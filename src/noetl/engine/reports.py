@@ -76,7 +76,7 @@ class Reports(Leases):
         ``not_found``, and the leased work.
 
         Every lock the batch can need is taken first, before any report writes (see
-        :meth:`noetl.store.postgres.PgTx.lock_jobs`): execution rows of the jobs and their
+        :meth:`noetl.store.pg_tx.PgTx.lock_jobs`): execution rows of the jobs and their
         ancestors newest first, job rows, then event locks in ascending order; so batches,
         single reports and leases take each kind of lock in one order. Should the batch fail
         for any reason other than a refused report, each report is retried in a transaction of

@@ -1,11 +1,11 @@
-"""PostgreSQL: one unit of work in few statements (mixed into :class:`noetl.store.postgres.PgTx`).
+"""PostgreSQL: one unit of work in few statements (mixed into :class:`noetl.store.pg_tx.PgTx`).
 
 - :meth:`PgUnit.write_unit`: the step rows, events, new and updated jobs, the execution row
   and the NOTIFY of one unit, as one statement of data-modifying CTEs. The event lock the
   step rows and events need is taken in that statement, before them: they are inserted
   from a join with the CTE that takes it, so no ``seq`` is drawn before the lock is held.
 - :meth:`PgUnit.lock_job_reading`: the execution row and the job row locked (in that order,
-  as :meth:`noetl.store.postgres.PgTx.lock_job`) and the step rows a report reads first, in
+  as :meth:`noetl.store.pg_tx.PgTx.lock_job`) and the step rows a report reads first, in
   one statement. The step rows come from the statement's snapshot, taken before it waited
   for a lock: when the locked execution row is not the version of that snapshot (a
   transaction holding it committed meanwhile, and every writer of step rows holding it also
@@ -23,6 +23,7 @@ from noetl.domain.records import Event, ExecutionRow, Job, StepRow, now
 from noetl.store.base import Stale
 from noetl.store.rows import (
     E_COLS,
+    EXEC_COLS,
     JOB_COLS,
     N_EXEC,
     Q_COLS,
@@ -66,9 +67,10 @@ _EVENT = _cols(EVENT_INSERT_COLS)
 _JOB = _cols(JOB_COLS)
 _JOB_SET = _names(JOB_UPDATE_SET)
 _EXEC_SET = _names(EXEC_UPDATE_SET)
+_EXEC = _cols(EXEC_COLS)
 # each kind's parameters, in that order, from its parameter dict
-_STEP_VALUES, _EVENT_VALUES, _JOB_VALUES, _JOB_SET_VALUES, _EXEC_SET_VALUES = (
-    itemgetter(*names) for names in (_STEP, _EVENT, _JOB, _JOB_SET, _EXEC_SET))
+_STEP_VALUES, _EVENT_VALUES, _JOB_VALUES, _JOB_SET_VALUES, _EXEC_SET_VALUES, _EXEC_VALUES = (
+    itemgetter(*names) for names in (_STEP, _EVENT, _JOB, _JOB_SET, _EXEC_SET, _EXEC))
 # column types, for the first row of a VALUES list read through a join (no target to type it)
 _BIGINT = {"execution_id", "event_id", "parent_event_id"}
 _INT = {"attempts", "runs", "active", "has_result", "attempt", "current_index"}
@@ -100,10 +102,12 @@ XID = "CAST(CAST(pg_current_xact_id() AS xid) AS text)"  # this transaction's id
 
 @lru_cache(maxsize=512)
 def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, execution: bool,
-             notify: bool, guard: bool = False, read_back: bool = False) -> str:
+             notify: bool, guard: bool = False, read_back: bool = False,
+             insert: bool = False) -> str:
     """The statement of one unit of that shape (positional parameters, in this order: the
     event locks' ids, step rows, events, new jobs, updates, execution, NOTIFY). It returns
-    this transaction's id.
+    this transaction's id. ``insert``: the execution row is new (every column, as
+    :meth:`noetl.store.sql.SqlTx.insert_execution` inserts it), not updated.
 
     ``guard`` (a speculative report, :meth:`PgUnit.speculate`; ``locks`` and ``execution``
     then, and the first update is the reported job's): the execution row and then the job
@@ -149,7 +153,10 @@ def unit_sql(locks: bool, steps: int, events: int, jobs: int, updates: int, exec
     for i in range(updates):
         ctes.append(f"qu{i} AS (UPDATE queue SET {_pos(JOB_UPDATE_SET)}{after_lk} "
                     "WHERE queue_id = %s)")
-    if execution:
+    if execution and insert:
+        ctes.append(f"xi AS (INSERT INTO execution ({EXEC_COLS}) VALUES "
+                    f"({', '.join(['%s'] * len(_EXEC))}))")
+    elif execution:
         ctes.append(f"xu AS (UPDATE execution SET {_pos(EXEC_UPDATE_SET)} "
                     "WHERE execution_id = %s)")
     if notify:
@@ -174,8 +181,23 @@ LOCK_READING = (
     "WHERE q.queue_id = :id FOR UPDATE OF e, q")
 
 
+def _row_params(params: list[Any], steps: list[StepRow], events: list[Event], jobs: list[Job],
+                updates: list[Job], t: float) -> None:
+    """The unit statement's parameters for its step rows, events, new jobs and updates."""
+    for s in steps:
+        params.extend(_STEP_VALUES(_step_params(s)))
+    for e in events:
+        params.extend(_EVENT_VALUES(_event_params(e)))
+    for j in jobs:
+        params.extend(_JOB_VALUES(_job_params(j)))
+    for j in updates:
+        j.updated_at = t
+        params.extend(_JOB_SET_VALUES(_job_params(j)))
+        params.append(j.queue_id)
+
+
 class PgUnit(SqlTx):
-    """What :class:`noetl.store.postgres.PgTx` provides to these methods."""
+    """What :class:`noetl.store.pg_tx.PgTx` provides to these methods."""
 
     conn: Any
     xid_cursor: Any  # the last unit's statement: this transaction's id, once answered
@@ -188,6 +210,10 @@ class PgUnit(SqlTx):
     _event_locks: set[int]
     _exec_locks: set[int]
     _batch_locked: set[int]
+    _new_exec: ExecutionRow | None  # an inserted execution row not yet sent (PgTx)
+
+    def _send_new_exec(self) -> None:
+        raise NotImplementedError
 
     def _answered(self) -> None:
         raise NotImplementedError
@@ -234,6 +260,19 @@ class PgUnit(SqlTx):
         self._validate()
         return False
 
+    def _inserts(self, execution: ExecutionRow | None, one: bool) -> bool:
+        """Whether the unit's statement (``one``: the unit is written in one) inserts the
+        execution row :meth:`noetl.store.pg_tx.PgTx.insert_execution` held back; if not,
+        that row is sent now, before the unit's rows."""
+        held = self._new_exec
+        insert = one and self._guard is None and held is not None \
+            and execution is not None and held.execution_id == execution.execution_id
+        if insert:
+            self._new_exec = None
+        else:
+            self._send_new_exec()
+        return insert
+
     def write_unit(self, steps: list[StepRow], events: list[Event], jobs: list[Job],
                    updates: list[Job], execution: ExecutionRow | None,
                    notify: bool = False, read_back: Collection[str] = ()) -> None:
@@ -242,7 +281,9 @@ class PgUnit(SqlTx):
         new = {j.queue_id for j in jobs}
         size = (len(steps) * len(_STEP) + len(events) * len(_EVENT) + len(jobs) * len(_JOB)
                 + len(updates) * (len(_JOB_SET) + 1))
-        if size > UNIT_PARAMS or any(j.queue_id in new for j in updates):
+        one = size <= UNIT_PARAMS and not any(j.queue_id in new for j in updates)
+        insert = self._inserts(execution, one)
+        if not one:
             if self._guard is not None:
                 self._validate()
             super().write_unit(steps, events, jobs, updates, execution, notify)
@@ -269,21 +310,10 @@ class PgUnit(SqlTx):
             execution = None
         elif locks:
             params.append(pg_array(locks))
-        for s in steps:
-            p = _step_params(s)
-            params.extend(_STEP_VALUES(p))
-        for e in events:
-            p = _event_params(e)
-            params.extend(_EVENT_VALUES(p))
-        for j in jobs:
-            p = _job_params(j)
-            params.extend(_JOB_VALUES(p))
-        for j in updates:
-            j.updated_at = t
-            p = _job_params(j)
-            params.extend(_JOB_SET_VALUES(p))
-            params.append(j.queue_id)
-        if execution is not None:
+        _row_params(params, steps, events, jobs, updates, t)
+        if execution is not None and insert:
+            params.extend(_EXEC_VALUES(self._exec_params(execution)))
+        elif execution is not None:
             p = self._exec_update_params(execution)
             params.extend(_EXEC_SET_VALUES(p))
             params.append(execution.execution_id)
@@ -296,7 +326,7 @@ class PgUnit(SqlTx):
             params.extend((eid, pg_array(back)))
         sql = unit_sql(bool(locks), len(steps), len(events), len(jobs),
                        len(updates) + guard, execution is not None or guard, notify, guard,
-                       bool(back))
+                       bool(back), insert)
         self.send_unit(sql, params)
         self.read_back_names = back
         self.read_back = None
