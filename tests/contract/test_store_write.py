@@ -301,17 +301,20 @@ def test_pg_lock_job_reading_after_waiting_never_returns_rows_older_than_the_loc
 
 # -- PostgreSQL: a transaction begins with its first statement -------------------------------
 
-def _traced(store: Store, body: Callable[[Any], None], path: Any) -> list[str]:
+def _traced(store: Store, body: Callable[[Any], None], path: Any,
+            answers: bool = False) -> list[str]:
     """What the server completed for one transaction, in order (the CommandComplete tags of
-    libpq's own protocol trace: BEGIN, SELECT 1, COMMIT...)."""
+    libpq's own protocol trace: BEGIN, SELECT 1, COMMIT...); ``answers``: with a ``|`` where
+    the client waited for them (each ReadyForQuery ends a round trip)."""
     with open(path, "w") as f:
         with store.transaction() as tx:
             tx.conn.pgconn.trace(f.fileno())
             body(tx)
         tx.conn.pgconn.untrace()
     lines = [ln.split("\t") for ln in open(path).read().splitlines()]
-    return [ln[4].strip().strip('"') for ln in lines
-            if len(ln) > 4 and ln[1] == "B" and ln[3] == "CommandComplete"]
+    return [ln[4].strip().strip('"') if ln[3] == "CommandComplete" else "|" for ln in lines
+            if len(ln) > 4 and ln[1] == "B" and (ln[3] == "CommandComplete"
+                                                  or (answers and ln[3] == "ReadyForQuery"))]
 
 
 @pytest.mark.postgres
@@ -420,6 +423,44 @@ def test_pg_a_start_whose_statement_fails_leaves_nothing(pg_store: Store) -> Non
     with pg_store.read() as tx:
         assert tx.get_execution(ex.execution_id) is None
         assert tx.get_events(ex.execution_id) == []
+    with pg_store.transaction() as tx:
+        tx.write_unit([], [_event(eid, "kept")], [], [], None)
+    with pg_store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["kept"]
+
+
+@pytest.mark.postgres
+def test_pg_a_unit_write_goes_with_the_commit(pg_store: Store, tmp_path: Any) -> None:
+    """A transaction that reads, then writes its unit, is two round trips: BEGIN and the
+    read, then the unit's statement and COMMIT (nothing waits for the unit's answer)."""
+    eid, _ = _setup(pg_store)
+    got: dict[str, Any] = {}
+
+    def body(tx: Any) -> None:
+        got["steps"] = tx.get_steps(eid, ["a"])
+        tx.write_unit([make_step(eid, "x", runs=1)], [_event(eid, "w")], [], [], None)
+
+    sent = _traced(pg_store, body, tmp_path / "trace", answers=True)
+    assert set(got["steps"]) == {"a"}
+    assert sent == ["BEGIN", "SELECT 1", "|", "SELECT 1", "COMMIT", "|"], sent
+    with pg_store.read() as tx:
+        assert [e.event_type for e in tx.get_events(eid)] == ["w"]
+
+
+@pytest.mark.postgres
+def test_pg_a_unit_write_that_fails_fails_its_transaction_at_the_commit(
+        pg_store: Store) -> None:
+    """Its error is raised by the COMMIT's answer; nothing of the transaction is kept."""
+    eid, qid = _setup(pg_store)
+    taken = make_job(eid, "b")
+    taken.queue_id = qid  # a new job with the id of one that exists
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with pg_store.transaction() as tx:
+            assert set(tx.get_steps(eid, ["a"])) == {"a"}
+            tx.write_unit([make_step(eid, "x", runs=1)], [_event(eid, "lost")], [taken], [],
+                          None)
+    with pg_store.read() as tx:
+        assert tx.get_events(eid) == [] and set(tx.get_steps(eid, ["a", "x"])) == {"a"}
     with pg_store.transaction() as tx:
         tx.write_unit([], [_event(eid, "kept")], [], [], None)
     with pg_store.read() as tx:

@@ -153,10 +153,11 @@ class PgTx(PgUnit):
         # or the commit. Held back to the commit, it is the whole transaction: sent alone,
         # without BEGIN and COMMIT (a speculative report: one statement, no pipeline). Else the
         # transaction runs in pipeline mode: a statement is followed by a sync, so it is
-        # answered (and fails) where it is sent, as without a pipeline, except inside batch(),
-        # whose writes are sent on without waiting; they are answered with the next statement
-        # or with the COMMIT. BEGIN goes with the first statement: a report costs one round
-        # trip for its reads, one for its writes and COMMIT.
+        # answered (and fails) where it is sent, as without a pipeline, except a unit's write
+        # and the writes inside batch(), which are sent on without waiting: they are answered
+        # with the next statement or with the COMMIT (whose sync raises their error). BEGIN
+        # goes with the first statement: a report costs one round trip for its reads, one for
+        # its writes and COMMIT.
         self.lazy = lazy
         self.pipe: psycopg.Pipeline | None = None
         self._stack: ExitStack | None = None  # the pipeline, once begun
