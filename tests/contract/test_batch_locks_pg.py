@@ -41,28 +41,41 @@ def _deadlocks(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_a_batch_and_a_lease_take_event_locks_in_one_order(
-        fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _waiting(url: str) -> int:
+    """Backends of this database waiting for a lock."""
+    with psycopg.connect(url, autocommit=True) as c:
+        r = c.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                      "WHERE NOT l.granted AND a.datname = current_database()").fetchone()
+    return int(r[0]) if r else 0
+
+
+def _until(what: str, check: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _free(url: str, key: int) -> bool:
+    """Whether no transaction holds the advisory lock ``key`` (taken and given back at once)."""
+    with psycopg.connect(url) as c:
+        got = c.execute("SELECT pg_try_advisory_xact_lock(%s)", (key,)).fetchone()
+        c.rollback()
+    return bool(got and got[0])
+
+
+def test_a_batch_and_a_lease_take_event_locks_in_one_order(fresh_pg_url: str) -> None:
+    """Both take event locks in ascending execution order: with x1's held elsewhere, the
+    lease waits for it holding none of x2's, and so does the batch of reports of both
+    executions (taking x2's first had them deadlock: PostgreSQL aborted one side after
+    deadlock_timeout). Once x1's is free, both finish."""
     store = PostgresStore(fresh_pg_url, pool_size=6, listen=False)
     try:
         engine = Engine(store)
-        x1, x2 = engine.start(FORK).execution_id, engine.start(FORK).execution_id
+        x1, x2 = sorted((engine.start(FORK).execution_id, engine.start(FORK).execution_id))
         works = {(int(w["execution_id"]), w["step"]): w for w in engine.lease("w1", 10)}
         for x in (x1, x2):  # the `b` jobs go back to the queue for the lease below
             engine.release(int(works[(x, "b")]["job_id"]), "w1")
-        real = PgTx.lock_events
-        holding = threading.Event()
-
-        def lease_slowly(self: PgTx, ids: set[int]) -> None:
-            if threading.current_thread().name != "lease":
-                return real(self, ids)
-            for eid in sorted(ids - self._event_locks):  # ascending, one at a time
-                real(self, {eid})
-                holding.set()
-                time.sleep(0.3)  # the batch starts meanwhile and meets this lock
-            return None
-
-        monkeypatch.setattr(PgTx, "lock_events", lease_slowly)
         before = _deadlocks(fresh_pg_url)
         out: dict[str, Any] = {}
 
@@ -74,13 +87,19 @@ def test_a_batch_and_a_lease_take_event_locks_in_one_order(
             out["batch"] = engine.report_batch(
                 [(int(w["job_id"]), run_work(w)) for w in batch_works], "w1", 0)[0]
 
-        t1 = threading.Thread(target=lease, name="lease")
-        t1.start()
-        assert holding.wait(10)
-        t2 = threading.Thread(target=batch, name="batch")
-        t2.start()
-        t1.join(30)
-        t2.join(30)
+        with psycopg.connect(fresh_pg_url) as holder:
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (x1,))
+            t1 = threading.Thread(target=lease, name="lease")
+            t1.start()
+            _until("the lease to wait", lambda: _waiting(fresh_pg_url) == 1)
+            assert _free(fresh_pg_url, x2)
+            t2 = threading.Thread(target=batch, name="batch")
+            t2.start()
+            _until("the batch to wait too", lambda: _waiting(fresh_pg_url) == 2)
+            assert _free(fresh_pg_url, x2)
+            holder.rollback()  # x1's lock is free
+            t1.join(30)
+            t2.join(30)
         assert _deadlocks(fresh_pg_url) == before
         assert sorted(w["step"] for w in out["lease"]) == ["b", "b"]
         assert out["batch"] == [{"status": "ok"}, {"status": "ok"}]

@@ -465,3 +465,45 @@ def test_pg_a_unit_write_that_fails_fails_its_transaction_at_the_commit(
         tx.write_unit([], [_event(eid, "kept")], [], [], None)
     with pg_store.read() as tx:
         assert [e.event_type for e in tx.get_events(eid)] == ["kept"]
+
+
+@pytest.mark.postgres
+def test_pg_a_lease_is_one_statement_with_its_event_locks_and_executions(
+        pg_store: Store, tmp_path: Any) -> None:
+    """The jobs leased, their executions' event locks taken and their rows read, in one
+    statement: the engine's get_execution that follows costs no round trip."""
+    eid, qid = _setup(pg_store)
+    got: dict[str, Any] = {}
+
+    def body(tx: Any) -> None:
+        got["leased"] = tx.lease_jobs("w1", 30.0, 5, now())
+        got["ex"] = tx.get_execution(eid)
+        got["again"] = tx.get_execution(eid)  # read afresh (the lease's copy is used once)
+
+    sent = _traced(pg_store, body, tmp_path / "trace", answers=True)
+    assert [(lj.job.queue_id, lj.prev) for lj in got["leased"]] == [(qid, JobStatus.QUEUED)]
+    assert got["ex"] is not None and got["ex"].execution_id == eid
+    assert got["ex"].workload == {"x": 1, "s": "é"} and got["ex"] == got["again"]
+    # the lease (its main query a SELECT), the second read of the execution, COMMIT
+    assert sent == ["BEGIN", "SELECT 1", "|", "SELECT 1", "|", "COMMIT", "|"], sent
+
+
+@pytest.mark.postgres
+def test_pg_a_lease_holding_event_locks_leases_only_what_it_can_lock_at_once(
+        pg_store: Store, pg_contract_url: str) -> None:
+    """Inside a transaction holding an event lock (a report's), the lease leaves the jobs of
+    an execution whose event lock another transaction holds, and leases the others."""
+    mine, mine_job = _setup(pg_store)
+    busy, busy_job = _setup(pg_store)
+    with psycopg.connect(pg_contract_url) as other:
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (busy,))
+        with pg_store.transaction() as tx:
+            tx.write_unit([], [_event(mine, "report")], [], [], None)  # holds mine's lock
+            leased = tx.lease_jobs("w1", 30.0, 5, now())
+            ex = tx.get_execution(mine)
+        other.rollback()
+    assert [lj.job.queue_id for lj in leased] == [mine_job]
+    assert ex is not None and ex.execution_id == mine
+    with pg_store.read() as tx:
+        left = tx.get_job(busy_job)
+        assert left is not None and left.status == JobStatus.QUEUED

@@ -68,6 +68,14 @@ _MINE = _CANDIDATES.replace(" AND lease_until <", IN_TREE + " AND lease_until <"
 assert _MINE.count(IN_TREE) == 2
 _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
+# after ``leased AS (UPDATE ... RETURNING {Q_COLS}, prev, lost)``: its rows, each with its
+# execution's row; _LOCKING_LEASED takes the executions' event locks first, in id order
+_LEASED_ROWS = (f"SELECT l.*, {E_COLS} FROM leased l "
+                "LEFT JOIN execution e ON e.execution_id = l.execution_id")
+_LOCKING_LEASED = ("lk AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM unnest((SELECT "
+                   "array_agg(DISTINCT execution_id ORDER BY execution_id) FROM leased)) AS k) "
+                   + _LEASED_ROWS.replace(" FROM leased l ", " FROM lk, leased l ", 1))
+_N_LEASED = len(JOB_COLS.split(",")) + 2  # the job's columns, prev, lost
 
 
 # a batch of reports' locks (PgTx.lock_jobs_reading): the jobs' executions and all their
@@ -170,6 +178,7 @@ class PgTx(PgUnit):
         self._guard: tuple[int, int, str] | None = None  # speculate()
         # insert_execution held back, for the unit's write to insert (PgUnit.write_unit)
         self._new_exec: ExecutionRow | None = None
+        self._leased_execs: dict[int, ExecutionRow] = {}  # read with the jobs leased
         self.xid_cursor: Any = None
         self.xid_lead = 1
         self.read_back_names: list[str] = []
@@ -306,32 +315,41 @@ class PgTx(PgUnit):
             p.update(tp)
         if self._event_locks:
             return self._lease_holding_locks(p, cand)
-        rows = self._all(f"WITH {cand}, picked AS (SELECT queue_id, prev, lost FROM "
-                         "candidates ORDER BY k, o1, o2 LIMIT :n) "
-                         f"{_LEASE} FROM picked WHERE q.queue_id = picked.queue_id "
-                         f"RETURNING {Q_COLS}, picked.prev, picked.lost", p)
-        out = _leased(rows, None)
-        # the engine writes action_started events for these next: take the executions' event
-        # locks now, in id order, so two leasing transactions never wait on each other
-        self.lock_events({leased.job.execution_id for leased in out})
-        return out
+        # the engine writes action_started events for these next: the executions' event locks
+        # are taken by the same statement, in id order, after the job rows (the lock order),
+        # so two leasing transactions never wait on each other; the executions' rows come
+        # with it (read by get_execution next)
+        return self._leased_reading(self._all(
+            f"WITH {cand}, picked AS (SELECT queue_id, prev, lost FROM candidates "
+            f"ORDER BY k, o1, o2 LIMIT :n), leased AS ({_LEASE} FROM picked "
+            f"WHERE q.queue_id = picked.queue_id RETURNING {Q_COLS}, picked.prev, picked.lost), "
+            f"{_LOCKING_LEASED}", p))
 
     def _lease_holding_locks(self, p: dict[str, Any], cand: str) -> list[Leased]:
         """Lease inside a transaction that already holds event locks (report-and-lease).
         Waiting here for another execution's event lock could close a cycle with a transaction
-        doing the same the other way round, so jobs of executions whose lock is busy are left
-        for the next lease instead."""
-        picked = self._all(f"WITH {cand} SELECT queue_id, execution_id, prev, lost FROM "
-                           "candidates ORDER BY k, o1, o2 LIMIT :n", p)
-        for eid in sorted({int(r[1]) for r in picked} - self._event_locks):
-            if self._one("SELECT pg_try_advisory_xact_lock(:k)", {"k": eid})[0]:
-                self._event_locks.add(eid)
-        prev = {int(r[0]): (str(r[2]), r[3]) for r in picked if int(r[1]) in self._event_locks}
-        if not prev:
-            return []
-        rows = self._all(f"{_LEASE} WHERE q.queue_id = ANY(CAST(:ids AS bigint[])) "
-                         f"RETURNING {Q_COLS}", {**p, "ids": pg_array(prev)})
-        return _leased(rows, prev)
+        doing the same the other way round, so jobs of executions whose lock is busy (not
+        held here, and not taken at once) are left for the next lease instead. One statement:
+        the candidates, the locks tried, the update of the jobs whose lock is held."""
+        return self._leased_reading(self._all(
+            f"WITH {cand}, picked AS (SELECT queue_id, execution_id, prev, lost FROM candidates "
+            "ORDER BY k, o1, o2 LIMIT :n), got AS (SELECT d.id FROM (SELECT DISTINCT "
+            "execution_id AS id FROM picked) AS d WHERE d.id = ANY(CAST(:held AS bigint[])) "
+            f"OR pg_try_advisory_xact_lock(d.id)), leased AS ({_LEASE} FROM picked "
+            "WHERE q.queue_id = picked.queue_id AND picked.execution_id IN (SELECT id FROM got) "
+            f"RETURNING {Q_COLS}, picked.prev, picked.lost) {_LEASED_ROWS}",
+            {**p, "held": pg_array(sorted(self._event_locks))}))
+
+    def _leased_reading(self, rows: list[Any]) -> list[Leased]:
+        """The leased jobs of a lease statement (:data:`_LEASED_ROWS`); their executions' event
+        locks are held, their rows kept for :meth:`get_execution`."""
+        out = _leased([r[:_N_LEASED] for r in rows], None)
+        for r in rows:
+            eid = int(r[1])
+            self._event_locks.add(eid)
+            if r[_N_LEASED] is not None:
+                self._leased_execs[eid] = _exec(r[_N_LEASED:])
+        return out
 
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
         """With ``lock``: when this transaction already holds the row of the execution's parent
@@ -344,7 +362,8 @@ class PgTx(PgUnit):
         transaction fails fast with ``55P03`` (retryable) and restarts behind the child, which is
         already queued for the parent's row; a child that is merely busy is waited for."""
         if not lock:
-            return super().get_execution(execution_id)
+            kept = self._leased_execs.pop(execution_id, None)  # read by the lease statement
+            return kept if kept is not None else super().get_execution(execution_id)
         downward = False
         if self._exec_locks:
             r = self._one("SELECT parent_execution_id FROM execution WHERE execution_id = :id",
