@@ -72,15 +72,15 @@ class Cluster:
         return url
 
     def worker(self, name: str, server: str, concurrency: int = 4, token: str | None = None,
-               log_level: str = "warning", lease: str = LEASE_SECONDS
-               ) -> subprocess.Popen[bytes]:
+               log_level: str = "warning", lease: str = LEASE_SECONDS,
+               extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         env = base_env(self.home)
         env["NOETL_LEASE_SECONDS"] = lease
         if token:
             env["NOETL_API_TOKEN"] = token
         return self._spawn(name, ["worker", "start", "--server", self.urls[server],
                                   "--worker-id", name, "--concurrency", str(concurrency),
-                                  "--wait-seconds", "2", "--log-level", log_level], env)
+                                  "--wait-seconds", "2", "--log-level", log_level, *extra], env)
 
     def direct(self, name: str, concurrency: int | None = 4, log_level: str = "warning",
                lease: str = LEASE_SECONDS, env_extra: dict[str, str] | None = None

@@ -277,6 +277,36 @@ def test_server_killed_mid_step_loses_nothing(cluster: Cluster) -> None:
     assert cluster.kill("w-d", signal.SIGTERM) == 0
 
 
+def test_sigterm_with_the_server_gone_says_which_results_were_not_recorded(
+        cluster: Cluster) -> None:
+    """The server dies while the job runs and stays down: on SIGTERM the worker retries the
+    report for its grace only, then logs the job whose result was never recorded and exits 3
+    (not 0: a clean stop), and its supervisor with it."""
+    from tests.distributed.conftest import free_port
+
+    url = cluster.server("g", port=free_port())
+    cluster.worker("w-g", "g", concurrency=1, lease="30", log_level="info",
+                   extra=("--grace", "1"))
+    cluster.wait_log("w-g", "threads leasing from")
+    for w in [n for n in cluster.procs if n.startswith("w-") and n != "w-g"]:
+        assert cluster.kill(w, signal.SIGTERM) == 0  # only w-g may take the job
+    marker = cluster.home / "gone.started"
+    with Client(url) as cl:
+        cl.register(MARKED)
+        cl.run("tests/dist/marked", args={"marker": str(marker)})
+        deadline = time.monotonic() + 20
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.02)
+    cluster.kill("g", signal.SIGKILL)
+    cluster.wait_log("w-g", "report failed")  # the step ended; the server is gone
+    t = time.monotonic()
+    assert cluster.kill("w-g", signal.SIGTERM) == 3
+    assert time.monotonic() - t < 15  # its grace (1 s) and the long-poll time, not forever
+    log = cluster.log("w-g")
+    assert "was not recorded before the worker stopped" in log, log
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for d in Path("/proc").iterdir():

@@ -217,3 +217,16 @@ def test_several_supervised_processes(fresh_pg_url: str, tmp_path: Path) -> None
         assert cluster.kill("pool", signal.SIGTERM) == 0
     finally:
         cluster.stop_all()
+
+
+def test_a_process_that_stops_with_results_unrecorded_is_not_restarted() -> None:
+    """Exit code 3 (UNRECORDED_EXIT): the process stopped on its own, some results were not
+    recorded; the supervisor does not start it again and exits with that code."""
+    import sys
+    import threading
+
+    from noetl.worker.supervisor import UNRECORDED_EXIT, Supervisor
+
+    sup = Supervisor([[sys.executable, "-c", f"import sys; sys.exit({UNRECORDED_EXIT})"]])
+    assert sup.run(threading.Event(), grace=5) == UNRECORDED_EXIT
+    assert sup.procs[0].exit_code == UNRECORDED_EXIT

@@ -252,12 +252,14 @@ def worker_start(
 ) -> None:
     """Lease jobs (from a server, or with --store from PostgreSQL) and run them until
     SIGTERM/SIGINT; then stop leasing, finish running jobs (up to --grace seconds), give back
-    any job leased meanwhile, exit 0."""
+    any job leased meanwhile, exit 0 (3 when a result could not be reported before the grace
+    ran out: the server or database unreachable; the job runs again when its lease runs
+    out)."""
     from noetl.settings import Settings
     from noetl.templates import configure
     from noetl.worker.http_backend import HttpBackend
     from noetl.worker.pool import WorkerPool
-    from noetl.worker.supervisor import signal_ready
+    from noetl.worker.supervisor import UNRECORDED_EXIT, signal_ready
 
     settings = Settings.from_env()
     configure(settings)
@@ -298,7 +300,7 @@ def worker_start(
         pass
     pool.stop(timeout=grace + wait_seconds)
     backend.close()
-    raise typer.Exit(0)
+    raise typer.Exit(UNRECORDED_EXIT if pool.unrecorded else 0)
 
 
 def _check_direct(store: str) -> None:
@@ -324,7 +326,7 @@ def _run_direct(store: str, concurrency: int, threads_why: str, worker_id: str |
                 lease_seconds: float | None, grace: float, settings: Any) -> None:
     """One direct worker in this process until SIGTERM/SIGINT (see :class:`DirectWorker`)."""
     from noetl.local import DirectWorker
-    from noetl.worker.supervisor import signal_ready
+    from noetl.worker.supervisor import UNRECORDED_EXIT, signal_ready
 
     log = logging.getLogger("noetl.worker")
     try:
@@ -341,7 +343,7 @@ def _run_direct(store: str, concurrency: int, threads_why: str, worker_id: str |
     while not stop.wait(1.0):
         pass
     direct.stop(grace)
-    raise typer.Exit(0)
+    raise typer.Exit(UNRECORDED_EXIT if direct.pool.unrecorded else 0)
 
 
 def _supervise(processes: int, worker_id: str | None, grace: float, args: list[str]) -> int:

@@ -100,6 +100,10 @@ class WorkerPool:
         self._polling = False  # a thread is asking the backend for work
         self._waiting = 0  # idle threads waiting for it
         self.jobs_done = 0
+        # jobs whose outcome is being reported and has failed so far (id -> the last error);
+        # those left when stop() gives up waiting were never recorded (``unrecorded``)
+        self._unreported: dict[int, str] = {}
+        self.unrecorded = 0
         batch = getattr(backend, "report_batch", None)
         self.combiner = None if batch is None else ReportCombiner(
             lambda reports, n: batch(reports, self.worker_id, n), give_back=self._give_back)
@@ -132,6 +136,12 @@ class WorkerPool:
             self._inbox.clear()
         for work in left:
             self._give_back(work)
+        with self._lock:
+            lost = dict(self._unreported)
+        for job_id, why in lost.items():  # (their threads are still retrying: given up here)
+            log.error("job %s: its result was not recorded before the worker stopped (%s); "
+                      "the job runs again when its lease runs out", job_id, why)
+        self.unrecorded = len(lost)
         self._hb_stop.set()  # leases of jobs still finishing were kept alive until now
         if self._hb_thread is not None:
             self._hb_thread.join(max(0.0, deadline - time.monotonic()))
@@ -313,6 +323,14 @@ class WorkerPool:
     def _report(self, job_id: int, outcome: Outcome) -> list[Work]:
         """Report until the backend has it (retried, never dropped). With a backend that can,
         lease the next job in the same call (one round trip per step)."""
+        try:
+            return self._report_until(job_id, outcome)
+        finally:
+            with self._lock:
+                self._unreported.pop(job_id, None)
+
+    def _report_until(self, job_id: int, outcome: Outcome) -> list[Work]:
+        """At shutdown too: stop() waits for it (up to its timeout), then says it gave up."""
         delay = 0.05
         combined = getattr(self.backend, "report_and_lease", None)
         refused = 0  # failures that are not the backend being unreachable
@@ -328,9 +346,8 @@ class WorkerPool:
                 log.warning("job %s: result not recorded, lease lost: %s", job_id, exc)
                 return list(getattr(exc, "jobs", []))
             except Exception as exc:
-                if self._stop.is_set() and delay > 5:
-                    log.error("job %s: giving up reporting at shutdown: %s", job_id, exc)
-                    return []
+                with self._lock:
+                    self._unreported[job_id] = f"{type(exc).__name__}: {exc}"
                 log.warning("job %s: report failed (%s), retrying", job_id, exc)
                 refused += not _unreachable(exc)
                 if refused == REFUSALS_BEFORE_ERROR:  # its content: report that instead

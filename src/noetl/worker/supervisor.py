@@ -8,7 +8,9 @@ killing workers, failed by the engine with "worker died while running this step"
 A process that exits before it started leasing (a refused token, an unreachable server) is a
 configuration error: the supervisor stops the others and exits with its code. A process that
 dies again soon after a restart is restarted after a growing delay (1 s, 2 s, ... 30 s).
-SIGTERM/SIGINT are passed on; the supervisor exits 0 when its processes have stopped cleanly.
+SIGTERM/SIGINT are passed on; the supervisor exits 0 when its processes have stopped cleanly,
+:data:`UNRECORDED_EXIT` when one stopped with results it could not report (the server or the
+database unreachable until its grace ran out; those jobs run again once their leases expire).
 Killed itself (SIGKILL), it takes its processes with it (Linux: parent-death signal).
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from noetl.tools.python_isolated import die_with_parent
 
 READY_ENV = "NOETL_WORKER_READY_FD"
+UNRECORDED_EXIT = 3  # a worker process stopped, some results not recorded (not restarted)
 QUICK_DEATH_S = 10.0  # a process that dies within this time of its start backs off
 MAX_BACKOFF_S = 30.0
 log = logging.getLogger("noetl.worker.supervisor")
@@ -96,7 +99,10 @@ class Supervisor:
             if code or all(p.exit_code is not None for p in self.procs):
                 break
             stop.wait(0.2)
-        return self._stop_all(grace) or code
+        code = self._stop_all(grace) or code
+        if not code and any(p.exit_code == UNRECORDED_EXIT for p in self.procs):
+            return UNRECORDED_EXIT
+        return code
 
     def _tend(self) -> int:
         """Restart dead processes; a nonzero code means: give up with it."""
@@ -116,8 +122,8 @@ class Supervisor:
                 continue
             p.check_ready()  # it may have become ready just before it died
             p._close_fd()
-            if rc == 0:  # stopped on a signal of its own: not restarted
-                p.exit_code = 0
+            if rc in (0, UNRECORDED_EXIT):  # stopped on a signal of its own: not restarted
+                p.exit_code = rc
                 continue
             if not p.ready:
                 log.error("worker process %d exited with code %s before it started leasing; "
