@@ -236,3 +236,29 @@ def test_events_say_which_worker_lost_a_job(tmp_path: Path) -> None:
     assert isinstance(evs, list)
     assert [e["meta"] for e in evs if e["event_type"] == "action_retry"] == [
         {"lost_worker_id": "w-lost"}]
+
+
+def test_status_of_an_execution_whose_stored_plan_no_longer_compiles(
+        cli: Cli, tmp_path: Path) -> None:
+    """Its status and step rows, and a note saying why the steps are shown as stored: no
+    traceback (it was a PlaybookError from describe)."""
+    from noetl.domain.records import ExecutionRow, StepRow, now
+    from noetl.ids import new_id
+    from noetl.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_store(url)
+    ex = ExecutionRow(execution_id=new_id(), path="old/one", version="1", status="RUNNING",
+                      playbook={"metadata": {"path": "old/one"}}, workload={},
+                      state={"active": {}, "joins": []}, created_at=now())
+    with store.transaction() as tx:
+        tx.insert_execution(ex)
+        tx.save_steps([StepRow(ex.execution_id, "start", status="COMPLETED", runs=1)])
+    store.close()
+    p = cli("status", str(ex.execution_id), "--store", url)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert "note: the steps are shown as stored" in p.stderr and "apiVersion" in p.stderr
+    assert "start" in p.stdout and "RUNNING" in p.stdout
+    out = _json(cli("status", str(ex.execution_id), "--store", url, "--json"))
+    assert isinstance(out, dict) and "apiVersion" in out["plan_error"]
+    assert out["steps"]["start"]["status"] == "COMPLETED"

@@ -356,3 +356,24 @@ def test_with_only_embedded_runs_alive_it_says_resume_carries_it_on(engine: Engi
     alive(engine, "w-1")  # a worker of a server: its reaper re-queues the job
     why = waiting(engine, eid, "work")
     assert why is not None and why["message"].endswith("; about to be re-queued")
+
+
+def test_an_execution_whose_stored_plan_no_longer_compiles_is_described(
+        engine: Engine) -> None:
+    """Its status, times and step rows, with ``plan_error`` saying why there is no plan: not
+    an error (an invalid playbook) in place of the execution."""
+    from noetl.domain.lifecycle import StepStatus
+    from noetl.domain.records import ExecutionRow, StepRow, now
+    from noetl.ids import new_id
+
+    ex = ExecutionRow(execution_id=new_id(), path="old/one", version="1", status="RUNNING",
+                      playbook={"metadata": {"path": "old/one"}}, workload={},
+                      state={"active": {}, "joins": []}, created_at=now())
+    with engine.store.transaction() as tx:
+        tx.insert_execution(ex)
+        tx.save_steps([StepRow(ex.execution_id, "start", status=StepStatus.COMPLETED, runs=1)])
+    d = engine.describe(ex.execution_id)
+    assert d["status"] == "RUNNING" and d["path"] == "old/one"
+    assert "apiVersion" in d["plan_error"]
+    assert d["steps"]["start"]["status"] == "COMPLETED" and d["steps"]["start"]["type"] is None
+    assert d["children"] == []

@@ -150,4 +150,6 @@ def show(desc: dict[str, Any], as_json: bool, live_shown: bool = False) -> None:
         return
     if not live_shown:
         console().print(render(desc))
+    if desc.get("plan_error"):  # its stored playbook does not compile here (describe)
+        sys.stderr.write(f"note: the steps are shown as stored: {desc['plan_error']}\n")
     print_error(desc)  # to stderr, in the playbook's terms (cli/failure.py)

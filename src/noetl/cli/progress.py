@@ -145,6 +145,7 @@ def summary(desc: dict[str, Any]) -> dict[str, Any]:
         "children": [{k: c.get(k) for k in ("execution_id", "path", "version", "status",
                                             "start_time", "end_time", "duration")}
                      for c in desc.get("children") or []],
+        **({"plan_error": desc["plan_error"]} if desc.get("plan_error") else {}),
     }
 
 

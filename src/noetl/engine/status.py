@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from noetl.domain.lifecycle import StepStatus
-from noetl.errors import NotFound
+from noetl.errors import NotFound, PlaybookError
 
 if TYPE_CHECKING:
     from noetl.store.base import Tx
@@ -18,7 +18,9 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
     a read, not a replay. Steps that never ran are reported PENDING (or SKIPPED once the
     execution has ended). While it runs, a step that waits for something carries ``waiting``
     (:func:`noetl.engine.explain.explain`: a lost worker, no live worker, a retry delay, its
-    lease, a join's branches, ...)."""
+    lease, a join's branches, ...). An execution whose stored playbook this version cannot
+    compile (a rule added since it started) is described all the same, from its rows, with
+    ``plan_error`` saying why (its step types and waits are then unknown)."""
     ex = tx.get_execution(execution_id)
     if ex is None:
         raise NotFound(f"execution {execution_id} not found")
@@ -28,7 +30,13 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
 
         rows = tx.get_steps(execution_id)
         steps: dict[str, Any] = {}
-        plan = plan_for(tx, ex)
+        try:
+            plan = plan_for(tx, ex)
+        except PlaybookError as exc:  # a snapshot this version cannot read: the rows as stored
+            out["plan_error"] = str(exc)
+            out["steps"] = {n: {**r.to_dict(), "type": None} for n, r in rows.items()}
+            out["children"] = [c.to_dict() for c in tx.children(execution_id)]
+            return out
         for name in plan.order:
             r = rows.get(name)
             if r is None:
