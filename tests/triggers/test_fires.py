@@ -4,6 +4,8 @@ schedule and nominal time."""
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Iterator
 
 import pytest
@@ -146,3 +148,41 @@ def test_a_fire_that_cannot_start_is_recorded_and_the_schedule_goes_on(engine: E
         row = tx.get_schedule(sid)
         assert row is not None and row.next_run_at == 701.0 and row.last_status == "error"
         assert tx.list_executions()[1] == 0
+
+
+@pytest.mark.postgres
+def test_a_fire_whose_start_fails_in_the_database_is_recorded_and_the_next_one_fires(
+        fresh_pg_url: str) -> None:
+    """The start's writes fail in PostgreSQL (a step name too long for an index), an error
+    the database raises only once it answers them: recorded as that fire's error, and a
+    schedule due after it still fires (the error escaped the fire and every tick raised it,
+    so the broken schedule, oldest due, blocked every other)."""
+    rnd = random.Random(1)  # (an incompressible name: the index stores it compressed)
+    long = "s" + "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(6000))
+    eng = Engine(open_store(fresh_pg_url))
+    try:
+        eng.register(ROUTER)
+        eng.register(f"""\
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {{name: longstep}}
+workflow:
+  - step: start
+    next: [{{step: {long}}}]
+  - step: {long}
+    type: python
+    code: |
+      def main():
+          return 1
+""")
+        bad = _schedule(eng, "longstep", 800.0)
+        good = _schedule(eng, "quick", 800.2)
+        first = fire_next(eng, t=800.5, grace=5)
+        assert first is not None and first.schedule_id == bad and first.outcome == "error"
+        assert "index" in (first.error or "")
+        second = fire_next(eng, t=800.5, grace=5)
+        assert second is not None and second.schedule_id == good
+        assert second.outcome == "started"
+        assert _runs(eng, bad) == [(800.0, "error", None)]
+    finally:
+        eng.store.close()

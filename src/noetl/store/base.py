@@ -61,6 +61,11 @@ class Tx(TriggerSql, ABC):
     def notify_in_tx(self) -> None:
         """Ask other processes to look for work once this transaction commits (no-op here)."""
 
+    def settle(self) -> None:
+        """Wait for the answers of every statement sent so far, raising the first one's error
+        here (PostgreSQL may send writes on without waiting: :meth:`batch`, a unit's write);
+        a no-op where each statement is answered where it is sent."""
+
     @abstractmethod
     def next_node_id(self) -> int:
         """Take the next value of the store's node counter (unique per process)."""

@@ -278,6 +278,10 @@ class PgTx(PgUnit):
         self._answered()
         return cur
 
+    def settle(self) -> None:
+        if self.pipe is not None:
+            self.pipe.sync()
+
     def _answered(self) -> None:
         """In a pipelined transaction outside batch(): wait for the answers now."""
         if self.pipe is not None and not self._batching:

@@ -130,6 +130,7 @@ def _fire(engine: Engine, tx: Tx, row: ScheduleRow, t: float, grace: float,
             try:
                 ex, done = engine.start_in(tx, path=row.path, version=row.version,
                                            args=row.args, trigger=trigger)
+                tx.settle()  # its writes answered here: their error is the start's
             except Exception as exc:  # no playbook, or it cannot start: recorded, next fire
                 retryable = getattr(engine.store, "retryable", None)
                 if retryable is not None and retryable(exc):
