@@ -507,3 +507,29 @@ def test_pg_a_lease_holding_event_locks_leases_only_what_it_can_lock_at_once(
     with pg_store.read() as tx:
         left = tx.get_job(busy_job)
         assert left is not None and left.status == JobStatus.QUEUED
+
+
+@pytest.mark.postgres
+def test_pg_a_lease_reads_each_execution_row_once(pg_store: Store, tmp_path: Any) -> None:
+    """Several jobs of one execution leased together (a loop's items) bring its row once,
+    however large its workload; each execution's row is the one get_execution returns."""
+    execs = [make_exec() for _ in range(2)]
+    for i, ex in enumerate(execs):
+        ex.workload = {"marker": f"W0RKL0AD{i}"}
+    with pg_store.transaction() as tx:
+        for ex in execs:
+            tx.insert_execution(ex)
+            tx.add_jobs([make_job(ex.execution_id, f"s{j}") for j in range(3)])
+    got: dict[str, Any] = {}
+    path = tmp_path / "trace"
+
+    def body(tx: Any) -> None:
+        got["leased"] = tx.lease_jobs("w1", 30.0, 10, now())
+        got["rows"] = [tx.get_execution(ex.execution_id) for ex in execs]
+
+    sent = _traced(pg_store, body, path, answers=True)
+    assert len(got["leased"]) == 6
+    assert [r.workload for r in got["rows"]] == [ex.workload for ex in execs]
+    assert sent == ["BEGIN", "SELECT 6", "|", "COMMIT", "|"], sent  # (no read after it)
+    trace = path.read_text()
+    assert trace.count("W0RKL0AD0") == 1 and trace.count("W0RKL0AD1") == 1

@@ -68,14 +68,18 @@ _MINE = _CANDIDATES.replace(" AND lease_until <", IN_TREE + " AND lease_until <"
 assert _MINE.count(IN_TREE) == 2
 _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.attempts + 1, "
           "lease_until = :until, last_heartbeat = :now, updated_at = :now")
-# after ``leased AS (UPDATE ... RETURNING {Q_COLS}, prev, lost)``: its rows, each with its
-# execution's row; _LOCKING_LEASED takes the executions' event locks first, in id order
-_LEASED_ROWS = (f"SELECT l.*, {E_COLS} FROM leased l "
-                "LEFT JOIN execution e ON e.execution_id = l.execution_id")
+# after ``leased AS (UPDATE ... RETURNING {Q_COLS}, prev, lost)``: its rows, the first of
+# each execution's with the execution's row (once: a workload can be large, and a loop's
+# items are many jobs of one execution); _LOCKING_LEASED takes the executions' event locks
+# first, in id order
+_LEASED_ROWS = (f"SELECT l.*, {E_COLS} FROM {{lk}}(SELECT leased.*, queue_id = min(queue_id) "
+                "OVER (PARTITION BY execution_id) AS first FROM leased) AS l "
+                "LEFT JOIN execution e ON l.first AND e.execution_id = l.execution_id")
 _LOCKING_LEASED = ("lk AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM unnest((SELECT "
                    "array_agg(DISTINCT execution_id ORDER BY execution_id) FROM leased)) AS k) "
-                   + _LEASED_ROWS.replace(" FROM leased l ", " FROM lk, leased l ", 1))
-_N_LEASED = len(JOB_COLS.split(",")) + 2  # the job's columns, prev, lost
+                   + _LEASED_ROWS.format(lk="lk, "))
+_LEASED_ROWS = _LEASED_ROWS.format(lk="")
+_N_LEASED = len(JOB_COLS.split(",")) + 2  # the job's columns, prev, lost (then ``first``)
 
 
 # a batch of reports' locks (PgTx.lock_jobs_reading): the jobs' executions and all their
@@ -351,8 +355,8 @@ class PgTx(PgUnit):
         for r in rows:
             eid = int(r[1])
             self._event_locks.add(eid)
-            if r[_N_LEASED] is not None:
-                self._leased_execs[eid] = _exec(r[_N_LEASED:])
+            if r[_N_LEASED + 1] is not None:  # (the execution's first job: its row)
+                self._leased_execs[eid] = _exec(r[_N_LEASED + 1:])
         return out
 
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
