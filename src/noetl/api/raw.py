@@ -21,9 +21,23 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
+def _json_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json`` (FastAPI's rule)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                           and kind.endswith("+json"))
+
+
 async def body(request: Request, model: type[M]) -> tuple[Any, M]:
     """The request's JSON body (orjson) and ``model`` checked over it; a 422 naming the field
-    (``body.<field>``), as FastAPI answers, when it does not hold."""
+    (``body.<field>``), as FastAPI answers, when it does not hold. A body of another content
+    type is not read as JSON (422, as FastAPI answers): a browser sends ``text/plain`` and
+    form posts to any origin without asking first, so a page elsewhere cannot start runs."""
+    content_type = request.headers.get("content-type")
+    if content_type and not _json_type(content_type):
+        raise RequestValidationError([{
+            "loc": ("body",), "type": "model_attributes_type",
+            "msg": "Input should be a valid dictionary or object to extract fields from"}])
     raw = await request.body()
     try:
         data = loadb(raw) if raw else None
