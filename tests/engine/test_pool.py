@@ -238,3 +238,35 @@ def test_a_lease_never_asks_for_more_than_the_api_allows(sqlite_url: str) -> Non
         pool.stop()
         store.close()
     assert max(asked) == 100  # 149 threads idle, one lease for 100 of them
+
+
+@pytest.mark.postgres
+def test_a_report_still_unanswered_when_the_pool_stops_is_counted_unrecorded(
+        fresh_pg_url: str) -> None:
+    """Another transaction holds the execution's row, so the job's report waits past the
+    pool's stop timeout: stop() counts it unrecorded (the worker's exit code says so, 3) and
+    logs it; once the row is free the report goes through."""
+    import psycopg
+
+    engine = Engine(open_store(fresh_pg_url))
+    try:
+        ex = engine.start(parse_playbook(
+            "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: one}\nworkflow:\n"
+            "  - step: start\n    type: python\n    code: \"def main():\\n    return 7\"\n"))
+        with psycopg.connect(fresh_pg_url) as holder:
+            holder.execute("SELECT 1 FROM noetl.execution WHERE execution_id = %s FOR UPDATE",
+                           (ex.execution_id,))
+            pool = WorkerPool(LocalBackend(engine), 1, worker_id="held").start()
+            deadline = time.monotonic() + 10
+            while pool.jobs_done == 0 and not pool._unreported:
+                assert time.monotonic() < deadline, "the job never ran"
+                time.sleep(0.01)
+            pool.stop(timeout=0.5)
+            assert pool.unrecorded == 1
+            holder.rollback()  # the row is free: the report waiting for it is recorded
+        deadline = time.monotonic() + 10
+        while engine.describe(ex.execution_id)["status"] != "COMPLETED":
+            assert time.monotonic() < deadline, "the report never went through"
+            time.sleep(0.02)
+    finally:
+        engine.store.close()

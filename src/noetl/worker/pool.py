@@ -100,9 +100,11 @@ class WorkerPool:
         self._polling = False  # a thread is asking the backend for work
         self._waiting = 0  # idle threads waiting for it
         self.jobs_done = 0
-        # jobs whose outcome is being reported and has failed so far (id -> the last error);
-        # those left when stop() gives up waiting were never recorded (``unrecorded``)
+        # jobs whose outcome is being reported (id -> the last error, if an attempt failed):
+        # those left when stop() gives up waiting were not recorded (``unrecorded``), nor
+        # were the reports the backend refused for good (``_dropped``)
         self._unreported: dict[int, str] = {}
+        self._dropped = 0
         self.unrecorded = 0
         batch = getattr(backend, "report_batch", None)
         self.combiner = None if batch is None else ReportCombiner(
@@ -138,10 +140,13 @@ class WorkerPool:
             self._give_back(work)
         with self._lock:
             lost = dict(self._unreported)
-        for job_id, why in lost.items():  # (their threads are still retrying: given up here)
+        for job_id, why in lost.items():  # (their threads are still trying: given up here)
             log.error("job %s: its result was not recorded before the worker stopped (%s); "
                       "the job runs again when its lease runs out", job_id, why)
-        self.unrecorded = len(lost)
+        if self._dropped:
+            log.error("%d result(s) refused by the backend and dropped while this worker ran "
+                      "(logged as each happened)", self._dropped)
+        self.unrecorded = len(lost) + self._dropped
         self._hb_stop.set()  # leases of jobs still finishing were kept alive until now
         if self._hb_thread is not None:
             self._hb_thread.join(max(0.0, deadline - time.monotonic()))
@@ -323,6 +328,8 @@ class WorkerPool:
     def _report(self, job_id: int, outcome: Outcome) -> list[Work]:
         """Report until the backend has it (retried, never dropped). With a backend that can,
         lease the next job in the same call (one round trip per step)."""
+        with self._lock:
+            self._unreported[job_id] = "its report was not answered"
         try:
             return self._report_until(job_id, outcome)
         finally:
@@ -354,6 +361,8 @@ class WorkerPool:
                     outcome = _refused_outcome(outcome, exc)
                 elif refused >= 2 * REFUSALS_BEFORE_ERROR:  # the lease expires; after a few
                     log.error("job %s: report refused, dropped: %s", job_id, exc)  # expiries
+                    with self._lock:
+                        self._dropped += 1
                     return []  # the step fails ("worker died while running this step")
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
