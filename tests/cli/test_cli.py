@@ -122,3 +122,13 @@ def test_cli_minimal_offers_no_server_worker_or_credential_commands(tmp_path: Pa
                  if line.startswith("│ ") and len(line.split()) > 1}
         assert names & optional == listed
         assert "run" in names
+
+
+def test_help_text_flows_as_one_paragraph_at_80_columns(tmp_path: Path) -> None:
+    """A docstring's line breaks are not kept in --help (they broke sentences mid-way:
+    "What the" on one line, "steps write" on the next); its paragraphs are reflowed."""
+    env = {**os.environ, "NOETL_HOME": str(tmp_path), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "noetl", "--help"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "needed). What the steps write" in out.stdout, out.stdout

@@ -4,13 +4,17 @@ modules import this (and helpers from :mod:`noetl.cli.common`, which does not lo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import typer
 
-app = typer.Typer(help="NoETL: playbook orchestrator.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-catalog_app = typer.Typer(help="Register and list playbooks.", no_args_is_help=True)
+# Help in Markdown: a docstring's paragraphs are reflowed to the terminal's width (Typer's
+# "rich" mode kept each line break of the source, and broke sentences mid-way)
+MARKUP: Final = "markdown"
+app = typer.Typer(rich_markup_mode=MARKUP, help="NoETL: playbook orchestrator.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+catalog_app = typer.Typer(rich_markup_mode=MARKUP, help="Register and list playbooks.",
+                          no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
 StoreOpt = typer.Option(None, "--store", envvar="NOETL_STORE_URL",

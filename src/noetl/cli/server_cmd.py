@@ -11,10 +11,11 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import app
+from noetl.cli.app import MARKUP, app
 
-server_app = typer.Typer(help="The API server.", no_args_is_help=True)
-worker_app = typer.Typer(help="Workers: lease jobs from a server over HTTP (--server), or "
+server_app = typer.Typer(rich_markup_mode=MARKUP, help="The API server.", no_args_is_help=True)
+worker_app = typer.Typer(rich_markup_mode=MARKUP,
+                         help="Workers: lease jobs from a server over HTTP (--server), or "
                               "straight from PostgreSQL (--store).", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 app.add_typer(worker_app, name="worker")
