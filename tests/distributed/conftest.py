@@ -91,6 +91,24 @@ class Cluster:
         return self._spawn(name, ["worker", "start", "--store", self.pg_url, "--worker-id", name,
                                   *threads, "--log-level", log_level], env)
 
+    def wait_registered(self, names: list[str], server: str, timeout: float = 30) -> None:
+        """Until the workers ``names`` are in the server's registry (a worker registers once
+        it handles signals: a SIGTERM earlier, while Python starts, kills it outright)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                items = httpx.get(self.urls[server] + "/api/workers", timeout=5).json()["items"]
+                if set(names) <= {w["worker_id"] for w in items if w["state"] == "alive"}:
+                    return
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            for n in names:
+                if self.procs[n].poll() is not None:
+                    raise RuntimeError(f"{n} exited: {self.log(n)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{names} never registered with {server}")
+            time.sleep(0.05)
+
     def wait_log(self, name: str, text: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.log(name):
@@ -128,6 +146,7 @@ def cluster(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         c.server("a")
         c.worker("w-a", "a")
         c.worker("w-b", "a")
+        c.wait_registered(["w-a", "w-b"], "a")
         yield c
     finally:
         c.stop_all()

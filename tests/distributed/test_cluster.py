@@ -305,6 +305,7 @@ def test_sigterm_with_the_server_gone_says_which_results_were_not_recorded(
     assert time.monotonic() - t < 15  # its grace (1 s) and the long-poll time, not forever
     log = cluster.log("w-g")
     assert "was not recorded before the worker stopped" in log, log
+    assert "for 1 running job(s)" in log and "stopped: 0 job(s) run, 0 given back" in log, log
 
 
 def _children(pid: int) -> list[int]:

@@ -129,6 +129,9 @@ class WorkerPool:
         wake = getattr(self.backend, "wake", None)
         if wake is not None:
             wake()
+        say = log.info if self.mode != "local" else log.debug  # (noetl run: not its output)
+        if self._busy:
+            say("waiting up to %g s for %d running job(s)", timeout, self._busy)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             if t is not self._hb_thread:
@@ -138,6 +141,7 @@ class WorkerPool:
             self._inbox.clear()
         for work in left:
             self._give_back(work)
+        say("stopped: %d job(s) run, %d given back unrun", self.jobs_done, len(left))
         with self._lock:
             lost = dict(self._unreported)
         for job_id, why in lost.items():  # (their threads are still trying: given up here)
