@@ -98,11 +98,31 @@ def test_the_wire_codec_keeps_what_the_shared_encoder_does() -> None:
 
 
 @pytest.mark.parametrize("text", ["[123456789012345678901234567890]", "[NaN, Infinity]",
-                                  '["\\ud800"]', '{"a": 18446744073709551615}'],
-                         ids=["long-int", "nan", "lone-surrogate", "u64"])
+                                  '["\\ud800"]', '{"a": 18446744073709551615}',
+                                  "[" + "12345678, " * 5000 + "-123456789012345678901]",
+                                  '["12345678901234567890123", 1]'],
+                         ids=["long-int", "nan", "lone-surrogate", "u64", "long-int-late",
+                              "digits-in-a-string"])
 def test_the_wire_decoder_reads_as_json_loads(text: str) -> None:
     got, want = loadb(text.encode()), json.loads(text)
     assert repr(got) == repr(want) and [type(x) for x in got] == [type(x) for x in want]
+
+
+def test_views_are_undone_into_plain_containers() -> None:
+    """What a python step's ``context`` holds: plain dicts and lists, fresh at the top, the
+    views inside views undone too (a view's plain contents are copied as they are)."""
+    from noetl.templates import _unview, view
+
+    inner = view({"b": 1})
+    nested = view({"a": view([inner, {"c": 2}]), "d": [1, 2]})
+    got = _unview(nested)
+    assert type(got) is dict and type(got["a"]) is list and type(got["a"][0]) is dict
+    assert got == {"a": [{"b": 1}, {"c": 2}], "d": [1, 2]}
+    items = list(range(5000))
+    plain = _unview(view(items))
+    assert type(plain) is list and plain == items and plain is not items
+    flat = view({"x": items})
+    assert type(_unview(flat)) is dict and _unview(flat)["x"] is items
 
 
 # -- a worker over the light client ----------------------------------------------------------
