@@ -71,15 +71,15 @@ _LEASE = (f"UPDATE queue q SET {LEASE_READY.set}, worker_id = :w, attempts = q.a
 # after ``leased AS (UPDATE ... RETURNING {Q_COLS}, prev, lost)``: its rows, the first of
 # each execution's with the execution's row (once: a workload can be large, and a loop's
 # items are many jobs of one execution); _LOCKING_LEASED takes the executions' event locks
-# first, in id order
-_LEASED_ROWS = (f"SELECT l.*, {E_COLS} FROM {{lk}}(SELECT leased.*, queue_id = min(queue_id) "
-                "OVER (PARTITION BY execution_id) AS first FROM leased) AS l "
-                "LEFT JOIN execution e ON l.first AND e.execution_id = l.execution_id")
+# first, in id order. A row: the job's columns, prev, lost, first, the execution's columns.
+_LEASED_FIRST = ("(SELECT leased.*, queue_id = min(queue_id) OVER (PARTITION BY execution_id) "
+                 "AS first FROM leased) AS l "
+                 "LEFT JOIN execution e ON l.first AND e.execution_id = l.execution_id")
+_LEASED_ROWS = f"SELECT l.*, {E_COLS} FROM {_LEASED_FIRST}"
 _LOCKING_LEASED = ("lk AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM unnest((SELECT "
                    "array_agg(DISTINCT execution_id ORDER BY execution_id) FROM leased)) AS k) "
-                   + _LEASED_ROWS.format(lk="lk, "))
-_LEASED_ROWS = _LEASED_ROWS.format(lk="")
-_N_LEASED = len(JOB_COLS.split(",")) + 2  # the job's columns, prev, lost (then ``first``)
+                   f"SELECT l.*, {E_COLS} FROM lk, {_LEASED_FIRST}")
+_N_JOB = len(JOB_COLS.split(","))
 
 
 # a batch of reports' locks (PgTx.lock_jobs_reading): the jobs' executions and all their
@@ -100,11 +100,9 @@ _JOB_STEPS = (
     "q.queue_id = w.q JOIN step_state s ON s.execution_id = q.execution_id AND s.step = w.n")
 
 
-def _leased(rows: list[Any], prev: dict[int, tuple[str, str | None]] | None) -> list[Leased]:
-    """(job, previous status, lost worker) in lease order; ``prev`` by id, else the row's last
-    two columns."""
-    out = [Leased(_job(r), *(prev[int(r[0])] if prev is not None else (str(r[-2]), r[-1])))
-           for r in rows]
+def _leased(rows: list[Any]) -> list[Leased]:
+    """(job, previous status, lost worker) of a lease statement's rows, in lease order."""
+    out = [Leased(_job(r), str(r[_N_JOB]), r[_N_JOB + 1]) for r in rows]
     out.sort(key=lambda jp: (jp[1] != "leased", -jp[0].priority, jp[0].queue_id))
     return out
 
@@ -351,13 +349,12 @@ class PgTx(PgUnit):
     def _leased_reading(self, rows: list[Any]) -> list[Leased]:
         """The leased jobs of a lease statement (:data:`_LEASED_ROWS`); their executions' event
         locks are held, their rows kept for :meth:`get_execution`."""
-        out = _leased([r[:_N_LEASED] for r in rows], None)
         for r in rows:
             eid = int(r[1])
             self._event_locks.add(eid)
-            if r[_N_LEASED + 1] is not None:  # (the execution's first job: its row)
-                self._leased_execs[eid] = _exec(r[_N_LEASED + 1:])
-        return out
+            if r[_N_JOB + 3] is not None:  # (the execution's first job: its row)
+                self._leased_execs[eid] = _exec(r[_N_JOB + 3:])
+        return _leased(rows)
 
     def get_execution(self, execution_id: int, lock: bool = False) -> ExecutionRow | None:
         """With ``lock``: when this transaction already holds the row of the execution's parent

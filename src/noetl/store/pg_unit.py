@@ -334,9 +334,9 @@ class PgUnit(SqlTx):
         self._event_locks.update(locks)
         if notify:
             self.notified = True
-        # not answered here: nothing waits for what it returns (read with the COMMIT's
-        # answer, ``committed``), so it goes with the next statement or the COMMIT, whose
-        # sync raises its error if it failed (one round trip less per unit)
+        # not answered here, in batch() or not (the engine's flush writes inside batch()):
+        # nothing waits for what it returns (read with the COMMIT's answer, ``committed``),
+        # so it goes with the next statement or the COMMIT, whose sync raises its error
 
     def lock_job_reading(self, queue_id: int, steps: Collection[str]
                          ) -> tuple[Job, ExecutionRow | None, dict[str, StepRow] | None] | None:
