@@ -297,6 +297,7 @@ class WorkerPool:
                 outcome["reads"] = work["reads"]  # with the report's locks (engine.prefetch)
             with self._sending, self._lock:  # no heartbeat is sending this job's logs now,
                 self._logs.pop(job_id, None)  # and none takes them from here on
+                self._unreported[job_id] = "its report was not answered"  # (until finally)
             late = services.log.drain(final=True)
             if late:
                 outcome["logs"] = [*(outcome.get("logs") or []),
@@ -307,6 +308,7 @@ class WorkerPool:
                 self._running.pop(job_id, None)
                 self._cancel.pop(job_id, None)
                 self._logs.pop(job_id, None)
+                self._unreported.pop(job_id, None)
                 self._busy -= 1
             services.log = None
             self.jobs_done += 1
@@ -330,18 +332,9 @@ class WorkerPool:
             return None
 
     def _report(self, job_id: int, outcome: Outcome) -> list[Work]:
-        """Report until the backend has it (retried, never dropped). With a backend that can,
+        """Report until the backend has it (retried, never dropped; at shutdown too: stop()
+        waits for it, up to its timeout, then says it gave up). With a backend that can,
         lease the next job in the same call (one round trip per step)."""
-        with self._lock:
-            self._unreported[job_id] = "its report was not answered"
-        try:
-            return self._report_until(job_id, outcome)
-        finally:
-            with self._lock:
-                self._unreported.pop(job_id, None)
-
-    def _report_until(self, job_id: int, outcome: Outcome) -> list[Work]:
-        """At shutdown too: stop() waits for it (up to its timeout), then says it gave up."""
         delay = 0.05
         combined = getattr(self.backend, "report_and_lease", None)
         refused = 0  # failures that are not the backend being unreachable
