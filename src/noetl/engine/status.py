@@ -8,6 +8,8 @@ from noetl.domain.lifecycle import StepStatus
 from noetl.errors import NotFound, PlaybookError
 
 if TYPE_CHECKING:
+    from noetl.domain.records import ExecutionRow, StepRow
+    from noetl.plan import Plan
     from noetl.store.base import Tx
 
 
@@ -29,34 +31,41 @@ def describe(tx: Tx, execution_id: int, with_steps: bool = True) -> dict[str, An
         from noetl.engine.plans import plan_for
 
         rows = tx.get_steps(execution_id)
-        steps: dict[str, Any] = {}
+        kids = tx.children(execution_id)
         try:
             plan = plan_for(tx, ex)
         except PlaybookError as exc:  # a snapshot this version cannot read: the rows as stored
             out["plan_error"] = str(exc)
-            out["steps"] = {n: {**r.to_dict(), "type": None} for n, r in rows.items()}
-            out["children"] = [c.to_dict() for c in tx.children(execution_id)]
-            return out
-        for name in plan.order:
-            r = rows.get(name)
-            if r is None:
-                steps[name] = {"step": name, "status": _never_ran(ex.terminal),
-                               "result": None, "error": None, "attempts": 0, "runs": 0,
-                               "type": plan.steps[name].type}
-            else:
-                d = r.to_dict()
-                d["type"] = plan.steps[name].type
-                steps[name] = d
-        kids = tx.children(execution_id)
-        if not ex.terminal:  # why each unfinished step waits (one explainer for every surface)
-            from noetl.engine.explain import explain
-
-            for name, why in explain(tx, ex, plan, kids).items():
-                if name in steps:
-                    steps[name]["waiting"] = why
+            steps = {n: {**r.to_dict(), "type": None} for n, r in rows.items()}
+        else:
+            steps = _planned_steps(tx, ex, plan, rows, kids)
         out["steps"] = steps
         out["children"] = [c.to_dict() for c in kids]
     return out
+
+
+def _planned_steps(tx: Tx, ex: ExecutionRow, plan: Plan, rows: dict[str, StepRow],
+                   kids: list[ExecutionRow]) -> dict[str, Any]:
+    """Every step of the plan, in its order: its row (PENDING or SKIPPED if it never ran),
+    its type and, while the execution runs, why it waits."""
+    steps: dict[str, Any] = {}
+    for name in plan.order:
+        r = rows.get(name)
+        if r is None:
+            steps[name] = {"step": name, "status": _never_ran(ex.terminal),
+                           "result": None, "error": None, "attempts": 0, "runs": 0,
+                           "type": plan.steps[name].type}
+        else:
+            d = r.to_dict()
+            d["type"] = plan.steps[name].type
+            steps[name] = d
+    if not ex.terminal:  # why each unfinished step waits (one explainer for every surface)
+        from noetl.engine.explain import explain
+
+        for name, why in explain(tx, ex, plan, kids).items():
+            if name in steps:
+                steps[name]["waiting"] = why
+    return steps
 
 
 def graph(tx: Tx, execution_id: int) -> dict[str, Any]:
