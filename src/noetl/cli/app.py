@@ -4,17 +4,21 @@ modules import this (and helpers from :mod:`noetl.cli.common`, which does not lo
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import typer
 
-# Help in Markdown: a docstring's paragraphs are reflowed to the terminal's width (Typer's
-# "rich" mode kept each line break of the source, and broke sentences mid-way)
-MARKUP: Final = "markdown"
-app = typer.Typer(rich_markup_mode=MARKUP, help="NoETL: playbook orchestrator.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-catalog_app = typer.Typer(rich_markup_mode=MARKUP, help="Register and list playbooks.",
-                          no_args_is_help=True)
+
+def group(help: str, **kw: Any) -> typer.Typer:
+    """A command group of ``noetl``. Its help is Markdown: a docstring's paragraphs are
+    reflowed to the terminal's width (Typer's "rich" mode kept each line break of the source
+    and broke sentences mid-way)."""
+    return typer.Typer(rich_markup_mode="markdown", help=help, no_args_is_help=True, **kw)
+
+
+app = group("NoETL: playbook orchestrator.", pretty_exceptions_enable=False,
+            add_completion=False)
+catalog_app = group("Register and list playbooks.")
 app.add_typer(catalog_app, name="catalog")
 
 StoreOpt = typer.Option(None, "--store", envvar="NOETL_STORE_URL",

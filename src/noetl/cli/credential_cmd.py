@@ -14,12 +14,10 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import MARKUP, JsonOpt, ServerOpt, StoreOpt, app
+from noetl.cli.app import JsonOpt, ServerOpt, StoreOpt, app, group
 from noetl.cli.common import ArgsError, fail, print_json, read_value
 
-credential_app = typer.Typer(rich_markup_mode=MARKUP,
-                             help="Manage credentials (encrypted at rest).",
-                             no_args_is_help=True)
+credential_app = group("Manage credentials (encrypted at rest).")
 app.add_typer(credential_app, name="credential")
 
 

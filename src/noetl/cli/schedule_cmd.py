@@ -13,15 +13,11 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import MARKUP, JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app
+from noetl.cli.app import JsonOpt, PayloadOpt, ServerOpt, SetOpt, StoreOpt, app, group
 from noetl.cli.common import build_args, fail, print_json
 
-schedule_app = typer.Typer(rich_markup_mode=MARKUP,
-                           help="Schedules: run playbooks by cron or interval.",
-                           no_args_is_help=True)
-hook_app = typer.Typer(rich_markup_mode=MARKUP,
-                       help="Webhooks: POST /api/hooks/NAME starts a playbook.",
-                       no_args_is_help=True)
+schedule_app = group("Schedules: run playbooks by cron or interval.")
+hook_app = group("Webhooks: POST /api/hooks/NAME starts a playbook.")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(hook_app, name="hook")
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import typer
 
-from noetl.cli.app import MARKUP, app
+from noetl.cli.app import app, group
 
-server_app = typer.Typer(rich_markup_mode=MARKUP, help="The API server.", no_args_is_help=True)
-worker_app = typer.Typer(rich_markup_mode=MARKUP,
-                         help="Workers: lease jobs from a server over HTTP (--server), or "
-                              "straight from PostgreSQL (--store).", no_args_is_help=True)
+server_app = group("The API server.")
+worker_app = group("Workers: lease jobs from a server over HTTP (--server), or straight from "
+                   "PostgreSQL (--store).")
 app.add_typer(server_app, name="server")
 app.add_typer(worker_app, name="worker")
 
