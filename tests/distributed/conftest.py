@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -91,23 +92,11 @@ class Cluster:
         return self._spawn(name, ["worker", "start", "--store", self.pg_url, "--worker-id", name,
                                   *threads, "--log-level", log_level], env)
 
-    def wait_registered(self, names: list[str], server: str, timeout: float = 30) -> None:
-        """Until the workers ``names`` are in the server's registry (a worker registers once
-        it handles signals: a SIGTERM earlier, while Python starts, kills it outright)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                items = httpx.get(self.urls[server] + "/api/workers", timeout=5).json()["items"]
-                if set(names) <= {w["worker_id"] for w in items if w["state"] == "alive"}:
-                    return
-            except (httpx.HTTPError, KeyError, ValueError):
-                pass
-            for n in names:
-                if self.procs[n].poll() is not None:
-                    raise RuntimeError(f"{n} exited: {self.log(n)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{names} never registered with {server}")
-            time.sleep(0.05)
+    def ready_worker(self, name: str, server: str, **kw: Any) -> None:
+        """:meth:`worker`, once it leases (and handles signals: a SIGTERM earlier, while
+        Python starts, kills it outright); it logs at info level (its leasing line)."""
+        self.worker(name, server, log_level="info", **kw)
+        self.wait_log(name, "threads leasing from")
 
     def wait_log(self, name: str, text: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -144,9 +133,8 @@ def cluster(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
     c = Cluster(pg_url, tmp_path_factory.mktemp("cluster"))
     try:
         c.server("a")
-        c.worker("w-a", "a")
-        c.worker("w-b", "a")
-        c.wait_registered(["w-a", "w-b"], "a")
+        for w in ("w-a", "w-b"):
+            c.ready_worker(w, "a")
         yield c
     finally:
         c.stop_all()

@@ -169,7 +169,7 @@ def test_worker_killed_mid_step_is_rerun_by_the_other(cluster: Cluster) -> None:
         desc = cl.wait(eid, 30)
         recovered = time.monotonic() - t0
         evs = cl.events(eid)
-    cluster.worker(victim, "a")  # back to two workers for the next tests
+    cluster.ready_worker(victim, "a")  # back to two workers for the next tests
     assert desc["status"] == "COMPLETED" and desc["result"] == {"slept": True}
     assert desc["steps"]["start"]["attempts"] == 2
     retry = [e for e in evs if e["event_type"] == "action_retry"]
@@ -182,8 +182,7 @@ def test_worker_killed_mid_step_is_rerun_by_the_other(cluster: Cluster) -> None:
 
 def test_two_servers_with_token(cluster: Cluster) -> None:
     url_b = cluster.server("b", token=TOKEN)
-    cluster.worker("w-c", "b", concurrency=2, token=TOKEN, log_level="info")
-    cluster.wait_log("w-c", "threads leasing from")
+    cluster.ready_worker("w-c", "b", concurrency=2, token=TOKEN)
     # without the token: 401 and nothing changes
     with Client(url_b, token=TOKEN) as cl_b:
         before = len(cl_b.catalog_list())
@@ -220,20 +219,30 @@ def test_two_servers_with_token(cluster: Cluster) -> None:
     assert workers["w-c"] > 0 and workers["w-a"] + workers["w-b"] > 0
 
 
+def _run_marked(cl: Client, marker: Path) -> str:
+    """Start MARKED and wait until its step runs in a worker (action_started is written when
+    the job is leased, a moment before the worker has it: a stop then gives it back unrun)."""
+    cl.register(MARKED)
+    eid = str(cl.run("tests/dist/marked", args={"marker": str(marker)})["execution_id"])
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the slow step never started"
+        time.sleep(0.02)
+    return eid
+
+
+def _only_worker(cluster: Cluster, name: str) -> None:
+    """Stop every other worker (SIGTERM, each exits 0): only ``name`` may take the next job."""
+    for w in [n for n in cluster.procs if n.startswith("w-") and n != name]:
+        assert cluster.kill(w, signal.SIGTERM) == 0
+
+
 def test_sigterm_lets_the_running_job_finish(cluster: Cluster) -> None:
     """SIGTERM on a worker mid-step: it stops leasing, finishes the job, reports, exits 0."""
     assert cluster.kill("w-a", signal.SIGTERM) == 0  # idle workers stop at once
     assert cluster.kill("w-b", signal.SIGTERM) == 0
-    marker = cluster.home / "marked.started"
     with Client(cluster.urls["a"]) as cl:
-        cl.register(MARKED)
-        eid = cl.run("tests/dist/marked", args={"marker": str(marker)})["execution_id"]
-        # wait until the step runs in the worker (action_started is written when the job is
-        # leased, a moment before the worker has it: a stop then gives it back unrun)
-        deadline = time.monotonic() + 20
-        while not marker.exists():
-            assert time.monotonic() < deadline, "the slow step never started"
-            time.sleep(0.02)
+        eid = _run_marked(cl, cluster.home / "marked.started")
         assert cluster.kill("w-c", signal.SIGTERM) == 0
         desc = cl.execution(eid)  # the worker reported before exiting
         evs = cl.events(eid)
@@ -251,18 +260,10 @@ def test_server_killed_mid_step_loses_nothing(cluster: Cluster) -> None:
     url = cluster.server("c", port=port)
     # a lease longer than the outage: its heartbeats cannot reach the dead server, and the
     # other server's reaper takes back a lease that runs out (then the step runs twice)
-    cluster.worker("w-d", "c", concurrency=1, lease="30", log_level="info")
-    cluster.wait_log("w-d", "threads leasing from")
-    for w in [n for n in cluster.procs if n.startswith("w-") and n != "w-d"]:
-        assert cluster.kill(w, signal.SIGTERM) == 0  # only w-d may take the job
-    marker = cluster.home / "killed.started"
+    cluster.ready_worker("w-d", "c", concurrency=1, lease="30")
+    _only_worker(cluster, "w-d")
     with Client(url) as cl:
-        cl.register(MARKED)
-        eid = cl.run("tests/dist/marked", args={"marker": str(marker)})["execution_id"]
-        deadline = time.monotonic() + 20
-        while not marker.exists():  # the step runs in the worker (see the SIGTERM test)
-            assert time.monotonic() < deadline, "the slow step never started"
-            time.sleep(0.02)
+        eid = _run_marked(cl, cluster.home / "killed.started")
     cluster.kill("c", signal.SIGKILL)
     cluster.wait_log("w-d", "report failed")  # the step ended while the server was down
     cluster.server("c", port=port)
@@ -285,19 +286,10 @@ def test_sigterm_with_the_server_gone_says_which_results_were_not_recorded(
     from tests.distributed.conftest import free_port
 
     url = cluster.server("g", port=free_port())
-    cluster.worker("w-g", "g", concurrency=1, lease="30", log_level="info",
-                   extra=("--grace", "1"))
-    cluster.wait_log("w-g", "threads leasing from")
-    for w in [n for n in cluster.procs if n.startswith("w-") and n != "w-g"]:
-        assert cluster.kill(w, signal.SIGTERM) == 0  # only w-g may take the job
-    marker = cluster.home / "gone.started"
+    cluster.ready_worker("w-g", "g", concurrency=1, lease="30", extra=("--grace", "1"))
+    _only_worker(cluster, "w-g")
     with Client(url) as cl:
-        cl.register(MARKED)
-        cl.run("tests/dist/marked", args={"marker": str(marker)})
-        deadline = time.monotonic() + 20
-        while not marker.exists():
-            assert time.monotonic() < deadline, "the slow step never started"
-            time.sleep(0.02)
+        _run_marked(cl, cluster.home / "gone.started")
     cluster.kill("g", signal.SIGKILL)
     cluster.wait_log("w-g", "report failed")  # the step ended; the server is gone
     t = time.monotonic()
