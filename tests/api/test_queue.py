@@ -98,9 +98,15 @@ def test_long_poll_of_a_vanished_worker_leases_nothing(qapi: Running) -> None:
     u = urlsplit(qapi.url)
     body = json.dumps({"worker_id": "ghost", "wait_seconds": 20}).encode()
     sock = socket.create_connection((u.hostname, u.port))
-    sock.sendall(b"POST /api/queue/lease HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+    sock.sendall(b"POST /api/queue/lease HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json"
                  b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    time.sleep(0.3)  # the poll is now waiting on the server
+    sock.settimeout(0.3)
+    try:
+        early = sock.recv(200)  # nothing: the poll is waiting on the server (not refused)
+    except TimeoutError:
+        early = b""
+    assert early == b"", early
     sock.close()
     time.sleep(0.2)
     with qapi.client() as c:
