@@ -230,8 +230,13 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
         except Exception:
             store.close()
             raise
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the hot routes' blocking part (api/raw.py in_thread); a long-poll holds a thread
+        threads = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="noetl-api")
         app.state.noetl = ApiState(engine=eng, store=store, metrics=metrics, token=api_token,
-                                   triggers=triggers, hosts=allowed_hosts(api_token, settings.allowed_hosts))
+                                   triggers=triggers, threads=threads,
+                                   hosts=allowed_hosts(api_token, settings.allowed_hosts))
         log.info("noetl api: store %s (%s)", _redact(store.url), store.capabilities.name)
         stop = _background(app, eng, workers, reaper)
         try:
@@ -239,6 +244,7 @@ def create_app(store_url: str | None = None, *, token: str | None = None,
         finally:
             stop()
             triggers.stop()
+            threads.shutdown(wait=False, cancel_futures=True)
             store.close()
 
     from noetl import __version__

@@ -47,6 +47,7 @@ class ApiState:
     token: str | None
     hosts: frozenset[str] = field(default=LOOPBACK_NAMES)
     triggers: Any = None  # noetl.triggers.service.Triggers, when the loops run here
+    threads: Any = None  # the hot routes' thread pool (a ThreadPoolExecutor; api/raw.py)
 
 
 def state(request: Request) -> ApiState:

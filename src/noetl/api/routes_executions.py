@@ -77,7 +77,7 @@ async def run_playbook(request: Request) -> Response:
     result, error}`; 404 for an unknown playbook. A hot route (``api/hot.py``): every run of
     a playbook, by clients and schedules' callers, comes here."""
     _, body = await raw.body(request, RunRequest)
-    return raw.json(await raw.in_thread(lambda: _start(body, request)))
+    return raw.json(await raw.in_thread(request, lambda: _start(body, request)))
 
 
 @router.post("/run/{resource_type}", summary="Start an execution (resource_type: playbook)")

@@ -3,6 +3,7 @@ and read-only views. Workers need no database access: the work package carries e
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -61,10 +62,12 @@ async def lease(request: Request) -> Response:
     lease_until, action, args, edge_args, save, timeout, ctx:{workload, execution_id, results,
     extra}, path}`."""
     _, body = await raw.body(request, LeaseRequest)
-    return raw.json(await raw.in_thread(lambda: _lease(body, request)))
+    loop = asyncio.get_running_loop()
+    return raw.json(await raw.in_thread(request, lambda: _lease(body, request, loop)))
 
 
-def _lease(body: LeaseRequest, request: Request) -> LeaseResult:
+def _lease(body: LeaseRequest, request: Request,
+           loop: asyncio.AbstractEventLoop | None = None) -> LeaseResult:
     st = state(request)
     eng = st.engine
     deadline = time.monotonic() + body.wait_seconds
@@ -86,17 +89,22 @@ def _lease(body: LeaseRequest, request: Request) -> LeaseResult:
             wait = min(wait, max(0.02, nxt - now() + 0.001))
         # A worker that hung up (crashed) while we wait must not be handed a job. The first
         # check also lets the server notice a closed connection during the wait.
-        if _gone(request):
+        if _gone(request, loop):
             return {"status": "empty", "jobs": []}
         eng.store.wait_for_work(seen, wait)
-        if _gone(request):
+        if _gone(request, loop):
             return {"status": "empty", "jobs": []}
 
 
-def _gone(request: Request) -> bool:
+def _gone(request: Request, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Whether the client hung up, asked from a thread off ``loop`` (the request's event
+    loop; without it, from one of anyio's worker threads, as a plain ``def`` route runs)."""
     try:
+        if loop is not None:
+            return bool(asyncio.run_coroutine_threadsafe(request.is_disconnected(),
+                                                         loop).result(5))
         return bool(anyio.from_thread.run(request.is_disconnected))
-    except RuntimeError:  # not in a worker thread of the event loop
+    except (RuntimeError, TimeoutError):  # no loop to ask, or it did not answer: keep on
         return False
 
 
@@ -182,7 +190,7 @@ async def report_batch(request: Request) -> Response:
     (not recorded: retry it). Every report is recorded in one transaction unless one of
     them fails, then each in its own."""
     data, body = await raw.body(request, ReportBatchRequest)
-    return raw.json(await raw.in_thread(lambda: _report_batch(data["reports"], body, request)))
+    return raw.json(await raw.in_thread(request, lambda: _report_batch(data["reports"], body, request)))
 
 
 def _report_batch(raws: list[dict[str, Any]], body: ReportBatchRequest,
@@ -213,7 +221,7 @@ async def complete(job_id: str, request: Request) -> Response:
     the worker in the same transaction). → `{status:"ok"|"duplicate"|"cancelled", id, jobs}`;
     a repeated `report_id` is acknowledged once (`duplicate`); 409 when the lease was lost."""
     data, body = await raw.body(request, ReportRequest)
-    return raw.json(await raw.in_thread(lambda: _report(job_id, data, body, request, "ok")))
+    return raw.json(await raw.in_thread(request, lambda: _report(job_id, data, body, request, "ok")))
 
 
 @router.post("/{job_id}/fail", summary="Report a job's failure",
@@ -222,7 +230,7 @@ async def fail(job_id: str, request: Request) -> Response:
     """Body: `{status:"error", error:{message, type, traceback}, ...}` plus `worker_id` and
     `report_id`. The engine applies the step's retry policy. 409 when the lease was lost."""
     data, body = await raw.body(request, ReportRequest)
-    return raw.json(await raw.in_thread(lambda: _report(job_id, data, body, request, "error")))
+    return raw.json(await raw.in_thread(request, lambda: _report(job_id, data, body, request, "error")))
 
 
 @router.post("/{job_id}/heartbeat", summary="Extend a job's lease",
@@ -240,7 +248,7 @@ async def heartbeat(job_id: str, request: Request) -> Response:
         return engine(request).heartbeat(parse_id(job_id, "job"), body.worker_id,
                                          body.extend_seconds, logs)
 
-    return raw.json(await raw.in_thread(go))
+    return raw.json(await raw.in_thread(request, go))
 
 
 @router.post("/{job_id}/release", summary="Give a leased job back unrun")
