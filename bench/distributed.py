@@ -113,10 +113,13 @@ class Distributed:
         return Row(f"{scenario} cpu", self.label, "CPU per step, server+workers+postgres", "ms",
                    target=CPU_PER_STEP_MS)
 
-    def _cpu(self, row: Row, before: dict[str, float], steps: int) -> Row:
-        """Add the CPU per step since ``before`` to ``row`` (the parts in its note)."""
+    def _add(self, spent: dict[str, float], before: dict[str, float]) -> None:
+        """Add the CPU spent since ``before`` to ``spent``, per part. A scenario's window
+        closes as soon as its executions ended: the benchmark's own reads of their events
+        afterwards (in PostgreSQL) are not the system's work."""
         after = self.cluster.cpu()
-        return self._spent(row, {k: after[k] - before[k] for k in before}, steps)
+        for k in before:
+            spent[k] = spent.get(k, 0.0) + after[k] - before[k]
 
     def _spent(self, row: Row, spent: dict[str, float], steps: int) -> Row:
         """Add ``spent`` (CPU seconds per part) over ``steps`` to ``row`` as ms per step.
@@ -165,16 +168,18 @@ class Distributed:
         row = Row("throughput", self.label,
                   f"steps/s, {executions} executions × 5 steps, 2 workers",
                   "steps/s", target=THROUGHPUT, higher_is_better=True)
-        before = self.cluster.cpu()
+        spent: dict[str, float] = {}
         for _ in range(reps):
+            before = self.cluster.cpu()
             with ThreadPoolExecutor(STARTERS) as pool:  # the run requests, posted together
                 eids = list(pool.map(lambda _: self.cluster.start(path), range(executions)))
             _wait_terminal(self._st(), eids, 600)
+            self._add(spent, before)  # (not the reads of the figures below)
             starts = [_stamp(self._st(), e, "execution_started") for e in eids]
             ends = [_stamp(self._st(), e, "execution_completed") for e in eids]
             span = max(e for e in ends if e) - min(s for s in starts if s)
             row.values.append(executions * 5 / span)
-        cpu = self._cpu(self._cpu_row("throughput"), before, executions * 5 * reps)
+        cpu = self._spent(self._cpu_row("throughput"), spent, executions * 5 * reps)
         row.note = sizes()
         self.cluster.stop_workers()
         self.log(f"  throughput median {row.median:.0f} steps/s; CPU {cpu.note}")
@@ -195,9 +200,7 @@ class Distributed:
         for _ in range(reps):
             before = self.cluster.cpu()
             eid, _ = self._run(seq40)
-            after = self.cluster.cpu()  # (a run's 40 steps alone: 0.25 ms per tick)
-            for k in before:
-                spent[k] = spent.get(k, 0.0) + after[k] - before[k]
+            self._add(spent, before)  # (a run's 40 steps alone: 0.25 ms per tick)
             r40.values.append(self._span(eid) / 40 * 1000)
             eid, requested = self._run(seq7)
             end = _stamp(self._st(), eid, "execution_completed")
@@ -217,16 +220,18 @@ class Distributed:
         self._run(path)  # warm-up (100 items)
         total = Row("loop", self.label, f"loop step total, {n} items, 2 workers", "s",
                     target=LOOP1000_S)
-        before = self.cluster.cpu()
+        spent: dict[str, float] = {}
         for _ in range(reps):
             requested = time.time()
+            before = self.cluster.cpu()
             eid = self.cluster.start(path, {"n": n})
             _wait_terminal(self._st(), [eid], 600)
+            self._add(spent, before)
             done = _stamp(self._st(), eid, "step_completed", "each")
             begun = _stamp(self._st(), eid, "step_started", "each")
             assert done is not None and begun is not None and done > requested
             total.values.append(done - begun)
-        cpu = self._cpu(self._cpu_row("loop"), before, (n + 2) * reps)  # items, reduce, start
+        cpu = self._spent(self._cpu_row("loop"), spent, (n + 2) * reps)  # items, reduce, start
         self.cluster.stop_workers()
         self.log(f"  loop {n} ({self.label}) median {total.median:.2f} s; CPU {cpu.note}")
         return [total, cpu]
