@@ -134,3 +134,49 @@ def test_a_batch_reads_what_each_report_reads_first_with_its_locks(fresh_pg_url:
             assert tx._event_locks >= {x1, x2} and tx._exec_locks >= {x1, x2}
     finally:
         store.close()
+
+
+def test_a_batch_locks_the_executions_ancestors_by_their_keys(fresh_pg_url: str) -> None:
+    """The chain of a batch's locks: a job's execution and its ancestors, each locked (another
+    transaction cannot take their rows), each looked up by its key. Joined, the planner took
+    the chain for a thousand rows and scanned the whole execution table in every batch."""
+    from noetl.store.pg_tx import _LOCK_CHAIN, to_pyformat
+    from tests.contract.rows import make_exec, make_job
+
+    store = PostgresStore(fresh_pg_url, pool_size=2, listen=False)
+    try:
+        top = make_exec()
+        mid = make_exec(parent=top.execution_id)
+        leaf = make_exec(parent=mid.execution_id)
+        other = make_exec()
+        job = make_job(leaf.execution_id, "a")
+        with store.transaction() as tx:
+            for ex in (top, mid, leaf, other):
+                tx.insert_execution(ex)
+            tx.add_jobs([job])
+            tx.conn.execute(  # a table of a size a server soon has
+                "INSERT INTO execution (execution_id, path, status, playbook, workload, state, "
+                "created_at, updated_at) SELECT g, 'p', 'COMPLETED', '{}', '{}', '{}', 0, 0 "
+                "FROM generate_series(1, 20000) AS g")
+        with store.transaction() as tx, psycopg.connect(fresh_pg_url) as probe:
+            got = tx.lock_jobs_reading({job.queue_id: {"a"}})
+            assert got[job.queue_id].execution.execution_id == leaf.execution_id
+            assert isinstance(tx, PgTx) and tx._exec_locks >= {top.execution_id,
+                                                                mid.execution_id,
+                                                                leaf.execution_id}
+            lock = "SELECT 1 FROM noetl.execution WHERE execution_id = %s FOR UPDATE NOWAIT"
+            for ex in (top, mid, leaf):
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    probe.execute(lock, (ex.execution_id,))
+                probe.rollback()
+            assert probe.execute(lock, (other.execution_id,)).fetchone() == (1,)
+            probe.rollback()
+            sql = to_pyformat(_LOCK_CHAIN).replace("%(ids)s", "$1")
+            tx.conn.execute(f"PREPARE chain(text) AS {sql}")
+            tx.conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            plan = "\n".join(r[0] for r in tx.conn.execute(
+                f"EXPLAIN EXECUTE chain('{{{job.queue_id}}}')").fetchall())
+            tx.conn.execute("DEALLOCATE chain")
+        assert "Seq Scan on execution" not in plan, plan
+    finally:
+        store.close()

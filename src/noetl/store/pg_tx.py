@@ -83,13 +83,19 @@ _N_JOB = len(JOB_COLS.split(","))
 
 
 # a batch of reports' locks (PgTx.lock_jobs_reading): the jobs' executions and all their
-# ancestors, newest first; the job rows; the event locks; the step rows the reports read first
+# ancestors, newest first; the job rows; the event locks; the step rows the reports read first.
+# Each execution row is found by its key (a LATERAL subquery that OFFSET 0 keeps from being
+# flattened into a join): joined, the planner took the chain for a thousand rows (its guess
+# for a recursive CTE) and scanned the whole execution table, twice, in every batch (3.5 ms at
+# 1,500 executions, growing with the table). Rows are locked in the chain's order, newest
+# first, as the ORDER BY ... FOR UPDATE over the join locked them.
 _LOCK_CHAIN = (
     "WITH RECURSIVE chain(id) AS (SELECT execution_id FROM queue "
     "WHERE queue_id = ANY(CAST(:ids AS bigint[])) "
-    "UNION SELECT e.parent_execution_id FROM execution e JOIN chain c ON e.execution_id = c.id "
-    f"WHERE e.parent_execution_id IS NOT NULL) SELECT {EXEC_SELECT} FROM execution "
-    "WHERE execution_id IN (SELECT id FROM chain) ORDER BY execution_id DESC FOR UPDATE")
+    "UNION SELECT p.parent FROM chain c, LATERAL (SELECT e.parent_execution_id AS parent "
+    "FROM execution e WHERE e.execution_id = c.id OFFSET 0) AS p WHERE p.parent IS NOT NULL) "
+    "SELECT x.* FROM (SELECT id FROM chain ORDER BY id DESC) AS c, LATERAL (SELECT "
+    f"{EXEC_SELECT} FROM execution WHERE execution_id = c.id FOR UPDATE) AS x")
 _LOCK_QUEUE = (f"SELECT {JOB_COLS} FROM queue WHERE queue_id = ANY(CAST(:ids AS bigint[])) "
                "ORDER BY queue_id "
                "FOR UPDATE")
