@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
+
+import pytest
 
 from noetl.domain.records import now
-from noetl.store import Store
+from noetl.store import Store, open_store
 from noetl.store.base import Leased
 from tests.contract.rows import make_exec, make_job
 
@@ -119,3 +122,54 @@ def test_concurrent_leases_with_roots_never_share_a_job(store: Store) -> None:
     assert len(flat) == m and len(set(flat)) == m
     with store.read() as tx:
         assert [j.step for j in tx.list_jobs(status="queued")] == ["other"]
+
+
+
+class _Spy:
+    """A connection that records the statements it is given to execute."""
+
+    def __init__(self, conn: Any, sent: list[tuple[str, Any]]):
+        self._conn = conn
+        self._sent = sent
+
+    def execute(self, sql: Any, params: Any = None, **kw: Any) -> Any:
+        self._sent.append((sql, params))
+        return self._conn.execute(sql, params, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+@pytest.mark.postgres
+def test_pg_the_tree_of_a_lease_with_roots_is_looked_up_by_index(fresh_pg_url: str) -> None:
+    """Each level of the tree is found through ``parent_execution_id``'s index: joined,
+    PostgreSQL hashed the whole execution table at every lease of ``noetl run`` on a
+    database with history (21 ms at 21,500 executions)."""
+    from noetl.store.pg_tx import PgTx
+
+    store = open_store(fresh_pg_url)
+    try:
+        ids = _tree(store)
+        with store.transaction() as tx:  # the history of a database in use
+            assert isinstance(tx, PgTx)
+            tx.conn.execute(
+                "INSERT INTO execution (execution_id, path, status, playbook, workload, state, "
+                "created_at, updated_at) SELECT g, 'p', 'COMPLETED', '{}', '{}', '{}', 0, 0 "
+                "FROM generate_series(1, 20000) AS g")
+        sent: list[tuple[str, Any]] = []
+        with store.transaction() as tx:  # the lease statement, as lease_jobs sends it
+            assert isinstance(tx, PgTx)
+            tx.conn = _Spy(tx.conn, sent)
+            assert tx.lease_jobs("w", 30.0, 10, now(), roots=[ids["a"]]) == []
+        (sql, params), = [(q, p) for q, p in sent if "tree" in q]
+        with store.read() as tx:
+            assert isinstance(tx, PgTx)
+            plan = "\n".join(r[0] for r in tx.conn.execute("EXPLAIN " + sql, params).fetchall())
+        assert "Seq Scan on execution" not in plan, plan
+        with store.transaction() as tx:  # and the lease with roots still takes that tree
+            tx.add_jobs([make_job(ids[n], n, available_at=now() - 1) for n in ids])
+        with store.transaction() as tx:
+            mine = tx.lease_jobs("w", 30.0, 10, now(), roots=[ids["a"]])
+        assert sorted(j.step for j, _, _ in mine) == ["a", "a1", "a11"]
+    finally:
+        store.close()

@@ -322,7 +322,7 @@ class PgTx(PgUnit):
         p = {"now": now, "n": limit, "w": worker_id, "until": now + lease_seconds}
         cand = _CANDIDATES
         if roots is not None:
-            tree, tp = tree_cte(roots)
+            tree, tp = tree_cte(roots, lateral=True)
             cand = f"RECURSIVE {tree}, {_MINE}"
             p.update(tp)
         if self._event_locks:
