@@ -73,23 +73,25 @@ def _stamp(store: Store, eid: int, event_type: str, node: str | None = None,
 
 
 def _wait_terminal(store: Store, eids: list[int], timeout: float) -> None:
-    """Wait until the executions ended; raise unless all COMPLETED. Polls with one query
-    (counts by status: the scratch database holds only this run's executions), so the
-    observer adds almost no load to what it measures; then checks each execution once."""
+    """Wait until the executions ended; raise unless all COMPLETED. Polls one execution row
+    at a time by its key (the next one still running), so the observer adds almost no load
+    to what it measures, and none that grows with the database: a count of all executions
+    by status, the poll before, scanned the table (7.6 ms a poll at 20,000 executions, in
+    the measured window)."""
     deadline = time.monotonic() + timeout
-    while True:
+    pending = list(eids)
+    while pending:
         with store.read() as tx:
-            counts = tx.count_executions_by_status()
-        if not any(n for st, n in counts.items() if st not in TERMINAL):
-            break
+            row = tx.get_execution(pending[0])
+        if row is not None and str(row.status) in TERMINAL:
+            if str(row.status) != "COMPLETED":
+                raise RuntimeError(f"execution {pending[0]} ended {row.status}")
+            pending.pop(0)
+            continue
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{counts} executions by status after {timeout} s")
+            raise TimeoutError(f"{len(pending)} of {len(eids)} executions not ended after "
+                               f"{timeout} s (the first: {row.status if row else 'missing'})")
         time.sleep(0.02)
-    with store.read() as tx:
-        for eid in eids:
-            row = tx.get_execution(eid)
-            if row is None or str(row.status) != "COMPLETED":
-                raise RuntimeError(f"execution {eid} ended {row.status if row else 'missing'}")
 
 
 class Distributed:
