@@ -104,9 +104,10 @@ def distributed(url: str, tmp: Path) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> None:
-    history = next((int(a) for a in argv if a.isdigit()), 20000)
-    stores = next((a.split("=", 1)[1] for a in argv if a.startswith("--stores=")),
-                  "sqlite,postgres").split(",")
+    history = next((int(a) for a in argv if a.isdigit()), 20000)  # (not a store name)
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("--stores=")]
+    given += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--stores"]
+    stores = (given[-1] if given else "sqlite,postgres").split(",")
     lines = ["| store | measure | fresh | with history | ratio |", "|---|---|---:|---:|---:|"]
     with tempfile.TemporaryDirectory(prefix="noetl-history-") as td:
         tmp = Path(td)

@@ -4,6 +4,7 @@ and read-only views. Workers need no database access: the work package carries e
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from typing import Any
 
@@ -100,11 +101,15 @@ def _gone(request: Request, loop: asyncio.AbstractEventLoop | None = None) -> bo
     """Whether the client hung up, asked from a thread off ``loop`` (the request's event
     loop; without it, from one of anyio's worker threads, as a plain ``def`` route runs)."""
     try:
-        if loop is not None:
-            return bool(asyncio.run_coroutine_threadsafe(request.is_disconnected(),
-                                                         loop).result(5))
-        return bool(anyio.from_thread.run(request.is_disconnected))
-    except (RuntimeError, TimeoutError):  # no loop to ask, or it did not answer: keep on
+        if loop is None:
+            return bool(anyio.from_thread.run(request.is_disconnected))
+        asked = asyncio.run_coroutine_threadsafe(request.is_disconnected(), loop)
+    except RuntimeError:  # no loop to ask (not one of its threads, or it closed): keep on
+        return False
+    try:
+        return bool(asked.result(5))
+    except (TimeoutError, concurrent.futures.CancelledError):  # no answer (a busy or
+        asked.cancel()  # closing loop): keep on, and drop the question
         return False
 
 
