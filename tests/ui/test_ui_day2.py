@@ -322,7 +322,12 @@ def test_empty_credentials_page_names_the_real_command(browser: Any, bare_server
     try:
         page = ctx.new_page()
         page.goto(f"{bare_server.url}/#/credentials")
-        text = page.wait_for_selector("[data-testid=credentials] p").inner_text()
+        box = "[data-testid=credentials]"
+        page.wait_for_selector(box)
+        # the page says "Loading…" until the list arrives (longer on a busy machine)
+        wait_until(lambda: page.inner_text(box).strip() not in ("", "Loading…"), 15,
+                   "the credentials list to load")
+        text = page.inner_text(box).strip()
     finally:
         ctx.close()
     assert text == "No credentials. Add one with: noetl credential add NAME --type TYPE --data JSON"
