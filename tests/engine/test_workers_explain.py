@@ -127,8 +127,9 @@ def test_reaper_requeues_an_expired_lease_without_any_worker_polling(engine: Eng
     assert why is not None and why["reason"] == "lease_expired" and why["stuck"] is True
     assert why["message"] == (f"the lease of w-1 expired at {clock(work['lease_until'])} "
                               "(worker stopped heartbeating); re-queued: no worker has polled "
-                              "yet (start one: noetl worker start, or noetl server start "
-                              "without --no-workers)")
+                              "yet (start one: noetl worker start; noetl server start "
+                              "runs its own by default on SQLite, on PostgreSQL with "
+                              "--workers)")
     # the late report of the lost worker is refused; a new worker runs attempt 2
     with pytest.raises(LeaseLost):
         engine.report(int(work["job_id"]), "w-1", run_work(work))

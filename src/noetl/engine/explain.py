@@ -102,8 +102,9 @@ def _who(live: dict[str, Any] | None, t: float, eid: int) -> tuple[str, str]:
     assert live is not None
     if not live["alive"]:
         if live["last_seen"] is None:
-            return ("no_worker", "no worker has polled yet (start one: noetl worker start, "
-                    "or noetl server start without --no-workers)")
+            return ("no_worker", "no worker has polled yet (start one: noetl worker start; "
+                    "noetl server start runs its own by default on SQLite, on PostgreSQL "
+                    "with --workers)")
         last = max(live["by_id"].values(), key=lambda w: float(w["last_seen"]))
         hint = f"; {_carry_on(eid)}" if last.get("mode") == LOCAL else ""
         return ("no_worker", f"no worker has polled for {t - live['last_seen']:.0f} s (last: "
