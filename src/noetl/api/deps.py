@@ -13,6 +13,8 @@ from fastapi import Request
 from noetl.errors import NotFound
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from noetl.api.metrics import Metrics
     from noetl.engine.core import Engine
     from noetl.store.base import Store
@@ -47,7 +49,7 @@ class ApiState:
     token: str | None
     hosts: frozenset[str] = field(default=LOOPBACK_NAMES)
     triggers: Any = None  # noetl.triggers.service.Triggers, when the loops run here
-    threads: Any = None  # the hot routes' thread pool (a ThreadPoolExecutor; api/raw.py)
+    threads: ThreadPoolExecutor | None = None  # the hot routes' pool (api/raw.py in_thread)
 
 
 def state(request: Request) -> ApiState:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from noetl.api.deps import state
 from noetl.templates import dumpb, loadb
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,13 +59,10 @@ async def in_thread(request: Request, fn: Callable[[], T]) -> T:
     """The blocking part (the engine, the database) off the event loop, in the app's thread
     pool (``ApiState.threads``) through asyncio's own hand-off: a third less CPU per call
     than anyio's ``to_thread`` (its cancel scope, capacity limiter and per-call checks),
-    which FastAPI uses for a plain ``def`` route and this falls back to without a pool. A
-    call the client gave up on still runs to its end, as there (a report is recorded; the
-    worker sends it again under the same ``report_id``)."""
-    pool: ThreadPoolExecutor | None = getattr(request.app.state.noetl, "threads", None)
-    if pool is None:
-        return await anyio.to_thread.run_sync(fn)
-    return await asyncio.get_running_loop().run_in_executor(pool, fn)
+    which FastAPI uses for a plain ``def`` route. A call the client gave up on still runs to
+    its end, as there (a report is recorded; the worker sends it again under the same
+    ``report_id``)."""
+    return await asyncio.get_running_loop().run_in_executor(state(request).threads, fn)
 
 
 def json(value: Any) -> Response:

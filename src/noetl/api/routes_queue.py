@@ -67,8 +67,7 @@ async def lease(request: Request) -> Response:
     return raw.json(await raw.in_thread(request, lambda: _lease(body, request, loop)))
 
 
-def _lease(body: LeaseRequest, request: Request,
-           loop: asyncio.AbstractEventLoop | None = None) -> LeaseResult:
+def _lease(body: LeaseRequest, request: Request, loop: asyncio.AbstractEventLoop) -> LeaseResult:
     st = state(request)
     eng = st.engine
     deadline = time.monotonic() + body.wait_seconds

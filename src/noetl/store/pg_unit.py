@@ -327,13 +327,15 @@ class PgUnit(SqlTx):
         if not params:
             return
         back = sorted(read_back) if eid is not None else []
-        if back:  # the names padded to a power of two with the last (a few shapes, not one
-            params.append(eid)  # per count: each shape is a statement prepared and planned)
-            params.extend(back)
-            params.extend([back[-1]] * ((1 << (len(back) - 1).bit_length()) - len(back)))
+        # the names padded to a power of two with the last (a few statement shapes, not one
+        # per count: each shape is a statement prepared and planned on its own)
+        width = 1 << (len(back) - 1).bit_length() if back else 0
+        if back:
+            params.append(eid)
+            params.extend(back + [back[-1]] * (width - len(back)))
         sql = unit_sql(bool(locks), len(steps), len(events), len(jobs),
                        len(updates) + guard, execution is not None or guard, notify, guard,
-                       (1 << (len(back) - 1).bit_length()) if back else 0, insert)
+                       width, insert)
         self.send_unit(sql, params)
         self.read_back_names = back
         self.read_back = None
