@@ -26,3 +26,12 @@ def make_job(execution_id: int, step: str = "s", *, status: str = JobStatus.QUEU
 
 def make_step(execution_id: int, name: str, **kw: Any) -> StepRow:
     return StepRow(execution_id=execution_id, step=name, **kw)
+
+
+def add_finished_executions(tx: Any, n: int = 20000) -> None:
+    """``n`` finished executions (ids 1..n, below any the engine draws) in a PostgreSQL
+    transaction: a table of the size a server soon has, for tests that explain a statement
+    over it (with no statistics, as autovacuum is off in CI)."""
+    tx.conn.execute("INSERT INTO execution (execution_id, path, status, playbook, workload, "
+                    "state, created_at, updated_at) SELECT g, 'p', 'COMPLETED', '{}', '{}', "
+                    "'{}', 0, 0 FROM generate_series(1, %s) AS g", (n,))

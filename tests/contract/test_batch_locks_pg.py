@@ -141,7 +141,7 @@ def test_a_batch_locks_the_executions_ancestors_by_their_keys(fresh_pg_url: str)
     transaction cannot take their rows), each looked up by its key. Joined, the planner took
     the chain for a thousand rows and scanned the whole execution table in every batch."""
     from noetl.store.pg_tx import _LOCK_CHAIN, to_pyformat
-    from tests.contract.rows import make_exec, make_job
+    from tests.contract.rows import add_finished_executions, make_exec, make_job
 
     store = PostgresStore(fresh_pg_url, pool_size=2, listen=False)
     try:
@@ -154,10 +154,7 @@ def test_a_batch_locks_the_executions_ancestors_by_their_keys(fresh_pg_url: str)
             for ex in (top, mid, leaf, other):
                 tx.insert_execution(ex)
             tx.add_jobs([job])
-            tx.conn.execute(  # a table of a size a server soon has
-                "INSERT INTO execution (execution_id, path, status, playbook, workload, state, "
-                "created_at, updated_at) SELECT g, 'p', 'COMPLETED', '{}', '{}', '{}', 0, 0 "
-                "FROM generate_series(1, 20000) AS g")
+            add_finished_executions(tx)
         with store.transaction() as tx, psycopg.connect(fresh_pg_url) as probe:
             got = tx.lock_jobs_reading({job.queue_id: {"a"}})
             assert got[job.queue_id].execution.execution_id == leaf.execution_id

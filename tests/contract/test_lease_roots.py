@@ -11,7 +11,7 @@ import pytest
 from noetl.domain.records import now
 from noetl.store import Store, open_store
 from noetl.store.base import Leased
-from tests.contract.rows import make_exec, make_job
+from tests.contract.rows import add_finished_executions, make_exec, make_job
 
 
 def _tree(store: Store) -> dict[str, int]:
@@ -124,7 +124,6 @@ def test_concurrent_leases_with_roots_never_share_a_job(store: Store) -> None:
         assert [j.step for j in tx.list_jobs(status="queued")] == ["other"]
 
 
-
 class _Spy:
     """A connection that records the statements it is given to execute."""
 
@@ -151,11 +150,7 @@ def test_pg_the_tree_of_a_lease_with_roots_is_looked_up_by_index(fresh_pg_url: s
     try:
         ids = _tree(store)
         with store.transaction() as tx:  # the history of a database in use
-            assert isinstance(tx, PgTx)
-            tx.conn.execute(
-                "INSERT INTO execution (execution_id, path, status, playbook, workload, state, "
-                "created_at, updated_at) SELECT g, 'p', 'COMPLETED', '{}', '{}', '{}', 0, 0 "
-                "FROM generate_series(1, 20000) AS g")
+            add_finished_executions(tx)
         sent: list[tuple[str, Any]] = []
         with store.transaction() as tx:  # the lease statement, as lease_jobs sends it
             assert isinstance(tx, PgTx)
