@@ -104,10 +104,14 @@ def distributed(url: str, tmp: Path) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> None:
-    history = next((int(a) for a in argv if a.isdigit()), 20000)  # (not a store name)
-    given = [a.split("=", 1)[1] for a in argv if a.startswith("--stores=")]
-    given += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--stores"]
-    stores = (given[-1] if given else "sqlite,postgres").split(",")
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bench.history")
+    ap.add_argument("executions", nargs="?", type=int, default=20000)
+    ap.add_argument("--stores", default="sqlite,postgres")
+    ap.add_argument("--no-distributed", action="store_true")
+    args = ap.parse_args(argv)
+    history, stores = args.executions, args.stores.split(",")
     lines = ["| store | measure | fresh | with history | ratio |", "|---|---|---:|---:|---:|"]
     with tempfile.TemporaryDirectory(prefix="noetl-history-") as td:
         tmp = Path(td)
@@ -121,7 +125,7 @@ def main(argv: list[str]) -> None:
                     print(f"{store} {label}: {n} executions of history "
                           f"({time.perf_counter() - t:.1f} s)", file=sys.stderr)
                     got[label] = embedded(url)
-                    if store == "postgres" and "--no-distributed" not in argv:
+                    if store == "postgres" and not args.no_distributed:
                         (tmp / label).mkdir(exist_ok=True)
                         got[label].update(distributed(url, tmp / label))
             for k, fresh in got["fresh"].items():
